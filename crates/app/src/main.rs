@@ -1,0 +1,5 @@
+//! The `manus` binary.
+
+fn main() {
+    println!("manus");
+}

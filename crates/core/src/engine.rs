@@ -1,0 +1,239 @@
+//! The signal engine: the selected strategies plus a confluence rule, fed one closed candle at a
+//! time. Live trading and backtests make exactly the same call, [`SignalEngine::on_closed`].
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde_json::{Map, Value};
+
+use crate::confluence::{self, Outcome, Rule};
+use crate::error::CoreError;
+use crate::model::{Action, Candle};
+use crate::strategy::{self, Decision, Reason, Strategy};
+
+/// One strategy and its bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    strategy: Box<dyn Strategy>,
+    /// Its decision on the last closed candle.
+    pub last: Decision,
+    /// Open time of the candle on which its action last changed.
+    pub changed_at: Option<i64>,
+    /// How many candles it failed on (error or panic).
+    pub failures: u64,
+    /// The last failure's message.
+    pub last_error: Option<String>,
+}
+
+impl Slot {
+    /// The strategy's id.
+    pub fn id(&self) -> &'static str {
+        self.strategy.id()
+    }
+}
+
+/// Strategies + confluence, stepping in lock-step over closed candles.
+#[derive(Debug, Clone)]
+pub struct SignalEngine {
+    slots: Vec<Slot>,
+    decisions: Vec<Decision>,
+    rule: Rule,
+    last: Outcome,
+    candles: u64,
+}
+
+/// A strategy selection with its parameter overrides.
+#[derive(Debug, Clone, Default)]
+pub struct StrategySpec {
+    /// Strategy id.
+    pub id: String,
+    /// Overrides of its default parameters.
+    pub params: Map<String, Value>,
+}
+
+impl SignalEngine {
+    /// An engine over already-built strategies.
+    pub fn new(strategies: Vec<Box<dyn Strategy>>, rule: Rule) -> Result<Self, CoreError> {
+        if strategies.is_empty() {
+            return Err(CoreError::NoStrategies);
+        }
+        let n = strategies.len();
+        let slots = strategies
+            .into_iter()
+            .map(|strategy| Slot {
+                strategy,
+                last: Decision::WARMING_UP,
+                changed_at: None,
+                failures: 0,
+                last_error: None,
+            })
+            .collect();
+        Ok(SignalEngine {
+            slots,
+            decisions: vec![Decision::WARMING_UP; n],
+            rule,
+            last: Outcome { action: Action::Hold, confidence: 0.0, agreeing: 0 },
+            candles: 0,
+        })
+    }
+
+    /// Builds the strategies from specs.
+    pub fn from_specs(specs: &[StrategySpec], rule: Rule) -> Result<Self, CoreError> {
+        let strategies =
+            specs.iter().map(|s| strategy::build(&s.id, &s.params)).collect::<Result<Vec<_>, _>>()?;
+        Self::new(strategies, rule)
+    }
+
+    /// Builds strategies by id with default parameters.
+    pub fn from_ids(ids: &[&str], rule: Rule) -> Result<Self, CoreError> {
+        let specs: Vec<_> =
+            ids.iter().map(|id| StrategySpec { id: id.to_string(), params: Map::new() }).collect();
+        Self::from_specs(&specs, rule)
+    }
+
+    /// Feeds one closed candle to every strategy and combines their decisions. A strategy that
+    /// errors or panics holds for this candle and is counted; the others go on.
+    pub fn on_closed(&mut self, c: &Candle) -> Outcome {
+        for (slot, out) in self.slots.iter_mut().zip(self.decisions.iter_mut()) {
+            let d = match catch_unwind(AssertUnwindSafe(|| slot.strategy.on_candle(c))) {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => fail(slot, e.0),
+                Err(panic) => {
+                    let msg = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    // Its state may be half-updated: start it over rather than trust it.
+                    slot.strategy.reset();
+                    fail(slot, format!("panicked: {msg}"))
+                }
+            };
+            if d.action != slot.last.action {
+                slot.changed_at = Some(c.open_time);
+            }
+            slot.last = d;
+            *out = d;
+        }
+        self.candles += 1;
+        self.last = confluence::combine(&self.rule, &self.decisions);
+        self.last
+    }
+
+    /// What the engine would say if the forming candle `c` closed now; commits nothing.
+    pub fn provisional(&self, c: &Candle) -> (Outcome, Vec<Decision>) {
+        let mut copy = self.clone();
+        let out = copy.on_closed(c);
+        (out, copy.decisions)
+    }
+
+    /// The decisions on the last closed candle, one per strategy.
+    pub fn decisions(&self) -> &[Decision] {
+        &self.decisions
+    }
+
+    /// The strategies with their bookkeeping.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// The ids, in order.
+    pub fn ids(&self) -> Vec<&'static str> {
+        self.slots.iter().map(Slot::id).collect()
+    }
+
+    /// The last confluence outcome.
+    pub fn last(&self) -> Outcome {
+        self.last
+    }
+
+    /// Closed candles seen.
+    pub fn candles(&self) -> u64 {
+        self.candles
+    }
+
+    /// Total strategy failures.
+    pub fn failures(&self) -> u64 {
+        self.slots.iter().map(|s| s.failures).sum()
+    }
+
+    /// The confluence rule.
+    pub fn rule(&self) -> &Rule {
+        &self.rule
+    }
+
+    /// Candles needed before every strategy can speak.
+    pub fn warmup(&self) -> usize {
+        self.slots.iter().map(|s| s.strategy.warmup()).max().unwrap_or(0)
+    }
+}
+
+fn fail(slot: &mut Slot, msg: String) -> Decision {
+    slot.failures += 1;
+    slot.last_error = Some(msg);
+    Decision::hold(Reason::text("error"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::confluence::Mode;
+    use crate::strategy::StrategyError;
+
+    #[derive(Debug, Clone)]
+    struct Fixed(Action, bool);
+    impl Strategy for Fixed {
+        fn id(&self) -> &'static str {
+            if self.1 { "boom" } else { "fixed" }
+        }
+        fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+            if self.1 && c.open_time % 2 == 0 {
+                panic!("bad candle {}", c.open_time);
+            }
+            if self.1 {
+                return Err(StrategyError("odd".into()));
+            }
+            Ok(Decision::new(self.0, 1.0, Reason::text("fixed")))
+        }
+        fn reset(&mut self) {}
+        fn warmup(&self) -> usize {
+            0
+        }
+        fn clone_box(&self) -> Box<dyn Strategy> {
+            Box::new(self.clone())
+        }
+    }
+
+    fn candle(t: i64) -> Candle {
+        Candle { open_time: t, close_time: t + 1, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 0.0 }
+    }
+
+    #[test]
+    fn failing_strategy_is_isolated_and_counted() {
+        let strategies: Vec<Box<dyn Strategy>> =
+            vec![Box::new(Fixed(Action::Buy, false)), Box::new(Fixed(Action::Hold, true))];
+        let mut e = SignalEngine::new(strategies, Rule::new(Mode::Any, 2)).unwrap();
+        for t in 0..4 {
+            let o = e.on_closed(&candle(t));
+            assert_eq!(o.action, Action::Buy, "the healthy strategy still drives ANY");
+        }
+        assert_eq!(e.slots()[1].failures, 4);
+        assert_eq!(e.failures(), 4);
+        assert!(e.slots()[1].last_error.as_deref().unwrap().contains("odd"));
+        assert_eq!(e.candles(), 4);
+    }
+
+    #[test]
+    fn provisional_commits_nothing() {
+        let mut e = SignalEngine::from_ids(&["rsi_mean_reversion"], Rule::new(Mode::Any, 1)).unwrap();
+        let before = e.candles();
+        let _ = e.provisional(&candle(1));
+        assert_eq!(e.candles(), before);
+        e.on_closed(&candle(1));
+        assert_eq!(e.candles(), before + 1);
+    }
+
+    #[test]
+    fn no_strategies_is_an_error() {
+        assert!(matches!(SignalEngine::new(vec![], Rule::new(Mode::All, 0)), Err(CoreError::NoStrategies)));
+    }
+}

@@ -1,0 +1,20 @@
+//! Market Manus core: pure and synchronous. No I/O beyond reading a caller's `BufRead`, no
+//! clock, no async runtime — so backtests cannot drift from live.
+//!
+//! Key types: [`model::Candle`], [`model::Interval`], [`indicator::Indicator`],
+//! [`strategy::Strategy`], [`confluence::Rule`], [`engine::SignalEngine`] (the one call both live
+//! and backtest make) and [`record::SignalRecord`] (the JSON line per closed candle).
+
+pub mod confluence;
+pub mod csv;
+pub mod engine;
+pub mod error;
+pub mod indicator;
+pub mod model;
+pub mod record;
+pub mod smc;
+pub mod strategy;
+
+pub use engine::SignalEngine;
+pub use error::CoreError;
+pub use model::{Action, Candle, Interval};

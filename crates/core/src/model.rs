@@ -1,0 +1,459 @@
+//! The domain model: [`Candle`], [`Interval`] and the [`Action`] a strategy takes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+
+/// One OHLCV bar. Times are milliseconds since the Unix epoch, UTC; `close_time` follows
+/// Binance's convention of `next_open_time - 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Candle {
+    /// Open time, ms UTC.
+    pub open_time: i64,
+    /// Close time, ms UTC (inclusive: the last millisecond of the bar).
+    pub close_time: i64,
+    /// Opening price.
+    pub open: f64,
+    /// Highest price.
+    pub high: f64,
+    /// Lowest price.
+    pub low: f64,
+    /// Closing (or, while forming, last) price.
+    pub close: f64,
+    /// Base-asset volume.
+    pub volume: f64,
+}
+
+impl Candle {
+    /// Checks the invariants every consumer relies on: finite numbers, `low <= open, close <= high`,
+    /// non-negative volume and `close_time >= open_time`.
+    pub fn validate(&self) -> Result<(), String> {
+        let fields = [self.open, self.high, self.low, self.close, self.volume];
+        if fields.iter().any(|v| !v.is_finite()) {
+            return Err("non-finite price or volume".into());
+        }
+        if self.high < self.low {
+            return Err(format!("high {} < low {}", self.high, self.low));
+        }
+        if self.open > self.high || self.open < self.low {
+            return Err(format!("open {} outside [low {}, high {}]", self.open, self.low, self.high));
+        }
+        if self.close > self.high || self.close < self.low {
+            return Err(format!(
+                "close {} outside [low {}, high {}]",
+                self.close, self.low, self.high
+            ));
+        }
+        if self.volume < 0.0 {
+            return Err(format!("negative volume {}", self.volume));
+        }
+        if self.close_time < self.open_time {
+            return Err(format!(
+                "close_time {} before open_time {}",
+                self.close_time, self.open_time
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when the candle closed up (or flat).
+    pub fn is_bullish(&self) -> bool {
+        self.close >= self.open
+    }
+}
+
+/// A kline interval, exactly Binance's set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Interval {
+    /// 1 minute.
+    M1,
+    /// 3 minutes.
+    M3,
+    /// 5 minutes.
+    M5,
+    /// 15 minutes.
+    M15,
+    /// 30 minutes.
+    M30,
+    /// 1 hour.
+    H1,
+    /// 2 hours.
+    H2,
+    /// 4 hours.
+    H4,
+    /// 6 hours.
+    H6,
+    /// 8 hours.
+    H8,
+    /// 12 hours.
+    H12,
+    /// 1 day.
+    D1,
+    /// 3 days.
+    D3,
+    /// 1 week (Binance weeks open on Monday 00:00 UTC).
+    W1,
+    /// 1 calendar month.
+    Mo1,
+}
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+impl Interval {
+    /// Every interval, shortest first.
+    pub const ALL: [Interval; 15] = [
+        Interval::M1,
+        Interval::M3,
+        Interval::M5,
+        Interval::M15,
+        Interval::M30,
+        Interval::H1,
+        Interval::H2,
+        Interval::H4,
+        Interval::H6,
+        Interval::H8,
+        Interval::H12,
+        Interval::D1,
+        Interval::D3,
+        Interval::W1,
+        Interval::Mo1,
+    ];
+
+    /// Binance's spelling: `1m`, `5m`, `1h`, `1d`, `1w`, `1M`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::M1 => "1m",
+            Interval::M3 => "3m",
+            Interval::M5 => "5m",
+            Interval::M15 => "15m",
+            Interval::M30 => "30m",
+            Interval::H1 => "1h",
+            Interval::H2 => "2h",
+            Interval::H4 => "4h",
+            Interval::H6 => "6h",
+            Interval::H8 => "8h",
+            Interval::H12 => "12h",
+            Interval::D1 => "1d",
+            Interval::D3 => "3d",
+            Interval::W1 => "1w",
+            Interval::Mo1 => "1M",
+        }
+    }
+
+    /// Nominal length in ms (30 days for `1M`; use [`Interval::next_open`] for exact steps).
+    pub fn duration_ms(self) -> i64 {
+        match self {
+            Interval::M1 => MINUTE,
+            Interval::M3 => 3 * MINUTE,
+            Interval::M5 => 5 * MINUTE,
+            Interval::M15 => 15 * MINUTE,
+            Interval::M30 => 30 * MINUTE,
+            Interval::H1 => HOUR,
+            Interval::H2 => 2 * HOUR,
+            Interval::H4 => 4 * HOUR,
+            Interval::H6 => 6 * HOUR,
+            Interval::H8 => 8 * HOUR,
+            Interval::H12 => 12 * HOUR,
+            Interval::D1 => DAY,
+            Interval::D3 => 3 * DAY,
+            Interval::W1 => 7 * DAY,
+            Interval::Mo1 => 30 * DAY,
+        }
+    }
+
+    /// The open time of the bar after the one opening at `open_time` (calendar-exact for `1M`).
+    pub fn next_open(self, open_time: i64) -> i64 {
+        match self {
+            Interval::Mo1 => {
+                let (y, m, _) = civil_from_days(open_time.div_euclid(DAY));
+                let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                days_from_civil(y, m, 1) * DAY
+            }
+            other => open_time + other.duration_ms(),
+        }
+    }
+
+    /// The close time (inclusive) of the bar opening at `open_time`.
+    pub fn close_time(self, open_time: i64) -> i64 {
+        self.next_open(open_time) - 1
+    }
+
+    /// The open time of the bar containing `t` (weeks start Monday, months on the 1st, UTC).
+    pub fn floor(self, t: i64) -> i64 {
+        match self {
+            Interval::Mo1 => {
+                let (y, m, _) = civil_from_days(t.div_euclid(DAY));
+                days_from_civil(y, m, 1) * DAY
+            }
+            // 1970-01-01 was a Thursday; Binance weeks open Monday, 4 days later.
+            Interval::W1 => {
+                let w = 7 * DAY;
+                (t - 4 * DAY).div_euclid(w) * w + 4 * DAY
+            }
+            other => t.div_euclid(other.duration_ms()) * other.duration_ms(),
+        }
+    }
+
+    /// How many bars open in `[from, to)` — exact, including for `1M`.
+    pub fn bars_between(self, from: i64, to: i64) -> i64 {
+        if to <= from {
+            return 0;
+        }
+        match self {
+            Interval::Mo1 => {
+                let mut n = 0;
+                let mut t = self.floor(from);
+                if t < from {
+                    t = self.next_open(t);
+                }
+                while t < to {
+                    n += 1;
+                    t = self.next_open(t);
+                }
+                n
+            }
+            other => {
+                let d = other.duration_ms();
+                let first = self.floor(from) + if self.floor(from) < from { d } else { 0 };
+                if first >= to { 0 } else { (to - 1 - first) / d + 1 }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Interval {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Interval {
+    type Err = CoreError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Interval::ALL
+            .iter()
+            .copied()
+            .find(|i| i.as_str() == s)
+            .ok_or_else(|| CoreError::UnknownInterval(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for Interval {
+    type Error = CoreError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Interval> for String {
+    fn from(i: Interval) -> Self {
+        i.as_str().to_string()
+    }
+}
+
+/// Every interval's spelling, comma-separated, for error messages.
+pub fn interval_choices() -> String {
+    Interval::ALL.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Days since 1970-01-01 from a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Parses an ISO-8601 UTC date or date-time (`2024-01-31`, `2024-01-31T12:00:00Z`,
+/// `2024-01-31 12:00:00`, optional fraction and `+00:00`) into ms since the epoch.
+pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(r)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
+        return None;
+    }
+    let mut ms = days_from_civil(y, mo as u32, d as u32) * DAY;
+    let rest = &s[10..];
+    if rest.is_empty() {
+        return Some(ms);
+    }
+    let rb = rest.as_bytes();
+    if (rb[0] != b'T' && rb[0] != b' ') || rb.len() < 6 || rb[3] != b':' {
+        return None;
+    }
+    let hh = num(11..13)?;
+    let mm = num(14..16)?;
+    let mut idx = 16;
+    let mut ss = 0;
+    if b.len() >= 19 && b[16] == b':' {
+        ss = num(17..19)?;
+        idx = 19;
+    }
+    if hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    ms += hh * HOUR + mm * MINUTE + ss * 1000;
+    if idx < b.len() && b[idx] == b'.' {
+        let start = idx + 1;
+        let mut end = start;
+        while end < b.len() && b[end].is_ascii_digit() {
+            end += 1;
+        }
+        if end == start {
+            return None;
+        }
+        let frac = &s[start..end.min(start + 3)];
+        let scale = 10_i64.pow(3 - frac.len() as u32);
+        ms += frac.parse::<i64>().ok()? * scale;
+        idx = end;
+    }
+    match &s[idx..] {
+        "" | "Z" | "z" | "+00:00" | "+0000" => Some(ms),
+        _ => None,
+    }
+}
+
+/// What a strategy, or the confluence of several, says to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Action {
+    /// Go or stay long.
+    Buy,
+    /// Go flat or short.
+    Sell,
+    /// No view.
+    #[default]
+    Hold,
+}
+
+impl Action {
+    /// `BUY`, `SELL` or `HOLD`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Buy => "BUY",
+            Action::Sell => "SELL",
+            Action::Hold => "HOLD",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interval_round_trips_and_rejects_unknown() {
+        for i in Interval::ALL {
+            assert_eq!(i.as_str().parse::<Interval>().unwrap(), i);
+        }
+        for bad in ["1s", "2m", "1H", "", "5 m", "1mo"] {
+            let err = bad.parse::<Interval>().unwrap_err().to_string();
+            assert!(err.contains("1m, 3m"), "{err}");
+        }
+    }
+
+    #[test]
+    fn month_steps_follow_the_calendar() {
+        let jan = parse_iso8601_ms("2024-01-01").unwrap();
+        let feb = Interval::Mo1.next_open(jan);
+        assert_eq!(feb, parse_iso8601_ms("2024-02-01").unwrap());
+        let mar = Interval::Mo1.next_open(feb);
+        assert_eq!(mar - feb, 29 * DAY, "2024 is a leap year");
+        let dec = parse_iso8601_ms("2023-12-01").unwrap();
+        assert_eq!(Interval::Mo1.next_open(dec), jan);
+        assert_eq!(Interval::Mo1.floor(feb + 5 * DAY + 7), feb);
+        assert_eq!(Interval::Mo1.bars_between(dec, mar), 3);
+    }
+
+    #[test]
+    fn week_floor_is_monday() {
+        // 2024-01-03 is a Wednesday; its week opened Monday 2024-01-01.
+        let wed = parse_iso8601_ms("2024-01-03T10:00:00Z").unwrap();
+        assert_eq!(Interval::W1.floor(wed), parse_iso8601_ms("2024-01-01").unwrap());
+    }
+
+    #[test]
+    fn bars_between_counts_opens() {
+        let i = Interval::M5;
+        assert_eq!(i.bars_between(0, 5 * MINUTE), 1);
+        assert_eq!(i.bars_between(0, 5 * MINUTE + 1), 2);
+        assert_eq!(i.bars_between(1, 5 * MINUTE), 0);
+        assert_eq!(i.bars_between(0, 0), 0);
+    }
+
+    #[test]
+    fn iso8601_forms() {
+        struct Case {
+            input: &'static str,
+            expected: Option<i64>,
+        }
+        let cases = [
+            Case { input: "1970-01-01", expected: Some(0) },
+            Case { input: "1970-01-01T00:01:00Z", expected: Some(60_000) },
+            Case { input: "1970-01-01 00:00:01.5", expected: Some(1_500) },
+            Case { input: "1970-01-02T00:00:00+00:00", expected: Some(DAY) },
+            Case { input: "2024-02-30x", expected: None },
+            Case { input: "1970-13-01", expected: None },
+            Case { input: "1970-01-01T00:00:00+02:00", expected: None },
+            Case { input: "yesterday", expected: None },
+        ];
+        for c in cases {
+            assert_eq!(parse_iso8601_ms(c.input), c.expected, "{}", c.input);
+        }
+    }
+
+    #[test]
+    fn candle_validation_names_the_problem() {
+        let good = Candle {
+            open_time: 0,
+            close_time: 59_999,
+            open: 10.0,
+            high: 11.0,
+            low: 9.0,
+            close: 10.5,
+            volume: 1.0,
+        };
+        assert!(good.validate().is_ok());
+        let bad = Candle { high: 8.0, ..good };
+        assert!(bad.validate().unwrap_err().contains("high 8 < low 9"));
+        let nan = Candle { close: f64::NAN, ..good };
+        assert!(nan.validate().unwrap_err().contains("non-finite"));
+    }
+}

@@ -1,0 +1,1 @@
+//! Smart-Money-Concepts detectors, streaming and causal. (Placeholder: filled by the SMC work.)

@@ -1,0 +1,67 @@
+//! `bollinger_breakout`: a close above the upper band BUYs, below the lower band SELLs.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Decision, Reason, Strategy, StrategyError};
+use crate::indicator::{Bbands, Indicator};
+use crate::model::{Action, Candle};
+
+/// Strategy id.
+pub const ID: &str = "bollinger_breakout";
+
+/// Parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// SMA period of the middle band.
+    pub period: usize,
+    /// Band width in population standard deviations.
+    pub std_dev: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { period: 20, std_dev: 2.0 }
+    }
+}
+
+/// Bollinger band breakout.
+#[derive(Debug, Clone)]
+pub struct BollingerBreakout {
+    bands: Bbands,
+}
+
+impl BollingerBreakout {
+    /// A new strategy with these parameters.
+    pub fn new(cfg: Config) -> Self {
+        BollingerBreakout { bands: Bbands::new(cfg.period, cfg.std_dev) }
+    }
+}
+
+impl Strategy for BollingerBreakout {
+    fn id(&self) -> &'static str {
+        ID
+    }
+    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+        let Some(b) = self.bands.update(c) else { return Ok(Decision::WARMING_UP) };
+        let half_width = (b.upper - b.middle).max(f64::MIN_POSITIVE);
+        Ok(if c.close > b.upper {
+            let score = 0.5 + 0.5 * (c.close - b.upper) / half_width;
+            Decision::new(Action::Buy, score, Reason::new("close", c.close, "> upper", b.upper))
+        } else if c.close < b.lower {
+            let score = 0.5 + 0.5 * (b.lower - c.close) / half_width;
+            Decision::new(Action::Sell, -score, Reason::new("close", c.close, "< lower", b.lower))
+        } else {
+            Decision::hold(Reason::new("%B", (c.close - b.lower) / (2.0 * half_width), "", f64::NAN))
+        })
+    }
+    fn reset(&mut self) {
+        self.bands.reset();
+    }
+    fn warmup(&self) -> usize {
+        self.bands.lookback() + 1
+    }
+    fn clone_box(&self) -> Box<dyn Strategy> {
+        Box::new(self.clone())
+    }
+}

@@ -1,0 +1,73 @@
+//! `ema_crossover`: the fast EMA crossing above the slow EMA BUYs, crossing below SELLs.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Cross, Crossed, Decision, Reason, Strategy, StrategyError};
+use crate::indicator::{Ema, Indicator};
+use crate::model::{Action, Candle};
+
+/// Strategy id.
+pub const ID: &str = "ema_crossover";
+
+/// Parameters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Fast EMA period.
+    pub fast: usize,
+    /// Slow EMA period.
+    pub slow: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { fast: 9, slow: 21 }
+    }
+}
+
+/// EMA crossover.
+#[derive(Debug, Clone)]
+pub struct EmaCrossover {
+    fast: Ema,
+    slow: Ema,
+    cross: Cross,
+}
+
+impl EmaCrossover {
+    /// A new strategy with these parameters.
+    pub fn new(cfg: Config) -> Self {
+        EmaCrossover { fast: Ema::new(cfg.fast), slow: Ema::new(cfg.slow), cross: Cross::default() }
+    }
+}
+
+impl Strategy for EmaCrossover {
+    fn id(&self) -> &'static str {
+        ID
+    }
+    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+        let fast = self.fast.update(c);
+        let slow = self.slow.update(c);
+        let (Some(fast), Some(slow)) = (fast, slow) else { return Ok(Decision::WARMING_UP) };
+        let diff = fast - slow;
+        Ok(match self.cross.update(diff) {
+            Crossed::Above => {
+                Decision::new(Action::Buy, 1.0, Reason::new("EMA fast", fast, "crossed above", slow))
+            }
+            Crossed::Below => {
+                Decision::new(Action::Sell, -1.0, Reason::new("EMA fast", fast, "crossed below", slow))
+            }
+            Crossed::None => Decision::hold(Reason::new("EMA fast-slow", diff, "", f64::NAN)),
+        })
+    }
+    fn reset(&mut self) {
+        self.fast.reset();
+        self.slow.reset();
+        self.cross.reset();
+    }
+    fn warmup(&self) -> usize {
+        self.fast.lookback().max(self.slow.lookback()) + 2
+    }
+    fn clone_box(&self) -> Box<dyn Strategy> {
+        Box::new(self.clone())
+    }
+}

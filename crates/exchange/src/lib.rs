@@ -1,0 +1,1 @@
+//! Market data: the feed seam, exchange adapters and the simulated exchange.
