@@ -1,5 +1,42 @@
-//! The `manus` binary.
+//! `manus`: the Market Manus command line. Every subcommand lives in its own module under
+//! [`cmd`]; errors surface here and map to exit codes (2 = bad input, 1 = anything else).
 
-fn main() {
-    println!("manus");
+mod cmd;
+mod exit;
+
+use clap::{Parser, Subcommand};
+
+/// Market Manus: a real-time crypto market signal engine.
+#[derive(Debug, Parser)]
+#[command(name = "manus", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole live pipeline against a built-in simulated exchange (the quickest start).
+    Demo(cmd::demo::Args),
+    /// Stream live klines from an exchange and emit signals.
+    Live(cmd::live::Args),
+    /// Compute every indicator over a candle CSV and print them as CSV.
+    Indicators(cmd::indicators::Args),
+    /// Run strategies and confluence over a candle CSV and print one JSON record per candle.
+    Signals(cmd::signals::Args),
+    /// Serve a simulated exchange that speaks Binance's WebSocket and REST protocols.
+    ExchangeSim(cmd::exchange_sim::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    exit::init_tracing();
+    let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Live(a) => cmd::live::run(a),
+        Command::Indicators(a) => cmd::indicators::run(a),
+        Command::Signals(a) => cmd::signals::run(a),
+        Command::ExchangeSim(a) => cmd::exchange_sim::run(a),
+    };
+    exit::report(result)
 }

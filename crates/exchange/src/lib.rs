@@ -1,1 +1,8 @@
-//! Market data: the feed seam, exchange adapters and the simulated exchange.
+//! Market data: the feed seam ([`feed::FeedConfig`], [`feed::FeedEvent`]), the Binance(.US) and
+//! Bybit v5 adapters, and the simulated exchange ([`sim`]) that speaks Binance's protocol on
+//! loopback.
+
+pub mod feed;
+pub mod sim;
+
+pub use feed::{ExchangeKind, FeedConfig, FeedCounters, FeedEvent, Origin, StreamKey};

@@ -1,0 +1,10 @@
+//! `manus exchange-sim` (placeholder).
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("'exchange-sim' is not built yet")
+}

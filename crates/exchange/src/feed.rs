@@ -1,0 +1,269 @@
+//! The feed seam: [`FeedConfig`] in, a [`Feed`] of [`FeedEvent`]s out.
+//!
+//! A feed never ends on a drop: disconnects, reconnects, backfills and staleness are events in
+//! the same stream as candles, and the closed candles it yields for each stream are gapless,
+//! strictly increasing by one interval and free of duplicates.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use manus_core::{Candle, Interval};
+
+/// Which exchange protocol and default URLs to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExchangeKind {
+    /// Binance.US (`wss://stream.binance.us:9443`, `https://api.binance.us`).
+    BinanceUs,
+    /// Binance global (`wss://stream.binance.com:9443`, `https://api.binance.com`).
+    Binance,
+    /// Bybit v5 spot (`wss://stream.bybit.com/v5/public/spot`, `https://api.bybit.com`).
+    Bybit,
+}
+
+impl ExchangeKind {
+    /// Every kind's CLI name.
+    pub const NAMES: &'static str = "binanceus, binance, bybit";
+
+    /// The CLI name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeKind::BinanceUs => "binanceus",
+            ExchangeKind::Binance => "binance",
+            ExchangeKind::Bybit => "bybit",
+        }
+    }
+
+    /// Default WebSocket base URL (scheme, host, port; the client appends protocol paths).
+    pub fn default_ws_url(self) -> &'static str {
+        match self {
+            ExchangeKind::BinanceUs => "wss://stream.binance.us:9443",
+            ExchangeKind::Binance => "wss://stream.binance.com:9443",
+            ExchangeKind::Bybit => "wss://stream.bybit.com",
+        }
+    }
+
+    /// Default REST base URL.
+    pub fn default_rest_url(self) -> &'static str {
+        match self {
+            ExchangeKind::BinanceUs => "https://api.binance.us",
+            ExchangeKind::Binance => "https://api.binance.com",
+            ExchangeKind::Bybit => "https://api.bybit.com",
+        }
+    }
+}
+
+impl std::str::FromStr for ExchangeKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "binanceus" | "binance.us" | "binance-us" => Ok(ExchangeKind::BinanceUs),
+            "binance" => Ok(ExchangeKind::Binance),
+            "bybit" => Ok(ExchangeKind::Bybit),
+            _ => Err(format!("unknown exchange '{s}'; valid exchanges: {}", Self::NAMES)),
+        }
+    }
+}
+
+/// One (symbol, interval) stream. Symbols are upper-case, e.g. `BTCUSDT`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamKey {
+    /// Upper-case symbol.
+    pub symbol: String,
+    /// Kline interval.
+    pub interval: Interval,
+}
+
+impl std::fmt::Display for StreamKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.symbol, self.interval)
+    }
+}
+
+/// Where a closed candle came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Start-up history over REST (warms strategies up; not a live signal).
+    Bootstrap,
+    /// Fetched over REST to fill a gap after a reconnect, overflow or stale period.
+    Backfill,
+    /// The final update of a candle on the WebSocket.
+    Live,
+}
+
+/// When and how a frame arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrival {
+    /// The exchange's event time, ms UTC (0 when unknown, e.g. REST rows).
+    pub event_time: i64,
+    /// When the frame was read off the socket.
+    pub received_at: Instant,
+}
+
+/// What a feed yields.
+#[derive(Debug, Clone)]
+pub enum FeedEvent {
+    /// An in-progress update of the forming candle.
+    Update {
+        /// Which stream.
+        key: Arc<StreamKey>,
+        /// The forming candle so far.
+        candle: Candle,
+        /// Arrival metadata.
+        arrival: Arrival,
+    },
+    /// A closed candle, in order, exactly once.
+    Closed {
+        /// Which stream.
+        key: Arc<StreamKey>,
+        /// The closed candle.
+        candle: Candle,
+        /// Where it came from.
+        origin: Origin,
+        /// Arrival metadata.
+        arrival: Arrival,
+    },
+    /// The WebSocket is connected and subscribed.
+    Connected {
+        /// The URL connected to.
+        url: String,
+    },
+    /// The WebSocket dropped.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+    /// A reconnect is scheduled.
+    Reconnecting {
+        /// Delay before the attempt, ms.
+        in_ms: u64,
+        /// Attempt number since the last stable connection.
+        attempt: u32,
+    },
+    /// `count` missing candles were fetched over REST and yielded as `Closed` with
+    /// `Origin::Backfill`.
+    Backfilled {
+        /// Which stream.
+        key: Arc<StreamKey>,
+        /// How many candles.
+        count: usize,
+    },
+    /// A stream went stale (no closed candle for two intervals) or fresh again.
+    Stale {
+        /// Which stream.
+        key: Arc<StreamKey>,
+        /// True when it became stale, false when fresh again.
+        stale: bool,
+    },
+    /// The exchange re-sent a final candle with different values; the first one stands.
+    Correction {
+        /// Which stream.
+        key: Arc<StreamKey>,
+        /// The candle already yielded.
+        kept: Candle,
+        /// The conflicting re-send.
+        ignored: Candle,
+    },
+    /// A non-fatal problem worth showing (bootstrap failed and the feed goes on, a REST error
+    /// that will be retried, ...).
+    Warning(String),
+}
+
+/// Counters a dashboard shows; shared, lock-free.
+#[derive(Debug, Default)]
+pub struct FeedCounters {
+    /// Frames read off the socket.
+    pub messages_received: AtomicU64,
+    /// Frames that parsed into an event.
+    pub messages_processed: AtomicU64,
+    /// Frames that did not parse (counted, logged, skipped).
+    pub malformed: AtomicU64,
+    /// Reconnections made.
+    pub reconnections: AtomicU64,
+    /// Candles fetched to fill gaps.
+    pub backfilled: AtomicU64,
+    /// The newest exchange event time seen, ms UTC.
+    pub last_event_time: AtomicU64,
+}
+
+impl FeedCounters {
+    /// Adds one to a counter.
+    pub fn bump(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A plain snapshot.
+    pub fn snapshot(&self) -> CountersSnapshot {
+        CountersSnapshot {
+            messages_received: self.messages_received.load(Ordering::Relaxed),
+            messages_processed: self.messages_processed.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
+            reconnections: self.reconnections.load(Ordering::Relaxed),
+            backfilled: self.backfilled.load(Ordering::Relaxed),
+            last_event_time: self.last_event_time.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A copy of [`FeedCounters`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CountersSnapshot {
+    /// Frames read off the socket.
+    pub messages_received: u64,
+    /// Frames that parsed into an event.
+    pub messages_processed: u64,
+    /// Frames that did not parse.
+    pub malformed: u64,
+    /// Reconnections made.
+    pub reconnections: u64,
+    /// Candles fetched to fill gaps.
+    pub backfilled: u64,
+    /// The newest exchange event time seen, ms UTC.
+    pub last_event_time: u64,
+}
+
+/// Everything a feed needs; every URL is overridable.
+#[derive(Debug, Clone)]
+pub struct FeedConfig {
+    /// Protocol and defaults.
+    pub exchange: ExchangeKind,
+    /// The streams, all on one combined connection.
+    pub streams: Vec<StreamKey>,
+    /// WebSocket base URL, e.g. `ws://127.0.0.1:9000` (protocol paths are appended).
+    pub ws_url: String,
+    /// REST base URL, e.g. `http://127.0.0.1:9000`.
+    pub rest_url: String,
+    /// Closed candles to fetch before the first live one (default 500; pages past 1000).
+    pub bootstrap: usize,
+    /// Reconnect when no frame arrives for this long (default 30 s).
+    pub silence_timeout: Duration,
+    /// First reconnect delay (default 500 ms), doubling with full jitter.
+    pub backoff_initial: Duration,
+    /// Reconnect delay cap (default 30 s).
+    pub backoff_max: Duration,
+    /// A connection this old counts as stable and resets the backoff (default 60 s).
+    pub stable_after: Duration,
+    /// How long one candle lasts in real time; `None` means the interval's own length. The
+    /// simulated exchange runs accelerated and sets this (e.g. 200 ms).
+    pub candle_period: Option<Duration>,
+    /// Reconnect proactively after this long, before the exchange's 24 h cut-off (default 23 h).
+    pub max_connection_age: Duration,
+}
+
+impl FeedConfig {
+    /// A config with the exchange's default URLs and the documented defaults.
+    pub fn new(exchange: ExchangeKind, streams: Vec<StreamKey>) -> Self {
+        FeedConfig {
+            exchange,
+            streams,
+            ws_url: exchange.default_ws_url().to_string(),
+            rest_url: exchange.default_rest_url().to_string(),
+            bootstrap: 500,
+            silence_timeout: Duration::from_secs(30),
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+            stable_after: Duration::from_secs(60),
+            candle_period: None,
+            max_connection_age: Duration::from_secs(23 * 3600),
+        }
+    }
+}

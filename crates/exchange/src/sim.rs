@@ -1,0 +1,1 @@
+//! The simulated exchange. (Placeholder: filled by the simulator work.)
