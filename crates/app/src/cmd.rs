@@ -1,8 +1,14 @@
 //! One module per subcommand.
 
+pub mod alerts;
+pub mod backtest;
 pub mod common;
 pub mod demo;
 pub mod exchange_sim;
+pub mod fetch;
+pub mod history;
 pub mod indicators;
+pub mod lab;
 pub mod live;
+pub mod serve;
 pub mod signals;

@@ -24,7 +24,11 @@ pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Prints the error chain and picks the exit code.
@@ -33,7 +37,9 @@ pub fn report(result: anyhow::Result<()>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let bad = e.chain().any(|c| c.is::<BadInput>() || c.is::<manus_core::CoreError>());
+            let bad = e
+                .chain()
+                .any(|c| c.is::<BadInput>() || c.is::<manus_core::CoreError>());
             ExitCode::from(if bad { 2 } else { 1 })
         }
     }

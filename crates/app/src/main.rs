@@ -1,10 +1,8 @@
 //! `manus`: the Market Manus command line. Every subcommand lives in its own module under
 //! [`cmd`]; errors surface here and map to exit codes (2 = bad input, 1 = anything else).
 
-mod cmd;
-mod exit;
-
 use clap::{Parser, Subcommand};
+use market_manus::{cmd, exit};
 
 /// Market Manus: a real-time crypto market signal engine.
 #[derive(Debug, Parser)]
@@ -24,6 +22,18 @@ enum Command {
     Indicators(cmd::indicators::Args),
     /// Run strategies and confluence over a candle CSV and print one JSON record per candle.
     Signals(cmd::signals::Args),
+    /// Backtest strategies on history with the same code as `live`.
+    Backtest(cmd::backtest::Args),
+    /// Download historical klines into the local cache.
+    Fetch(cmd::fetch::Args),
+    /// Interactive Strategy Lab: choose asset, strategies, timeframe; backtest or run live.
+    Lab(cmd::lab::Args),
+    /// Read stored signals back.
+    History(cmd::history::Args),
+    /// Alert notifiers (Telegram, Discord, webhooks).
+    Alerts(cmd::alerts::Args),
+    /// Serve the web dashboard.
+    Serve(cmd::serve::Args),
     /// Serve a simulated exchange that speaks Binance's WebSocket and REST protocols.
     ExchangeSim(cmd::exchange_sim::Args),
 }
@@ -36,6 +46,12 @@ fn main() -> std::process::ExitCode {
         Command::Live(a) => cmd::live::run(a),
         Command::Indicators(a) => cmd::indicators::run(a),
         Command::Signals(a) => cmd::signals::run(a),
+        Command::Backtest(a) => cmd::backtest::run(a),
+        Command::Fetch(a) => cmd::fetch::run(a),
+        Command::Lab(a) => cmd::lab::run(a),
+        Command::History(a) => cmd::history::run(a),
+        Command::Alerts(a) => cmd::alerts::run(a),
+        Command::Serve(a) => cmd::serve::run(a),
         Command::ExchangeSim(a) => cmd::exchange_sim::run(a),
     };
     exit::report(result)

@@ -70,7 +70,11 @@ pub struct Rule {
 impl Rule {
     /// A rule with equal weights for `n` strategies and a 0.3 WEIGHTED threshold.
     pub fn new(mode: Mode, n: usize) -> Self {
-        Rule { mode, weights: vec![1.0; n], threshold: 0.3 }
+        Rule {
+            mode,
+            weights: vec![1.0; n],
+            threshold: 0.3,
+        }
     }
 }
 
@@ -96,7 +100,11 @@ impl Outcome {
 pub fn combine(rule: &Rule, decisions: &[Decision]) -> Outcome {
     let n = decisions.len();
     if n == 0 {
-        return Outcome { action: Action::Hold, confidence: 0.0, agreeing: 0 };
+        return Outcome {
+            action: Action::Hold,
+            confidence: 0.0,
+            agreeing: 0,
+        };
     }
     let (mut buys, mut sells) = (0usize, 0usize);
     for d in decisions {
@@ -145,7 +153,11 @@ pub fn combine(rule: &Rule, decisions: &[Decision]) -> Outcome {
         Mode::Weighted if total_w > 0.0 => agree_w / total_w,
         _ => agreeing.count_ones() as f64 / n as f64,
     };
-    Outcome { action, confidence, agreeing }
+    Outcome {
+        action,
+        confidence,
+        agreeing,
+    }
 }
 
 fn weights(rule: &Rule, n: usize) -> impl Iterator<Item = f64> + '_ {
@@ -158,7 +170,11 @@ mod tests {
     use crate::strategy::Reason;
 
     fn d(a: Action, score: f64) -> Decision {
-        Decision { action: a, score, reason: Reason::text("t") }
+        Decision {
+            action: a,
+            score,
+            reason: Reason::text("t"),
+        }
     }
     use Action::{Buy as B, Hold as H, Sell as S};
 
@@ -171,23 +187,75 @@ mod tests {
             confidence: f64,
         }
         let cases = vec![
-            Case { mode: Mode::All, input: vec![B, B, B], expected: B, confidence: 1.0 },
-            Case { mode: Mode::All, input: vec![B, B, H], expected: H, confidence: 1.0 / 3.0 },
-            Case { mode: Mode::All, input: vec![S, S], expected: S, confidence: 1.0 },
-            Case { mode: Mode::Any, input: vec![H, B, H], expected: B, confidence: 1.0 / 3.0 },
-            Case { mode: Mode::Any, input: vec![S, B, H], expected: H, confidence: 1.0 / 3.0 },
-            Case { mode: Mode::Any, input: vec![H, S], expected: S, confidence: 0.5 },
-            Case { mode: Mode::Majority, input: vec![B, B, S], expected: B, confidence: 2.0 / 3.0 },
-            Case { mode: Mode::Majority, input: vec![B, B, S, S], expected: H, confidence: 0.0 },
-            Case { mode: Mode::Majority, input: vec![S, S, S, H], expected: S, confidence: 0.75 },
+            Case {
+                mode: Mode::All,
+                input: vec![B, B, B],
+                expected: B,
+                confidence: 1.0,
+            },
+            Case {
+                mode: Mode::All,
+                input: vec![B, B, H],
+                expected: H,
+                confidence: 1.0 / 3.0,
+            },
+            Case {
+                mode: Mode::All,
+                input: vec![S, S],
+                expected: S,
+                confidence: 1.0,
+            },
+            Case {
+                mode: Mode::Any,
+                input: vec![H, B, H],
+                expected: B,
+                confidence: 1.0 / 3.0,
+            },
+            Case {
+                mode: Mode::Any,
+                input: vec![S, B, H],
+                expected: H,
+                confidence: 1.0 / 3.0,
+            },
+            Case {
+                mode: Mode::Any,
+                input: vec![H, S],
+                expected: S,
+                confidence: 0.5,
+            },
+            Case {
+                mode: Mode::Majority,
+                input: vec![B, B, S],
+                expected: B,
+                confidence: 2.0 / 3.0,
+            },
+            Case {
+                mode: Mode::Majority,
+                input: vec![B, B, S, S],
+                expected: H,
+                confidence: 0.0,
+            },
+            Case {
+                mode: Mode::Majority,
+                input: vec![S, S, S, H],
+                expected: S,
+                confidence: 0.75,
+            },
         ];
         for c in cases {
             let ds: Vec<_> = c.input.iter().map(|a| d(*a, 0.0)).collect();
             let o = combine(&Rule::new(c.mode, ds.len()), &ds);
             assert_eq!(o.action, c.expected, "{:?} {:?}", c.mode, c.input);
-            assert!((o.confidence - c.confidence).abs() < 1e-12, "{:?} {:?}", c.mode, c.input);
+            assert!(
+                (o.confidence - c.confidence).abs() < 1e-12,
+                "{:?} {:?}",
+                c.mode,
+                c.input
+            );
             let agreeing: Vec<_> = o.agreeing_indices().collect();
-            let expected: Vec<_> = (0..ds.len()).filter(|&i| c.input[i] == c.expected).collect();
+            let expected: Vec<_> = (0..ds.len())
+                .filter(|&i| c.input[i] == c.expected)
+                .collect();
             assert_eq!(agreeing, expected);
         }
     }

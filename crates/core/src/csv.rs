@@ -54,17 +54,31 @@ impl<R: BufRead> CsvCandles<R> {
     /// Reads candles from `reader`. With `interval`, a missing close time is derived from it;
     /// without, from the next candle's open (or, for the last, the median step).
     pub fn new(reader: R, interval: Option<Interval>) -> Self {
-        CsvCandles { reader, line: String::new(), line_no: 0, layout: None, interval, prev_open: None, done: false }
+        CsvCandles {
+            reader,
+            line: String::new(),
+            line_no: 0,
+            layout: None,
+            interval,
+            prev_open: None,
+            done: false,
+        }
     }
 
     fn err(&mut self, reason: impl Into<String>) -> Option<Result<Candle, CoreError>> {
         self.done = true;
-        Some(Err(CoreError::Csv { line: self.line_no, reason: reason.into() }))
+        Some(Err(CoreError::Csv {
+            line: self.line_no,
+            reason: reason.into(),
+        }))
     }
 }
 
 fn header_layout(fields: &[&str]) -> Result<Layout, String> {
-    let names: Vec<String> = fields.iter().map(|f| f.trim().trim_matches('"').to_ascii_lowercase()).collect();
+    let names: Vec<String> = fields
+        .iter()
+        .map(|f| f.trim().trim_matches('"').to_ascii_lowercase())
+        .collect();
     let find = |want: &[&str]| names.iter().position(|n| want.contains(&n.as_str()));
     let (time, time_kind) = if let Some(i) = find(&["open_time", "opentime"]) {
         (i, Time::Ms)
@@ -88,11 +102,16 @@ fn header_layout(fields: &[&str]) -> Result<Layout, String> {
 }
 
 fn num(fields: &[&str], i: usize, what: &str) -> Result<f64, String> {
-    let raw = fields.get(i).map(|s| s.trim().trim_matches('"')).unwrap_or("");
+    let raw = fields
+        .get(i)
+        .map(|s| s.trim().trim_matches('"'))
+        .unwrap_or("");
     if raw.is_empty() {
         return Err(format!("missing value for {what}"));
     }
-    let v: f64 = raw.parse().map_err(|_| format!("bad number for {what}: '{raw}'"))?;
+    let v: f64 = raw
+        .parse()
+        .map_err(|_| format!("bad number for {what}: '{raw}'"))?;
     if !v.is_finite() {
         return Err(format!("bad number for {what}: '{raw}'"));
     }
@@ -100,7 +119,10 @@ fn num(fields: &[&str], i: usize, what: &str) -> Result<f64, String> {
 }
 
 fn time(fields: &[&str], i: usize, kind: Time) -> Result<i64, String> {
-    let raw = fields.get(i).map(|s| s.trim().trim_matches('"')).unwrap_or("");
+    let raw = fields
+        .get(i)
+        .map(|s| s.trim().trim_matches('"'))
+        .unwrap_or("");
     if raw.is_empty() {
         return Err("missing value for time".into());
     }
@@ -109,9 +131,8 @@ fn time(fields: &[&str], i: usize, kind: Time) -> Result<i64, String> {
     }
     match kind {
         Time::Ms => Err(format!("bad time (expected ms since epoch): '{raw}'")),
-        Time::Flexible => {
-            parse_iso8601_ms(raw).ok_or_else(|| format!("bad time (expected ISO 8601 or ms): '{raw}'"))
-        }
+        Time::Flexible => parse_iso8601_ms(raw)
+            .ok_or_else(|| format!("bad time (expected ISO 8601 or ms): '{raw}'")),
     }
 }
 
@@ -161,8 +182,16 @@ impl<R: BufRead> Iterator for CsvCandles<R> {
                 }
             };
             let parsed = (|| -> Result<Candle, String> {
-                if fields.len() < layout.width.min(layout.volume.max(layout.close).max(layout.time) + 1) {
-                    return Err(format!("expected {} columns, found {}", layout.width, fields.len()));
+                if fields.len()
+                    < layout
+                        .width
+                        .min(layout.volume.max(layout.close).max(layout.time) + 1)
+                {
+                    return Err(format!(
+                        "expected {} columns, found {}",
+                        layout.width,
+                        fields.len()
+                    ));
                 }
                 let open_time = time(&fields, layout.time, layout.time_kind)?;
                 let c = Candle {
@@ -189,7 +218,10 @@ impl<R: BufRead> Iterator for CsvCandles<R> {
             if let Some(prev) = self.prev_open
                 && c.open_time <= prev
             {
-                return self.err(format!("non-increasing time: {} after {}", c.open_time, prev));
+                return self.err(format!(
+                    "non-increasing time: {} after {}",
+                    c.open_time, prev
+                ));
             }
             self.prev_open = Some(c.open_time);
             let check_close = c.close_time != i64::MIN;
@@ -216,13 +248,19 @@ pub fn load<R: BufRead>(reader: R, interval: Option<Interval>) -> Result<Vec<Can
 
 /// Infers the interval from the most common step between opens.
 pub fn infer_interval(candles: &[Candle]) -> Option<Interval> {
-    let mut steps: Vec<i64> = candles.windows(2).map(|w| w[1].open_time - w[0].open_time).take(1000).collect();
+    let mut steps: Vec<i64> = candles
+        .windows(2)
+        .map(|w| w[1].open_time - w[0].open_time)
+        .take(1000)
+        .collect();
     if steps.is_empty() {
         return None;
     }
     steps.sort_unstable();
     let step = steps[steps.len() / 2];
-    Interval::ALL.iter().copied().find(|i| i.duration_ms() == step || (*i == Interval::Mo1 && (28..=31).contains(&(step / 86_400_000))))
+    Interval::ALL.iter().copied().find(|i| {
+        i.duration_ms() == step || (*i == Interval::Mo1 && (28..=31).contains(&(step / 86_400_000)))
+    })
 }
 
 fn fill_close_times(cs: &mut [Candle]) {
@@ -249,7 +287,9 @@ mod tests {
 
     #[test]
     fn headered_any_order_and_case() {
-        let cs = parse("Close,OPEN,high,Low,volume,open_time\n1.5,1,2,0.5,10,0\n2.5,1.5,3,1,11,60000\n").unwrap();
+        let cs =
+            parse("Close,OPEN,high,Low,volume,open_time\n1.5,1,2,0.5,10,0\n2.5,1.5,3,1,11,60000\n")
+                .unwrap();
         assert_eq!(cs.len(), 2);
         assert_eq!(cs[0].open, 1.0);
         assert_eq!(cs[0].close, 1.5);
@@ -281,16 +321,56 @@ mod tests {
         }
         let h = "open_time,open,high,low,close,volume\n";
         let cases = [
-            Case { input: "open_time,open,high,low,close\n0,1,2,0,1\n", line: 1, needle: "missing column: volume" },
-            Case { input: "a,b,c\n", line: 1, needle: "missing column" },
-            Case { input: "0,1,2\n", line: 1, needle: "found 3 columns" },
-            Case { input: "x", line: 1, needle: "missing column" },
-            Case { input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n60000,1,abc,0.5,1,1\n", line: 3, needle: "bad number for high: 'abc'" },
-            Case { input: "open_time,open,high,low,close,volume\n0,1,0.5,2,1,1\n", line: 2, needle: "high 0.5 < low 2" },
-            Case { input: "open_time,open,high,low,close,volume\n60000,1,2,0.5,1,1\n\n60000,1,2,0.5,1,1\n", line: 4, needle: "non-increasing time" },
-            Case { input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1\n", line: 2, needle: "columns" },
-            Case { input: "open_time,open,high,low,close,volume\n0,1,2,0.5,NaN,1\n", line: 2, needle: "bad number for close" },
-            Case { input: "date,open,high,low,close,volume\nyesterday,1,2,0.5,1,1\n", line: 2, needle: "bad time" },
+            Case {
+                input: "open_time,open,high,low,close\n0,1,2,0,1\n",
+                line: 1,
+                needle: "missing column: volume",
+            },
+            Case {
+                input: "a,b,c\n",
+                line: 1,
+                needle: "missing column",
+            },
+            Case {
+                input: "0,1,2\n",
+                line: 1,
+                needle: "found 3 columns",
+            },
+            Case {
+                input: "x",
+                line: 1,
+                needle: "missing column",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n60000,1,abc,0.5,1,1\n",
+                line: 3,
+                needle: "bad number for high: 'abc'",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1,0.5,2,1,1\n",
+                line: 2,
+                needle: "high 0.5 < low 2",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n60000,1,2,0.5,1,1\n\n60000,1,2,0.5,1,1\n",
+                line: 4,
+                needle: "non-increasing time",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1\n",
+                line: 2,
+                needle: "columns",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1,2,0.5,NaN,1\n",
+                line: 2,
+                needle: "bad number for close",
+            },
+            Case {
+                input: "date,open,high,low,close,volume\nyesterday,1,2,0.5,1,1\n",
+                line: 2,
+                needle: "bad time",
+            },
         ];
         let _ = h;
         for c in cases {

@@ -71,22 +71,33 @@ impl SignalEngine {
             slots,
             decisions: vec![Decision::WARMING_UP; n],
             rule,
-            last: Outcome { action: Action::Hold, confidence: 0.0, agreeing: 0 },
+            last: Outcome {
+                action: Action::Hold,
+                confidence: 0.0,
+                agreeing: 0,
+            },
             candles: 0,
         })
     }
 
     /// Builds the strategies from specs.
     pub fn from_specs(specs: &[StrategySpec], rule: Rule) -> Result<Self, CoreError> {
-        let strategies =
-            specs.iter().map(|s| strategy::build(&s.id, &s.params)).collect::<Result<Vec<_>, _>>()?;
+        let strategies = specs
+            .iter()
+            .map(|s| strategy::build(&s.id, &s.params))
+            .collect::<Result<Vec<_>, _>>()?;
         Self::new(strategies, rule)
     }
 
     /// Builds strategies by id with default parameters.
     pub fn from_ids(ids: &[&str], rule: Rule) -> Result<Self, CoreError> {
-        let specs: Vec<_> =
-            ids.iter().map(|id| StrategySpec { id: id.to_string(), params: Map::new() }).collect();
+        let specs: Vec<_> = ids
+            .iter()
+            .map(|id| StrategySpec {
+                id: id.to_string(),
+                params: Map::new(),
+            })
+            .collect();
         Self::from_specs(&specs, rule)
     }
 
@@ -163,7 +174,11 @@ impl SignalEngine {
 
     /// Candles needed before every strategy can speak.
     pub fn warmup(&self) -> usize {
-        self.slots.iter().map(|s| s.strategy.warmup()).max().unwrap_or(0)
+        self.slots
+            .iter()
+            .map(|s| s.strategy.warmup())
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -204,17 +219,31 @@ mod tests {
     }
 
     fn candle(t: i64) -> Candle {
-        Candle { open_time: t, close_time: t + 1, open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 0.0 }
+        Candle {
+            open_time: t,
+            close_time: t + 1,
+            open: 1.0,
+            high: 1.0,
+            low: 1.0,
+            close: 1.0,
+            volume: 0.0,
+        }
     }
 
     #[test]
     fn failing_strategy_is_isolated_and_counted() {
-        let strategies: Vec<Box<dyn Strategy>> =
-            vec![Box::new(Fixed(Action::Buy, false)), Box::new(Fixed(Action::Hold, true))];
+        let strategies: Vec<Box<dyn Strategy>> = vec![
+            Box::new(Fixed(Action::Buy, false)),
+            Box::new(Fixed(Action::Hold, true)),
+        ];
         let mut e = SignalEngine::new(strategies, Rule::new(Mode::Any, 2)).unwrap();
         for t in 0..4 {
             let o = e.on_closed(&candle(t));
-            assert_eq!(o.action, Action::Buy, "the healthy strategy still drives ANY");
+            assert_eq!(
+                o.action,
+                Action::Buy,
+                "the healthy strategy still drives ANY"
+            );
         }
         assert_eq!(e.slots()[1].failures, 4);
         assert_eq!(e.failures(), 4);
@@ -224,7 +253,8 @@ mod tests {
 
     #[test]
     fn provisional_commits_nothing() {
-        let mut e = SignalEngine::from_ids(&["rsi_mean_reversion"], Rule::new(Mode::Any, 1)).unwrap();
+        let mut e =
+            SignalEngine::from_ids(&["rsi_mean_reversion"], Rule::new(Mode::Any, 1)).unwrap();
         let before = e.candles();
         let _ = e.provisional(&candle(1));
         assert_eq!(e.candles(), before);
@@ -234,6 +264,9 @@ mod tests {
 
     #[test]
     fn no_strategies_is_an_error() {
-        assert!(matches!(SignalEngine::new(vec![], Rule::new(Mode::All, 0)), Err(CoreError::NoStrategies)));
+        assert!(matches!(
+            SignalEngine::new(vec![], Rule::new(Mode::All, 0)),
+            Err(CoreError::NoStrategies)
+        ));
     }
 }

@@ -1,6 +1,7 @@
 //! Streaming indicators: the [`Indicator`] trait and thin wrappers over the `ta-lib` crate's
-//! stream handles ([`Rsi`], [`Sma`], [`Ema`], [`Bbands`], [`Macd`], [`Stoch`], [`Atr`], [`Adx`],
-//! [`PlusDi`], [`MinusDi`]).
+//! stream handles ([`Sma`], [`Ema`], [`Bbands`], [`Macd`], [`Stoch`], [`Atr`], [`Adx`],
+//! [`PlusDi`], [`MinusDi`]) — plus [`Rsi`], transcribed in-house to match the TA-Lib C library
+//! where the crate does not (see `indicator/rsi.rs`).
 //!
 //! `ta-lib` is TA-Lib's own Rust port: its `*_open` warms a handle on history and `update`
 //! costs O(1) per bar, bit-identical to the batch call. Until `lookback + 1` candles exist a
@@ -12,6 +13,11 @@ use std::sync::OnceLock;
 use ta_lib::{Core, MAType, RetCode};
 
 use crate::model::Candle;
+
+// RSI is the one indicator computed in-house: the crate's 0/0 answer differs from the C
+// library's (see the module's docs).
+mod rsi;
+pub use rsi::{Rsi, RsiSpec, RsiStream};
 
 /// A streaming indicator: one closed candle in, O(1) work, `None` while warming up.
 pub trait Indicator {
@@ -41,7 +47,12 @@ pub trait Spec: Clone + std::fmt::Debug {
     /// TA-Lib's lookback for these parameters.
     fn lookback(&self) -> usize;
     /// Opens a handle on `lookback + 1` bars of history (high, low, close).
-    fn open(&self, h: &[f64], l: &[f64], c: &[f64]) -> Result<(Self::Stream, Self::Output), RetCode>;
+    fn open(
+        &self,
+        h: &[f64],
+        l: &[f64],
+        c: &[f64],
+    ) -> Result<(Self::Stream, Self::Output), RetCode>;
     /// Commits one bar.
     fn update(s: &mut Self::Stream, c: &Candle) -> Result<Self::Output, RetCode>;
     /// Evaluates one bar without committing it.
@@ -50,13 +61,21 @@ pub trait Spec: Clone + std::fmt::Debug {
 
 #[derive(Debug, Clone)]
 enum State<S: Spec> {
-    Warming { high: Vec<f64>, low: Vec<f64>, close: Vec<f64> },
+    Warming {
+        high: Vec<f64>,
+        low: Vec<f64>,
+        close: Vec<f64>,
+    },
     Live(S::Stream),
 }
 
 impl<S: Spec> State<S> {
     fn empty() -> Self {
-        State::Warming { high: Vec::new(), low: Vec::new(), close: Vec::new() }
+        State::Warming {
+            high: Vec::new(),
+            low: Vec::new(),
+            close: Vec::new(),
+        }
     }
 }
 
@@ -70,7 +89,10 @@ pub struct Streamed<S: Spec> {
 
 impl<S: Spec> Streamed<S> {
     fn with_spec(spec: S) -> Self {
-        Streamed { spec, state: State::empty() }
+        Streamed {
+            spec,
+            state: State::empty(),
+        }
     }
 }
 
@@ -230,10 +252,6 @@ macro_rules! hlc_spec {
 }
 
 close_spec!(
-    /// Relative Strength Index (Wilder smoothing).
-    RsiSpec, Rsi, ta_lib::RsiStream, rsi_lookback, rsi_open
-);
-close_spec!(
     /// Simple moving average.
     SmaSpec, Sma, ta_lib::SmaStream, sma_lookback, sma_open
 );
@@ -278,13 +296,28 @@ impl Spec for BbandsSpec {
     fn open(&self, _: &[f64], _: &[f64], c: &[f64]) -> Result<(Self::Stream, Bands), RetCode> {
         let (s, (upper, middle, lower)) =
             core().bbands_open(c, self.period, self.dev_up, self.dev_down, MAType::SMA)?;
-        Ok((s, Bands { upper, middle, lower }))
+        Ok((
+            s,
+            Bands {
+                upper,
+                middle,
+                lower,
+            },
+        ))
     }
     fn update(s: &mut Self::Stream, c: &Candle) -> Result<Bands, RetCode> {
-        s.update(c.close).map(|(upper, middle, lower)| Bands { upper, middle, lower })
+        s.update(c.close).map(|(upper, middle, lower)| Bands {
+            upper,
+            middle,
+            lower,
+        })
     }
     fn peek(s: &Self::Stream, c: &Candle) -> Result<Bands, RetCode> {
-        s.peek(c.close).map(|(upper, middle, lower)| Bands { upper, middle, lower })
+        s.peek(c.close).map(|(upper, middle, lower)| Bands {
+            upper,
+            middle,
+            lower,
+        })
     }
 }
 
@@ -294,7 +327,11 @@ pub type Bbands = Streamed<BbandsSpec>;
 impl Bbands {
     /// Bands of `period` bars at `k` standard deviations either side.
     pub fn new(period: usize, k: f64) -> Self {
-        Streamed::with_spec(BbandsSpec { period: period as i32, dev_up: k, dev_down: k })
+        Streamed::with_spec(BbandsSpec {
+            period: period as i32,
+            dev_up: k,
+            dev_down: k,
+        })
     }
 }
 
@@ -320,10 +357,12 @@ impl Spec for MacdSpec {
         Ok((s, MacdValue { macd, signal, hist }))
     }
     fn update(s: &mut Self::Stream, c: &Candle) -> Result<MacdValue, RetCode> {
-        s.update(c.close).map(|(macd, signal, hist)| MacdValue { macd, signal, hist })
+        s.update(c.close)
+            .map(|(macd, signal, hist)| MacdValue { macd, signal, hist })
     }
     fn peek(s: &Self::Stream, c: &Candle) -> Result<MacdValue, RetCode> {
-        s.peek(c.close).map(|(macd, signal, hist)| MacdValue { macd, signal, hist })
+        s.peek(c.close)
+            .map(|(macd, signal, hist)| MacdValue { macd, signal, hist })
     }
 }
 
@@ -333,7 +372,11 @@ pub type Macd = Streamed<MacdSpec>;
 impl Macd {
     /// MACD(fast, slow, signal).
     pub fn new(fast: usize, slow: usize, signal: usize) -> Self {
-        Streamed::with_spec(MacdSpec { fast: fast as i32, slow: slow as i32, signal: signal as i32 })
+        Streamed::with_spec(MacdSpec {
+            fast: fast as i32,
+            slow: slow as i32,
+            signal: signal as i32,
+        })
     }
 }
 
@@ -352,7 +395,13 @@ impl Spec for StochSpec {
     type Stream = ta_lib::StochStream;
     type Output = StochValue;
     fn lookback(&self) -> usize {
-        lb(core().stoch_lookback(self.fast_k, self.slow_k, MAType::SMA, self.slow_d, MAType::SMA))
+        lb(core().stoch_lookback(
+            self.fast_k,
+            self.slow_k,
+            MAType::SMA,
+            self.slow_d,
+            MAType::SMA,
+        ))
     }
     fn open(&self, h: &[f64], l: &[f64], c: &[f64]) -> Result<(Self::Stream, StochValue), RetCode> {
         let (s, (k, d)) = core().stoch_open(
@@ -368,10 +417,12 @@ impl Spec for StochSpec {
         Ok((s, StochValue { k, d }))
     }
     fn update(s: &mut Self::Stream, c: &Candle) -> Result<StochValue, RetCode> {
-        s.update(c.high, c.low, c.close).map(|(k, d)| StochValue { k, d })
+        s.update(c.high, c.low, c.close)
+            .map(|(k, d)| StochValue { k, d })
     }
     fn peek(s: &Self::Stream, c: &Candle) -> Result<StochValue, RetCode> {
-        s.peek(c.high, c.low, c.close).map(|(k, d)| StochValue { k, d })
+        s.peek(c.high, c.low, c.close)
+            .map(|(k, d)| StochValue { k, d })
     }
 }
 
@@ -412,7 +463,10 @@ mod tests {
     #[test]
     fn sma_warms_up_then_streams() {
         let mut sma = Sma::new(3);
-        let out: Vec<_> = candles(&[1.0, 2.0, 3.0, 4.0, 5.0]).iter().map(|c| sma.update(c)).collect();
+        let out: Vec<_> = candles(&[1.0, 2.0, 3.0, 4.0, 5.0])
+            .iter()
+            .map(|c| sma.update(c))
+            .collect();
         assert_eq!(out, vec![None, None, Some(2.0), Some(3.0), Some(4.0)]);
         assert_eq!(sma.lookback(), 2);
     }

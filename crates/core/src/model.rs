@@ -39,7 +39,10 @@ impl Candle {
             return Err(format!("high {} < low {}", self.high, self.low));
         }
         if self.open > self.high || self.open < self.low {
-            return Err(format!("open {} outside [low {}, high {}]", self.open, self.low, self.high));
+            return Err(format!(
+                "open {} outside [low {}, high {}]",
+                self.open, self.low, self.high
+            ));
         }
         if self.close > self.high || self.close < self.low {
             return Err(format!(
@@ -221,7 +224,11 @@ impl Interval {
             other => {
                 let d = other.duration_ms();
                 let first = self.floor(from) + if self.floor(from) < from { d } else { 0 };
-                if first >= to { 0 } else { (to - 1 - first) / d + 1 }
+                if first >= to {
+                    0
+                } else {
+                    (to - 1 - first) / d + 1
+                }
             }
         }
     }
@@ -259,7 +266,11 @@ impl From<Interval> for String {
 
 /// Every interval's spelling, comma-separated, for error messages.
 pub fn interval_choices() -> String {
-    Interval::ALL.iter().map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
+    Interval::ALL
+        .iter()
+        .map(|i| i.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Days since 1970-01-01 from a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -297,7 +308,11 @@ pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
     };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
@@ -406,7 +421,10 @@ mod tests {
     fn week_floor_is_monday() {
         // 2024-01-03 is a Wednesday; its week opened Monday 2024-01-01.
         let wed = parse_iso8601_ms("2024-01-03T10:00:00Z").unwrap();
-        assert_eq!(Interval::W1.floor(wed), parse_iso8601_ms("2024-01-01").unwrap());
+        assert_eq!(
+            Interval::W1.floor(wed),
+            parse_iso8601_ms("2024-01-01").unwrap()
+        );
     }
 
     #[test]
@@ -425,14 +443,38 @@ mod tests {
             expected: Option<i64>,
         }
         let cases = [
-            Case { input: "1970-01-01", expected: Some(0) },
-            Case { input: "1970-01-01T00:01:00Z", expected: Some(60_000) },
-            Case { input: "1970-01-01 00:00:01.5", expected: Some(1_500) },
-            Case { input: "1970-01-02T00:00:00+00:00", expected: Some(DAY) },
-            Case { input: "2024-02-30x", expected: None },
-            Case { input: "1970-13-01", expected: None },
-            Case { input: "1970-01-01T00:00:00+02:00", expected: None },
-            Case { input: "yesterday", expected: None },
+            Case {
+                input: "1970-01-01",
+                expected: Some(0),
+            },
+            Case {
+                input: "1970-01-01T00:01:00Z",
+                expected: Some(60_000),
+            },
+            Case {
+                input: "1970-01-01 00:00:01.5",
+                expected: Some(1_500),
+            },
+            Case {
+                input: "1970-01-02T00:00:00+00:00",
+                expected: Some(DAY),
+            },
+            Case {
+                input: "2024-02-30x",
+                expected: None,
+            },
+            Case {
+                input: "1970-13-01",
+                expected: None,
+            },
+            Case {
+                input: "1970-01-01T00:00:00+02:00",
+                expected: None,
+            },
+            Case {
+                input: "yesterday",
+                expected: None,
+            },
         ];
         for c in cases {
             assert_eq!(parse_iso8601_ms(c.input), c.expected, "{}", c.input);
@@ -453,7 +495,10 @@ mod tests {
         assert!(good.validate().is_ok());
         let bad = Candle { high: 8.0, ..good };
         assert!(bad.validate().unwrap_err().contains("high 8 < low 9"));
-        let nan = Candle { close: f64::NAN, ..good };
+        let nan = Candle {
+            close: f64::NAN,
+            ..good
+        };
         assert!(nan.validate().unwrap_err().contains("non-finite"));
     }
 }

@@ -60,7 +60,10 @@ impl<'de> Deserialize<'de> for Signals {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a map of strategy id to BUY/SELL/HOLD")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Signals, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Signals, A::Error> {
                 let mut v = Vec::new();
                 while let Some((k, act)) = a.next_entry::<String, Action>()? {
                     v.push((k, act));
@@ -74,7 +77,12 @@ impl<'de> Deserialize<'de> for Signals {
 
 impl SignalRecord {
     /// The record for `candle`, just fed to `engine` with [`SignalEngine::on_closed`].
-    pub fn from_engine(symbol: &str, interval: Interval, candle: &Candle, engine: &SignalEngine) -> Self {
+    pub fn from_engine(
+        symbol: &str,
+        interval: Interval,
+        candle: &Candle,
+        engine: &SignalEngine,
+    ) -> Self {
         let out = engine.last();
         let slots = engine.slots();
         SignalRecord {
@@ -82,10 +90,19 @@ impl SignalRecord {
             interval,
             open_time: candle.open_time,
             close: candle.close,
-            signals: Signals(slots.iter().map(|s| (s.id().to_string(), s.last.action)).collect()),
+            signals: Signals(
+                slots
+                    .iter()
+                    .map(|s| (s.id().to_string(), s.last.action))
+                    .collect(),
+            ),
             confluence: out.action,
             confidence: out.confidence,
-            agreeing: out.agreeing_indices().filter_map(|i| slots.get(i)).map(|s| s.id().to_string()).collect(),
+            agreeing: out
+                .agreeing_indices()
+                .filter_map(|i| slots.get(i))
+                .map(|s| s.id().to_string())
+                .collect(),
             latency_us: None,
             backfilled: None,
             stale: None,
@@ -107,8 +124,18 @@ mod tests {
 
     #[test]
     fn record_has_the_documented_shape_and_round_trips() {
-        let mut e = SignalEngine::from_ids(&["macd", "rsi_mean_reversion"], Rule::new(Mode::All, 2)).unwrap();
-        let c = Candle { open_time: 60_000, close_time: 119_999, open: 1.0, high: 2.0, low: 0.5, close: 1.5, volume: 3.0 };
+        let mut e =
+            SignalEngine::from_ids(&["macd", "rsi_mean_reversion"], Rule::new(Mode::All, 2))
+                .unwrap();
+        let c = Candle {
+            open_time: 60_000,
+            close_time: 119_999,
+            open: 1.0,
+            high: 2.0,
+            low: 0.5,
+            close: 1.5,
+            volume: 3.0,
+        };
         e.on_closed(&c);
         let r = SignalRecord::from_engine("BTCUSDT", Interval::M1, &c, &e);
         let mut buf = Vec::new();

@@ -38,17 +38,31 @@ pub struct Reason {
 impl Reason {
     /// A reason with a value compared against a level.
     pub const fn new(label: &'static str, value: f64, rel: &'static str, level: f64) -> Self {
-        Reason { label, value, rel, level }
+        Reason {
+            label,
+            value,
+            rel,
+            level,
+        }
     }
     /// A reason that is only words, e.g. `warming up`.
     pub const fn text(label: &'static str) -> Self {
-        Reason { label, value: f64::NAN, rel: "", level: f64::NAN }
+        Reason {
+            label,
+            value: f64::NAN,
+            rel: "",
+            level: f64::NAN,
+        }
     }
 }
 
 /// Formats a price or indicator value compactly but without hiding tiny prices.
 pub fn fmt_num(v: f64) -> String {
-    if v == 0.0 || v.abs() >= 1.0 { format!("{v:.2}") } else { format!("{v:.6}") }
+    if v == 0.0 || v.abs() >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.6}")
+    }
 }
 
 impl fmt::Display for Reason {
@@ -81,14 +95,26 @@ pub struct Decision {
 impl Decision {
     /// HOLD with no lean.
     pub const fn hold(reason: Reason) -> Self {
-        Decision { action: Action::Hold, score: 0.0, reason }
+        Decision {
+            action: Action::Hold,
+            score: 0.0,
+            reason,
+        }
     }
     /// HOLD during warm-up.
     pub const WARMING_UP: Decision = Decision::hold(Reason::text("warming up"));
     /// A decision with its score clamped to [-1, 1].
     pub fn new(action: Action, score: f64, reason: Reason) -> Self {
-        let score = if score.is_finite() { score.clamp(-1.0, 1.0) } else { 0.0 };
-        Decision { action, score, reason }
+        let score = if score.is_finite() {
+            score.clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
+        Decision {
+            action,
+            score,
+            reason,
+        }
     }
 }
 
@@ -139,18 +165,30 @@ pub fn id_choices() -> String {
 
 /// Builds a strategy from a config type: `params` override the config's defaults by field
 /// name; unknown names or wrong types are errors naming the strategy.
-pub fn from_params<C, S>(id: &str, params: &Map<String, Value>, make: fn(C) -> S) -> Result<Box<dyn Strategy>, CoreError>
+pub fn from_params<C, S>(
+    id: &str,
+    params: &Map<String, Value>,
+    make: fn(C) -> S,
+) -> Result<Box<dyn Strategy>, CoreError>
 where
     C: Serialize + DeserializeOwned + Default,
     S: Strategy + 'static,
 {
-    let bad = |reason: String| CoreError::BadParam { id: id.to_string(), reason };
+    let bad = |reason: String| CoreError::BadParam {
+        id: id.to_string(),
+        reason,
+    };
     let mut base = serde_json::to_value(C::default()).map_err(|e| bad(e.to_string()))?;
-    let obj = base.as_object_mut().ok_or_else(|| bad("config is not an object".into()))?;
+    let obj = base
+        .as_object_mut()
+        .ok_or_else(|| bad("config is not an object".into()))?;
     for (k, v) in params {
         if !obj.contains_key(k) {
             let known: Vec<_> = obj.keys().cloned().collect();
-            return Err(bad(format!("unknown parameter '{k}'; parameters: {}", known.join(", "))));
+            return Err(bad(format!(
+                "unknown parameter '{k}'; parameters: {}",
+                known.join(", ")
+            )));
         }
         obj.insert(k.clone(), v.clone());
     }
@@ -167,7 +205,10 @@ pub fn default_params(id: &str) -> Result<Map<String, Value>, CoreError> {
         macd::ID => serde_json::to_value(macd::Config::default()),
         stochastic::ID => serde_json::to_value(stochastic::Config::default()),
         adx::ID => serde_json::to_value(adx::Config::default()),
-        smc::BOS_ID | smc::CHOCH_ID | smc::ORDER_BLOCK_ID | smc::FVG_ID
+        smc::BOS_ID
+        | smc::CHOCH_ID
+        | smc::ORDER_BLOCK_ID
+        | smc::FVG_ID
         | smc::LIQUIDITY_SWEEP_ID => serde_json::to_value(smc::Config::default()),
         other => return Err(unknown(other)),
     };
@@ -178,7 +219,10 @@ pub fn default_params(id: &str) -> Result<Map<String, Value>, CoreError> {
 }
 
 fn unknown(id: &str) -> CoreError {
-    CoreError::UnknownStrategy { id: id.to_string(), choices: id_choices() }
+    CoreError::UnknownStrategy {
+        id: id.to_string(),
+        choices: id_choices(),
+    }
 }
 
 /// Builds the strategy `id` with `params` overriding its defaults.
@@ -208,7 +252,11 @@ pub fn parse_selection(s: &str) -> Result<Vec<&'static str>, CoreError> {
     }
     let mut out: Vec<&'static str> = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let id = IDS.iter().copied().find(|id| *id == part).ok_or_else(|| unknown(part))?;
+        let id = IDS
+            .iter()
+            .copied()
+            .find(|id| *id == part)
+            .ok_or_else(|| unknown(part))?;
         if !out.contains(&id) {
             out.push(id);
         }
@@ -276,14 +324,23 @@ mod tests {
     #[test]
     fn unknown_id_and_param_are_clear_errors() {
         let e = build("rsi", &Map::new()).unwrap_err().to_string();
-        assert!(e.contains("unknown strategy 'rsi'") && e.contains("rsi_mean_reversion"), "{e}");
+        assert!(
+            e.contains("unknown strategy 'rsi'") && e.contains("rsi_mean_reversion"),
+            "{e}"
+        );
         let mut p = Map::new();
         p.insert("nope".into(), Value::from(3));
         let e = build(rsi::ID, &p).unwrap_err().to_string();
-        assert!(e.contains("unknown parameter 'nope'") && e.contains("period"), "{e}");
+        assert!(
+            e.contains("unknown parameter 'nope'") && e.contains("period"),
+            "{e}"
+        );
         let e = parse_selection("macd,foo").unwrap_err().to_string();
         assert!(e.contains("'foo'"), "{e}");
-        assert!(matches!(parse_selection(" , "), Err(CoreError::NoStrategies)));
+        assert!(matches!(
+            parse_selection(" , "),
+            Err(CoreError::NoStrategies)
+        ));
         assert_eq!(parse_selection("all").unwrap().len(), 11);
         assert_eq!(parse_selection("macd,macd").unwrap(), vec!["macd"]);
     }
@@ -299,8 +356,14 @@ mod tests {
 
     #[test]
     fn reason_formats_compactly() {
-        assert_eq!(Reason::new("RSI", 27.4, "<", 30.0).to_string(), "RSI 27.40 < 30.00");
+        assert_eq!(
+            Reason::new("RSI", 27.4, "<", 30.0).to_string(),
+            "RSI 27.40 < 30.00"
+        );
         assert_eq!(Reason::text("warming up").to_string(), "warming up");
-        assert_eq!(Reason::new("close", 0.00001234, ">", f64::NAN).to_string(), "close 0.000012 >");
+        assert_eq!(
+            Reason::new("close", 0.00001234, ">", f64::NAN).to_string(),
+            "close 0.000012 >"
+        );
     }
 }

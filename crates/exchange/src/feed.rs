@@ -60,7 +60,10 @@ impl std::str::FromStr for ExchangeKind {
             "binanceus" | "binance.us" | "binance-us" => Ok(ExchangeKind::BinanceUs),
             "binance" => Ok(ExchangeKind::Binance),
             "bybit" => Ok(ExchangeKind::Bybit),
-            _ => Err(format!("unknown exchange '{s}'; valid exchanges: {}", Self::NAMES)),
+            _ => Err(format!(
+                "unknown exchange '{s}'; valid exchanges: {}",
+                Self::NAMES
+            )),
         }
     }
 }

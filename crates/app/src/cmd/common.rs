@@ -37,8 +37,13 @@ impl StrategyArgs {
     pub fn resolve(&self) -> anyhow::Result<(Vec<StrategySpec>, Rule)> {
         let ids = strategy::parse_selection(&self.strategies)?;
         let mode: Mode = self.confluence.parse()?;
-        let mut specs: Vec<StrategySpec> =
-            ids.iter().map(|id| StrategySpec { id: id.to_string(), params: Map::new() }).collect();
+        let mut specs: Vec<StrategySpec> = ids
+            .iter()
+            .map(|id| StrategySpec {
+                id: id.to_string(),
+                params: Map::new(),
+            })
+            .collect();
         for p in &self.params {
             let (lhs, value) = p
                 .split_once('=')
@@ -54,17 +59,19 @@ impl StrategyArgs {
         let mut rule = Rule::new(mode, specs.len());
         rule.threshold = self.threshold;
         for w in &self.weights {
-            let (id, v) =
-                w.split_once('=').ok_or_else(|| bad_input(format!("--weight '{w}': expected ID=W")))?;
-            let idx = specs
-                .iter()
-                .position(|s| s.id == id)
-                .ok_or_else(|| bad_input(format!("--weight '{w}': strategy '{id}' is not selected")))?;
+            let (id, v) = w
+                .split_once('=')
+                .ok_or_else(|| bad_input(format!("--weight '{w}': expected ID=W")))?;
+            let idx = specs.iter().position(|s| s.id == id).ok_or_else(|| {
+                bad_input(format!("--weight '{w}': strategy '{id}' is not selected"))
+            })?;
             rule.weights[idx] = v
                 .parse()
                 .ok()
                 .filter(|x: &f64| x.is_finite() && *x >= 0.0)
-                .ok_or_else(|| bad_input(format!("--weight '{w}': weight must be a number >= 0")))?;
+                .ok_or_else(|| {
+                    bad_input(format!("--weight '{w}': weight must be a number >= 0"))
+                })?;
         }
         // Build once now so a bad parameter is reported before anything starts.
         SignalEngine::from_specs(&specs, rule.clone())?;
@@ -84,8 +91,8 @@ pub fn parse_interval(s: &str) -> anyhow::Result<Interval> {
 
 /// Loads a candle CSV, naming the file and the line on error.
 pub fn load_csv(path: &Path, interval: Option<Interval>) -> anyhow::Result<Vec<Candle>> {
-    let file = File::open(path)
-        .map_err(|e| bad_input(format!("cannot open {}: {e}", path.display())))?;
+    let file =
+        File::open(path).map_err(|e| bad_input(format!("cannot open {}: {e}", path.display())))?;
     manus_core::csv::load(BufReader::with_capacity(1 << 16, file), interval)
         .with_context(|| format!("in {}", path.display()))
 }

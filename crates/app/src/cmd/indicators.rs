@@ -3,7 +3,9 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use manus_core::indicator::{Adx, Atr, Bbands, Ema, Indicator, Macd, MinusDi, PlusDi, Rsi, Sma, Stoch};
+use manus_core::indicator::{
+    Adx, Atr, Bbands, Ema, Indicator, Macd, MinusDi, PlusDi, Rsi, Sma, Stoch,
+};
 
 use super::common::{ignore_broken_pipe, load_csv};
 
@@ -36,9 +38,19 @@ fn cell(out: &mut impl Write, v: Option<f64>) -> std::io::Result<()> {
 
 /// Writes the header and one row per candle.
 pub fn write_table(candles: &[manus_core::Candle], out: &mut impl Write) -> std::io::Result<()> {
-    let (mut rsi, mut ema9, mut ema21, mut sma20) = (Rsi::new(14), Ema::new(9), Ema::new(21), Sma::new(20));
-    let (mut bb, mut macd, mut stoch) = (Bbands::new(20, 2.0), Macd::new(12, 26, 9), Stoch::new(14, 3, 3));
-    let (mut atr, mut adx, mut pdi, mut mdi) = (Atr::new(14), Adx::new(14), PlusDi::new(14), MinusDi::new(14));
+    let (mut rsi, mut ema9, mut ema21, mut sma20) =
+        (Rsi::new(14), Ema::new(9), Ema::new(21), Sma::new(20));
+    let (mut bb, mut macd, mut stoch) = (
+        Bbands::new(20, 2.0),
+        Macd::new(12, 26, 9),
+        Stoch::new(14, 3, 3),
+    );
+    let (mut atr, mut adx, mut pdi, mut mdi) = (
+        Atr::new(14),
+        Adx::new(14),
+        PlusDi::new(14),
+        MinusDi::new(14),
+    );
     writeln!(out, "{HEADER}")?;
     for c in candles {
         write!(out, "{}", c.open_time)?;

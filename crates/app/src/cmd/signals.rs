@@ -33,7 +33,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let candles = load_csv(&args.csv, interval)?;
     let interval = match interval.or_else(|| infer_interval(&candles)) {
         Some(i) => i,
-        None => return Err(bad_input("cannot infer the interval from the file; pass --interval")),
+        None => {
+            return Err(bad_input(
+                "cannot infer the interval from the file; pass --interval",
+            ));
+        }
     };
     let mut engine = SignalEngine::from_specs(&specs, rule)?;
     let stdout = std::io::stdout();

@@ -21,7 +21,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { period: 14, threshold: 25.0 }
+        Config {
+            period: 14,
+            threshold: 25.0,
+        }
     }
 }
 
@@ -60,9 +63,17 @@ impl Strategy for AdxTrend {
         let t = self.cfg.threshold;
         let strength = 0.5 + 0.5 * ((adx - t) / (100.0 - t).max(1e-9)).min(1.0);
         Ok(if adx > t && plus > minus {
-            Decision::new(Action::Buy, strength, Reason::new("ADX", adx, "> threshold, +DI leads", t))
+            Decision::new(
+                Action::Buy,
+                strength,
+                Reason::new("ADX", adx, "> threshold, +DI leads", t),
+            )
         } else if adx > t && minus > plus {
-            Decision::new(Action::Sell, -strength, Reason::new("ADX", adx, "> threshold, -DI leads", t))
+            Decision::new(
+                Action::Sell,
+                -strength,
+                Reason::new("ADX", adx, "> threshold, -DI leads", t),
+            )
         } else {
             Decision::hold(Reason::new("ADX", adx, "<=", t))
         })

@@ -21,7 +21,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { period: 20, std_dev: 2.0 }
+        Config {
+            period: 20,
+            std_dev: 2.0,
+        }
     }
 }
 
@@ -34,7 +37,9 @@ pub struct BollingerBreakout {
 impl BollingerBreakout {
     /// A new strategy with these parameters.
     pub fn new(cfg: Config) -> Self {
-        BollingerBreakout { bands: Bbands::new(cfg.period, cfg.std_dev) }
+        BollingerBreakout {
+            bands: Bbands::new(cfg.period, cfg.std_dev),
+        }
     }
 }
 
@@ -43,16 +48,31 @@ impl Strategy for BollingerBreakout {
         ID
     }
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let Some(b) = self.bands.update(c) else { return Ok(Decision::WARMING_UP) };
+        let Some(b) = self.bands.update(c) else {
+            return Ok(Decision::WARMING_UP);
+        };
         let half_width = (b.upper - b.middle).max(f64::MIN_POSITIVE);
         Ok(if c.close > b.upper {
             let score = 0.5 + 0.5 * (c.close - b.upper) / half_width;
-            Decision::new(Action::Buy, score, Reason::new("close", c.close, "> upper", b.upper))
+            Decision::new(
+                Action::Buy,
+                score,
+                Reason::new("close", c.close, "> upper", b.upper),
+            )
         } else if c.close < b.lower {
             let score = 0.5 + 0.5 * (b.lower - c.close) / half_width;
-            Decision::new(Action::Sell, -score, Reason::new("close", c.close, "< lower", b.lower))
+            Decision::new(
+                Action::Sell,
+                -score,
+                Reason::new("close", c.close, "< lower", b.lower),
+            )
         } else {
-            Decision::hold(Reason::new("%B", (c.close - b.lower) / (2.0 * half_width), "", f64::NAN))
+            Decision::hold(Reason::new(
+                "%B",
+                (c.close - b.lower) / (2.0 * half_width),
+                "",
+                f64::NAN,
+            ))
         })
     }
     fn reset(&mut self) {

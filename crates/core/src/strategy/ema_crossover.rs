@@ -36,7 +36,11 @@ pub struct EmaCrossover {
 impl EmaCrossover {
     /// A new strategy with these parameters.
     pub fn new(cfg: Config) -> Self {
-        EmaCrossover { fast: Ema::new(cfg.fast), slow: Ema::new(cfg.slow), cross: Cross::default() }
+        EmaCrossover {
+            fast: Ema::new(cfg.fast),
+            slow: Ema::new(cfg.slow),
+            cross: Cross::default(),
+        }
     }
 }
 
@@ -47,15 +51,21 @@ impl Strategy for EmaCrossover {
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
         let fast = self.fast.update(c);
         let slow = self.slow.update(c);
-        let (Some(fast), Some(slow)) = (fast, slow) else { return Ok(Decision::WARMING_UP) };
+        let (Some(fast), Some(slow)) = (fast, slow) else {
+            return Ok(Decision::WARMING_UP);
+        };
         let diff = fast - slow;
         Ok(match self.cross.update(diff) {
-            Crossed::Above => {
-                Decision::new(Action::Buy, 1.0, Reason::new("EMA fast", fast, "crossed above", slow))
-            }
-            Crossed::Below => {
-                Decision::new(Action::Sell, -1.0, Reason::new("EMA fast", fast, "crossed below", slow))
-            }
+            Crossed::Above => Decision::new(
+                Action::Buy,
+                1.0,
+                Reason::new("EMA fast", fast, "crossed above", slow),
+            ),
+            Crossed::Below => Decision::new(
+                Action::Sell,
+                -1.0,
+                Reason::new("EMA fast", fast, "crossed below", slow),
+            ),
             Crossed::None => Decision::hold(Reason::new("EMA fast-slow", diff, "", f64::NAN)),
         })
     }

@@ -23,7 +23,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { fast: 12, slow: 26, signal: 9 }
+        Config {
+            fast: 12,
+            slow: 26,
+            signal: 9,
+        }
     }
 }
 
@@ -37,7 +41,10 @@ pub struct MacdCross {
 impl MacdCross {
     /// A new strategy with these parameters.
     pub fn new(cfg: Config) -> Self {
-        MacdCross { macd: Macd::new(cfg.fast, cfg.slow, cfg.signal), cross: Cross::default() }
+        MacdCross {
+            macd: Macd::new(cfg.fast, cfg.slow, cfg.signal),
+            cross: Cross::default(),
+        }
     }
 }
 
@@ -46,11 +53,15 @@ impl Strategy for MacdCross {
         ID
     }
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let Some(m) = self.macd.update(c) else { return Ok(Decision::WARMING_UP) };
+        let Some(m) = self.macd.update(c) else {
+            return Ok(Decision::WARMING_UP);
+        };
         Ok(match self.cross.update(m.hist) {
-            Crossed::Above => {
-                Decision::new(Action::Buy, 1.0, Reason::new("MACD", m.macd, "crossed above", m.signal))
-            }
+            Crossed::Above => Decision::new(
+                Action::Buy,
+                1.0,
+                Reason::new("MACD", m.macd, "crossed above", m.signal),
+            ),
             Crossed::Below => Decision::new(
                 Action::Sell,
                 -1.0,

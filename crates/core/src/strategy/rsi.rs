@@ -23,7 +23,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { period: 14, oversold: 30.0, overbought: 70.0 }
+        Config {
+            period: 14,
+            oversold: 30.0,
+            overbought: 70.0,
+        }
     }
 }
 
@@ -37,7 +41,10 @@ pub struct RsiMeanReversion {
 impl RsiMeanReversion {
     /// A new strategy with these parameters.
     pub fn new(cfg: Config) -> Self {
-        RsiMeanReversion { rsi: Rsi::new(cfg.period), cfg }
+        RsiMeanReversion {
+            rsi: Rsi::new(cfg.period),
+            cfg,
+        }
     }
 }
 
@@ -46,15 +53,25 @@ impl Strategy for RsiMeanReversion {
         ID
     }
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let Some(rsi) = self.rsi.update(c) else { return Ok(Decision::WARMING_UP) };
-        let Config { oversold, overbought, .. } = self.cfg;
+        let Some(rsi) = self.rsi.update(c) else {
+            return Ok(Decision::WARMING_UP);
+        };
+        let Config {
+            oversold,
+            overbought,
+            ..
+        } = self.cfg;
         Ok(if rsi < oversold {
             // Depth below the level, scaled so RSI 0 is a full-strength view.
             let score = 0.5 + 0.5 * (oversold - rsi) / oversold.max(1e-9);
             Decision::new(Action::Buy, score, Reason::new("RSI", rsi, "<", oversold))
         } else if rsi > overbought {
             let score = 0.5 + 0.5 * (rsi - overbought) / (100.0 - overbought).max(1e-9);
-            Decision::new(Action::Sell, -score, Reason::new("RSI", rsi, ">", overbought))
+            Decision::new(
+                Action::Sell,
+                -score,
+                Reason::new("RSI", rsi, ">", overbought),
+            )
         } else {
             Decision::hold(Reason::new("RSI", rsi, "in", f64::NAN))
         })

@@ -28,7 +28,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { k_period: 14, k_smooth: 3, d_period: 3, oversold: 20.0, overbought: 80.0 }
+        Config {
+            k_period: 14,
+            k_smooth: 3,
+            d_period: 3,
+            oversold: 20.0,
+            overbought: 80.0,
+        }
     }
 }
 
@@ -44,7 +50,11 @@ impl StochasticCross {
     /// A new strategy with these parameters.
     pub fn new(cfg: Config) -> Self {
         let stoch = Stoch::new(cfg.k_period, cfg.k_smooth, cfg.d_period);
-        StochasticCross { cfg, stoch, cross: Cross::default() }
+        StochasticCross {
+            cfg,
+            stoch,
+            cross: Cross::default(),
+        }
     }
 }
 
@@ -53,12 +63,22 @@ impl Strategy for StochasticCross {
         ID
     }
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let Some(s) = self.stoch.update(c) else { return Ok(Decision::WARMING_UP) };
-        let Config { oversold, overbought, .. } = self.cfg;
+        let Some(s) = self.stoch.update(c) else {
+            return Ok(Decision::WARMING_UP);
+        };
+        let Config {
+            oversold,
+            overbought,
+            ..
+        } = self.cfg;
         Ok(match self.cross.update(s.k - s.d) {
             Crossed::Above if s.k < oversold && s.d < oversold => {
                 let score = 0.5 + 0.5 * (oversold - s.d) / oversold.max(1e-9);
-                Decision::new(Action::Buy, score, Reason::new("%K", s.k, "crossed above %D <", oversold))
+                Decision::new(
+                    Action::Buy,
+                    score,
+                    Reason::new("%K", s.k, "crossed above %D <", oversold),
+                )
             }
             Crossed::Below if s.k > overbought && s.d > overbought => {
                 let score = 0.5 + 0.5 * (s.d - overbought) / (100.0 - overbought).max(1e-9);

@@ -1,0 +1,10 @@
+//! `manus alerts` (placeholder).
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("'alerts' is not built yet")
+}

@@ -1,0 +1,10 @@
+//! `manus fetch` (placeholder).
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("'fetch' is not built yet")
+}

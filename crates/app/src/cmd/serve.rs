@@ -1,0 +1,10 @@
+//! `manus serve` (placeholder).
+
+/// Arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+/// Runs the command.
+pub fn run(_args: Args) -> anyhow::Result<()> {
+    anyhow::bail!("'serve' is not built yet")
+}

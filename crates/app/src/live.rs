@@ -1,0 +1,1 @@
+//! The live pipeline. (Placeholder: filled by the engine work.)

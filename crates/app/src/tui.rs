@@ -1,0 +1,1 @@
+//! The terminal dashboard. (Placeholder: filled by the engine work.)
