@@ -270,3 +270,13 @@ impl FeedConfig {
         }
     }
 }
+
+/// Live market data for one or many streams: the seam between exchange adapters (and test
+/// doubles) and the engine. The stream does not end on a drop: disconnects, reconnects and
+/// backfills are events. `next` returns `None` only after shutdown or a fatal start-up error.
+pub trait MarketFeed: Send {
+    /// The next event; cancel-safe (safe to use in `tokio::select!`).
+    fn next(&mut self) -> impl std::future::Future<Output = Option<FeedEvent>> + Send;
+    /// Shared counters for dashboards.
+    fn counters(&self) -> Arc<FeedCounters>;
+}

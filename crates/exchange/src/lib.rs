@@ -5,4 +5,6 @@
 pub mod feed;
 pub mod sim;
 
-pub use feed::{ExchangeKind, FeedConfig, FeedCounters, FeedEvent, Origin, StreamKey};
+pub use feed::{
+    ExchangeKind, FeedConfig, FeedCounters, FeedEvent, MarketFeed, Origin, StreamKey,
+};
