@@ -117,6 +117,85 @@ impl SignalRecord {
     }
 }
 
+/// Writes exactly the bytes of `SignalRecord::from_engine(..).write_json_line(..)` without
+/// building the record (no per-candle allocation): the hot path of `signals` and backtests,
+/// where records are written for every candle of a long history.
+#[derive(Debug, Clone)]
+pub struct RecordWriter {
+    /// `{"symbol":..,"interval":..,"open_time":`
+    head: Vec<u8>,
+    /// Per strategy: `"id":` (with a leading `,` after the first).
+    keys: Vec<Vec<u8>>,
+    /// Per strategy: `"id"`, for the `agreeing` list.
+    ids: Vec<Vec<u8>>,
+}
+
+fn json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
+    // Serialising plain data into a Vec cannot fail.
+    serde_json::to_writer(&mut *buf, v).expect("plain data serialises");
+}
+
+fn action_json(a: Action) -> &'static [u8] {
+    match a {
+        Action::Buy => b"\"BUY\"",
+        Action::Sell => b"\"SELL\"",
+        Action::Hold => b"\"HOLD\"",
+    }
+}
+
+impl RecordWriter {
+    /// A writer for records of `engine`'s strategies on one symbol and interval.
+    pub fn new(symbol: &str, interval: Interval, engine: &SignalEngine) -> Self {
+        let mut head = b"{\"symbol\":".to_vec();
+        json(&mut head, symbol);
+        head.extend_from_slice(b",\"interval\":");
+        json(&mut head, &interval);
+        head.extend_from_slice(b",\"open_time\":");
+        let mut keys = Vec::new();
+        let mut ids = Vec::new();
+        for (i, s) in engine.slots().iter().enumerate() {
+            let mut id = Vec::new();
+            json(&mut id, s.id());
+            let mut k = if i == 0 { Vec::new() } else { b",".to_vec() };
+            k.extend_from_slice(&id);
+            k.push(b':');
+            keys.push(k);
+            ids.push(id);
+        }
+        RecordWriter { head, keys, ids }
+    }
+
+    /// Appends the record of `candle`, just fed to `engine`, as one JSON line.
+    pub fn write(&self, candle: &Candle, engine: &SignalEngine, buf: &mut Vec<u8>) {
+        let out = engine.last();
+        buf.extend_from_slice(&self.head);
+        json(buf, &candle.open_time);
+        buf.extend_from_slice(b",\"close\":");
+        json(buf, &candle.close);
+        buf.extend_from_slice(b",\"signals\":{");
+        for (k, s) in self.keys.iter().zip(engine.slots()) {
+            buf.extend_from_slice(k);
+            buf.extend_from_slice(action_json(s.last.action));
+        }
+        buf.extend_from_slice(b"},\"confluence\":");
+        buf.extend_from_slice(action_json(out.action));
+        buf.extend_from_slice(b",\"confidence\":");
+        json(buf, &out.confidence);
+        buf.extend_from_slice(b",\"agreeing\":[");
+        for (n, i) in out
+            .agreeing_indices()
+            .take_while(|&i| i < self.ids.len())
+            .enumerate()
+        {
+            if n > 0 {
+                buf.push(b',');
+            }
+            buf.extend_from_slice(&self.ids[i]);
+        }
+        buf.extend_from_slice(b"]}\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +224,35 @@ mod tests {
         assert!(line.starts_with(r#"{"symbol":"BTCUSDT","interval":"1m","open_time":60000,"close":1.5,"signals":{"macd":"HOLD","rsi_mean_reversion":"HOLD"},"confluence":"HOLD","confidence":1.0,"agreeing":["macd","rsi_mean_reversion"]}"#), "{line}");
         let back: SignalRecord = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn writer_bytes_equal_the_record_path_on_the_sample_file() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/btcusdt_5m_sample.csv"
+        );
+        let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+        let candles = crate::csv::load(file, None).unwrap();
+        for mode in [Mode::All, Mode::Any, Mode::Majority, Mode::Weighted] {
+            let ids = crate::strategy::IDS;
+            let mut e = SignalEngine::from_ids(&ids, Rule::new(mode, ids.len())).unwrap();
+            let w = RecordWriter::new("ETHUSDT", Interval::M5, &e);
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut fired = 0;
+            for c in &candles {
+                let out = e.on_closed(c);
+                fired += usize::from(out.action != Action::Hold);
+                SignalRecord::from_engine("ETHUSDT", Interval::M5, c, &e).write_json_line(&mut a);
+                w.write(c, &e, &mut b);
+            }
+            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+            if mode == Mode::Any {
+                assert!(
+                    fired > 0,
+                    "ANY never fired: the comparison would be vacuous"
+                );
+            }
+        }
     }
 }

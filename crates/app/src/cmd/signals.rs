@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use manus_core::record::SignalRecord;
+use manus_core::record::RecordWriter;
 use manus_core::{SignalEngine, csv::infer_interval};
 
 use super::common::{StrategyArgs, ignore_broken_pipe, load_csv, parse_interval};
@@ -44,11 +44,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut buf = Vec::with_capacity(512);
     let symbol = args.symbol.to_ascii_uppercase();
+    let writer = RecordWriter::new(&symbol, interval, &engine);
     let result = (|| -> std::io::Result<()> {
         for c in &candles {
             engine.on_closed(c);
             buf.clear();
-            SignalRecord::from_engine(&symbol, interval, c, &engine).write_json_line(&mut buf);
+            writer.write(c, &engine, &mut buf);
             out.write_all(&buf)?;
         }
         out.flush()
