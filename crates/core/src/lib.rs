@@ -5,6 +5,7 @@
 //! [`strategy::Strategy`], [`confluence::Rule`], [`engine::SignalEngine`] (the one call both live
 //! and backtest make) and [`record::SignalRecord`] (the JSON line per closed candle).
 
+pub mod backtest;
 pub mod confluence;
 pub mod csv;
 pub mod engine;

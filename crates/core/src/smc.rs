@@ -10,12 +10,13 @@
 //!   of Character.
 //! - [`zone::ZoneBook`]: a bounded set of price zones with retest and close-through rules,
 //!   shared by order blocks and fair value gaps.
-//! - [`order_block::OrderBlocks`], [`fvg::Fvgs`], liquidity (pending).
+//! - [`order_block::OrderBlocks`], [`fvg::Fvgs`], [`liquidity::Liquidity`]: the three zone-like
+//!   detectors behind the order-block, fair-value-gap and liquidity-sweep strategies.
 //!
 //! The exact definitions are in `docs/STRATEGIES.md`.
 
 pub mod fvg;
-// pub mod liquidity; (pending)
+pub mod liquidity;
 pub mod order_block;
 pub mod structure;
 pub mod swing;

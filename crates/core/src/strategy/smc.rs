@@ -1,10 +1,28 @@
 //! The five Smart-Money-Concepts strategies over the detectors in [`crate::smc`].
-//! (Placeholder: the SMC work replaces this file; ids and config shape are fixed.)
+//!
+//! - `smc_bos` ([`SmcBos`]): BUY on a bullish Break of Structure, SELL on a bearish one.
+//! - `smc_choch` ([`SmcChoch`]): BUY on a bullish Change of Character, SELL on a bearish one.
+//! - `smc_order_block` ([`SmcOrderBlock`]): BUY on a retest of a live bullish order block,
+//!   SELL on a retest of a bearish one.
+//! - `smc_fvg` ([`SmcFvg`]): BUY on a retrace into an unfilled bullish fair value gap, SELL
+//!   into a bearish one.
+//! - `smc_liquidity_sweep` ([`SmcLiquiditySweep`]): BUY after a sweep of lows, SELL after a
+//!   sweep of highs.
+//!
+//! Each signal lasts one candle: the candle on which the event happens. All five share one
+//! [`Config`]; each reads only the fields its detector needs. Exact definitions and the score
+//! formulas are in `docs/STRATEGIES.md`.
 
 use serde::{Deserialize, Serialize};
 
-use super::{Decision, Strategy, StrategyError};
+use super::{Decision, Reason, Strategy, StrategyError};
 use crate::model::Candle;
+use crate::smc::Side;
+use crate::smc::fvg::Fvgs;
+use crate::smc::liquidity::{Liquidity, Sweep, SweepEvent};
+use crate::smc::order_block::OrderBlocks;
+use crate::smc::structure::{Break, BreakKind, Structure};
+use crate::smc::zone::{Retest, ZoneEvent};
 
 /// Break of Structure.
 pub const BOS_ID: &str = "smc_bos";
@@ -17,43 +35,138 @@ pub const FVG_ID: &str = "smc_fvg";
 /// Liquidity Sweep.
 pub const LIQUIDITY_SWEEP_ID: &str = "smc_liquidity_sweep";
 
-/// Parameters shared by the SMC strategies.
+/// Parameters shared by the SMC strategies (each uses the ones its detector needs).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Candles on each side of a swing point; it is confirmed only after the right side closed.
+    /// Used by BOS, CHoCH, order blocks and liquidity sweeps.
     pub swing_length: usize,
+    /// Live zones (order blocks, gaps) or liquidity pools kept per side; the oldest is dropped.
+    pub max_zones: usize,
+    /// Candles a zone or pool stays live after its birth (pools: after their latest touch);
+    /// `0` = until mitigated or pushed out.
+    pub max_age: usize,
+    /// Smallest fair value gap kept, in percent of the close.
+    pub fvg_min_size_pct: f64,
+    /// Swing highs (lows) within this percentage of each other form one equal-highs (lows) pool.
+    pub eq_tolerance_pct: f64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { swing_length: 5 }
+        Config {
+            swing_length: 5,
+            max_zones: 5,
+            max_age: 300,
+            fvg_min_size_pct: 0.0,
+            eq_tolerance_pct: 0.05,
+        }
     }
 }
 
-macro_rules! placeholder {
-    ($name:ident, $id:ident) => {
-        /// Placeholder SMC strategy.
-        #[derive(Debug, Clone)]
-        pub struct $name {
-            cfg: Config,
+/// `0.5` plus half of how far beyond `level` the close got, as a share of the candle's range.
+fn break_score(b: &Break, c: &Candle) -> f64 {
+    let range = c.high - c.low;
+    let past = b.side.sign() * (c.close - b.level);
+    let share = if range > 0.0 {
+        (past / range).clamp(0.0, 1.0)
+    } else {
+        1.0
+    };
+    b.side.sign() * (0.5 + 0.5 * share)
+}
+
+fn break_decision(b: &Break, c: &Candle) -> Decision {
+    let reason = match (b.kind, b.side) {
+        (BreakKind::Bos, Side::Bull) => {
+            Reason::new("BOS up: close", c.close, "> swing high", b.level)
         }
+        (BreakKind::Bos, Side::Bear) => {
+            Reason::new("BOS down: close", c.close, "< swing low", b.level)
+        }
+        (BreakKind::Choch, Side::Bull) => {
+            Reason::new("CHoCH up: close", c.close, "> swing high", b.level)
+        }
+        (BreakKind::Choch, Side::Bear) => {
+            Reason::new("CHoCH down: close", c.close, "< swing low", b.level)
+        }
+    };
+    Decision::new(b.side.action(), break_score(b, c), reason)
+}
+
+fn structure_hold(trend: Option<Side>) -> Decision {
+    Decision::hold(Reason::text(match trend {
+        Some(Side::Bull) => "structure up, no break",
+        Some(Side::Bear) => "structure down, no break",
+        None => "no structure yet",
+    }))
+}
+
+/// Warm-up HOLD until `seen` candles can have produced an event, otherwise `d`.
+fn gate(seen: u64, warmup: usize, d: Decision) -> Decision {
+    if seen < warmup as u64 && d.action == crate::model::Action::Hold {
+        Decision::WARMING_UP
+    } else {
+        d
+    }
+}
+
+/// A break needs a confirmed swing (candle `2L`) and a later close: `2L + 2` candles.
+fn break_warmup(swing_length: usize) -> usize {
+    2 * swing_length.max(1) + 2
+}
+
+/// A BOS or CHoCH strategy over one structure tracker.
+#[derive(Debug, Clone)]
+struct Breaks {
+    structure: Structure,
+    kind: BreakKind,
+}
+
+impl Breaks {
+    fn on_candle(&mut self, c: &Candle) -> Decision {
+        let d = match self.structure.update(c).brk {
+            Some(b) if b.kind == self.kind => break_decision(&b, c),
+            _ => structure_hold(self.structure.trend()),
+        };
+        gate(self.structure.seen(), self.warmup(), d)
+    }
+
+    /// A CHoCH needs a break to set the structure first: one candle more than a BOS.
+    fn warmup(&self) -> usize {
+        break_warmup(self.structure.swing_length()) + usize::from(self.kind == BreakKind::Choch)
+    }
+}
+
+macro_rules! break_strategy {
+    ($(#[$doc:meta])* $name:ident, $id:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $name(Breaks);
+
         impl $name {
             /// A new strategy with these parameters.
             pub fn new(cfg: Config) -> Self {
-                $name { cfg }
+                $name(Breaks {
+                    structure: Structure::new(cfg.swing_length),
+                    kind: $kind,
+                })
             }
         }
+
         impl Strategy for $name {
             fn id(&self) -> &'static str {
                 $id
             }
-            fn on_candle(&mut self, _c: &Candle) -> Result<Decision, StrategyError> {
-                Ok(Decision::WARMING_UP)
+            fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+                Ok(self.0.on_candle(c))
             }
-            fn reset(&mut self) {}
+            fn reset(&mut self) {
+                self.0.structure.reset();
+            }
             fn warmup(&self) -> usize {
-                2 * self.cfg.swing_length + 1
+                self.0.warmup()
             }
             fn clone_box(&self) -> Box<dyn Strategy> {
                 Box::new(self.clone())
@@ -62,8 +175,505 @@ macro_rules! placeholder {
     };
 }
 
-placeholder!(SmcBos, BOS_ID);
-placeholder!(SmcChoch, CHOCH_ID);
-placeholder!(SmcOrderBlock, ORDER_BLOCK_ID);
-placeholder!(SmcFvg, FVG_ID);
-placeholder!(SmcLiquiditySweep, LIQUIDITY_SWEEP_ID);
+break_strategy!(
+    /// Break of Structure: a close beyond the last confirmed swing in the direction of the
+    /// current structure (or the very first break).
+    SmcBos,
+    BOS_ID,
+    BreakKind::Bos
+);
+break_strategy!(
+    /// Change of Character: the first close beyond the last confirmed swing against the current
+    /// structure.
+    SmcChoch,
+    CHOCH_ID,
+    BreakKind::Choch
+);
+
+/// `0.5` plus half the retest's depth into the zone (a deeper entry is closer to the invalidation
+/// level, so the same target pays more per unit of risk).
+fn zone_decision(r: &Retest, c: &Candle, bull: &'static str, bear: &'static str) -> Decision {
+    let score = r.zone.side.sign() * (0.5 + 0.5 * r.depth);
+    let reason = match r.zone.side {
+        Side::Bull => Reason::new(bull, c.low, "<= top", r.zone.top),
+        Side::Bear => Reason::new(bear, c.high, ">= bottom", r.zone.bottom),
+    };
+    Decision::new(r.zone.side.action(), score, reason)
+}
+
+/// Order Block retest: price returns into a live block left by a structure break.
+#[derive(Debug, Clone)]
+pub struct SmcOrderBlock {
+    blocks: OrderBlocks,
+    swing_length: usize,
+}
+
+impl SmcOrderBlock {
+    /// A new strategy with these parameters.
+    pub fn new(cfg: Config) -> Self {
+        SmcOrderBlock {
+            blocks: OrderBlocks::new(cfg.swing_length, cfg.max_zones, cfg.max_age),
+            swing_length: cfg.swing_length.max(1),
+        }
+    }
+}
+
+impl Strategy for SmcOrderBlock {
+    fn id(&self) -> &'static str {
+        ORDER_BLOCK_ID
+    }
+    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+        let d = match self.blocks.update(c).event {
+            ZoneEvent::Retest(r) => zone_decision(
+                &r,
+                c,
+                "bullish order block retest: low",
+                "bearish order block retest: high",
+            ),
+            ZoneEvent::Conflict => Decision::hold(Reason::text("order blocks retested both ways")),
+            ZoneEvent::None => Decision::hold(Reason::text("no order block retest")),
+        };
+        Ok(gate(self.blocks.seen(), self.warmup(), d))
+    }
+    fn reset(&mut self) {
+        self.blocks.reset();
+    }
+    fn warmup(&self) -> usize {
+        // The earliest block is born with the earliest break; a retest needs one more candle.
+        break_warmup(self.swing_length) + 1
+    }
+    fn clone_box(&self) -> Box<dyn Strategy> {
+        Box::new(self.clone())
+    }
+}
+
+/// Fair Value Gap retrace: price returns into an unfilled three-candle imbalance.
+#[derive(Debug, Clone)]
+pub struct SmcFvg {
+    gaps: Fvgs,
+}
+
+impl SmcFvg {
+    /// A new strategy with these parameters.
+    pub fn new(cfg: Config) -> Self {
+        SmcFvg {
+            gaps: Fvgs::new(cfg.fvg_min_size_pct, cfg.max_zones, cfg.max_age),
+        }
+    }
+}
+
+impl Strategy for SmcFvg {
+    fn id(&self) -> &'static str {
+        FVG_ID
+    }
+    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+        let d = match self.gaps.update(c).event {
+            ZoneEvent::Retest(r) => zone_decision(
+                &r,
+                c,
+                "bullish FVG retrace: low",
+                "bearish FVG retrace: high",
+            ),
+            ZoneEvent::Conflict => Decision::hold(Reason::text("gaps retraced both ways")),
+            ZoneEvent::None => Decision::hold(Reason::text("no gap retrace")),
+        };
+        Ok(gate(self.gaps.seen(), self.warmup(), d))
+    }
+    fn reset(&mut self) {
+        self.gaps.reset();
+    }
+    fn warmup(&self) -> usize {
+        // Three candles make a gap, the fourth can retrace into it.
+        4
+    }
+    fn clone_box(&self) -> Box<dyn Strategy> {
+        Box::new(self.clone())
+    }
+}
+
+/// `0.5` for one swing, `+0.25` per extra equal high/low swept with it, at most `1`.
+fn sweep_decision(s: &Sweep) -> Decision {
+    let score = s.side.sign() * (0.5 + 0.25 * f64::from(s.touches.saturating_sub(1))).min(1.0);
+    let equal = s.touches > 1;
+    let reason = match s.side {
+        Side::Bull if equal => Reason::new("sweep of lows: low", s.wick, "< equal lows", s.level),
+        Side::Bull => Reason::new("sweep of lows: low", s.wick, "< swing low", s.level),
+        Side::Bear if equal => {
+            Reason::new("sweep of highs: high", s.wick, "> equal highs", s.level)
+        }
+        Side::Bear => Reason::new("sweep of highs: high", s.wick, "> swing high", s.level),
+    };
+    Decision::new(s.side.action(), score, reason)
+}
+
+/// Liquidity Sweep: a wick through a swing (or equal highs/lows) that closes back inside.
+#[derive(Debug, Clone)]
+pub struct SmcLiquiditySweep {
+    liquidity: Liquidity,
+    swing_length: usize,
+}
+
+impl SmcLiquiditySweep {
+    /// A new strategy with these parameters.
+    pub fn new(cfg: Config) -> Self {
+        SmcLiquiditySweep {
+            liquidity: Liquidity::new(
+                cfg.swing_length,
+                cfg.eq_tolerance_pct,
+                cfg.max_zones,
+                cfg.max_age,
+            ),
+            swing_length: cfg.swing_length.max(1),
+        }
+    }
+}
+
+impl Strategy for SmcLiquiditySweep {
+    fn id(&self) -> &'static str {
+        LIQUIDITY_SWEEP_ID
+    }
+    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+        let d = match self.liquidity.update(c).event {
+            SweepEvent::Sweep(s) => sweep_decision(&s),
+            SweepEvent::Conflict => Decision::hold(Reason::text("highs and lows both swept")),
+            SweepEvent::None => Decision::hold(Reason::text("no sweep")),
+        };
+        Ok(gate(self.liquidity.seen(), self.warmup(), d))
+    }
+    fn reset(&mut self) {
+        self.liquidity.reset();
+    }
+    fn warmup(&self) -> usize {
+        // A pool exists from candle 2L on; the next candle can sweep it.
+        break_warmup(self.swing_length)
+    }
+    fn clone_box(&self) -> Box<dyn Strategy> {
+        Box::new(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Action;
+    use crate::smc::test_bars::bars;
+    use crate::strategy::build;
+    use serde_json::{Map, Value};
+
+    type Ohlc = (f64, f64, f64, f64);
+
+    /// `(candle index, action, score, reason)` of every non-HOLD decision.
+    fn signals(s: &mut dyn Strategy, ohlc: &[Ohlc]) -> Vec<(usize, Action, f64, String)> {
+        bars(ohlc)
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                let d = s.on_candle(c).unwrap();
+                assert!((-1.0..=1.0).contains(&d.score), "score {}", d.score);
+                (d.action != Action::Hold).then(|| (i, d.action, d.score, d.reason.to_string()))
+            })
+            .collect()
+    }
+
+    /// Asserts equal signals, scores within 1e-9.
+    fn same(got: &[(usize, Action, f64, String)], expected: &[(usize, Action, f64, &str)]) {
+        assert_eq!(got.len(), expected.len(), "{got:?}");
+        for (g, e) in got.iter().zip(expected) {
+            assert_eq!((g.0, g.1, g.3.as_str()), (e.0, e.1, e.3));
+            assert!((g.2 - e.2).abs() < 1e-9, "score {} vs {}", g.2, e.2);
+        }
+    }
+
+    fn with(params: &[(&str, Value)], id: &str) -> Box<dyn Strategy> {
+        let mut m = Map::new();
+        for (k, v) in params {
+            m.insert(k.to_string(), v.clone());
+        }
+        build(id, &m).unwrap()
+    }
+
+    fn l1(id: &str) -> Box<dyn Strategy> {
+        with(&[("swing_length", Value::from(1))], id)
+    }
+
+    // L = 1: swing high 12 (candle 1), BOS up on candle 3, swing low 9 (candle 4), CHoCH down on
+    // candle 6, swing low 8 (candle 7), BOS down on candle 9.
+    const TREND: [Ohlc; 10] = [
+        (10.0, 10.5, 9.5, 10.2),
+        (10.2, 12.0, 10.0, 11.0),
+        (11.0, 11.5, 10.5, 11.0),
+        (11.0, 12.5, 10.5, 12.5),
+        (12.3, 12.4, 9.0, 9.5),
+        (9.5, 10.0, 9.2, 9.8),
+        (9.8, 9.9, 8.5, 8.8),
+        (8.8, 9.0, 8.0, 8.5),
+        (8.5, 8.7, 8.2, 8.6),
+        (8.6, 8.6, 7.5, 7.8),
+    ];
+
+    #[test]
+    fn bos_and_choch_strategies_fire_on_their_own_breaks() {
+        struct Case {
+            id: &'static str,
+            expected: Vec<(usize, Action, f64, &'static str)>,
+        }
+        let cases = [
+            Case {
+                id: BOS_ID,
+                expected: vec![
+                    // Close 12.5 is 0.5 past 12 over a 2.0 range: 0.5 + 0.5 * 0.25.
+                    (
+                        3,
+                        Action::Buy,
+                        0.625,
+                        "BOS up: close 12.50 > swing high 12.00",
+                    ),
+                    // Close 7.8 is 0.2 past 8 over a 1.1 range.
+                    (
+                        9,
+                        Action::Sell,
+                        -(0.5 + 0.5 * 0.2 / 1.1),
+                        "BOS down: close 7.80 < swing low 8.00",
+                    ),
+                ],
+            },
+            Case {
+                id: CHOCH_ID,
+                expected: vec![(
+                    6,
+                    Action::Sell,
+                    -(0.5 + 0.5 * 0.2 / 1.4),
+                    "CHoCH down: close 8.80 < swing low 9.00",
+                )],
+            },
+        ];
+        for c in cases {
+            same(&signals(l1(c.id).as_mut(), &TREND), &c.expected);
+        }
+    }
+
+    #[test]
+    fn the_default_swing_length_is_five_and_confirms_late() {
+        // A peak at candle 5 is confirmed on candle 10; a close above it on candle 9 (before
+        // confirmation) is not a break, the one on candle 11 is.
+        let mut ohlc: Vec<Ohlc> = (0..5)
+            .map(|i| {
+                let b = 10.0 + 0.1 * i as f64;
+                (b, b + 0.2, b - 0.2, b + 0.1)
+            })
+            .collect();
+        ohlc.push((10.5, 13.0, 10.4, 11.0)); // 5: the peak
+        for _ in 0..3 {
+            ohlc.push((11.0, 11.5, 10.6, 11.0)); // 6..=8
+        }
+        ohlc.push((11.0, 12.9, 10.9, 12.9)); // 9: high stays below 13, close 12.9
+        ohlc.push((12.9, 12.95, 11.0, 11.2)); // 10: confirms the peak
+        ohlc.push((11.2, 13.5, 11.1, 13.4)); // 11: close 13.4 > 13
+        let mut s = build(BOS_ID, &Map::new()).unwrap();
+        assert_eq!(s.warmup(), 12);
+        let got = signals(s.as_mut(), &ohlc);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0, got[0].1), (11, Action::Buy));
+    }
+
+    #[test]
+    fn order_block_strategy_buys_the_retest_and_stops_after_mitigation() {
+        let base = vec![
+            (10.0, 10.5, 9.5, 10.2),
+            (10.2, 12.0, 10.0, 11.5), // 1: swing high 12
+            (11.5, 11.8, 10.8, 11.0), // 2: down
+            (11.0, 11.2, 10.4, 10.6), // 3: down: the block 10.4..11.2
+            (10.6, 11.9, 10.5, 11.8), // 4
+            (11.8, 12.6, 11.7, 12.5), // 5: BOS up
+            (12.5, 12.9, 12.2, 12.8), // 6
+            (12.8, 12.9, 10.8, 11.5), // 7: low 10.8 into the block: depth 0.5
+            (11.5, 12.0, 11.3, 11.9), // 8: left the block
+            (11.9, 12.0, 10.0, 10.1), // 9: close below 10.4: mitigated
+            (10.1, 11.2, 10.0, 11.0), // 10: would have been a retest
+        ];
+        let got = signals(l1(ORDER_BLOCK_ID).as_mut(), &base);
+        same(
+            &got,
+            &[(
+                7,
+                Action::Buy,
+                0.75,
+                "bullish order block retest: low 10.80 <= top 11.20",
+            )],
+        );
+    }
+
+    #[test]
+    fn fvg_strategy_signals_retraces_in_both_directions() {
+        struct Case {
+            name: &'static str,
+            ohlc: Vec<Ohlc>,
+            expected: Vec<(usize, Action, f64)>,
+        }
+        let cases = [
+            Case {
+                name: "bullish gap 101..103, retrace to 102",
+                ohlc: vec![
+                    (100.0, 101.0, 99.0, 100.5),
+                    (100.5, 104.0, 100.4, 103.8),
+                    (103.8, 105.0, 103.0, 104.5),
+                    (104.5, 106.0, 104.0, 105.5),
+                    (105.5, 105.6, 102.0, 104.0),
+                ],
+                expected: vec![(4, Action::Buy, 0.75)],
+            },
+            Case {
+                name: "bearish gap 97..99, retrace to 97.5",
+                ohlc: vec![
+                    (100.0, 101.0, 99.0, 99.5),
+                    (99.5, 99.6, 96.0, 96.2),
+                    (96.2, 97.0, 95.0, 95.5),
+                    (95.5, 97.5, 95.2, 96.0),
+                ],
+                expected: vec![(3, Action::Sell, -0.625)],
+            },
+            Case {
+                name: "gap smaller than fvg_min_size_pct: nothing",
+                ohlc: vec![
+                    (100.0, 101.0, 99.0, 100.5),
+                    (100.5, 101.2, 100.4, 101.1),
+                    (101.1, 101.5, 101.05, 101.4),
+                    (101.4, 101.45, 100.9, 101.0),
+                ],
+                expected: vec![],
+            },
+        ];
+        for c in cases {
+            let mut s = with(&[("fvg_min_size_pct", Value::from(0.1))], FVG_ID);
+            let got: Vec<_> = signals(s.as_mut(), &c.ohlc)
+                .into_iter()
+                .map(|(i, a, sc, _)| (i, a, sc))
+                .collect();
+            assert_eq!(got, c.expected, "{}", c.name);
+        }
+    }
+
+    #[test]
+    fn liquidity_sweep_strategy_scores_equal_lows_higher() {
+        let ohlc = [
+            (10.0, 10.5, 9.5, 10.2),
+            (10.2, 10.4, 9.0, 9.8),   // 1: swing low 9.00
+            (9.8, 10.6, 9.6, 10.4),   // 2
+            (10.4, 10.8, 10.0, 10.1), // 3: swing high 10.8
+            (10.1, 10.3, 9.004, 9.5), // 4: swing low 9.004: equal lows
+            (9.5, 10.0, 9.4, 9.9),    // 5
+            (9.9, 10.0, 8.8, 9.3),    // 6: sweep of the equal lows
+            (9.3, 11.0, 9.2, 10.5),   // 7: sweep of the high 10.8
+        ];
+        let got = signals(l1(LIQUIDITY_SWEEP_ID).as_mut(), &ohlc);
+        same(
+            &got,
+            &[
+                (
+                    6,
+                    Action::Buy,
+                    0.75,
+                    "sweep of lows: low 8.80 < equal lows 9.00",
+                ),
+                (
+                    7,
+                    Action::Sell,
+                    -0.5,
+                    "sweep of highs: high 11.00 > swing high 10.80",
+                ),
+            ],
+        );
+    }
+
+    #[test]
+    fn warm_up_is_reported_and_reset_replays_identically() {
+        for id in [BOS_ID, CHOCH_ID, ORDER_BLOCK_ID, FVG_ID, LIQUIDITY_SWEEP_ID] {
+            let mut s = l1(id);
+            let first = s.on_candle(&bars(&TREND[..1])[0]).unwrap();
+            assert_eq!(first.action, Action::Hold, "{id}");
+            assert_eq!(first.reason.to_string(), "warming up", "{id}");
+            s.reset();
+            let a = signals(s.as_mut(), &TREND);
+            s.reset();
+            let b = signals(s.as_mut(), &TREND);
+            assert_eq!(a, b, "{id}");
+            let copy = s.clone_box();
+            assert_eq!(copy.id(), id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod property_tests {
+    use super::*;
+    use crate::model::Action;
+    use crate::strategy::build;
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    /// Random candles: `(log return, upper wick, lower wick)` per bar, on a price near 100.
+    fn candles(bars: &[(f64, f64, f64)]) -> Vec<Candle> {
+        let mut close = 100.0_f64;
+        bars.iter()
+            .enumerate()
+            .map(|(i, &(ret, up, down))| {
+                let open = close;
+                close = open * ret.exp();
+                Candle {
+                    open_time: i as i64 * 60_000,
+                    close_time: i as i64 * 60_000 + 59_999,
+                    open,
+                    high: open.max(close) * (1.0 + up),
+                    low: open.min(close) * (1.0 - down),
+                    close,
+                    volume: 1.0,
+                }
+            })
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Scores in [-1, 1] with the action's sign, no signal before the warm-up, and a
+        /// clone taken mid-stream (as `provisional` does) continues exactly like the original.
+        #[test]
+        fn decisions_are_well_formed_and_clones_independent(
+            bars in prop::collection::vec(
+                (-0.01f64..0.01, 0.0f64..0.005, 0.0f64..0.005), 20..200),
+            length in 1usize..6,
+            cut in 0usize..200,
+        ) {
+            let cs = candles(&bars);
+            let mut params = Map::new();
+            params.insert("swing_length".into(), Value::from(length));
+            params.insert("max_age".into(), Value::from(50));
+            for id in [BOS_ID, CHOCH_ID, ORDER_BLOCK_ID, FVG_ID, LIQUIDITY_SWEEP_ID] {
+                let mut s = build(id, &params).unwrap();
+                let mut copy = None;
+                let mut outs = Vec::new();
+                for (i, c) in cs.iter().enumerate() {
+                    if i == cut.min(cs.len() - 1) {
+                        copy = Some((i, s.clone_box()));
+                    }
+                    let d = s.on_candle(c).unwrap();
+                    prop_assert!((-1.0..=1.0).contains(&d.score));
+                    match d.action {
+                        Action::Buy => prop_assert!(d.score >= 0.5),
+                        Action::Sell => prop_assert!(d.score <= -0.5),
+                        Action::Hold => prop_assert_eq!(d.score, 0.0),
+                    }
+                    if d.action != Action::Hold {
+                        prop_assert!(i + 1 >= s.warmup(), "{} fired on candle {}", id, i + 1);
+                    }
+                    outs.push((d.action, d.score.to_bits(), d.reason.to_string()));
+                }
+                let (from, mut copy) = copy.unwrap();
+                for (i, c) in cs.iter().enumerate().skip(from) {
+                    let d = copy.on_candle(c).unwrap();
+                    prop_assert_eq!(&(d.action, d.score.to_bits(), d.reason.to_string()), &outs[i]);
+                }
+            }
+        }
+    }
+}
