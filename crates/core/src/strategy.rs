@@ -174,6 +174,22 @@ where
     C: Serialize + DeserializeOwned + Default,
     S: Strategy + 'static,
 {
+    from_params_of(id, params, make, None)
+}
+
+/// [`from_params`] for configs shared by several strategies: only the fields in `allowed` (the
+/// ones this strategy reads) may be set, so a parameter another strategy owns is an error rather
+/// than silently ignored.
+fn from_params_of<C, S>(
+    id: &str,
+    params: &Map<String, Value>,
+    make: fn(C) -> S,
+    allowed: Option<&[&str]>,
+) -> Result<Box<dyn Strategy>, CoreError>
+where
+    C: Serialize + DeserializeOwned + Default,
+    S: Strategy + 'static,
+{
     let bad = |reason: String| CoreError::BadParam {
         id: id.to_string(),
         reason,
@@ -182,9 +198,13 @@ where
     let obj = base
         .as_object_mut()
         .ok_or_else(|| bad("config is not an object".into()))?;
+    let known: Vec<String> = obj
+        .keys()
+        .filter(|k| allowed.is_none_or(|a| a.contains(&k.as_str())))
+        .cloned()
+        .collect();
     for (k, v) in params {
-        if !obj.contains_key(k) {
-            let known: Vec<_> = obj.keys().cloned().collect();
+        if !known.contains(k) {
             return Err(bad(format!(
                 "unknown parameter '{k}'; parameters: {}",
                 known.join(", ")
@@ -212,8 +232,14 @@ pub fn default_params(id: &str) -> Result<Map<String, Value>, CoreError> {
         | smc::LIQUIDITY_SWEEP_ID => serde_json::to_value(smc::Config::default()),
         other => return Err(unknown(other)),
     };
+    let allowed = smc::params_of(id);
     match v {
-        Ok(Value::Object(m)) => Ok(m),
+        Ok(Value::Object(mut m)) => {
+            if let Some(a) = allowed {
+                m.retain(|k, _| a.contains(&k.as_str()));
+            }
+            Ok(m)
+        }
         _ => Ok(Map::new()),
     }
 }
@@ -234,11 +260,15 @@ pub fn build(id: &str, params: &Map<String, Value>) -> Result<Box<dyn Strategy>,
         macd::ID => from_params(id, params, macd::MacdCross::new),
         stochastic::ID => from_params(id, params, stochastic::StochasticCross::new),
         adx::ID => from_params(id, params, adx::AdxTrend::new),
-        smc::BOS_ID => from_params(id, params, smc::SmcBos::new),
-        smc::CHOCH_ID => from_params(id, params, smc::SmcChoch::new),
-        smc::ORDER_BLOCK_ID => from_params(id, params, smc::SmcOrderBlock::new),
-        smc::FVG_ID => from_params(id, params, smc::SmcFvg::new),
-        smc::LIQUIDITY_SWEEP_ID => from_params(id, params, smc::SmcLiquiditySweep::new),
+        smc::BOS_ID => from_params_of(id, params, smc::SmcBos::new, smc::params_of(id)),
+        smc::CHOCH_ID => from_params_of(id, params, smc::SmcChoch::new, smc::params_of(id)),
+        smc::ORDER_BLOCK_ID => {
+            from_params_of(id, params, smc::SmcOrderBlock::new, smc::params_of(id))
+        }
+        smc::FVG_ID => from_params_of(id, params, smc::SmcFvg::new, smc::params_of(id)),
+        smc::LIQUIDITY_SWEEP_ID => {
+            from_params_of(id, params, smc::SmcLiquiditySweep::new, smc::params_of(id))
+        }
         other => Err(unknown(other)),
     }
 }
@@ -343,6 +373,29 @@ mod tests {
         ));
         assert_eq!(parse_selection("all").unwrap().len(), 11);
         assert_eq!(parse_selection("macd,macd").unwrap(), vec!["macd"]);
+    }
+
+    #[test]
+    fn smc_strategies_accept_only_the_parameters_they_read() {
+        let mut p = Map::new();
+        p.insert("fvg_min_size_pct".into(), Value::from(0.1));
+        assert!(build(smc::FVG_ID, &p).is_ok());
+        let e = build(smc::BOS_ID, &p).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown parameter 'fvg_min_size_pct'") && e.contains("swing_length"),
+            "{e}"
+        );
+        let keys: Vec<String> = default_params(smc::BOS_ID)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec!["swing_length"]);
+        assert!(
+            default_params(smc::LIQUIDITY_SWEEP_ID)
+                .unwrap()
+                .contains_key("eq_tolerance_pct")
+        );
     }
 
     #[test]

@@ -65,6 +65,17 @@ impl Default for Config {
     }
 }
 
+/// The [`Config`] fields strategy `id` reads (`None` for a non-SMC id): the only ones it accepts.
+pub fn params_of(id: &str) -> Option<&'static [&'static str]> {
+    Some(match id {
+        BOS_ID | CHOCH_ID => &["swing_length"],
+        ORDER_BLOCK_ID => &["swing_length", "max_zones", "max_age"],
+        FVG_ID => &["max_zones", "max_age", "fvg_min_size_pct"],
+        LIQUIDITY_SWEEP_ID => &["swing_length", "max_zones", "max_age", "eq_tolerance_pct"],
+        _ => return None,
+    })
+}
+
 /// `0.5` plus half of how far beyond `level` the close got, as a share of the candle's range.
 fn break_score(b: &Break, c: &Candle) -> f64 {
     let range = c.high - c.low;
@@ -386,7 +397,9 @@ mod tests {
 
     fn with(params: &[(&str, Value)], id: &str) -> Box<dyn Strategy> {
         let mut m = Map::new();
-        for (k, v) in params {
+        // Tests share one parameter list; each strategy takes the ones it reads.
+        let own = params_of(id).unwrap();
+        for (k, v) in params.iter().filter(|(k, _)| own.contains(k)) {
             m.insert(k.to_string(), v.clone());
         }
         build(id, &m).unwrap()
@@ -649,7 +662,13 @@ mod property_tests {
             params.insert("swing_length".into(), Value::from(length));
             params.insert("max_age".into(), Value::from(50));
             for id in [BOS_ID, CHOCH_ID, ORDER_BLOCK_ID, FVG_ID, LIQUIDITY_SWEEP_ID] {
-                let mut s = build(id, &params).unwrap();
+                let own = params_of(id).unwrap();
+                let p: Map<String, Value> = params
+                    .iter()
+                    .filter(|(k, _)| own.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let mut s = build(id, &p).unwrap();
                 let mut copy = None;
                 let mut outs = Vec::new();
                 for (i, c) in cs.iter().enumerate() {
