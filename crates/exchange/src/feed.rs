@@ -3,12 +3,32 @@
 //! A feed never ends on a drop: disconnects, reconnects, backfills and staleness are events in
 //! the same stream as candles, and the closed candles it yields for each stream are gapless,
 //! strictly increasing by one interval and free of duplicates.
+//!
+//! [`Feed`] is the live implementation of [`MarketFeed`] (Binance, Binance.US, Bybit v5);
+//! [`RestClient`] fetches klines (also for `fetch`/`backtest`); [`FeedError`] classifies what
+//! can go wrong.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use manus_core::{Candle, Interval};
+
+mod backoff;
+mod conn;
+mod driver;
+mod error;
+pub(crate) mod proto;
+pub mod rest;
+mod sequencer;
+
+pub use driver::Feed;
+pub use error::FeedError;
+pub use rest::RestClient;
+
+/// The default daily connection renewal, 03:00:30 UTC: off-peak for crypto volume and 30 s
+/// away from every candle close, so the handover never straddles one.
+pub const DEFAULT_ROTATE_AT: Duration = Duration::from_secs(3 * 3600 + 30);
 
 /// Which exchange protocol and default URLs to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -250,6 +270,13 @@ pub struct FeedConfig {
     pub candle_period: Option<Duration>,
     /// Reconnect proactively after this long, before the exchange's 24 h cut-off (default 23 h).
     pub max_connection_age: Duration,
+    /// UTC time of day for the daily proactive reconnect (default [`DEFAULT_ROTATE_AT`]); when
+    /// set it replaces `max_connection_age` (which then only applies if the time is out of
+    /// reach before the cut-off). The new socket is live before the old one closes.
+    pub rotate_at: Option<Duration>,
+    /// Events buffered inside the feed, both between a socket and the driver and between the
+    /// driver and the consumer (default 4096). An overflow is a gap, backfilled over REST.
+    pub channel_capacity: usize,
 }
 
 impl FeedConfig {
@@ -267,6 +294,8 @@ impl FeedConfig {
             stable_after: Duration::from_secs(60),
             candle_period: None,
             max_connection_age: Duration::from_secs(23 * 3600),
+            rotate_at: Some(DEFAULT_ROTATE_AT),
+            channel_capacity: 4096,
         }
     }
 }

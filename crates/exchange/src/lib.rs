@@ -2,9 +2,12 @@
 //! Bybit v5 adapters, and the simulated exchange ([`sim`]) that speaks Binance's protocol on
 //! loopback.
 
+pub mod binance;
+pub mod bybit;
 pub mod feed;
 pub mod sim;
 
 pub use feed::{
-    ExchangeKind, FeedConfig, FeedCounters, FeedEvent, MarketFeed, Origin, StreamKey,
+    ExchangeKind, Feed, FeedConfig, FeedCounters, FeedError, FeedEvent, MarketFeed, Origin,
+    RestClient, StreamKey,
 };

@@ -1,1 +1,428 @@
-//! The simulated exchange. (Placeholder: filled by the simulator work.)
+//! The simulated exchange: a loopback server that speaks Binance's and Bybit v5's market-data
+//! protocols (WebSocket klines, REST klines/exchangeInfo/instruments-info/ping/time, their error
+//! payloads) over an accelerated market, with fault drills.
+//!
+//! [`SimExchange::start`] binds the server ([`SimConfig`]: symbols, interval, real milliseconds
+//! per candle, in-progress updates per candle, pre-closed history, [`SimSource`]) and runs one
+//! market clock for the whole server: market time advances `interval / candle_ms` times faster
+//! than real time, and keeps running while clients are disconnected, so a client that reconnects
+//! must backfill. Every closed candle is recorded ([`SimExchange::closed_candles`]) so tests can
+//! compare what a client saw with the truth. Faults come from a [`FaultPlan`] (by candle count)
+//! or on demand ([`SimExchange::drop_all`], [`SimExchange::go_silent`], ...).
+//!
+//! Routes (one port): Binance `/ws/<stream>`, `/ws`, `/stream?streams=a/b`, `/api/v3/ping`,
+//! `/api/v3/time`, `/api/v3/exchangeInfo`, `/api/v3/klines`; Bybit `/v5/public/spot`,
+//! `/v5/market/kline`, `/v5/market/instruments-info`, `/v5/market/time`.
+
+mod binance;
+mod bybit;
+mod conn;
+mod http;
+mod market;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use manus_core::{Candle, Interval};
+use tokio::task::JoinHandle;
+
+use market::{Generator, Replay, Walk, opening, regrid, tick_for};
+use state::{Book, Shared, lock};
+
+/// Where the simulated market's prices come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SimSource {
+    /// A seeded random walk per symbol (volatility clustering, trend regimes, occasional
+    /// jumps); deterministic given the seed. The first symbol starts at `start_price`, the next
+    /// ones at a tenth, a hundredth, a thousandth and a ten-thousandth of it, cycling.
+    Synthetic {
+        /// Random seed.
+        seed: u64,
+        /// First symbol's starting price.
+        start_price: f64,
+    },
+    /// A candle list (e.g. from CSV) placed on the interval grid, served to every symbol; the
+    /// first `history` candles are history, the rest go live, then it loops (rescaled so prices
+    /// stay continuous).
+    Replay(Vec<Candle>),
+    /// Like [`SimSource::Replay`] but stops producing candles at the end of the list (the clock
+    /// keeps running; streams go quiet).
+    ReplayOnce(Vec<Candle>),
+}
+
+/// Faults fired automatically, counted in live candles (`c` = 0 for the first live candle).
+/// Drops and silences hit just before a candle's final frame, so a client misses it and must
+/// backfill.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultPlan {
+    /// Drop every connection before the final of every N-th candle.
+    pub drop_every: Option<u64>,
+    /// Drop every connection before the final of these candles.
+    pub drop_at: Vec<u64>,
+    /// Send one malformed frame to every connection at the start of every N-th candle.
+    pub malformed_every: Option<u64>,
+    /// Send the final frame of every N-th candle twice.
+    pub duplicate_final_every: Option<u64>,
+    /// Go silent for the duration before the final of this candle.
+    pub silent_at: Option<(u64, Duration)>,
+    /// The first N REST calls answer HTTP 429 with `Retry-After: S` seconds.
+    pub rest_429: Option<(u32, u64)>,
+    /// The N REST calls after those answer HTTP 500.
+    pub rest_5xx: Option<u32>,
+}
+
+/// How to run the simulated exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    /// Address to bind (default `127.0.0.1:0`: an ephemeral port).
+    pub bind: SocketAddr,
+    /// Upper-case symbols served, e.g. `BTCUSDT`.
+    pub symbols: Vec<String>,
+    /// The one kline interval served.
+    pub interval: Interval,
+    /// Real milliseconds per candle.
+    pub candle_ms: u64,
+    /// In-progress frames per candle before the final.
+    pub updates_per_candle: u32,
+    /// Candles already closed before the start (for REST bootstrap).
+    pub history: usize,
+    /// Price source.
+    pub source: SimSource,
+    /// Planned faults.
+    pub faults: FaultPlan,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            symbols: vec!["BTCUSDT".to_string()],
+            interval: Interval::M5,
+            candle_ms: 200,
+            updates_per_candle: 4,
+            history: 1500,
+            source: SimSource::Synthetic {
+                seed: 7,
+                start_price: 30_000.0,
+            },
+            faults: FaultPlan::default(),
+        }
+    }
+}
+
+/// Counters of what the server did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimStats {
+    /// WebSocket connections accepted.
+    pub connections_accepted: u64,
+    /// WebSocket connections open now.
+    pub connections_open: u64,
+    /// WebSocket frames sent (klines, control replies, malformed frames; not pings).
+    pub frames_sent: u64,
+    /// Drop-all events (planned or on demand).
+    pub drops: u64,
+    /// Connections closed by a drop (or cut for lagging).
+    pub connections_dropped: u64,
+    /// Malformed frames sent (one per connection per event).
+    pub malformed_sent: u64,
+    /// Final frames published twice.
+    pub duplicates_sent: u64,
+    /// Silences started.
+    pub silences: u64,
+    /// REST calls received.
+    pub rest_calls: u64,
+    /// REST calls answered with an injected failure.
+    pub rest_failures: u64,
+    /// Live candles closed since the start (all symbols together count once).
+    pub candles_closed: u64,
+}
+
+/// Why the simulated exchange could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The configuration makes no sense.
+    #[error("invalid simulator configuration: {0}")]
+    Config(String),
+    /// The address could not be bound.
+    #[error("cannot bind the simulated exchange to {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A running simulated exchange. Dropping it stops the server (prefer [`SimExchange::shutdown`]).
+#[derive(Debug)]
+pub struct SimExchange {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+fn validate(cfg: &SimConfig) -> Result<(), SimError> {
+    let bad = |m: String| Err(SimError::Config(m));
+    if cfg.symbols.is_empty() {
+        return bad("no symbols".into());
+    }
+    for s in &cfg.symbols {
+        if s.is_empty()
+            || s.len() > 20
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            return bad(format!(
+                "symbol '{s}' must be 1-20 upper-case letters or digits"
+            ));
+        }
+    }
+    let mut uniq = cfg.symbols.clone();
+    uniq.sort();
+    uniq.dedup();
+    if uniq.len() != cfg.symbols.len() {
+        return bad("duplicate symbols".into());
+    }
+    if cfg.candle_ms == 0 {
+        return bad("candle_ms must be at least 1".into());
+    }
+    if u64::from(cfg.updates_per_candle) + 1 > cfg.candle_ms.saturating_mul(1_000_000) {
+        return bad("too many updates per candle for candle_ms".into());
+    }
+    match &cfg.source {
+        SimSource::Synthetic { start_price, .. } => {
+            if !start_price.is_finite() || *start_price <= 0.0 {
+                return bad(format!("start price {start_price} must be positive"));
+            }
+        }
+        SimSource::Replay(list) | SimSource::ReplayOnce(list) => {
+            if list.is_empty() {
+                return bad("the replay list is empty".into());
+            }
+            for (i, c) in list.iter().enumerate() {
+                if let Err(e) = c.validate() {
+                    return bad(format!("replay candle {i}: {e}"));
+                }
+                if c.low <= 0.0 {
+                    return bad(format!("replay candle {i}: non-positive price"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Symbol `i` starts at `start_price / start_divisor(i)`: 1, 10, 100, 1000, 10000, 10, ...
+fn start_divisor(i: usize) -> f64 {
+    match i {
+        0 => 1.0,
+        _ => 10f64.powi(((i - 1) % 4 + 1) as i32),
+    }
+}
+
+/// History books, generators, per-symbol ticks and the first live open time.
+type Prepared = (Vec<Book>, Vec<Generator>, Vec<f64>, i64);
+
+fn prepare(cfg: &SimConfig, now_ms: i64) -> Prepared {
+    let iv = cfg.interval;
+    let n = cfg.symbols.len();
+    match &cfg.source {
+        SimSource::Synthetic { seed, start_price } => {
+            let m0 = iv.floor(now_ms);
+            let mut t = m0;
+            for _ in 0..cfg.history {
+                t = iv.floor(t - 1);
+            }
+            let mut books = Vec::with_capacity(n);
+            let mut gens = Vec::with_capacity(n);
+            let mut ticks = Vec::with_capacity(n);
+            for i in 0..n {
+                let p0 = start_price / start_divisor(i);
+                let mut walk = Walk::new(*seed, i, p0, iv);
+                let mut closed = Vec::with_capacity(cfg.history);
+                let mut open = t;
+                for _ in 0..cfg.history {
+                    let path = walk.next_path(iv, open, cfg.updates_per_candle);
+                    closed.extend(path.last().copied());
+                    open = iv.next_open(open);
+                }
+                let last = closed.last().map_or(walk.price(), |c| c.close);
+                ticks.push(tick_for(p0));
+                books.push(Book {
+                    closed,
+                    forming: Some(opening(iv, m0, last)),
+                });
+                gens.push(Generator::Synthetic(Box::new(walk)));
+            }
+            (books, gens, ticks, m0)
+        }
+        SimSource::Replay(list) | SimSource::ReplayOnce(list) => {
+            let looping = matches!(cfg.source, SimSource::Replay(_));
+            let grid = Arc::new(regrid(iv, list));
+            let h = cfg.history.min(grid.len());
+            let m0 = match h {
+                0 => grid[0].open_time,
+                _ => iv.next_open(grid[h - 1].open_time),
+            };
+            let history = grid[..h].to_vec();
+            let forming = history.last().map(|c| opening(iv, m0, c.close));
+            let books = (0..n)
+                .map(|_| Book {
+                    closed: history.clone(),
+                    forming,
+                })
+                .collect();
+            let gens = (0..n)
+                .map(|_| Generator::Replay(Replay::new(grid.clone(), h, looping)))
+                .collect();
+            let ticks = vec![tick_for(grid[0].open); n];
+            (books, gens, ticks, m0)
+        }
+    }
+}
+
+impl SimExchange {
+    /// Binds the server, records the history, and starts the market clock and the server.
+    pub async fn start(cfg: SimConfig) -> Result<SimExchange, SimError> {
+        validate(&cfg)?;
+        let listener = tokio::net::TcpListener::bind(cfg.bind)
+            .await
+            .map_err(|source| SimError::Bind {
+                addr: cfg.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind {
+            addr: cfg.bind,
+            source,
+        })?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let (books, gens, ticks, m0) = prepare(&cfg, now_ms);
+        let shared = Arc::new(Shared::new(
+            cfg.symbols.clone(),
+            cfg.interval,
+            ticks,
+            books,
+            m0,
+            cfg.candle_ms,
+            cfg.updates_per_candle,
+        ));
+        // Queued front-first: the 429s come before the 5xx.
+        if let Some(n) = cfg.faults.rest_5xx {
+            shared.fail_rest(n, 500, None);
+        }
+        if let Some((n, secs)) = cfg.faults.rest_429 {
+            shared.fail_rest(n, 429, Some(secs));
+        }
+        let app = http::router(shared.clone());
+        let mut stop = shared.shutdown.subscribe();
+        let server = tokio::spawn(async move {
+            let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            });
+            if let Err(e) = graceful.await {
+                tracing::warn!(error = %e, "simulated exchange server stopped");
+            }
+        });
+        let driver = tokio::spawn(state::drive(
+            shared.clone(),
+            gens,
+            cfg.faults.clone(),
+            cfg.candle_ms,
+            cfg.updates_per_candle,
+        ));
+        tracing::debug!(%addr, symbols = ?cfg.symbols, interval = %cfg.interval, "simulated exchange started");
+        Ok(SimExchange {
+            shared,
+            addr,
+            tasks: vec![server, driver],
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// WebSocket base URL, e.g. `ws://127.0.0.1:PORT`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+
+    /// REST base URL, e.g. `http://127.0.0.1:PORT`.
+    pub fn rest_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The truth: history plus every candle closed since the start, ascending (empty for an
+    /// unknown symbol).
+    pub fn closed_candles(&self, symbol: &str) -> Vec<Candle> {
+        match self.shared.symbol_index(symbol) {
+            Some(i) => lock(&self.shared.books)[i].closed.clone(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The interval served.
+    pub fn interval(&self) -> Interval {
+        self.shared.interval
+    }
+
+    /// Market time now, ms (what `/api/v3/time` answers).
+    pub fn market_time(&self) -> i64 {
+        self.shared.clock.now()
+    }
+
+    /// Closes every WebSocket connection abruptly, now.
+    pub fn drop_all(&self) {
+        self.shared.drop_all();
+    }
+
+    /// Keeps connections open but sends (and reads) nothing for `d`; frames meanwhile are lost.
+    pub fn go_silent(&self, d: Duration) {
+        self.shared.go_silent(d);
+    }
+
+    /// The next `n` REST calls fail with `status` (and `Retry-After` when given).
+    pub fn fail_rest(&self, n: u32, status: u16, retry_after: Option<u64>) {
+        self.shared.fail_rest(n, status, retry_after);
+    }
+
+    /// Sends one malformed frame to every connection.
+    pub fn send_malformed(&self) {
+        self.shared.send_malformed();
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SimStats {
+        self.shared.stats()
+    }
+
+    /// Stops the market and the server, closing connections with a close frame.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.send_replace(true);
+        for t in &mut self.tasks {
+            // Upgraded sockets are closed by their own tasks; don't hang on a stuck one.
+            if tokio::time::timeout(Duration::from_secs(2), &mut *t)
+                .await
+                .is_err()
+            {
+                tracing::warn!("simulated exchange task did not stop in time");
+                t.abort();
+            }
+        }
+    }
+}
+
+impl Drop for SimExchange {
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}

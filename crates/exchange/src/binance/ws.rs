@@ -1,0 +1,81 @@
+//! Binance kline streams: URLs (raw `/ws/<name>` for one stream, combined
+//! `/stream?streams=a/b` for many) and frame parsing.
+
+use crate::feed::StreamKey;
+use crate::feed::proto::{Control, Lookup, WsKline};
+
+use super::message::{Kline, WsFrame};
+
+/// The stream name, e.g. `btcusdt@kline_1m` (Binance wants the symbol lower-case).
+pub fn stream_name(key: &StreamKey) -> String {
+    format!("{}@kline_{}", key.symbol.to_ascii_lowercase(), key.interval)
+}
+
+/// The socket URL under `base` (scheme, host, port).
+pub fn url(base: &str, streams: &[StreamKey]) -> String {
+    let base = base.trim_end_matches('/');
+    match streams {
+        [one] => format!("{base}/ws/{}", stream_name(one)),
+        many => {
+            let names: Vec<String> = many.iter().map(stream_name).collect();
+            format!("{base}/stream?streams={}", names.join("/"))
+        }
+    }
+}
+
+/// Parses a raw or combined frame; a kline is appended to `out`.
+pub(crate) fn parse_frame(
+    text: &str,
+    lookup: &Lookup,
+    out: &mut Vec<WsKline>,
+) -> Result<Control, String> {
+    let frame: WsFrame<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if let (Some(code), Some(msg)) = (frame.code, &frame.msg) {
+        return Ok(Control::Error(format!("{code}: {msg}")));
+    }
+    if let Some(data) = frame.data {
+        if data.event != "kline" {
+            return Ok(Control::Ignored);
+        }
+        let idx = match frame.stream.and_then(|s| lookup.get(s)) {
+            Some(&i) => i,
+            None => resolve(&data.kline, lookup)?,
+        };
+        push(&data.kline, data.event_time, idx, out)?;
+        return Ok(Control::Klines);
+    }
+    match (frame.event, frame.kline) {
+        (Some("kline"), Some(k)) => {
+            let idx = if lookup.len() == 1 {
+                *lookup.values().next().unwrap_or(&0)
+            } else {
+                resolve(&k, lookup)?
+            };
+            push(&k, frame.event_time.unwrap_or(0), idx, out)?;
+            Ok(Control::Klines)
+        }
+        (Some("kline"), None) => Err("kline event without 'k'".into()),
+        (Some(_), _) => Ok(Control::Ignored),
+        (None, _) if frame.id.is_some() => Ok(Control::Ignored),
+        (None, _) => Err("frame is neither a kline event nor a control answer".into()),
+    }
+}
+
+/// Finds the stream of a kline from its own symbol and interval (raw frames carry no name).
+fn resolve(k: &Kline<'_>, lookup: &Lookup) -> Result<usize, String> {
+    let name = format!("{}@kline_{}", k.symbol.to_ascii_lowercase(), k.interval);
+    lookup
+        .get(&name)
+        .copied()
+        .ok_or_else(|| format!("kline for unsubscribed stream {name}"))
+}
+
+fn push(k: &Kline<'_>, event_time: i64, idx: usize, out: &mut Vec<WsKline>) -> Result<(), String> {
+    out.push(WsKline {
+        idx,
+        candle: k.to_candle()?,
+        closed: k.closed,
+        event_time,
+    });
+    Ok(())
+}

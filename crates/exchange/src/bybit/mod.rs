@@ -1,0 +1,216 @@
+//! Bybit v5 spot: [`ws`] builds the socket URL and subscriptions and parses pushes, [`rest`]
+//! builds REST paths and parses answers (newest first, reordered), [`message`] holds the serde
+//! structs and the interval mapping (1m→`1`, 1h→`60`, 1d→`D`, 1w→`W`, 1M→`M`).
+
+pub mod message;
+pub mod rest;
+pub mod ws;
+
+#[cfg(test)]
+mod tests {
+    use manus_core::Interval;
+
+    use super::message::{interval_code, interval_from_code};
+    use crate::feed::proto::{Control, Protocol};
+    use crate::feed::{FeedError, StreamKey};
+
+    fn load(name: &str) -> String {
+        let path = format!("{}/test_data/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn key(symbol: &str, interval: Interval) -> StreamKey {
+        StreamKey {
+            symbol: symbol.into(),
+            interval,
+        }
+    }
+
+    #[test]
+    fn maps_intervals_both_ways() {
+        struct Case {
+            ours: Interval,
+            theirs: Option<&'static str>,
+        }
+        let cases = [
+            Case {
+                ours: Interval::M1,
+                theirs: Some("1"),
+            },
+            Case {
+                ours: Interval::M5,
+                theirs: Some("5"),
+            },
+            Case {
+                ours: Interval::H1,
+                theirs: Some("60"),
+            },
+            Case {
+                ours: Interval::H4,
+                theirs: Some("240"),
+            },
+            Case {
+                ours: Interval::H12,
+                theirs: Some("720"),
+            },
+            Case {
+                ours: Interval::D1,
+                theirs: Some("D"),
+            },
+            Case {
+                ours: Interval::W1,
+                theirs: Some("W"),
+            },
+            Case {
+                ours: Interval::Mo1,
+                theirs: Some("M"),
+            },
+            Case {
+                ours: Interval::H8,
+                theirs: None,
+            },
+            Case {
+                ours: Interval::D3,
+                theirs: None,
+            },
+        ];
+        for c in cases {
+            assert_eq!(interval_code(c.ours), c.theirs, "{}", c.ours);
+            if let Some(t) = c.theirs {
+                assert_eq!(interval_from_code(t), Some(c.ours));
+            }
+        }
+    }
+
+    #[test]
+    fn url_and_subscriptions() {
+        assert_eq!(
+            super::ws::url("ws://127.0.0.1:1/"),
+            "ws://127.0.0.1:1/v5/public/spot"
+        );
+        let streams: Vec<StreamKey> = (0..12)
+            .map(|i| key(&format!("S{i}USDT"), Interval::M5))
+            .collect();
+        let msgs = super::ws::subscribe_messages(&streams).expect("subscribe");
+        assert_eq!(msgs.len(), 2, "at most 10 topics per request");
+        let first: serde_json::Value = serde_json::from_str(&msgs[0]).expect("json");
+        assert_eq!(first["op"], "subscribe");
+        assert_eq!(first["args"][0], "kline.5.S0USDT");
+        assert_eq!(first["args"].as_array().map(Vec::len), Some(10));
+        assert!(super::ws::subscribe_messages(&[key("BTCUSDT", Interval::D3)]).is_err());
+    }
+
+    #[test]
+    fn parses_pushes_acks_and_pongs() {
+        let streams = [key("BTCUSDT", Interval::M5)];
+        let lookup = Protocol::Bybit.lookup(&streams).expect("lookup");
+        let mut out = Vec::new();
+        struct Case {
+            input: String,
+            ok: Option<Control>,
+        }
+        let push = load("bybit_ws_kline.json");
+        let cases = [
+            Case {
+                input: push.clone(),
+                ok: Some(Control::Klines),
+            },
+            Case {
+                input: load("bybit_ws_subscribe_ack.json"),
+                ok: Some(Control::Subscribed),
+            },
+            Case {
+                input: load("bybit_ws_pong.json"),
+                ok: Some(Control::Ignored),
+            },
+            Case {
+                input: load("bybit_ws_subscribe_fail.json"),
+                ok: Some(Control::Error(
+                    "subscribe failed: Invalid topic :[kline.5.NOPEUSDT]".into(),
+                )),
+            },
+            Case {
+                input: push.replace("kline.5.BTCUSDT", "kline.5.ETHUSDT"),
+                ok: None,
+            },
+            Case {
+                input: push.replace("\"69031\"", "\"x\""),
+                ok: None,
+            },
+            Case {
+                input: push.replace(r#""interval":"5""#, r#""interval":"7""#),
+                ok: None,
+            },
+            Case {
+                input: "[1,2".into(),
+                ok: None,
+            },
+            Case {
+                input: "{}".into(),
+                ok: None,
+            },
+        ];
+        for c in cases {
+            let got = Protocol::Bybit.parse(&c.input, &lookup, &mut out);
+            match c.ok {
+                Some(expected) => assert_eq!(got, Ok(expected), "{}", c.input),
+                None => assert!(got.is_err(), "{} parsed as {got:?}", c.input),
+            }
+        }
+        assert_eq!(out.len(), 1);
+        let k = out[0];
+        assert!(k.closed);
+        assert_eq!((k.idx, k.event_time), (0, 1_718_000_300_010));
+        assert_eq!(k.candle.open_time, 1_718_000_000_000);
+        assert_eq!(k.candle.close_time, 1_718_000_299_999);
+        assert_eq!(
+            (
+                k.candle.open,
+                k.candle.high,
+                k.candle.low,
+                k.candle.close,
+                k.candle.volume
+            ),
+            (69012.5, 69031.0, 69005.1, 69020.1, 12.345)
+        );
+    }
+
+    #[test]
+    fn rest_klines_are_reordered_oldest_first() {
+        let rows = super::rest::parse_klines(&load("bybit_rest_kline.json"), Interval::M5)
+            .expect("klines");
+        let opens: Vec<i64> = rows.iter().map(|c| c.open_time).collect();
+        assert_eq!(
+            opens,
+            [1_718_000_000_000, 1_718_000_300_000, 1_718_000_600_000]
+        );
+        assert_eq!(rows[0].volume, 12.345);
+    }
+
+    #[test]
+    fn rest_errors_time_and_instruments() {
+        match super::rest::parse_klines(&load("bybit_rest_error.json"), Interval::M5) {
+            Err(FeedError::ExchangeError { code, msg }) => {
+                assert_eq!(code, 10001);
+                assert_eq!(msg, "Invalid period!");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            super::rest::parse_time(&load("bybit_time.json")).expect("time"),
+            1_718_000_725_123
+        );
+        assert!(super::rest::check_symbol(&load("bybit_instruments.json"), "BTCUSDT").is_ok());
+        assert!(matches!(
+            super::rest::check_symbol(&load("bybit_instruments_empty.json"), "NOPEUSDT"),
+            Err(FeedError::ExchangeError { code: 10001, .. })
+        ));
+        assert!(super::rest::parse_error(&load("bybit_rest_error.json")).is_some());
+        assert!(super::rest::parse_error(&load("bybit_time.json")).is_none());
+        assert!(super::rest::klines_path("BTCUSDT", Interval::D3, None, None, 10).is_err());
+        assert_eq!(
+            super::rest::klines_path("BTCUSDT", Interval::D1, Some(1), None, 10).expect("path"),
+            "/v5/market/kline?category=spot&symbol=BTCUSDT&interval=D&limit=10&start=1"
+        );
+    }
+}

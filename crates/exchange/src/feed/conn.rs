@@ -1,0 +1,238 @@
+//! One WebSocket connection as a task: connect, subscribe, read, ping, and forward parsed
+//! klines to the driver over a bounded channel. A full channel is never waited on (that would
+//! stall the socket): the kline is dropped and a [`ConnEvent::Lost`] marker follows, which the
+//! driver treats as a gap to backfill.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, warn};
+
+use super::FeedCounters;
+use super::proto::{Control, Lookup, Protocol, WsKline};
+
+/// What a connection task reports.
+#[derive(Debug)]
+pub(crate) enum ConnEvent {
+    /// Connected and subscribed.
+    Connected {
+        /// Connection id.
+        id: u64,
+    },
+    /// A kline update.
+    Kline {
+        /// The update.
+        kline: WsKline,
+        /// When it was read.
+        received_at: std::time::Instant,
+    },
+    /// Klines were dropped because the channel was full.
+    Lost {
+        /// Connection id.
+        id: u64,
+    },
+    /// The exchange reported an error on the socket.
+    ExchangeMessage {
+        /// Connection id.
+        id: u64,
+        /// The message.
+        msg: String,
+    },
+    /// The connection ended (or never started).
+    Closed {
+        /// Connection id.
+        id: u64,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Everything a connection needs.
+#[derive(Clone)]
+pub(crate) struct ConnParams {
+    /// Wire protocol.
+    pub proto: Protocol,
+    /// Full socket URL.
+    pub url: String,
+    /// Frames to send after connecting.
+    pub subscribe: Vec<String>,
+    /// Stream name → index.
+    pub lookup: Arc<Lookup>,
+    /// Reconnect when no frame arrives for this long.
+    pub silence: Duration,
+    /// Shared counters.
+    pub counters: Arc<FeedCounters>,
+    /// Where events go.
+    pub tx: mpsc::Sender<ConnEvent>,
+}
+
+/// A running connection.
+#[derive(Debug)]
+pub(crate) struct ConnHandle {
+    /// Connection id.
+    pub id: u64,
+    /// When it reported `Connected`.
+    pub connected_at: Option<Instant>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl ConnHandle {
+    /// Asks the task to close the socket gracefully; it reports `Closed` and ends on its own.
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ConnHandle {
+    fn drop(&mut self) {
+        // Also reached when the driver itself is dropped or aborted: no socket outlives it.
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Starts a connection task.
+pub(crate) fn spawn(id: u64, p: ConnParams) -> ConnHandle {
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let tx = p.tx.clone();
+    tokio::spawn(async move {
+        let reason = run(id, p, stop_rx).await;
+        debug!(id, %reason, "connection ended");
+        let _ = tx.send(ConnEvent::Closed { id, reason }).await;
+    });
+    ConnHandle {
+        id,
+        connected_at: None,
+        stop: Some(stop_tx),
+    }
+}
+
+/// Runs one connection to its end; returns why it ended.
+async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String {
+    let connect = tokio::time::timeout(p.silence, tokio_tungstenite::connect_async(p.url.as_str()));
+    let mut ws = tokio::select! {
+        _ = &mut stop => return "stopped".into(),
+        r = connect => match r {
+            Err(_) => return format!("connect to {} timed out", p.url),
+            Ok(Err(e)) => return format!("connect to {}: {e}", p.url),
+            Ok(Ok((ws, _))) => ws,
+        },
+    };
+    for m in &p.subscribe {
+        if let Err(e) = ws.send(Message::text(m.as_str())).await {
+            return format!("subscribe: {e}");
+        }
+    }
+    // Binance subscribes by URL, so the stream is live now; Bybit is live once acknowledged
+    // (or once a push arrives, whichever is first).
+    let mut announced = p.subscribe.is_empty();
+    if announced && p.tx.send(ConnEvent::Connected { id }).await.is_err() {
+        return "driver gone".into();
+    }
+    let ping_every = p.proto.ping_every(p.silence);
+    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    let mut last_frame = Instant::now();
+    let mut lost = false;
+    let mut buf: Vec<WsKline> = Vec::with_capacity(4);
+    loop {
+        let silent_until = last_frame + p.silence;
+        let msg = tokio::select! {
+            _ = &mut stop => {
+                let _ = ws.close(None).await;
+                return "stopped".into();
+            }
+            _ = ping.tick() => {
+                let m = match p.proto.app_ping() {
+                    Some(text) => Message::text(text),
+                    None => Message::Ping(Vec::new().into()),
+                };
+                if let Err(e) = ws.send(m).await {
+                    return format!("ping: {e}");
+                }
+                continue;
+            }
+            _ = tokio::time::sleep_until(silent_until) => {
+                return format!("no frame for {} ms", p.silence.as_millis());
+            }
+            m = ws.next() => m,
+        };
+        let text = match msg {
+            None => return "closed by the exchange".into(),
+            Some(Err(e)) => return format!("read: {e}"),
+            Some(Ok(Message::Close(frame))) => {
+                return match frame {
+                    Some(f) => format!("closed by the exchange: {} {}", f.code, f.reason),
+                    None => "closed by the exchange".into(),
+                };
+            }
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Binary(_))) => {
+                last_frame = Instant::now();
+                FeedCounters::bump(&p.counters.messages_received);
+                FeedCounters::bump(&p.counters.malformed);
+                warn!(id, "binary frame on a text protocol; skipped");
+                continue;
+            }
+            Some(Ok(_)) => {
+                // Ping/Pong: the connection is alive.
+                last_frame = Instant::now();
+                continue;
+            }
+        };
+        last_frame = Instant::now();
+        let received_at = std::time::Instant::now();
+        FeedCounters::bump(&p.counters.messages_received);
+        buf.clear();
+        let subscribed = match p.proto.parse(text.as_str(), &p.lookup, &mut buf) {
+            Err(e) => {
+                FeedCounters::bump(&p.counters.malformed);
+                let head: String = text.as_str().chars().take(120).collect();
+                warn!(id, error = %e, frame = %head, "malformed frame skipped");
+                continue;
+            }
+            Ok(Control::Error(msg)) => {
+                FeedCounters::bump(&p.counters.messages_processed);
+                let _ = p.tx.send(ConnEvent::ExchangeMessage { id, msg }).await;
+                continue;
+            }
+            Ok(c) => {
+                FeedCounters::bump(&p.counters.messages_processed);
+                c == Control::Subscribed
+            }
+        };
+        if !announced && (subscribed || !buf.is_empty()) {
+            announced = true;
+            if p.tx.send(ConnEvent::Connected { id }).await.is_err() {
+                return "driver gone".into();
+            }
+        }
+        for kline in buf.drain(..) {
+            p.counters
+                .last_event_time
+                .fetch_max(kline.event_time.max(0) as u64, Ordering::Relaxed);
+            if lost {
+                match p.tx.try_send(ConnEvent::Lost { id }) {
+                    Ok(()) => lost = false,
+                    Err(mpsc::error::TrySendError::Full(_)) => continue,
+                    Err(mpsc::error::TrySendError::Closed(_)) => return "driver gone".into(),
+                }
+            }
+            match p.tx.try_send(ConnEvent::Kline { kline, received_at }) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    if !lost {
+                        warn!(id, "internal channel full; klines dropped, will backfill");
+                    }
+                    lost = true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return "driver gone".into(),
+            }
+        }
+    }
+}

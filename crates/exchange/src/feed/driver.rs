@@ -1,0 +1,701 @@
+//! [`Feed`]: the live feed. `connect` validates symbols and intervals with the exchange, then a
+//! driver task subscribes first (buffering), bootstraps history over REST, and merges the two
+//! through a per-stream [`Sequencer`], filling every gap (reconnects, lost frames, channel
+//! overflow) over REST so the closed candles it yields are gapless and duplicate-free.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use manus_core::Candle;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::backoff::Backoff;
+use super::conn::{self, ConnEvent, ConnHandle, ConnParams};
+use super::proto::{Protocol, WsKline};
+use super::rest::RestClient;
+use super::sequencer::{Sequencer, Verdict};
+use super::{
+    Arrival, FeedConfig, FeedCounters, FeedError, FeedEvent, MarketFeed, Origin, StreamKey,
+};
+
+/// The exchanges cut connections at 24 h; a daily `rotate_at` must come before that.
+const HARD_CUT: Duration = Duration::from_secs(24 * 3600 - 60);
+const DAY_MS: i64 = 24 * 3600 * 1000;
+/// Streams one Binance connection may carry.
+const BINANCE_MAX_STREAMS: usize = 1024;
+
+/// A live feed for one or many streams on one exchange.
+#[derive(Debug)]
+pub struct Feed {
+    rx: mpsc::Receiver<FeedEvent>,
+    counters: Arc<FeedCounters>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Feed {
+    /// Validates every symbol and interval with the exchange (an unknown one gives the
+    /// exchange's error, e.g. `-1121 Invalid symbol.`), then starts the driver task.
+    pub async fn connect(cfg: FeedConfig) -> Result<Feed, FeedError> {
+        if cfg.streams.is_empty() {
+            return Err(FeedError::Invalid("no streams to subscribe to".into()));
+        }
+        for (i, s) in cfg.streams.iter().enumerate() {
+            if cfg.streams[..i].contains(s) {
+                return Err(FeedError::Invalid(format!("stream {s} listed twice")));
+            }
+        }
+        let proto = Protocol::of(cfg.exchange);
+        let lookup = proto.lookup(&cfg.streams).map_err(FeedError::Invalid)?;
+        let subscribe = proto
+            .subscribe_messages(&cfg.streams)
+            .map_err(FeedError::Invalid)?;
+        if proto == Protocol::Binance && cfg.streams.len() > BINANCE_MAX_STREAMS {
+            return Err(FeedError::Invalid(format!(
+                "{} streams requested; Binance allows {BINANCE_MAX_STREAMS} per connection",
+                cfg.streams.len()
+            )));
+        }
+        let rest =
+            RestClient::new(cfg.exchange, &cfg.rest_url)?.with_retry_delay(cfg.backoff_initial);
+        let mut checked: Vec<&str> = Vec::new();
+        for s in &cfg.streams {
+            if !checked.contains(&s.symbol.as_str()) {
+                rest.check_symbol(&s.symbol).await?;
+                checked.push(&s.symbol);
+            }
+            // The exchange itself judges the interval (Binance -1120, Bybit 10001).
+            rest.klines(&s.symbol, s.interval, None, None, 1).await?;
+        }
+        let counters = Arc::new(FeedCounters::default());
+        let cap = cfg.channel_capacity.max(1);
+        let (out_tx, rx) = mpsc::channel(cap);
+        let (conn_tx, conn_rx) = mpsc::channel(cap);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let params = ConnParams {
+            proto,
+            url: proto.ws_url(&cfg.ws_url, &cfg.streams),
+            subscribe,
+            lookup: Arc::new(lookup),
+            silence: cfg.silence_timeout,
+            counters: counters.clone(),
+            tx: conn_tx,
+        };
+        let driver = Driver::new(cfg, rest, params, conn_rx, out_tx);
+        let task = tokio::spawn(driver.run(stop_rx));
+        Ok(Feed {
+            rx,
+            counters,
+            stop: Some(stop_tx),
+            task: Some(task),
+        })
+    }
+
+    /// The next event; `None` once the feed has stopped. Cancel-safe.
+    pub async fn next(&mut self) -> Option<FeedEvent> {
+        self.rx.recv().await
+    }
+
+    /// Shared counters for dashboards.
+    pub fn counters(&self) -> Arc<FeedCounters> {
+        self.counters.clone()
+    }
+
+    /// Stops the driver and its connections and waits (briefly) for them to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+impl MarketFeed for Feed {
+    async fn next(&mut self) -> Option<FeedEvent> {
+        self.rx.recv().await
+    }
+    fn counters(&self) -> Arc<FeedCounters> {
+        self.counters.clone()
+    }
+}
+
+/// The consumer went away or shutdown was asked: stop the driver.
+struct Stop;
+
+/// Per-stream state.
+struct StreamState {
+    key: Arc<StreamKey>,
+    seq: Sequencer,
+    /// Real time of the last closed candle yielded (staleness).
+    last_close_at: Instant,
+    /// Real time one candle lasts.
+    period: Duration,
+    stale: bool,
+    /// The expected open time a forming update already triggered a fill for.
+    update_fill_for: Option<i64>,
+}
+
+struct Driver {
+    cfg: FeedConfig,
+    rest: RestClient,
+    params: ConnParams,
+    conn_rx: mpsc::Receiver<ConnEvent>,
+    out: mpsc::Sender<FeedEvent>,
+    streams: Vec<StreamState>,
+    next_id: u64,
+    active: Option<ConnHandle>,
+    pending: Option<ConnHandle>,
+    backoff: Backoff,
+    reconnect_due: Option<Instant>,
+    rotate_due: Option<Instant>,
+    ever_connected: bool,
+}
+
+impl Driver {
+    fn new(
+        cfg: FeedConfig,
+        rest: RestClient,
+        params: ConnParams,
+        conn_rx: mpsc::Receiver<ConnEvent>,
+        out: mpsc::Sender<FeedEvent>,
+    ) -> Self {
+        let now = Instant::now();
+        let streams = cfg
+            .streams
+            .iter()
+            .map(|k| StreamState {
+                key: Arc::new(k.clone()),
+                seq: Sequencer::new(k.interval),
+                last_close_at: now,
+                period: cfg
+                    .candle_period
+                    .unwrap_or(Duration::from_millis(k.interval.duration_ms() as u64)),
+                stale: false,
+                update_fill_for: None,
+            })
+            .collect();
+        Driver {
+            backoff: Backoff::new(cfg.backoff_initial, cfg.backoff_max),
+            cfg,
+            rest,
+            params,
+            conn_rx,
+            out,
+            streams,
+            next_id: 0,
+            active: None,
+            pending: None,
+            reconnect_due: None,
+            rotate_due: None,
+            ever_connected: false,
+        }
+    }
+
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        let _ = self.run_inner(&mut stop).await;
+        if let Some(c) = self.active.take() {
+            c.stop();
+        }
+        if let Some(c) = self.pending.take() {
+            c.stop();
+        }
+    }
+
+    async fn run_inner(&mut self, stop: &mut oneshot::Receiver<()>) -> Result<(), Stop> {
+        tokio::select! {
+            biased;
+            _ = &mut *stop => return Err(Stop),
+            r = self.start() => r?,
+        }
+        loop {
+            let deadline = self.next_deadline();
+            tokio::select! {
+                biased;
+                _ = &mut *stop => return Err(Stop),
+                ev = self.conn_rx.recv() => match ev {
+                    Some(ev) => self.on_conn_event(ev).await?,
+                    None => return Err(Stop),
+                },
+                _ = tokio::time::sleep_until(deadline) => self.on_timer().await?,
+            }
+        }
+    }
+
+    /// Subscribe first, then bootstrap: klines arriving meanwhile wait in the channel and are
+    /// merged afterwards, so nothing falls between the REST answer and the stream.
+    async fn start(&mut self) -> Result<(), Stop> {
+        self.active = Some(self.spawn_conn());
+        // Wait until the subscription is live (or failed) before asking for history.
+        let wait = tokio::time::timeout(self.cfg.silence_timeout, self.conn_rx.recv()).await;
+        match wait {
+            Ok(Some(ev @ ConnEvent::Connected { .. }))
+            | Ok(Some(ev @ ConnEvent::Closed { .. })) => {
+                self.on_conn_event(ev).await?;
+            }
+            Ok(Some(other)) => self.on_conn_event(other).await?,
+            Ok(None) => return Err(Stop),
+            Err(_) => warn!("no subscription confirmation yet; bootstrapping anyway"),
+        }
+        self.bootstrap().await
+    }
+
+    async fn bootstrap(&mut self) -> Result<(), Stop> {
+        if self.cfg.bootstrap == 0 {
+            return Ok(());
+        }
+        let now = match self.rest.server_time().await {
+            Ok(t) => t,
+            Err(e) => {
+                return self
+                    .emit(FeedEvent::Warning(format!(
+                        "bootstrap skipped (exchange time unavailable: {e}); continuing from the stream alone"
+                    )))
+                    .await;
+            }
+        };
+        for i in 0..self.streams.len() {
+            let key = self.streams[i].key.clone();
+            match self
+                .rest
+                .last_closed(&key.symbol, key.interval, self.cfg.bootstrap, now)
+                .await
+            {
+                Ok(rows) => {
+                    info!(stream = %key, candles = rows.len(), "bootstrapped");
+                    for c in rows {
+                        self.offer_closed(i, c, Origin::Bootstrap, rest_arrival())
+                            .await?;
+                    }
+                }
+                Err(e) => {
+                    self.emit(FeedEvent::Warning(format!(
+                        "bootstrap of {key} failed: {e}; continuing from the stream alone"
+                    )))
+                    .await?;
+                }
+            }
+            self.streams[i].last_close_at = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn spawn_conn(&mut self) -> ConnHandle {
+        self.next_id += 1;
+        debug!(id = self.next_id, url = %self.params.url, "connecting");
+        conn::spawn(self.next_id, self.params.clone())
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let mut d = Instant::now() + Duration::from_secs(3600);
+        for t in [self.reconnect_due, self.rotate_due].into_iter().flatten() {
+            d = d.min(t);
+        }
+        for s in self.streams.iter().filter(|s| !s.stale) {
+            d = d.min(s.last_close_at + s.period * 2);
+        }
+        d
+    }
+
+    async fn emit(&self, ev: FeedEvent) -> Result<(), Stop> {
+        self.out.send(ev).await.map_err(|_| Stop)
+    }
+
+    async fn on_conn_event(&mut self, ev: ConnEvent) -> Result<(), Stop> {
+        match ev {
+            ConnEvent::Kline {
+                kline, received_at, ..
+            } => self.on_kline(kline, received_at).await,
+            ConnEvent::Connected { id } => self.on_connected(id).await,
+            ConnEvent::Closed { id, reason } => self.on_closed_conn(id, reason).await,
+            ConnEvent::Lost { id } => {
+                warn!(id, "klines lost to a full internal channel; backfilling");
+                self.emit(FeedEvent::Warning(
+                    "internal channel overflowed; backfilling the gap".into(),
+                ))
+                .await?;
+                self.fill_all().await
+            }
+            ConnEvent::ExchangeMessage { id, msg } => {
+                warn!(id, %msg, "exchange error on the socket");
+                self.emit(FeedEvent::Warning(format!("exchange says: {msg}")))
+                    .await
+            }
+        }
+    }
+
+    async fn on_connected(&mut self, id: u64) -> Result<(), Stop> {
+        let url = self.params.url.clone();
+        if self.pending.as_ref().is_some_and(|p| p.id == id) {
+            // Proactive handover: the new socket is live, so the old one can go.
+            let mut new = self.pending.take().expect("checked above");
+            new.connected_at = Some(Instant::now());
+            if let Some(old) = self.active.replace(new) {
+                old.stop();
+            }
+            FeedCounters::bump(&self.params.counters.reconnections);
+            info!(id, "connection handed over");
+            self.schedule_rotation();
+            return self.emit(FeedEvent::Connected { url }).await;
+        }
+        let Some(active) = self.active.as_mut().filter(|a| a.id == id) else {
+            return Ok(());
+        };
+        active.connected_at = Some(Instant::now());
+        self.schedule_rotation();
+        let reconnect = self.ever_connected;
+        self.ever_connected = true;
+        self.emit(FeedEvent::Connected { url }).await?;
+        if reconnect {
+            FeedCounters::bump(&self.params.counters.reconnections);
+            self.fill_all().await?;
+        }
+        Ok(())
+    }
+
+    async fn on_closed_conn(&mut self, id: u64, reason: String) -> Result<(), Stop> {
+        if self.pending.as_ref().is_some_and(|p| p.id == id) {
+            self.pending = None;
+            warn!(id, %reason, "handover connection failed; retrying later");
+            self.rotate_due = Some(Instant::now() + self.cfg.backoff_max);
+            return Ok(());
+        }
+        if self.active.as_ref().is_none_or(|a| a.id != id) {
+            return Ok(());
+        }
+        let old = self.active.take().expect("checked above");
+        if old
+            .connected_at
+            .is_some_and(|t| t.elapsed() >= self.cfg.stable_after)
+        {
+            self.backoff.reset();
+        }
+        warn!(id, %reason, "disconnected");
+        self.emit(FeedEvent::Disconnected { reason }).await?;
+        self.rotate_due = None;
+        if let Some(p) = self.pending.take() {
+            // A handover was under way: its socket becomes the active one.
+            self.active = Some(p);
+            return Ok(());
+        }
+        let delay = self.backoff.next_delay();
+        self.reconnect_due = Some(Instant::now() + delay);
+        self.emit(FeedEvent::Reconnecting {
+            in_ms: delay.as_millis() as u64,
+            attempt: self.backoff.attempt(),
+        })
+        .await
+    }
+
+    async fn on_timer(&mut self) -> Result<(), Stop> {
+        let now = Instant::now();
+        if self.reconnect_due.is_some_and(|t| t <= now) {
+            self.reconnect_due = None;
+            self.active = Some(self.spawn_conn());
+        }
+        if self.rotate_due.is_some_and(|t| t <= now) {
+            self.rotate_due = None;
+            if self.pending.is_none()
+                && self
+                    .active
+                    .as_ref()
+                    .is_some_and(|a| a.connected_at.is_some())
+            {
+                info!("renewing the connection before the exchange's cut-off");
+                self.pending = Some(self.spawn_conn());
+            }
+        }
+        for i in 0..self.streams.len() {
+            let s = &mut self.streams[i];
+            if !s.stale && now >= s.last_close_at + s.period * 2 {
+                s.stale = true;
+                let key = s.key.clone();
+                warn!(stream = %key, "stale: no closed candle for two periods");
+                self.emit(FeedEvent::Stale { key, stale: true }).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets when the active connection is renewed: at the next `rotate_at` (UTC time of day)
+    /// at least a minute away if it comes before the exchange's cut-off, else after
+    /// `max_connection_age`.
+    fn schedule_rotation(&mut self) {
+        let age = self.cfg.max_connection_age;
+        let wait = match self.cfg.rotate_at {
+            Some(at) => {
+                let now_ms = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_millis() as i64;
+                let wait = until_time_of_day(now_ms, at);
+                if wait <= HARD_CUT { wait } else { age }
+            }
+            None => age,
+        };
+        self.rotate_due = Some(Instant::now() + wait);
+    }
+
+    async fn on_kline(&mut self, k: WsKline, received_at: std::time::Instant) -> Result<(), Stop> {
+        let arrival = Arrival {
+            event_time: k.event_time,
+            received_at,
+        };
+        if k.closed {
+            return self
+                .offer_closed(k.idx, k.candle, Origin::Live, arrival)
+                .await;
+        }
+        let s = &mut self.streams[k.idx];
+        // A forming candle past the expected one proves the ones between have closed: fill
+        // them now rather than one candle later (once per expected candle, not per update).
+        if let Some(next) = s.seq.next_open()
+            && k.candle.open_time > next
+            && s.update_fill_for != Some(next)
+        {
+            s.update_fill_for = Some(next);
+            self.fill(k.idx, next, k.candle.open_time - 1, None).await?;
+        }
+        let s = &mut self.streams[k.idx];
+        if s.seq.admit_update(&k.candle) {
+            let key = s.key.clone();
+            self.emit(FeedEvent::Update {
+                key,
+                candle: k.candle,
+                arrival,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Offers a closed candle to its stream's sequencer and yields what follows.
+    async fn offer_closed(
+        &mut self,
+        i: usize,
+        c: Candle,
+        origin: Origin,
+        arrival: Arrival,
+    ) -> Result<(), Stop> {
+        match self.streams[i].seq.classify(&c) {
+            Verdict::Accept => self.yield_closed(i, c, origin, arrival).await,
+            Verdict::Duplicate => Ok(()),
+            Verdict::Stale => {
+                debug!(stream = %self.streams[i].key, open_time = c.open_time, "stale final ignored");
+                Ok(())
+            }
+            Verdict::Correction(kept) => {
+                let key = self.streams[i].key.clone();
+                warn!(stream = %key, open_time = c.open_time, "exchange re-sent a final candle with different values; the first stands");
+                self.emit(FeedEvent::Correction {
+                    key,
+                    kept,
+                    ignored: c,
+                })
+                .await
+            }
+            Verdict::Gap { from } => {
+                if origin == Origin::Live {
+                    self.fill(i, from, c.open_time - 1, None).await?;
+                }
+                if let Verdict::Gap { from } = self.streams[i].seq.classify(&c) {
+                    let key = &self.streams[i].key;
+                    let missing = key.interval.bars_between(from, c.open_time);
+                    warn!(stream = %key, missing, "gap the exchange could not fill");
+                    self.emit(FeedEvent::Warning(format!(
+                        "{key}: {missing} candle(s) missing before {} could not be fetched",
+                        c.open_time
+                    )))
+                    .await?;
+                    return self.yield_closed(i, c, origin, arrival).await;
+                }
+                // The fill may have included it (REST caught up): offer again.
+                match self.streams[i].seq.classify(&c) {
+                    Verdict::Accept => self.yield_closed(i, c, origin, arrival).await,
+                    Verdict::Correction(kept) => {
+                        let key = self.streams[i].key.clone();
+                        self.emit(FeedEvent::Correction {
+                            key,
+                            kept,
+                            ignored: c,
+                        })
+                        .await
+                    }
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
+    async fn yield_closed(
+        &mut self,
+        i: usize,
+        c: Candle,
+        origin: Origin,
+        arrival: Arrival,
+    ) -> Result<(), Stop> {
+        let s = &mut self.streams[i];
+        s.seq.accept(c);
+        s.last_close_at = Instant::now();
+        let key = s.key.clone();
+        let was_stale = std::mem::replace(&mut s.stale, false);
+        self.emit(FeedEvent::Closed {
+            key: key.clone(),
+            candle: c,
+            origin,
+            arrival,
+        })
+        .await?;
+        if was_stale {
+            info!(stream = %key, "fresh again");
+            self.emit(FeedEvent::Stale { key, stale: false }).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches candles opening in `[from, to]` and yields the missing ones as backfill. With
+    /// `now_ms`, rows not closed by that exchange time are left out (the forming candle).
+    async fn fill(
+        &mut self,
+        i: usize,
+        from: i64,
+        to: i64,
+        now_ms: Option<i64>,
+    ) -> Result<(), Stop> {
+        if to < from {
+            return Ok(());
+        }
+        let key = self.streams[i].key.clone();
+        let rows = match self
+            .rest
+            .klines_range(&key.symbol, key.interval, from, to, |_| {})
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!(stream = %key, error = %e, "backfill failed");
+                return self
+                    .emit(FeedEvent::Warning(format!("backfill of {key} failed: {e}")))
+                    .await;
+            }
+        };
+        let mut count = 0;
+        for c in rows {
+            if now_ms.is_some_and(|now| c.close_time >= now) {
+                break;
+            }
+            match self.streams[i].seq.classify(&c) {
+                Verdict::Accept => {}
+                Verdict::Gap { .. } => {
+                    warn!(stream = %key, open_time = c.open_time, "exchange history has a hole");
+                }
+                _ => continue,
+            }
+            self.yield_closed(i, c, Origin::Backfill, rest_arrival())
+                .await?;
+            count += 1;
+        }
+        if count > 0 {
+            self.params
+                .counters
+                .backfilled
+                .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
+            info!(stream = %key, count, "backfilled");
+            self.emit(FeedEvent::Backfilled { key, count }).await?;
+        }
+        Ok(())
+    }
+
+    /// After a reconnect or lost frames: fetch every candle that closed since the last one
+    /// yielded, judged by the exchange's clock.
+    async fn fill_all(&mut self) -> Result<(), Stop> {
+        let now = match self.rest.server_time().await {
+            Ok(t) => t,
+            Err(e) => {
+                // The next live close will expose the gap and fill it.
+                warn!(error = %e, "exchange time unavailable; gap fill deferred");
+                return Ok(());
+            }
+        };
+        for i in 0..self.streams.len() {
+            let s = &self.streams[i];
+            let Some(from) = s.seq.next_open() else {
+                continue;
+            };
+            let to = s.key.interval.floor(now) - 1;
+            self.fill(i, from, to, Some(now)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Arrival metadata for a REST row.
+fn rest_arrival() -> Arrival {
+    Arrival {
+        event_time: 0,
+        received_at: std::time::Instant::now(),
+    }
+}
+
+/// Time from `now_ms` until the next `at` (UTC time of day) at least a minute away.
+fn until_time_of_day(now_ms: i64, at: Duration) -> Duration {
+    let at_ms = (at.as_millis() as i64).rem_euclid(DAY_MS);
+    let day = now_ms.div_euclid(DAY_MS) * DAY_MS;
+    let mut next = day + at_ms;
+    while next < now_ms + 60_000 {
+        next += DAY_MS;
+    }
+    Duration::from_millis((next - now_ms) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_time_of_day_is_at_least_a_minute_away() {
+        let h = 3_600_000;
+        struct Case {
+            now: i64,
+            at_h: u64,
+            expected_ms: i64,
+        }
+        let cases = [
+            Case {
+                now: 10 * DAY_MS + h,
+                at_h: 3,
+                expected_ms: 2 * h,
+            },
+            Case {
+                now: 10 * DAY_MS + 4 * h,
+                at_h: 3,
+                expected_ms: 23 * h,
+            },
+            Case {
+                now: 10 * DAY_MS + 3 * h - 30_000,
+                at_h: 3,
+                expected_ms: DAY_MS + 30_000,
+            },
+        ];
+        for c in cases {
+            let got = until_time_of_day(c.now, Duration::from_secs(c.at_h * 3600));
+            assert_eq!(got.as_millis() as i64, c.expected_ms);
+        }
+    }
+}

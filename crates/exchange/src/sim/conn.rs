@@ -1,0 +1,237 @@
+//! One WebSocket connection: forwards the market's frames for the streams it subscribed to,
+//! answers control messages, and obeys the fault events (drop, silence, malformed frames).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::SinkExt;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use super::state::{Event, Frames, Shared, Step, bump, lock, stopped};
+use super::{binance, bybit};
+
+/// Which protocol (and framing) a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proto {
+    /// Binance `/ws/...`: bare payloads.
+    BinanceRaw,
+    /// Binance `/stream?streams=...`: `{"stream":..,"data":..}` payloads.
+    BinanceCombined,
+    /// Bybit v5 `/v5/public/spot`.
+    Bybit,
+}
+
+/// How often Binance connections get a server Ping (Binance global pings every 20 s).
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+/// Per-connection state handed to the protocol's control handler.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    /// Subscribed Binance stream names or Bybit topics, as the client spelled them.
+    pub subs: BTreeSet<String>,
+    /// Connection id (Bybit's `conn_id`).
+    pub id: u64,
+    /// Per symbol: does a subscription match it? (Recomputed on every change, so the hot path
+    /// is an index, not a string lookup.)
+    wanted: Vec<bool>,
+}
+
+impl ConnState {
+    /// Recomputes `wanted` after `subs` changed.
+    pub fn refresh(&mut self, shared: &Shared, proto: Proto) {
+        self.wanted = (0..shared.symbols.len())
+            .map(|i| match proto {
+                Proto::BinanceRaw | Proto::BinanceCombined => {
+                    self.subs.contains(&*shared.streams[i])
+                }
+                Proto::Bybit => shared.topics[i]
+                    .as_deref()
+                    .is_some_and(|t| self.subs.contains(t)),
+            })
+            .collect();
+    }
+}
+
+impl Proto {
+    fn frame(self, shared: &Shared, step: &Step, f: &Frames, st: &ConnState) -> Option<Utf8Bytes> {
+        if !st.wanted.get(f.symbol).copied().unwrap_or(false) {
+            return None;
+        }
+        Some(match self {
+            Proto::BinanceRaw => f.binance_raw(shared, step),
+            Proto::BinanceCombined => f.binance_combined(shared, step),
+            Proto::Bybit => f.bybit(shared, step),
+        })
+    }
+}
+
+/// Decrements the open-connection gauge however the connection ends.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0
+            .counters
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The flavours of broken frame a client must survive.
+fn malformed(n: u64) -> &'static str {
+    match n % 4 {
+        0 => r#"{"e":"kline","E":17000000"#,
+        1 => "this is not json",
+        2 => r#"{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":"oops","x":"maybe"}}"#,
+        _ => r#"{"topic":"kline.5.BTCUSDT","data":{"start":null},"ts":"x"}"#,
+    }
+}
+
+enum Next {
+    Continue,
+    Close,
+}
+
+/// Serves one upgraded socket until the client leaves, a fault drops it, or the server stops.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    mut socket: WebSocket,
+    proto: Proto,
+    subs: BTreeSet<String>,
+) {
+    bump(&shared.counters.connections_accepted);
+    shared
+        .counters
+        .connections_open
+        .fetch_add(1, Ordering::Relaxed);
+    let _guard = OpenGuard(shared.clone());
+    let mut rx = shared.events.subscribe();
+    let mut shutdown = shared.shutdown.subscribe();
+    let mut st = ConnState {
+        subs,
+        id: shared.next_conn.fetch_add(1, Ordering::Relaxed),
+        wanted: Vec::new(),
+    };
+    st.refresh(&shared, proto);
+    let silent = *lock(&shared.silent_until);
+    if let Some(until) = silent
+        && until > tokio::time::Instant::now()
+        && let Next::Close = stay_silent(&shared, &mut rx, until).await
+    {
+        return;
+    }
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    loop {
+        tokio::select! {
+            _ = stopped(&mut shutdown) => {
+                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
+                return;
+            }
+            ev = rx.recv() => {
+                let msg = match ev {
+                    Ok(Event::Klines(step)) => {
+                        let mut n = 0;
+                        for t in step.items.iter().filter_map(|f| proto.frame(&shared, &step, f, &st)) {
+                            if socket.feed(Message::Text(t)).await.is_err() {
+                                return;
+                            }
+                            n += 1;
+                        }
+                        if n > 0 {
+                            if socket.flush().await.is_err() {
+                                return;
+                            }
+                            shared.counters.frames_sent.fetch_add(n, Ordering::Relaxed);
+                        }
+                        continue;
+                    }
+                    Ok(Event::Drop) => {
+                        bump(&shared.counters.connections_dropped);
+                        return;
+                    }
+                    Ok(Event::Silent(until)) => {
+                        match stay_silent(&shared, &mut rx, until).await {
+                            Next::Continue => continue,
+                            Next::Close => return,
+                        }
+                    }
+                    Ok(Event::Malformed(n)) => {
+                        bump(&shared.counters.malformed_sent);
+                        Message::Text(malformed(n).into())
+                    }
+                    // A consumer too slow for the bus is cut, as real exchanges do.
+                    Err(RecvError::Lagged(_)) => {
+                        bump(&shared.counters.connections_dropped);
+                        return;
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                if socket.send(msg).await.is_err() {
+                    return;
+                }
+                bump(&shared.counters.frames_sent);
+            }
+            msg = socket.recv() => {
+                let text = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => continue,
+                };
+                let reply = match proto {
+                    Proto::BinanceRaw | Proto::BinanceCombined => binance::control(&shared, &text, &mut st),
+                    Proto::Bybit => bybit::control(&shared, &text, &mut st),
+                };
+                st.refresh(&shared, proto);
+                if let Some(reply) = reply {
+                    if socket.send(Message::Text(reply.into())).await.is_err() {
+                        return;
+                    }
+                    bump(&shared.counters.frames_sent);
+                }
+            }
+            _ = ping.tick(), if proto != Proto::Bybit => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Neither reads nor writes until `until` (so not even pongs go out), then discards the frames
+/// published meanwhile — they are lost, as on a stalled exchange — but still obeys a drop.
+async fn stay_silent(
+    shared: &Shared,
+    rx: &mut tokio::sync::broadcast::Receiver<Event>,
+    mut until: tokio::time::Instant,
+) -> Next {
+    let mut shutdown = shared.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => {}
+            _ = stopped(&mut shutdown) => return Next::Close,
+        }
+        let mut extended = false;
+        loop {
+            match rx.try_recv() {
+                Ok(Event::Drop) => {
+                    bump(&shared.counters.connections_dropped);
+                    return Next::Close;
+                }
+                Ok(Event::Silent(u)) if u > until => {
+                    until = u;
+                    extended = true;
+                }
+                Ok(_) | Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => return Next::Close,
+            }
+        }
+        if !extended {
+            return Next::Continue;
+        }
+    }
+}
