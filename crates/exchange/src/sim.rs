@@ -71,6 +71,10 @@ pub struct FaultPlan {
     pub rest_429: Option<(u32, u64)>,
     /// The N REST calls after those answer HTTP 500.
     pub rest_5xx: Option<u32>,
+    /// Cut a Binance connection that sends more than N messages (text, ping, pong) in a
+    /// second, as Binance does with N = 5. Off by default: accelerated tests ping far more
+    /// often than a real-time client would.
+    pub ws_rate_limit: Option<u32>,
 }
 
 /// How to run the simulated exchange.
@@ -137,6 +141,8 @@ pub struct SimStats {
     pub rest_failures: u64,
     /// Live candles closed since the start (all symbols together count once).
     pub candles_closed: u64,
+    /// Binance connections cut for sending more than 5 messages in a second.
+    pub rate_limited: u64,
 }
 
 /// Why the simulated exchange could not start.
@@ -236,10 +242,7 @@ fn prepare(cfg: &SimConfig, now_ms: i64) -> Prepared {
             for _ in 0..cfg.history {
                 t = iv.floor(t - 1);
             }
-            let mut books = Vec::with_capacity(n);
-            let mut gens = Vec::with_capacity(n);
-            let mut ticks = Vec::with_capacity(n);
-            for i in 0..n {
+            let one = |i: usize| {
                 let p0 = start_price / start_divisor(i);
                 let mut walk = Walk::new(*seed, i, p0, iv);
                 let mut closed = Vec::with_capacity(cfg.history);
@@ -250,12 +253,43 @@ fn prepare(cfg: &SimConfig, now_ms: i64) -> Prepared {
                     open = iv.next_open(open);
                 }
                 let last = closed.last().map_or(walk.price(), |c| c.close);
-                ticks.push(tick_for(p0));
-                books.push(Book {
+                let book = Book {
                     closed,
                     forming: Some(opening(iv, m0, last)),
-                });
-                gens.push(Generator::Synthetic(Box::new(walk)));
+                };
+                (book, Generator::Synthetic(Box::new(walk)), tick_for(p0))
+            };
+            // Symbols are independent: spread the history over the cores (each symbol's walk
+            // is seeded by its index, so the result does not depend on the split).
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |p| p.get())
+                .min(n);
+            let chunk = n.div_ceil(threads.max(1));
+            let parts: Vec<Vec<(Book, Generator, f64)>> =
+                if threads <= 1 || n * cfg.history < 50_000 {
+                    vec![(0..n).map(one).collect()]
+                } else {
+                    std::thread::scope(|scope| {
+                        let handles: Vec<_> = (0..n)
+                            .step_by(chunk)
+                            .map(|lo| {
+                                let one = &one;
+                                scope.spawn(move || (lo..(lo + chunk).min(n)).map(one).collect())
+                            })
+                            .collect();
+                        handles
+                            .into_iter()
+                            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                            .collect()
+                    })
+                };
+            let mut books = Vec::with_capacity(n);
+            let mut gens = Vec::with_capacity(n);
+            let mut ticks = Vec::with_capacity(n);
+            for (b, g, tk) in parts.into_iter().flatten() {
+                books.push(b);
+                gens.push(g);
+                ticks.push(tk);
             }
             (books, gens, ticks, m0)
         }
@@ -301,8 +335,14 @@ impl SimExchange {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let (books, gens, ticks, m0) = prepare(&cfg, now_ms);
-        let shared = Arc::new(Shared::new(
+        // Generating a long history for many symbols takes a while: keep it off the runtime.
+        let (cfg, (books, gens, ticks, m0)) = tokio::task::spawn_blocking(move || {
+            let p = prepare(&cfg, now_ms);
+            (cfg, p)
+        })
+        .await
+        .map_err(|e| SimError::Config(format!("preparing the market failed: {e}")))?;
+        let mut shared = Shared::new(
             cfg.symbols.clone(),
             cfg.interval,
             ticks,
@@ -310,7 +350,9 @@ impl SimExchange {
             m0,
             cfg.candle_ms,
             cfg.updates_per_candle,
-        ));
+        );
+        shared.ws_rate_limit = cfg.faults.ws_rate_limit;
+        let shared = Arc::new(shared);
         // Queued front-first: the 429s come before the 5xx.
         if let Some(n) = cfg.faults.rest_5xx {
             shared.fail_rest(n, 500, None);

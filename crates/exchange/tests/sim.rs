@@ -332,6 +332,19 @@ async fn combined_stream_wraps_every_symbol() {
         sim.ws_url()
     );
     let (mut ws, _) = connect_async(url).await.unwrap();
+    // Several raw streams on one path: bare payloads for both symbols.
+    let (mut raw, _) = connect_async(format!(
+        "{}/ws/btcusdt@kline_5m/ethusdt@kline_5m",
+        sim.ws_url()
+    ))
+    .await
+    .unwrap();
+    let mut raw_symbols = std::collections::BTreeSet::new();
+    while raw_symbols.len() < 2 {
+        let v: Value = serde_json::from_str(&next_text(&mut raw).await.unwrap()).unwrap();
+        event_candle(&v);
+        raw_symbols.insert(v["s"].as_str().unwrap().to_string());
+    }
     let mut by_symbol: std::collections::HashMap<String, Vec<Candle>> = Default::default();
     while by_symbol.values().map(Vec::len).min().unwrap_or(0) < 5 || by_symbol.len() < 2 {
         let v: Value = serde_json::from_str(&next_text(&mut ws).await.unwrap()).unwrap();
@@ -389,6 +402,32 @@ async fn subscribe_method_is_acknowledged_and_streams() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_five_messages_a_second_cut_a_binance_connection() {
+    let c = SimConfig {
+        faults: FaultPlan {
+            ws_rate_limit: Some(5),
+            ..FaultPlan::default()
+        },
+        ..cfg(20, 5)
+    };
+    let sim = start(c).await;
+    let (mut ws, _) = connect_async(format!("{}/ws", sim.ws_url())).await.unwrap();
+    for id in 0..6 {
+        let m = format!(r#"{{"method":"LIST_SUBSCRIPTIONS","id":{id}}}"#);
+        if ws.send(Message::Text(m.into())).await.is_err() {
+            break;
+        }
+    }
+    let mut replies = 0;
+    while next_text(&mut ws).await.is_some() {
+        replies += 1;
+    }
+    assert_eq!(replies, 5);
+    assert_eq!(sim.stats().rate_limited, 1);
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drop_all_closes_sockets_while_the_market_runs_on() {
     let sim = start(cfg(20, 5)).await;
     let url = format!("{}/ws/btcusdt@kline_5m", sim.ws_url());
@@ -421,7 +460,7 @@ async fn drop_all_closes_sockets_while_the_market_runs_on() {
 async fn planned_faults_drop_duplicate_and_corrupt() {
     let c = SimConfig {
         faults: FaultPlan {
-            drop_at: vec![5],
+            drop_at: vec![15],
             duplicate_final_every: Some(2),
             malformed_every: Some(2),
             ..FaultPlan::default()
@@ -434,7 +473,9 @@ async fn planned_faults_drop_duplicate_and_corrupt() {
         .unwrap();
     let mut finals_seen = Vec::new();
     let mut malformed = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while let Some(t) = next_text(&mut ws).await {
+        assert!(std::time::Instant::now() < deadline, "no drop within 10 s");
         match serde_json::from_str::<Value>(&t) {
             Ok(v) if v["e"] == "kline" && v["k"]["t"].is_i64() => {
                 let (c, x) = event_candle(&v);
@@ -445,20 +486,20 @@ async fn planned_faults_drop_duplicate_and_corrupt() {
             _ => malformed += 1,
         }
     }
-    // Live candle c (0-based) is the (c+1)-th: candles 1 and 3 have their finals sent twice and
-    // start with a malformed frame, as does 5, whose final never comes (dropped just before).
+    // Live candle c (0-based) is the (c+1)-th: odd candles have their finals sent twice and
+    // start with a malformed frame, 15 included, whose final never comes (dropped just before).
     let truth = sim.closed_candles("BTCUSDT");
     let t0 = truth[5].open_time;
     let step = 300_000;
     let index = |c: &Candle| (c.open_time - t0) / step;
     assert_eq!(
         finals_seen.last().map(index),
-        Some(4),
-        "the stream ends before candle 5's final"
+        Some(14),
+        "the stream ends before candle 15's final"
     );
     let first = index(&finals_seen[0]);
     let mut expected = Vec::new();
-    for c in first..=4 {
+    for c in first..=14 {
         expected.push(c);
         if c % 2 == 1 {
             expected.push(c);
@@ -469,10 +510,10 @@ async fn planned_faults_drop_duplicate_and_corrupt() {
         assert_eq!(Some(c), truth.iter().find(|t| t.open_time == c.open_time));
     }
     assert!(
-        (1..=3).contains(&malformed),
+        (1..=8).contains(&malformed),
         "malformed frames: {malformed}"
     );
-    assert!(truth.len() >= 5 + 6, "the dropped final is in the truth");
+    assert!(truth.len() >= 5 + 16, "the dropped final is in the truth");
     assert_eq!(sim.stats().drops, 1);
     sim.shutdown().await;
 }
@@ -595,6 +636,21 @@ async fn bybit_subscribe_frames_and_rest_newest_first() {
         .expect("in truth");
     assert_eq!(num(&row[1]), t.open);
     assert_eq!(num(&row[4]), t.close);
+
+    // Paging: `start` picks the first `limit` from there, still listed newest first.
+    let from = truth[10].open_time;
+    let (_, _, body) = get(format!(
+        "{base}/v5/market/kline?category=spot&symbol=BTCUSDT&interval=5&start={from}&limit=5"
+    ))
+    .await;
+    let page: Vec<i64> = body["result"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap().parse().unwrap())
+        .collect();
+    let want: Vec<i64> = truth[10..15].iter().rev().map(|c| c.open_time).collect();
+    assert_eq!(page, want);
 
     struct Case {
         query: &'static str,

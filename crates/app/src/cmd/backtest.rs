@@ -1,10 +1,474 @@
-//! `manus backtest` (placeholder).
+//! `manus backtest --csv FILE`: runs the live strategy code over history through the
+//! simulated broker of [`manus_core::backtest`] and prints the statistics (table or `--json`),
+//! optionally the trades (`--trades-out`), an HTML report (`--report`), the per-candle signal
+//! records (`--signals-out`), or a ranked parameter sweep (`--sweep`, all cores).
+
+mod report;
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use manus_core::backtest::metrics::Metrics;
+use manus_core::backtest::{self, Backtester, PositionMode, Report, sweep};
+use manus_core::confluence::Rule;
+use manus_core::engine::StrategySpec;
+use manus_core::record::RecordWriter;
+use manus_core::{Candle, Interval, SignalEngine, csv::infer_interval};
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use super::common::{load_csv, parse_interval};
+use crate::config::{Settings, StrategyFlags};
+use crate::exit::bad_input;
 
 /// Arguments.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Args {
+    /// Candle CSV (headered or Binance's 12-column format).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Settings file (TOML); flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Symbol written into signal records (default: the config's first, else BTCUSDT).
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// Candle interval (default: the config's, else inferred from the data).
+    #[arg(long)]
+    pub interval: Option<String>,
+    #[command(flatten)]
+    pub strategy: StrategyFlags,
+    /// Fee per fill in basis points (default 10).
+    #[arg(long)]
+    pub fee_bps: Option<f64>,
+    /// Adverse slippage per fill in basis points (default 0).
+    #[arg(long)]
+    pub slippage_bps: Option<f64>,
+    /// long-only (SELL goes flat) or long-short (SELL goes short).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Stop-loss distance from the entry price, percent.
+    #[arg(long)]
+    pub stop_loss_pct: Option<f64>,
+    /// Take-profit distance from the entry price, percent.
+    #[arg(long)]
+    pub take_profit_pct: Option<f64>,
+    /// Starting equity (default 10000).
+    #[arg(long)]
+    pub initial_equity: Option<f64>,
+    /// Print one JSON object (or, with --sweep, one JSON array) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Write every trade to this CSV file.
+    #[arg(long)]
+    pub trades_out: Option<PathBuf>,
+    /// Write a self-contained HTML report (price, trades, equity) to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Write the per-candle signal records (as `signals` prints them) to this JSON-lines file.
+    #[arg(long)]
+    pub signals_out: Option<PathBuf>,
+    /// Parameter grid, e.g. `ema_crossover.fast=5..20:5,ema_crossover.slow=20..60:10`.
+    #[arg(long)]
+    pub sweep: Option<String>,
+    /// Rows of the ranked sweep table to print (default 20; all with --json).
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+}
+
+/// Everything a run needs, resolved from flags and the settings file.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Strategies with parameters.
+    pub specs: Vec<StrategySpec>,
+    /// Confluence rule.
+    pub rule: Rule,
+    /// Broker settings.
+    pub config: backtest::Config,
+    /// Symbol for records.
+    pub symbol: String,
+}
+
+/// Resolves flags over the optional settings file. `interval` is the data's.
+pub fn plan(args: &Args, settings: &Settings, interval: Interval) -> anyhow::Result<Plan> {
+    let (specs, rule) = settings.strategy_args(&args.strategy).resolve()?;
+    let b = &settings.backtest;
+    let mode: PositionMode = args
+        .mode
+        .as_deref()
+        .unwrap_or(&b.mode)
+        .parse()
+        .map_err(|e: backtest::BacktestError| bad_input(e.to_string()))?;
+    let config = backtest::Config {
+        interval,
+        initial_equity: args.initial_equity.unwrap_or(b.initial_equity),
+        fee_bps: args.fee_bps.unwrap_or(b.fee_bps),
+        slippage_bps: args.slippage_bps.unwrap_or(b.slippage_bps),
+        mode,
+        stop_loss_pct: args.stop_loss_pct.or(b.stop_loss_pct),
+        take_profit_pct: args.take_profit_pct.or(b.take_profit_pct),
+        keep_equity: args.report.is_some(),
+    };
+    config.validate().map_err(|e| bad_input(e.to_string()))?;
+    let symbol = args
+        .symbol
+        .clone()
+        .or_else(|| settings.symbols.first().cloned())
+        .unwrap_or_else(|| "BTCUSDT".into())
+        .to_ascii_uppercase();
+    Ok(Plan {
+        specs,
+        rule,
+        config,
+        symbol,
+    })
+}
+
+/// Loads the candles named by the flags (or settings), with their interval.
+pub fn load_candles(args: &Args, settings: &Settings) -> anyhow::Result<(Vec<Candle>, Interval)> {
+    let interval = args
+        .interval
+        .as_deref()
+        .or(settings.interval.as_deref())
+        .map(parse_interval)
+        .transpose()?;
+    let Some(path) = &args.csv else {
+        return Err(bad_input(
+            "no data: pass --csv FILE (historical candles, e.g. from `manus fetch`)",
+        ));
+    };
+    let candles = load_csv(path, interval)?;
+    if candles.len() < 2 {
+        return Err(bad_input(format!(
+            "{} has {} candle(s); a backtest needs at least 2",
+            path.display(),
+            candles.len()
+        )));
+    }
+    let interval = match interval.or_else(|| infer_interval(&candles)) {
+        Some(i) => i,
+        None => {
+            return Err(bad_input(
+                "cannot infer the interval from the file; pass --interval",
+            ));
+        }
+    };
+    Ok((candles, interval))
+}
 
 /// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'backtest' is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let settings = match &args.config {
+        Some(p) => Settings::load(p)?,
+        None => Settings::default(),
+    };
+    let (candles, interval) = load_candles(&args, &settings)?;
+    let plan = plan(&args, &settings, interval)?;
+    if let Some(grid) = &args.sweep {
+        return run_sweep(&args, &plan, grid, &candles);
+    }
+    let report = run_single(&plan, &candles, args.signals_out.as_deref())?;
+    if let Some(p) = &args.trades_out {
+        write_trades(p, &report)?;
+    }
+    if let Some(p) = &args.report {
+        let html = report::html(&plan, &candles, &report);
+        std::fs::write(p, html).with_context(|| format!("writing {}", p.display()))?;
+    }
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    if args.json {
+        let v = summary_json(&plan, &report.metrics);
+        writeln!(out, "{}", serde_json::to_string(&v)?)?;
+    } else {
+        write!(out, "{}", table(&plan, &report.metrics))?;
+    }
+    Ok(())
+}
+
+/// One backtest, optionally writing each candle's signal record to `signals_out`.
+pub fn run_single(
+    plan: &Plan,
+    candles: &[Candle],
+    signals_out: Option<&Path>,
+) -> anyhow::Result<Report> {
+    let engine = SignalEngine::from_specs(&plan.specs, plan.rule.clone())?;
+    let mut bt =
+        Backtester::new(engine, plan.config.clone()).map_err(|e| bad_input(e.to_string()))?;
+    match signals_out {
+        Some(path) => {
+            let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            let mut w = BufWriter::with_capacity(1 << 16, f);
+            let mut buf = Vec::with_capacity(512);
+            // The writer `signals` uses, so the lines are byte-identical.
+            let writer = RecordWriter::new(&plan.symbol, plan.config.interval, bt.engine());
+            for c in candles {
+                bt.step(c);
+                buf.clear();
+                writer.write(c, bt.engine(), &mut buf);
+                w.write_all(&buf)?;
+            }
+            w.flush()?;
+        }
+        None => {
+            for c in candles {
+                bt.step(c);
+            }
+        }
+    }
+    for s in bt.engine().slots().iter().filter(|s| s.failures > 0) {
+        tracing::warn!(strategy = s.id(), failures = s.failures, last = ?s.last_error, "strategy failed on some candles");
+    }
+    Ok(bt.finish())
+}
+
+/// The `--json` object: the metrics plus the settings that produced them.
+pub fn summary_json(plan: &Plan, m: &Metrics) -> Value {
+    let mut v = serde_json::to_value(m).unwrap_or(Value::Null);
+    if let Value::Object(o) = &mut v {
+        o.insert("symbol".into(), plan.symbol.clone().into());
+        o.insert("interval".into(), plan.config.interval.as_str().into());
+        o.insert(
+            "strategies".into(),
+            plan.specs.iter().map(|s| s.id.clone()).collect(),
+        );
+        o.insert("confluence".into(), plan.rule.mode.as_str().into());
+        o.insert("mode".into(), plan.config.mode.as_str().into());
+        o.insert("fee_bps".into(), plan.config.fee_bps.into());
+        o.insert("slippage_bps".into(), plan.config.slippage_bps.into());
+    }
+    v
+}
+
+fn fmt_f(v: f64, digits: usize) -> String {
+    if v.is_infinite() {
+        if v > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        format!("{v:.digits$}")
+    }
+}
+
+/// The human table.
+pub fn table(plan: &Plan, m: &Metrics) -> String {
+    let ids: Vec<&str> = plan.specs.iter().map(|s| s.id.as_str()).collect();
+    let rows: Vec<(&str, String)> = vec![
+        ("Strategies", ids.join(", ")),
+        (
+            "Confluence / mode",
+            format!("{} / {}", plan.rule.mode, plan.config.mode),
+        ),
+        (
+            "Fees / slippage",
+            format!(
+                "{} bps / {} bps",
+                plan.config.fee_bps, plan.config.slippage_bps
+            ),
+        ),
+        (
+            "Candles",
+            format!("{} ({})", m.candles, plan.config.interval),
+        ),
+        (
+            "Total return",
+            format!("{} %", fmt_f(m.total_return_pct, 2)),
+        ),
+        (
+            "Buy and hold",
+            format!("{} %", fmt_f(m.buy_hold_return_pct, 2)),
+        ),
+        ("CAGR", format!("{} %", fmt_f(m.cagr_pct, 2))),
+        (
+            "Max drawdown",
+            format!("{} %", fmt_f(m.max_drawdown_pct, 2)),
+        ),
+        ("Sharpe", fmt_f(m.sharpe, 2)),
+        ("Sortino", fmt_f(m.sortino, 2)),
+        ("Trades", m.trades.to_string()),
+        ("Win rate", format!("{} %", fmt_f(m.win_rate_pct, 1))),
+        ("Profit factor", fmt_f(m.profit_factor, 2)),
+        ("Average trade", format!("{} %", fmt_f(m.avg_trade_pct, 3))),
+        ("Exposure", format!("{} %", fmt_f(m.exposure_pct, 1))),
+        ("Fees paid", fmt_f(m.fees_paid, 2)),
+        (
+            "Equity",
+            format!(
+                "{} -> {}",
+                fmt_f(m.initial_equity, 2),
+                fmt_f(m.final_equity, 2)
+            ),
+        ),
+    ];
+    let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(k, v)| format!("{k:<w$}  {v}\n"))
+        .collect()
+}
+
+/// Writes the trades as CSV.
+pub fn write_trades(path: &Path, report: &Report) -> anyhow::Result<()> {
+    let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = BufWriter::new(f);
+    writeln!(
+        w,
+        "side,entry_time,entry_price,exit_time,exit_price,qty,fees,pnl,return_pct,exit_reason"
+    )?;
+    for t in &report.trades {
+        writeln!(
+            w,
+            "{},{},{},{},{},{},{},{},{},{}",
+            t.side.as_str(),
+            t.entry_time,
+            t.entry_price,
+            t.exit_time,
+            t.exit_price,
+            t.qty,
+            t.fees,
+            t.pnl,
+            t.return_pct,
+            t.exit_reason.as_str()
+        )?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// One row of a sweep: the combination's parameters and its metrics (or why it failed).
+#[derive(Debug, Clone)]
+pub struct SweepRow {
+    /// `ID.NAME` → value.
+    pub params: Map<String, Value>,
+    /// The metrics, or the error building the strategies.
+    pub result: Result<Metrics, String>,
+}
+
+/// Runs every combination of `grid` in parallel over `candles`, ranked by total return
+/// (failed combinations last). `progress` is told after each combination.
+pub fn sweep_rows(
+    plan: &Plan,
+    grid: &sweep::Grid,
+    candles: &[Candle],
+    progress: &(dyn Fn() + Sync),
+    cancel: &AtomicBool,
+) -> Vec<SweepRow> {
+    let mut cfg = plan.config.clone();
+    cfg.keep_equity = false;
+    let mut rows: Vec<SweepRow> = (0..grid.len())
+        .into_par_iter()
+        .map(|k| {
+            let result = if cancel.load(Ordering::Relaxed) {
+                Err("cancelled".to_string())
+            } else {
+                grid.apply(&plan.specs, k)
+                    .map_err(|e| e.to_string())
+                    .and_then(|specs| {
+                        SignalEngine::from_specs(&specs, plan.rule.clone())
+                            .map_err(|e| e.to_string())
+                    })
+                    .and_then(|engine| {
+                        backtest::run(engine, cfg.clone(), candles).map_err(|e| e.to_string())
+                    })
+                    .map(|r| r.metrics)
+            };
+            progress();
+            SweepRow {
+                params: grid.params(k),
+                result,
+            }
+        })
+        .collect();
+    let key = |r: &SweepRow| match &r.result {
+        Ok(m) if m.total_return_pct.is_finite() => m.total_return_pct,
+        _ => f64::NEG_INFINITY,
+    };
+    rows.sort_by(|a, b| key(b).total_cmp(&key(a)));
+    rows
+}
+
+fn run_sweep(args: &Args, plan: &Plan, spec: &str, candles: &[Candle]) -> anyhow::Result<()> {
+    let grid = sweep::parse(spec).map_err(|e| bad_input(e.to_string()))?;
+    // Validate names and values on the first combination before spending the cores.
+    for k in [0, grid.len() - 1] {
+        let specs = grid
+            .apply(&plan.specs, k)
+            .map_err(|e| bad_input(e.to_string()))?;
+        SignalEngine::from_specs(&specs, plan.rule.clone())?;
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(grid.len() as u64),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "sweep {bar:30} {pos}/{len} combinations  {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let cancel = AtomicBool::new(false);
+    let started = std::time::Instant::now();
+    let rows = sweep_rows(plan, &grid, candles, &|| bar.inc(1), &cancel);
+    bar.finish_and_clear();
+    tracing::info!(
+        combinations = rows.len(),
+        threads = rayon::current_num_threads(),
+        secs = started.elapsed().as_secs_f64(),
+        "sweep done"
+    );
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    if args.json {
+        let arr: Vec<Value> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut o = Map::new();
+                o.insert("rank".into(), (i + 1).into());
+                o.insert("params".into(), Value::Object(r.params.clone()));
+                match &r.result {
+                    Ok(m) => {
+                        o.insert("metrics".into(), summary_json(plan, m));
+                    }
+                    Err(e) => {
+                        o.insert("error".into(), e.clone().into());
+                    }
+                }
+                Value::Object(o)
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string(&arr)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:>4}  {:>9}  {:>8}  {:>7}  {:>6}  {:>6}  {:>7}  params",
+        "rank", "return%", "maxdd%", "sharpe", "trades", "win%", "pf"
+    )?;
+    for (i, r) in rows.iter().take(args.top.max(1)).enumerate() {
+        let label: Vec<String> = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        match &r.result {
+            Ok(m) => writeln!(
+                out,
+                "{:>4}  {:>9}  {:>8}  {:>7}  {:>6}  {:>6}  {:>7}  {}",
+                i + 1,
+                fmt_f(m.total_return_pct, 2),
+                fmt_f(m.max_drawdown_pct, 2),
+                fmt_f(m.sharpe, 2),
+                m.trades,
+                fmt_f(m.win_rate_pct, 1),
+                fmt_f(m.profit_factor, 2),
+                label.join(" ")
+            )?,
+            Err(e) => writeln!(out, "{:>4}  error: {e}  {}", i + 1, label.join(" "))?,
+        }
+    }
+    if rows.len() > args.top {
+        writeln!(
+            out,
+            "({} more; --top N or --json for all)",
+            rows.len() - args.top
+        )?;
+    }
+    Ok(())
 }

@@ -1,10 +1,605 @@
-//! `manus lab` (placeholder).
+//! `manus lab`: the interactive Strategy Lab. A numbered menu over a [`Settings`] value —
+//! 1 asset, 2 strategies (choose and edit parameters), 3 timeframe, 4 confluence, 5 backtest,
+//! 6 real-time test, 7 save/load, 0 exit — with the current selection printed above it.
+//!
+//! The dialogue is written against `BufRead`/`Write` ([`Lab::run`]) so it is tested without a
+//! terminal as well as through a pseudo-terminal (`tests/lab.rs`).
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use clap::Parser;
+use manus_core::confluence::Mode;
+use manus_core::{Interval, strategy};
+
+use super::backtest as bt;
+use crate::config::{Settings, StrategyEntry, StrategyFlags};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Settings file to load at start (if it exists) and to save to.
+    #[arg(long, default_value = "manus.toml")]
+    pub config: PathBuf,
+    /// Candle CSV used by "Run backtest" (asked for when not given).
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+}
 
-/// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'lab' is not built yet")
+/// Runs the command on the process's stdin and stdout.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let settings = if args.config.exists() {
+        Settings::load(&args.config)?
+    } else {
+        Settings::default()
+    };
+    let mut lab = Lab {
+        settings,
+        path: args.config,
+        csv: args.csv,
+    };
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    lab.run(&mut stdin.lock(), &mut stdout.lock())
+}
+
+/// The Lab's state: the settings being edited, where they are saved, the backtest data.
+#[derive(Debug, Clone)]
+pub struct Lab {
+    /// Current selection.
+    pub settings: Settings,
+    /// Settings file path.
+    pub path: PathBuf,
+    /// Candle CSV for backtests.
+    pub csv: Option<PathBuf>,
+}
+
+/// Reads one trimmed line; `None` at end of input.
+fn ask(
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+    prompt: &str,
+) -> std::io::Result<Option<String>> {
+    write!(out, "{prompt}")?;
+    out.flush()?;
+    let mut line = String::new();
+    if input.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    Ok(Some(line.trim().to_string()))
+}
+
+impl Lab {
+    /// What 5 and 6 still need: asset, timeframe, strategy.
+    pub fn missing(&self) -> Vec<&'static str> {
+        let mut m = Vec::new();
+        if self.settings.symbols.is_empty() {
+            m.push("asset (menu 1)");
+        }
+        if self.settings.interval.is_none() {
+            m.push("timeframe (menu 3)");
+        }
+        if self.settings.strategies.is_empty() {
+            m.push("strategy (menu 2)");
+        }
+        m
+    }
+
+    /// The selection line(s) shown above the menu.
+    pub fn summary(&self) -> String {
+        let s = &self.settings;
+        let strategies: Vec<String> = s
+            .strategies
+            .iter()
+            .map(|e| {
+                if e.params.is_empty() {
+                    e.id.clone()
+                } else {
+                    let p: Vec<String> = e.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    format!("{}({})", e.id, p.join(", "))
+                }
+            })
+            .collect();
+        let or_none = |v: Option<String>| v.unwrap_or_else(|| "(none)".into());
+        format!(
+            "Asset: {} on {}   Timeframe: {}\nStrategies: {}\nConfluence: {}{}   Fees: {} bps   Mode: {}\nData: {}   Settings file: {}\n",
+            or_none(s.symbols.first().cloned()),
+            s.exchange.as_deref().unwrap_or("binanceus"),
+            or_none(s.interval.clone()),
+            if strategies.is_empty() {
+                "(none)".into()
+            } else {
+                strategies.join(", ")
+            },
+            s.confluence.mode,
+            if s.confluence.mode == "weighted" {
+                format!(" (threshold {})", s.confluence.threshold)
+            } else {
+                String::new()
+            },
+            s.backtest.fee_bps,
+            s.backtest.mode,
+            or_none(self.csv.as_ref().map(|p| p.display().to_string())),
+            self.path.display()
+        )
+    }
+
+    /// The menu loop; returns at `0` or end of input.
+    pub fn run(&mut self, input: &mut dyn BufRead, out: &mut dyn Write) -> anyhow::Result<()> {
+        loop {
+            writeln!(out, "\n=== Market Manus Strategy Lab ===")?;
+            write!(out, "{}", self.summary())?;
+            writeln!(
+                out,
+                "\n1) Select asset\n2) Configure strategies\n3) Select timeframe\n4) Confluence mode\n5) Run backtest\n6) Real-time test\n7) Save/load settings\n0) Exit"
+            )?;
+            let Some(choice) = ask(input, out, "Choice: ")? else {
+                writeln!(out)?;
+                return Ok(());
+            };
+            let done = match choice.as_str() {
+                "1" => self.select_asset(input, out)?,
+                "2" => self.configure_strategies(input, out)?,
+                "3" => self.select_timeframe(input, out)?,
+                "4" => self.select_confluence(input, out)?,
+                "5" => self.run_backtest(input, out)?,
+                "6" => self.realtime(out)?,
+                "7" => self.save_load(input, out)?,
+                "0" | "q" | "exit" => {
+                    writeln!(out, "Bye.")?;
+                    return Ok(());
+                }
+                "" => false,
+                other => {
+                    writeln!(out, "Unknown choice '{other}': enter 0-7.")?;
+                    false
+                }
+            };
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    fn select_asset(
+        &mut self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<bool> {
+        let Some(sym) = ask(input, out, "Symbol (e.g. BTCUSDT): ")? else {
+            return Ok(true);
+        };
+        if sym.is_empty() || !sym.chars().all(|c| c.is_ascii_alphanumeric()) {
+            writeln!(
+                out,
+                "Not a symbol: '{sym}' (letters and digits, e.g. BTCUSDT)."
+            )?;
+            return Ok(false);
+        }
+        let current = self
+            .settings
+            .exchange
+            .clone()
+            .unwrap_or_else(|| "binanceus".into());
+        let Some(ex) = ask(
+            input,
+            out,
+            &format!("Exchange (binanceus, binance, bybit) [{current}]: "),
+        )?
+        else {
+            return Ok(true);
+        };
+        let ex = if ex.is_empty() {
+            current
+        } else {
+            ex.to_ascii_lowercase()
+        };
+        if !["binanceus", "binance", "bybit"].contains(&ex.as_str()) {
+            writeln!(
+                out,
+                "Unknown exchange '{ex}'; choose binanceus, binance or bybit."
+            )?;
+            return Ok(false);
+        }
+        self.settings.symbols = vec![sym.to_ascii_uppercase()];
+        self.settings.exchange = Some(ex);
+        Ok(false)
+    }
+
+    fn configure_strategies(
+        &mut self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<bool> {
+        loop {
+            writeln!(out, "Strategies ([x] = selected):")?;
+            for (i, id) in strategy::IDS.iter().enumerate() {
+                let mark = if self.settings.strategies.iter().any(|e| e.id == *id) {
+                    "x"
+                } else {
+                    " "
+                };
+                writeln!(out, "  {:>2}) [{mark}] {id}", i + 1)?;
+            }
+            let Some(line) = ask(
+                input,
+                out,
+                "Toggle numbers (e.g. 1,3), 'a' all, 'c' clear, 'e N' edit parameters, Enter when done: ",
+            )?
+            else {
+                return Ok(true);
+            };
+            match line.as_str() {
+                "" => return Ok(false),
+                "a" => {
+                    for id in strategy::IDS {
+                        if !self.settings.strategies.iter().any(|e| e.id == id) {
+                            self.settings.strategies.push(StrategyEntry {
+                                id: id.into(),
+                                params: toml::Table::new(),
+                            });
+                        }
+                    }
+                }
+                "c" => self.settings.strategies.clear(),
+                l if l.starts_with('e') => {
+                    let n = l[1..].trim().parse::<usize>().ok();
+                    match n.and_then(|n| strategy::IDS.get(n.wrapping_sub(1))) {
+                        Some(id) => {
+                            if self.edit_params(id, input, out)? {
+                                return Ok(true);
+                            }
+                        }
+                        None => writeln!(out, "Edit which? e.g. 'e 2'.")?,
+                    }
+                }
+                l => {
+                    for part in l.split([',', ' ']).filter(|p| !p.is_empty()) {
+                        match part
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|n| strategy::IDS.get(n.wrapping_sub(1)))
+                        {
+                            Some(id) => {
+                                if let Some(pos) =
+                                    self.settings.strategies.iter().position(|e| e.id == *id)
+                                {
+                                    self.settings.strategies.remove(pos);
+                                } else {
+                                    self.settings.strategies.push(StrategyEntry {
+                                        id: id.to_string(),
+                                        params: toml::Table::new(),
+                                    });
+                                }
+                            }
+                            None => writeln!(
+                                out,
+                                "No strategy number '{part}' (1-{}).",
+                                strategy::IDS.len()
+                            )?,
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn edit_params(
+        &mut self,
+        id: &str,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<bool> {
+        let defaults = strategy::default_params(id)?;
+        if !self.settings.strategies.iter().any(|e| e.id == id) {
+            self.settings.strategies.push(StrategyEntry {
+                id: id.to_string(),
+                params: toml::Table::new(),
+            });
+        }
+        loop {
+            let entry = self
+                .settings
+                .strategies
+                .iter()
+                .find(|e| e.id == id)
+                .cloned()
+                .unwrap_or_else(|| StrategyEntry {
+                    id: id.into(),
+                    params: toml::Table::new(),
+                });
+            writeln!(out, "Parameters of {id}:")?;
+            for (k, v) in &defaults {
+                match entry.params.get(k) {
+                    Some(cur) => writeln!(out, "  {k} = {cur} (default {v})")?,
+                    None => writeln!(out, "  {k} = {v}")?,
+                }
+            }
+            let Some(line) = ask(input, out, "name=value to change, Enter when done: ")? else {
+                return Ok(true);
+            };
+            if line.is_empty() {
+                return Ok(false);
+            }
+            let Some((k, v)) = line.split_once('=') else {
+                writeln!(out, "Expected name=value, e.g. fast=12.")?;
+                continue;
+            };
+            let (k, v) = (k.trim(), v.trim());
+            let value: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {v}")) {
+                Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(v.into())),
+                Err(_) => toml::Value::String(v.into()),
+            };
+            // Try it before keeping it, so a bad value is refused here rather than at run time.
+            let mut params = serde_json::Map::new();
+            for (pk, pv) in entry
+                .params
+                .iter()
+                .chain(std::iter::once((&k.to_string(), &value)))
+            {
+                params.insert(pk.clone(), serde_json::to_value(pv)?);
+            }
+            match strategy::build(id, &params) {
+                Ok(_) => {
+                    if let Some(e) = self.settings.strategies.iter_mut().find(|e| e.id == id) {
+                        e.params.insert(k.to_string(), value);
+                    }
+                }
+                Err(e) => writeln!(out, "Refused: {e}")?,
+            }
+        }
+    }
+
+    fn select_timeframe(
+        &mut self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<bool> {
+        for (i, iv) in Interval::ALL.iter().enumerate() {
+            write!(out, "{:>3}) {:<4}", i + 1, iv.as_str())?;
+            if i % 5 == 4 {
+                writeln!(out)?;
+            }
+        }
+        let Some(line) = ask(input, out, "Timeframe (number or e.g. 5m): ")? else {
+            return Ok(true);
+        };
+        let chosen = line
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| Interval::ALL.get(n.wrapping_sub(1)).copied())
+            .or_else(|| line.parse::<Interval>().ok());
+        match chosen {
+            Some(iv) => self.settings.interval = Some(iv.as_str().to_string()),
+            None => writeln!(out, "Unknown timeframe '{line}'.")?,
+        }
+        Ok(false)
+    }
+
+    fn select_confluence(
+        &mut self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<bool> {
+        let modes = [Mode::All, Mode::Any, Mode::Majority, Mode::Weighted];
+        for (i, m) in modes.iter().enumerate() {
+            writeln!(out, "  {}) {m}", i + 1)?;
+        }
+        let Some(line) = ask(input, out, "Confluence mode: ")? else {
+            return Ok(true);
+        };
+        let mode = line
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| modes.get(n.wrapping_sub(1)).copied())
+            .or_else(|| line.parse::<Mode>().ok());
+        let Some(mode) = mode else {
+            writeln!(out, "Unknown mode '{line}'.")?;
+            return Ok(false);
+        };
+        self.settings.confluence.mode = mode.as_str().into();
+        if mode == Mode::Weighted {
+            let prompt = format!("Threshold [{}]: ", self.settings.confluence.threshold);
+            let Some(t) = ask(input, out, &prompt)? else {
+                return Ok(true);
+            };
+            if !t.is_empty() {
+                match t.parse::<f64>() {
+                    Ok(v) if v.is_finite() && v >= 0.0 => self.settings.confluence.threshold = v,
+                    _ => writeln!(out, "Not a threshold: '{t}'.")?,
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    fn say_missing(&self, out: &mut dyn Write, what: &str) -> std::io::Result<bool> {
+        let missing = self.missing();
+        if missing.is_empty() {
+            return Ok(false);
+        }
+        writeln!(out, "Cannot {what}: missing {}.", missing.join(", "))?;
+        Ok(true)
+    }
+
+    fn run_backtest(
+        &mut self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<bool> {
+        if self.say_missing(out, "run a backtest")? {
+            return Ok(false);
+        }
+        if self.csv.is_none() {
+            let Some(p) = ask(input, out, "Candle CSV file for the backtest: ")? else {
+                return Ok(true);
+            };
+            if p.is_empty() {
+                writeln!(
+                    out,
+                    "Cannot run a backtest: missing data (a candle CSV file)."
+                )?;
+                return Ok(false);
+            }
+            self.csv = Some(PathBuf::from(p));
+        }
+        let args = bt::Args {
+            csv: self.csv.clone(),
+            strategy: StrategyFlags::default(),
+            top: 20,
+            ..bt::Args::default()
+        };
+        let result = bt::load_candles(&args, &self.settings).and_then(|(candles, interval)| {
+            let plan = bt::plan(&args, &self.settings, interval)?;
+            let report = bt::run_single(&plan, &candles, None)?;
+            Ok(bt::table(&plan, &report.metrics))
+        });
+        match result {
+            Ok(table) => write!(out, "\nBacktest result:\n{table}")?,
+            Err(e) => {
+                writeln!(out, "Backtest failed: {e:#}")?;
+                self.csv = None;
+            }
+        }
+        Ok(false)
+    }
+
+    fn realtime(&mut self, out: &mut dyn Write) -> anyhow::Result<bool> {
+        if self.say_missing(out, "start a real-time test")? {
+            return Ok(false);
+        }
+        #[derive(Debug, Parser)]
+        struct Live {
+            #[command(flatten)]
+            args: super::live::Args,
+        }
+        let s = &self.settings;
+        let flags = s.strategy_args(&StrategyFlags::default());
+        let mut argv: Vec<String> = vec![
+            "live".into(),
+            "--exchange".into(),
+            s.exchange.clone().unwrap_or_else(|| "binanceus".into()),
+            "--symbol".into(),
+            s.symbols.join(","),
+            "--interval".into(),
+            s.interval.clone().unwrap_or_default(),
+            "--strategies".into(),
+            flags.strategies,
+            "--confluence".into(),
+            flags.confluence,
+            "--threshold".into(),
+            flags.threshold.to_string(),
+        ];
+        for p in flags.params {
+            argv.extend(["--param".into(), p]);
+        }
+        for w in flags.weights {
+            argv.extend(["--weight".into(), w]);
+        }
+        let live = match Live::try_parse_from(&argv) {
+            Ok(l) => l,
+            Err(e) => {
+                writeln!(out, "Cannot start the real-time test: {e}")?;
+                return Ok(false);
+            }
+        };
+        writeln!(
+            out,
+            "Starting the real-time test ({}); press q or Ctrl-C to return.",
+            argv[1..].join(" ")
+        )?;
+        out.flush()?;
+        if let Err(e) = super::live::run(live.args) {
+            writeln!(out, "Real-time test ended: {e:#}")?;
+        }
+        Ok(false)
+    }
+
+    fn save_load(&mut self, input: &mut dyn BufRead, out: &mut dyn Write) -> anyhow::Result<bool> {
+        let Some(which) = ask(input, out, "1) Save  2) Load: ")? else {
+            return Ok(true);
+        };
+        if which != "1" && which != "2" {
+            writeln!(out, "Enter 1 to save or 2 to load.")?;
+            return Ok(false);
+        }
+        let Some(p) = ask(input, out, &format!("File [{}]: ", self.path.display()))? else {
+            return Ok(true);
+        };
+        let path = if p.is_empty() {
+            self.path.clone()
+        } else {
+            PathBuf::from(p)
+        };
+        if which == "1" {
+            match self.settings.save(&path) {
+                Ok(()) => writeln!(out, "Saved to {}.", path.display())?,
+                Err(e) => writeln!(out, "Could not save: {e:#}")?,
+            }
+        } else {
+            match Settings::load(&path) {
+                Ok(s) => {
+                    self.settings = s;
+                    writeln!(out, "Loaded {}.", path.display())?;
+                }
+                Err(e) => writeln!(out, "Could not load: {e:#}")?,
+            }
+        }
+        self.path = path;
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drive(lab: &mut Lab, script: &str) -> String {
+        let mut out = Vec::new();
+        lab.run(&mut script.as_bytes(), &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    fn lab(dir: &std::path::Path) -> Lab {
+        Lab {
+            settings: Settings::default(),
+            path: dir.join("lab.toml"),
+            csv: None,
+        }
+    }
+
+    #[test]
+    fn missing_selection_is_named_then_a_backtest_runs() {
+        let dir = std::env::temp_dir().join(format!("manus-lab-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut l = lab(&dir);
+        let text = drive(&mut l, "5\n6\n0\n");
+        assert!(text.contains("Cannot run a backtest: missing asset (menu 1), timeframe (menu 3), strategy (menu 2)."), "{text}");
+        assert!(
+            text.contains("Cannot start a real-time test: missing asset"),
+            "{text}"
+        );
+
+        let csv = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../data/btcusdt_5m_sample.csv"
+        );
+        let script =
+            format!("1\nethusdt\n\n3\n3\n2\n2\ne 2\nfast=5\nfast=x\n\n\n5\n{csv}\n7\n1\n\n0\n");
+        let text = drive(&mut l, &script);
+        assert!(
+            text.contains("Asset: ETHUSDT on binanceus   Timeframe: 5m"),
+            "{text}"
+        );
+        assert!(text.contains("ema_crossover(fast=5)"), "{text}");
+        assert!(text.contains("Refused:"), "{text}");
+        assert!(
+            text.contains("Backtest result:") && text.contains("Total return"),
+            "{text}"
+        );
+        let saved = Settings::load(&dir.join("lab.toml")).unwrap();
+        assert_eq!(saved.symbols, vec!["ETHUSDT".to_string()]);
+        assert_eq!(saved.strategies[0].params["fast"].as_integer(), Some(5));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

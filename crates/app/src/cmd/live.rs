@@ -1,10 +1,308 @@
-//! `manus live` (placeholder).
+//! `manus live`: stream klines for many symbols × intervals on one combined connection, run the
+//! strategies on every closed candle and show the dashboard or write JSON lines.
+//!
+//! Everything is validated before anything starts (no symbol, interval or strategy → exit 2).
+//! SIGINT/SIGTERM (or `q`) stop the run gracefully: outputs flushed, exit 0.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use manus_core::model::interval_choices;
+use manus_core::{Interval, SignalEngine, strategy};
+use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
+use manus_exchange::{Feed, FeedError};
+
+use super::common::StrategyArgs;
+use crate::exit::bad_input;
+use crate::live::{Pipeline, PipelineConfig, RecordSink, Shutdown, Stop, run_headless};
+use crate::tui::{self, App, MessageLog};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Exchange: binanceus, binance or bybit.
+    #[arg(long, default_value = "binanceus")]
+    pub exchange: String,
+    /// Comma-separated symbols, e.g. `BTCUSDT,ETHUSDT`.
+    #[arg(long, value_name = "SYMBOL[,SYMBOL...]")]
+    pub symbol: Option<String>,
+    /// Comma-separated intervals, e.g. `5m,1h`.
+    #[arg(long, value_name = "INTERVAL[,INTERVAL...]")]
+    pub interval: Option<String>,
+    #[command(flatten)]
+    pub strategy: StrategyArgs,
+    /// WebSocket base URL (default: the exchange's).
+    #[arg(long)]
+    pub ws_url: Option<String>,
+    /// REST base URL (default: the exchange's).
+    #[arg(long)]
+    pub rest_url: Option<String>,
+    /// Closed candles fetched per stream to warm the strategies up.
+    #[arg(long, default_value_t = 500)]
+    pub bootstrap: usize,
+    /// Closed candles kept per stream in the rolling window.
+    #[arg(long, default_value_t = 1000)]
+    pub window: usize,
+    /// No dashboard: JSON lines on stdout, messages on stderr (also when stdout is not a terminal).
+    #[arg(long)]
+    pub headless: bool,
+    /// Write the JSON lines to this file instead of stdout.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub signals_out: Option<PathBuf>,
+    /// Stop after this many live closed candles (all streams together).
+    #[arg(long)]
+    pub max_candles: Option<u64>,
+    /// Store records (and queue alerts) in this database: a SQLite file or a postgres:// URL.
+    #[arg(long, env = "MANUS_DB")]
+    pub db: Option<String>,
+    /// Settings file whose [alerts] section configures notifiers and rules (needs --db).
+    #[arg(long, requires = "db")]
+    pub alerts_config: Option<PathBuf>,
+}
+
+/// A validated run: what to connect to and what to compute.
+#[derive(Debug)]
+pub struct Plan {
+    /// The feed's configuration.
+    pub feed: FeedConfig,
+    /// Engine template cloned per stream.
+    pub engine: SignalEngine,
+    /// Pipeline tunables.
+    pub pipeline: PipelineConfig,
+    /// JSON lines instead of the dashboard.
+    pub headless: bool,
+    /// Records file.
+    pub signals_out: Option<PathBuf>,
+    /// Store and alerts (`--db`), if any.
+    pub store: Option<crate::store::hook::StoreTarget>,
+    /// Dashboard title.
+    pub title: String,
+}
+
+/// Splits a comma list, trimming and dropping empty parts.
+fn list(s: Option<&str>) -> Vec<&str> {
+    s.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// Parses `--symbol`: upper-cased, letters and digits only, at least one.
+pub fn parse_symbols(s: Option<&str>) -> anyhow::Result<Vec<String>> {
+    let parts = list(s);
+    if parts.is_empty() {
+        return Err(bad_input(
+            "no symbol selected: pass --symbol BTCUSDT (several: --symbol BTCUSDT,ETHUSDT)",
+        ));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for p in parts {
+        if !p.chars().all(|c| c.is_ascii_alphanumeric()) || p.len() > 30 {
+            return Err(bad_input(format!(
+                "invalid symbol '{p}': expected letters and digits, e.g. BTCUSDT"
+            )));
+        }
+        let up = p.to_ascii_uppercase();
+        if !out.contains(&up) {
+            out.push(up);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses `--interval`: at least one valid interval.
+pub fn parse_intervals(s: Option<&str>) -> anyhow::Result<Vec<Interval>> {
+    let parts = list(s);
+    if parts.is_empty() {
+        return Err(bad_input(format!(
+            "no interval selected: pass --interval 5m (several: --interval 5m,1h); valid: {}",
+            interval_choices()
+        )));
+    }
+    let mut out = Vec::new();
+    for p in parts {
+        let i: Interval = p.parse()?;
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    Ok(out)
+}
+
+/// Validates the strategy flags, with a clear message for an empty selection.
+pub fn engine_from(args: &StrategyArgs) -> anyhow::Result<SignalEngine> {
+    if args.strategies.trim().trim_matches(',').trim().is_empty() {
+        return Err(bad_input(format!(
+            "no strategy selected: pass --strategies all or a list of: {}",
+            strategy::id_choices()
+        )));
+    }
+    let (specs, rule) = args.resolve()?;
+    Ok(SignalEngine::from_specs(&specs, rule)?)
+}
+
+impl Args {
+    /// Validates every flag into a [`Plan`]; nothing is started.
+    pub fn plan(&self) -> anyhow::Result<Plan> {
+        let exchange: ExchangeKind = self.exchange.parse().map_err(bad_input)?;
+        let symbols = parse_symbols(self.symbol.as_deref())?;
+        let intervals = parse_intervals(self.interval.as_deref())?;
+        let engine = engine_from(&self.strategy)?;
+        if self.window == 0 {
+            return Err(bad_input("--window must be at least 1"));
+        }
+        if self.max_candles == Some(0) {
+            return Err(bad_input("--max-candles must be at least 1"));
+        }
+        let streams: Vec<StreamKey> = symbols
+            .iter()
+            .flat_map(|s| {
+                intervals.iter().map(|&interval| StreamKey {
+                    symbol: s.clone(),
+                    interval,
+                })
+            })
+            .collect();
+        let mut feed = FeedConfig::new(exchange, streams);
+        if let Some(u) = &self.ws_url {
+            feed.ws_url = u.trim_end_matches('/').to_string();
+        }
+        if let Some(u) = &self.rest_url {
+            feed.rest_url = u.trim_end_matches('/').to_string();
+        }
+        feed.bootstrap = self.bootstrap;
+        let title = format!(
+            "{} · {} · {}",
+            exchange.as_str(),
+            symbols.join(","),
+            intervals
+                .iter()
+                .map(|i| i.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        Ok(Plan {
+            feed,
+            engine,
+            pipeline: PipelineConfig {
+                window: self.window,
+                max_candles: self.max_candles,
+                ..PipelineConfig::default()
+            },
+            headless: self.headless || !std::io::stdout().is_terminal(),
+            signals_out: self.signals_out.clone(),
+            store: self
+                .db
+                .as_deref()
+                .map(|db| {
+                    crate::store::hook::StoreTarget::new(
+                        db,
+                        exchange.as_str(),
+                        self.alerts_config.as_deref(),
+                    )
+                })
+                .transpose()?,
+            title,
+        })
+    }
+}
 
 /// Runs the command.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("'live' is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let plan = args.plan()?;
+    with_runtime(plan.headless, |messages| async move {
+        let mut shutdown = Shutdown::install().context("installing signal handlers")?;
+        execute(plan, messages, &mut shutdown).await
+    })
+}
+
+/// Builds the runtime (routing log lines to the dashboard when there is one), runs `f` and
+/// shuts the runtime down without waiting on stragglers, so exit stays under a second.
+pub fn with_runtime<F, Fut>(headless: bool, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Option<MessageLog>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let messages = (!headless).then(MessageLog::default);
+    let dispatch = messages.as_ref().map(MessageLog::dispatch);
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all();
+    if let Some(d) = dispatch.clone() {
+        // Raw-mode screens cannot take stderr lines: every runtime thread logs into the panel.
+        b.on_thread_start(move || {
+            std::mem::forget(tracing::dispatcher::set_default(&d));
+        });
+    }
+    let rt = b.build().context("starting the async runtime")?;
+    let result = match &dispatch {
+        Some(d) => tracing::dispatcher::with_default(d, || rt.block_on(f(messages.clone()))),
+        None => rt.block_on(f(messages.clone())),
+    };
+    rt.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+/// Connects the feed and runs the pipeline (dashboard or headless) until it stops.
+pub async fn execute(
+    plan: Plan,
+    messages: Option<MessageLog>,
+    shutdown: &mut Shutdown,
+) -> anyhow::Result<()> {
+    let mut sink = match &plan.signals_out {
+        Some(p) => RecordSink::file(p)
+            .map_err(|e| bad_input(format!("cannot write {}: {e}", p.display())))?,
+        None if plan.headless => RecordSink::stdout(),
+        None => RecordSink::null(),
+    };
+    // Store hook (store helper): `--db` stores every record and queues its alerts.
+    if let Some(t) = &plan.store {
+        sink.attach_store(t.start()?);
+    }
+    let streams = plan.feed.streams.clone();
+    tracing::info!(
+        "connecting to {} for {} streams",
+        plan.feed.ws_url,
+        streams.len()
+    );
+    let connect = Feed::connect(plan.feed);
+    let mut feed = tokio::select! {
+        r = connect => r.map_err(feed_error)?,
+        _ = shutdown.wait() => return Ok(()),
+    };
+    let pipeline = Pipeline::new(plan.engine, &streams, plan.pipeline);
+    let (stop, pipeline) = match messages {
+        Some(messages) if !plan.headless => {
+            let mut app = App::new(pipeline, feed.counters(), messages, plan.title);
+            let stop = tui::run(&mut feed, &mut app, &mut sink, shutdown).await;
+            (stop, app.pipeline)
+        }
+        _ => {
+            let mut pipeline = pipeline;
+            let stop = run_headless(&mut feed, &mut pipeline, &mut sink, shutdown).await;
+            (stop, pipeline)
+        }
+    };
+    // Bounded so a stuck connection cannot hold the exit past a second.
+    let _ = tokio::time::timeout(Duration::from_millis(500), feed.shutdown()).await;
+    let stop = stop.context("writing records")?;
+    tracing::info!("stopped ({stop:?}): {}", pipeline.summary());
+    match stop {
+        Stop::FeedEnded => anyhow::bail!("the feed stopped unexpectedly"),
+        Stop::Shutdown | Stop::MaxCandles | Stop::OutputClosed => Ok(()),
+    }
+}
+
+/// Unknown symbols and invalid requests are the user's input (exit 2); the rest exit 1.
+fn feed_error(e: FeedError) -> anyhow::Error {
+    match &e {
+        FeedError::Invalid(_) => bad_input(e.to_string()),
+        FeedError::ExchangeError {
+            code: -1121 | -1120 | -1100 | 10001,
+            ..
+        } => bad_input(e.to_string()),
+        _ => anyhow::Error::new(e).context("cannot start the feed"),
+    }
 }

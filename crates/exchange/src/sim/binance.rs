@@ -310,7 +310,7 @@ pub(crate) async fn klines(
     json_response(body)
 }
 
-/// `GET /ws/{stream}`: one raw stream.
+/// `GET /ws/<stream>[/<stream>...]`: raw streams (bare payloads).
 pub(crate) async fn ws_raw(
     State(s): State<Arc<Shared>>,
     Path(stream): Path<String>,

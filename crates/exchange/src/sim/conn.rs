@@ -27,6 +27,9 @@ pub(crate) enum Proto {
 /// How often Binance connections get a server Ping (Binance global pings every 20 s).
 const PING_EVERY: Duration = Duration::from_secs(20);
 
+/// How long a write may block on a client that does not read before it is cut.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Per-connection state handed to the protocol's control handler.
 #[derive(Debug)]
 pub(crate) struct ConnState {
@@ -80,6 +83,27 @@ impl Drop for OpenGuard {
     }
 }
 
+/// Counts incoming messages in fixed one-second windows.
+#[derive(Debug, Default)]
+struct Limiter {
+    window: Option<tokio::time::Instant>,
+    count: u32,
+}
+
+impl Limiter {
+    /// Records one message; true when more than `max` arrived in the current second.
+    fn over(&mut self, now: tokio::time::Instant, max: u32) -> bool {
+        match self.window {
+            Some(w) if now.duration_since(w) < Duration::from_secs(1) => self.count += 1,
+            _ => {
+                self.window = Some(now);
+                self.count = 1;
+            }
+        }
+        self.count > max
+    }
+}
+
 /// The flavours of broken frame a client must survive.
 fn malformed(n: u64) -> &'static str {
     match n % 4 {
@@ -123,6 +147,7 @@ pub(crate) async fn serve(
     {
         return;
     }
+    let mut limiter = Limiter::default();
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     loop {
         tokio::select! {
@@ -133,18 +158,31 @@ pub(crate) async fn serve(
             ev = rx.recv() => {
                 let msg = match ev {
                     Ok(Event::Klines(step)) => {
-                        let mut n = 0;
-                        for t in step.items.iter().filter_map(|f| proto.frame(&shared, &step, f, &st)) {
-                            if socket.feed(Message::Text(t)).await.is_err() {
-                                return;
-                            }
-                            n += 1;
+                        let frames: Vec<Utf8Bytes> = step
+                            .items
+                            .iter()
+                            .filter_map(|f| proto.frame(&shared, &step, f, &st))
+                            .collect();
+                        if frames.is_empty() {
+                            continue;
                         }
-                        if n > 0 {
-                            if socket.flush().await.is_err() {
+                        let n = frames.len() as u64;
+                        let write = async {
+                            for t in frames {
+                                socket.feed(Message::Text(t)).await?;
+                            }
+                            socket.flush().await
+                        };
+                        // A client that stops reading is cut rather than stalling this task.
+                        match tokio::time::timeout(SEND_TIMEOUT, write).await {
+                            Ok(Ok(())) => {
+                                shared.counters.frames_sent.fetch_add(n, Ordering::Relaxed);
+                            }
+                            Ok(Err(_)) => return,
+                            Err(_) => {
+                                bump(&shared.counters.connections_dropped);
                                 return;
                             }
-                            shared.counters.frames_sent.fetch_add(n, Ordering::Relaxed);
                         }
                         continue;
                     }
@@ -175,6 +213,13 @@ pub(crate) async fn serve(
                 bump(&shared.counters.frames_sent);
             }
             msg = socket.recv() => {
+                let counted = matches!(msg, Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))));
+                let limit = shared.ws_rate_limit.filter(|_| counted && proto != Proto::Bybit);
+                if limit.is_some_and(|max| limiter.over(tokio::time::Instant::now(), max)) {
+                    // Binance cuts a connection that sends more than 5 messages a second.
+                    bump(&shared.counters.rate_limited);
+                    return;
+                }
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,

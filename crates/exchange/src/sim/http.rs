@@ -28,7 +28,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route_layer(middleware::from_fn_with_state(shared.clone(), rest_gate));
     let ws = Router::new()
         .route("/ws", get(binance::ws_raw_root))
-        .route("/ws/{stream}", get(binance::ws_raw))
+        .route("/ws/{*streams}", get(binance::ws_raw))
         .route("/stream", get(binance::ws_combined))
         .route("/v5/public/spot", get(bybit::ws));
     rest.merge(ws).fallback(not_found).with_state(shared)

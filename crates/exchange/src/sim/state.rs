@@ -175,6 +175,7 @@ pub(crate) struct Counters {
     pub rest_calls: AtomicU64,
     pub rest_failures: AtomicU64,
     pub candles_closed: AtomicU64,
+    pub rate_limited: AtomicU64,
 }
 
 /// Adds one.
@@ -197,6 +198,7 @@ impl Counters {
             rest_calls: g(&self.rest_calls),
             rest_failures: g(&self.rest_failures),
             candles_closed: g(&self.candles_closed),
+            rate_limited: g(&self.rate_limited),
         }
     }
 }
@@ -264,6 +266,8 @@ pub(crate) struct Shared {
     pub weight: Mutex<(u64, u32)>,
     /// Next connection id.
     pub next_conn: AtomicU64,
+    /// Incoming messages per second allowed on a Binance connection (none: unlimited).
+    pub ws_rate_limit: Option<u32>,
 }
 
 impl Shared {
@@ -310,6 +314,7 @@ impl Shared {
             shutdown,
             weight: Mutex::new((0, 0)),
             next_conn: AtomicU64::new(1),
+            ws_rate_limit: None,
         }
     }
 

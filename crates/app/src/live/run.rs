@@ -1,0 +1,207 @@
+//! The async edge of the pipeline: [`Shutdown`] (SIGINT/SIGTERM), [`RecordSink`] (JSON lines)
+//! and [`run_headless`], the loop that moves feed events through a [`Pipeline`].
+
+use std::fs::File;
+use std::io::{self, BufWriter, ErrorKind, Write};
+use std::path::Path;
+
+use futures_util::FutureExt;
+use manus_core::record::SignalRecord;
+use manus_exchange::feed::{FeedEvent, MarketFeed};
+
+use super::pipeline::Pipeline;
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGINT, SIGTERM or `q`.
+    Shutdown,
+    /// `--max-candles` live candles were processed.
+    MaxCandles,
+    /// The feed ended (shut down or failed to start).
+    FeedEnded,
+    /// The reader of the output went away (e.g. `| head`).
+    OutputClosed,
+}
+
+/// Events handled before the output is flushed, so a burst (a backfill) costs one write.
+const BATCH: usize = 256;
+
+/// Where records go: JSON lines, buffered, flushed after each burst of events.
+pub struct RecordSink {
+    out: Box<dyn Write + Send>,
+    buf: Vec<u8>,
+    written: u64,
+    // Store hook (store helper): records also go to the store when `--db` is given.
+    store: Option<crate::store::hook::StoreHook>,
+}
+
+impl std::fmt::Debug for RecordSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordSink")
+            .field("written", &self.written)
+            .finish()
+    }
+}
+
+impl RecordSink {
+    /// Records to any writer.
+    pub fn new(out: Box<dyn Write + Send>) -> Self {
+        RecordSink {
+            out,
+            buf: Vec::with_capacity(1024),
+            written: 0,
+            store: None,
+        }
+    }
+    /// Records to stdout.
+    pub fn stdout() -> Self {
+        Self::new(Box::new(BufWriter::with_capacity(1 << 16, io::stdout())))
+    }
+    /// Records to a file (created or truncated).
+    pub fn file(path: &Path) -> io::Result<Self> {
+        Ok(Self::new(Box::new(BufWriter::with_capacity(
+            1 << 16,
+            File::create(path)?,
+        ))))
+    }
+    /// Records are dropped (dashboard only).
+    pub fn null() -> Self {
+        Self::new(Box::new(io::sink()))
+    }
+    /// Also hands every record to the store (non-blocking; see [`crate::store::hook`]).
+    pub fn attach_store(&mut self, hook: crate::store::hook::StoreHook) {
+        self.store = Some(hook);
+    }
+    /// Appends one record.
+    pub fn write(&mut self, rec: &SignalRecord) -> io::Result<()> {
+        // Store hook (store helper): a bounded-queue hand-off, never blocks.
+        if let Some(s) = &self.store {
+            s.submit(rec);
+        }
+        self.buf.clear();
+        rec.write_json_line(&mut self.buf);
+        self.out.write_all(&self.buf)?;
+        self.written += 1;
+        Ok(())
+    }
+    /// Flushes buffered records.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+    /// Records written so far.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+}
+
+/// SIGINT and SIGTERM, registered when built so a signal arriving before the first poll is not
+/// lost (nor kills the process with the default action).
+#[derive(Debug)]
+pub struct Shutdown {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Shutdown {
+    /// Installs the handlers; call inside a Tokio runtime.
+    pub fn install() -> io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Shutdown {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Shutdown {})
+        }
+    }
+
+    /// Resolves at the first SIGINT or SIGTERM. Cancel-safe.
+    pub async fn wait(&mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => {}
+                _ = self.term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Handles one event; writes its record. `Err` only when the output is gone.
+pub fn handle(pipeline: &mut Pipeline, sink: &mut RecordSink, ev: FeedEvent) -> io::Result<()> {
+    if let Some(rec) = pipeline.on_event(ev) {
+        sink.write(&rec)?;
+    }
+    Ok(())
+}
+
+/// Moves events from `feed` through `pipeline` into `sink` until shutdown, `--max-candles`, the
+/// end of the feed or a closed output. Flushes before returning.
+pub async fn run_headless<F: MarketFeed>(
+    feed: &mut F,
+    pipeline: &mut Pipeline,
+    sink: &mut RecordSink,
+    shutdown: &mut Shutdown,
+) -> io::Result<Stop> {
+    let stop = loop {
+        if pipeline.done() {
+            break Stop::MaxCandles;
+        }
+        let first = tokio::select! {
+            biased;
+            _ = shutdown.wait() => break Stop::Shutdown,
+            ev = feed.next() => ev,
+        };
+        match pump(feed, pipeline, sink, first) {
+            Ok(Some(stop)) => break stop,
+            Ok(None) => {}
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => break Stop::OutputClosed,
+            Err(e) => return Err(e),
+        }
+    };
+    match sink.flush() {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(Stop::OutputClosed),
+        Err(e) => Err(e),
+        Ok(()) => Ok(stop),
+    }
+}
+
+/// Handles `first` and whatever else is ready right now (up to [`BATCH`]), then flushes.
+pub(crate) fn pump<F: MarketFeed>(
+    feed: &mut F,
+    pipeline: &mut Pipeline,
+    sink: &mut RecordSink,
+    first: Option<FeedEvent>,
+) -> io::Result<Option<Stop>> {
+    let Some(ev) = first else {
+        return Ok(Some(Stop::FeedEnded));
+    };
+    handle(pipeline, sink, ev)?;
+    for _ in 0..BATCH {
+        if pipeline.done() {
+            break;
+        }
+        // `next` is cancel-safe, so dropping a pending future loses nothing.
+        match feed.next().now_or_never() {
+            Some(Some(ev)) => handle(pipeline, sink, ev)?,
+            Some(None) => {
+                sink.flush()?;
+                return Ok(Some(Stop::FeedEnded));
+            }
+            None => break,
+        }
+    }
+    sink.flush()?;
+    Ok(pipeline.done().then_some(Stop::MaxCandles))
+}

@@ -1,0 +1,294 @@
+//! Pipeline tests over a scripted in-memory feed.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex};
+
+use manus_core::confluence::{Mode, Rule};
+use manus_core::record::SignalRecord;
+use manus_core::{Interval, SignalEngine};
+use manus_exchange::feed::{FeedEvent, Origin, StreamKey};
+
+use super::scripted::{closed, synthetic_candles, update};
+use super::*;
+
+fn key(sym: &str, interval: Interval) -> Arc<StreamKey> {
+    Arc::new(StreamKey {
+        symbol: sym.into(),
+        interval,
+    })
+}
+
+fn engine() -> SignalEngine {
+    SignalEngine::from_ids(
+        &["rsi_mean_reversion", "ema_crossover", "macd"],
+        Rule::new(Mode::Any, 3),
+    )
+    .unwrap()
+}
+
+fn pipeline(keys: &[&Arc<StreamKey>], cfg: PipelineConfig) -> Pipeline {
+    let ks: Vec<StreamKey> = keys.iter().map(|k| (***k).clone()).collect();
+    Pipeline::new(engine(), &ks, cfg)
+}
+
+/// A writer the test can read back.
+#[derive(Clone, Default)]
+struct Shared(Arc<Mutex<Vec<u8>>>);
+impl Write for Shared {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+impl Shared {
+    fn records(&self) -> Vec<SignalRecord> {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+#[test]
+fn bootstrap_warms_up_live_and_backfill_emit_records() {
+    let k = key("BTCUSDT", Interval::M1);
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    let cs = synthetic_candles(&k, 0, 60);
+    let mut out = Vec::new();
+    for (i, c) in cs.iter().enumerate() {
+        let origin = match i {
+            0..40 => Origin::Bootstrap,
+            40..45 | 50..52 => Origin::Live,
+            _ => Origin::Backfill,
+        };
+        if let Some(r) = p.on_event(closed(&k, *c, origin)) {
+            out.push((origin, r));
+        }
+    }
+    assert_eq!(out.len(), 20, "every non-bootstrap candle gives one record");
+    let st = &p.streams()[0];
+    assert_eq!(
+        st.engine().candles(),
+        60,
+        "bootstrap candles go through the engine too"
+    );
+    assert_eq!((st.bootstrapped, st.live, st.backfilled), (40, 7, 13));
+    for (origin, r) in &out {
+        assert_eq!(r.backfilled, Some(*origin == Origin::Backfill));
+        assert!(r.latency_us.is_some());
+        assert_eq!(r.stale, None);
+        assert_eq!(r.symbol, "BTCUSDT");
+        assert_eq!(r.signals.0.len(), 3);
+    }
+    let times: Vec<i64> = out.iter().map(|(_, r)| r.open_time).collect();
+    assert!(times.windows(2).all(|w| w[1] == w[0] + 60_000));
+    assert_eq!(
+        p.latency().count(),
+        7,
+        "only live candles are in the histogram"
+    );
+    let t = p.totals();
+    assert_eq!(
+        (t.records, t.live, t.backfilled, t.bootstrapped),
+        (20, 7, 13, 40)
+    );
+}
+
+#[test]
+fn records_match_a_batch_run_of_the_same_engine() {
+    // Live must say exactly what a backtest over the same candles says.
+    let k = key("ETHUSDT", Interval::M5);
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    let mut batch = engine();
+    for c in synthetic_candles(&k, 1_700_000_100_000, 200) {
+        batch.on_closed(&c);
+        let want = SignalRecord::from_engine("ETHUSDT", Interval::M5, &c, &batch);
+        let got = p.on_event(closed(&k, c, Origin::Live)).unwrap();
+        assert_eq!(got.signals, want.signals);
+        assert_eq!(got.confluence, want.confluence);
+        assert_eq!(got.agreeing, want.agreeing);
+    }
+}
+
+#[test]
+fn duplicates_and_out_of_order_candles_are_skipped() {
+    let k = key("BTCUSDT", Interval::M1);
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    let cs = synthetic_candles(&k, 0, 3);
+    assert!(p.on_event(closed(&k, cs[1], Origin::Live)).is_some());
+    assert!(p.on_event(closed(&k, cs[1], Origin::Live)).is_none());
+    assert!(p.on_event(closed(&k, cs[0], Origin::Backfill)).is_none());
+    assert!(p.on_event(closed(&k, cs[2], Origin::Live)).is_some());
+    assert_eq!(p.totals().out_of_order, 2);
+    assert_eq!(p.streams()[0].engine().candles(), 2);
+}
+
+#[test]
+fn window_is_a_bounded_ring() {
+    let k = key("BTCUSDT", Interval::M1);
+    let cfg = PipelineConfig {
+        window: 10,
+        ..PipelineConfig::default()
+    };
+    let mut p = pipeline(&[&k], cfg);
+    let cs = synthetic_candles(&k, 0, 25);
+    for c in &cs {
+        p.on_event(closed(&k, *c, Origin::Live));
+    }
+    let w = p.streams()[0].window();
+    assert_eq!(w.len(), 10);
+    assert_eq!(w.front().unwrap().open_time, cs[15].open_time);
+    assert_eq!(w.back().unwrap().open_time, cs[24].open_time);
+}
+
+#[test]
+fn updates_give_a_provisional_signal_that_commits_nothing() {
+    let k = key("BTCUSDT", Interval::M1);
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    let cs = synthetic_candles(&k, 0, 51);
+    for c in &cs[..50] {
+        p.on_event(closed(&k, *c, Origin::Bootstrap));
+    }
+    let mut forming = cs[50];
+    forming.close = forming.open;
+    assert!(p.on_event(update(&k, forming)).is_none());
+    forming.close = cs[50].close;
+    p.on_event(update(&k, forming));
+    p.refresh_provisional(0);
+    let st = &p.streams()[0];
+    let (_, decisions) = st.provisional().expect("provisional computed");
+    assert_eq!(decisions.len(), 3);
+    assert_eq!(st.engine().candles(), 50, "provisional commits nothing");
+    assert_eq!(st.forming.unwrap().close, cs[50].close);
+    assert_eq!(st.prev_price, Some(cs[50].open));
+    // The same candle closing clears the forming state.
+    p.on_event(closed(&k, cs[50], Origin::Live));
+    assert!(p.streams()[0].forming.is_none());
+    assert!(p.streams()[0].provisional().is_none());
+}
+
+#[test]
+fn stale_streams_pause_signals_and_mark_the_next_record() {
+    let k = key("BTCUSDT", Interval::M1);
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    let cs = synthetic_candles(&k, 0, 4);
+    p.on_event(closed(&k, cs[0], Origin::Live));
+    p.on_event(FeedEvent::Stale {
+        key: k.clone(),
+        stale: true,
+    });
+    assert!(p.streams()[0].stale);
+    p.on_event(update(&k, cs[1]));
+    p.refresh_provisional(0);
+    assert!(
+        p.streams()[0].provisional().is_none(),
+        "no signal while stale"
+    );
+    p.on_event(FeedEvent::Stale {
+        key: k.clone(),
+        stale: false,
+    });
+    let r = p.on_event(closed(&k, cs[1], Origin::Backfill)).unwrap();
+    assert_eq!(r.stale, Some(true), "first record after staleness says so");
+    let r = p.on_event(closed(&k, cs[2], Origin::Live)).unwrap();
+    assert_eq!(r.stale, None);
+    // A closed candle arriving while still marked stale ends the stale period itself.
+    p.on_event(FeedEvent::Stale {
+        key: k.clone(),
+        stale: true,
+    });
+    let r = p.on_event(closed(&k, cs[3], Origin::Live)).unwrap();
+    assert_eq!(r.stale, Some(true));
+    assert!(!p.streams()[0].stale);
+}
+
+#[test]
+fn connection_events_update_the_state() {
+    let k = key("BTCUSDT", Interval::M1);
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    assert_eq!(*p.conn(), ConnState::Connecting);
+    p.on_event(FeedEvent::Connected {
+        url: "ws://x".into(),
+    });
+    assert_eq!(*p.conn(), ConnState::Connected("ws://x".into()));
+    p.on_event(FeedEvent::Disconnected {
+        reason: "reset".into(),
+    });
+    assert_eq!(*p.conn(), ConnState::Disconnected("reset".into()));
+    p.on_event(FeedEvent::Reconnecting {
+        in_ms: 100,
+        attempt: 2,
+    });
+    assert_eq!(
+        *p.conn(),
+        ConnState::Reconnecting {
+            attempt: 2,
+            in_ms: 100
+        }
+    );
+}
+
+#[tokio::test]
+async fn headless_run_writes_json_lines_and_stops_at_max_candles() {
+    let a = key("BTCUSDT", Interval::M1);
+    let b = key("ETHUSDT", Interval::M5);
+    let mut events = vec![FeedEvent::Connected { url: "x".into() }];
+    let ca = synthetic_candles(&a, 0, 40);
+    let cb = synthetic_candles(&b, 0, 40);
+    for i in 0..40 {
+        let origin = if i < 20 {
+            Origin::Bootstrap
+        } else {
+            Origin::Live
+        };
+        events.push(closed(&a, ca[i], origin));
+        events.push(update(&b, cb[i]));
+        events.push(closed(&b, cb[i], origin));
+    }
+    let mut feed = ScriptedFeed::new(events);
+    let cfg = PipelineConfig {
+        max_candles: Some(25),
+        ..PipelineConfig::default()
+    };
+    let mut p = pipeline(&[&a, &b], cfg);
+    let out = Shared::default();
+    let mut sink = RecordSink::new(Box::new(out.clone()));
+    let mut shutdown = Shutdown::install().unwrap();
+    let stop = run_headless(&mut feed, &mut p, &mut sink, &mut shutdown)
+        .await
+        .unwrap();
+    assert_eq!(stop, Stop::MaxCandles);
+    let recs = out.records();
+    assert_eq!(recs.len(), 25);
+    assert_eq!(sink.written(), 25);
+    assert!(feed.remaining() > 0, "stopped before the script ended");
+    for sym in ["BTCUSDT", "ETHUSDT"] {
+        let t: Vec<i64> = recs
+            .iter()
+            .filter(|r| r.symbol == sym)
+            .map(|r| r.open_time)
+            .collect();
+        assert!(t.windows(2).all(|w| w[0] < w[1]), "{sym}: {t:?}");
+    }
+}
+
+#[tokio::test]
+async fn headless_run_reports_the_end_of_the_feed() {
+    let a = key("BTCUSDT", Interval::M1);
+    let cs = synthetic_candles(&a, 0, 5);
+    let mut feed = ScriptedFeed::new(cs.iter().map(|c| closed(&a, *c, Origin::Live)));
+    let mut p = pipeline(&[&a], PipelineConfig::default());
+    let out = Shared::default();
+    let mut sink = RecordSink::new(Box::new(out.clone()));
+    let mut shutdown = Shutdown::install().unwrap();
+    let stop = run_headless(&mut feed, &mut p, &mut sink, &mut shutdown)
+        .await
+        .unwrap();
+    assert_eq!(stop, Stop::FeedEnded);
+    assert_eq!(out.records().len(), 5);
+}

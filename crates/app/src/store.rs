@@ -1,0 +1,403 @@
+//! Persistence: the [`Store`] seam and its two backends, [`sqlite::SqliteStore`] (the embedded
+//! default, one WAL-mode file) and [`postgres::PostgresStore`] (`--db postgres://...`).
+//!
+//! The store keeps candles (deduplicated by exchange, symbol, interval and open time; also the
+//! history cache of `fetch`), one row per closed-candle [`SignalRecord`], backtest runs and the
+//! alert outbox. A signal and its outbox rows are written in one transaction, and a signal that
+//! is already stored is a no-op (its alerts are not queued again), so a restart never repeats
+//! an alert. Methods are synchronous: callers run them on a dedicated thread or in
+//! `spawn_blocking`, never on the candle loop (the Postgres client must not run inside a tokio
+//! runtime thread).
+
+pub mod hook;
+pub mod postgres;
+pub mod schema;
+pub mod sink;
+pub mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use manus_core::record::SignalRecord;
+use manus_core::{Action, Candle, Interval};
+use serde::Serialize;
+use serde_json::Value;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite reported an error.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL reported an error.
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// A stored JSON column does not parse, or a value does not serialise.
+    #[error("stored JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The database file's directory cannot be created.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The schema is newer than this build, or a stored value is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Store result.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// How long a claimed alert stays invisible to other workers ([`Store::due_alerts`]); a worker
+/// that dies mid-delivery releases it when the lease ends.
+pub const CLAIM_LEASE_MS: i64 = 60_000;
+
+/// An alert to queue with a signal: one row per rule and notifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    /// The rule that fired.
+    pub rule: String,
+    /// The notifier to deliver through (its configured name).
+    pub notifier: String,
+    /// The text to send.
+    pub message: String,
+}
+
+/// Delivery state of an outbox row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStatus {
+    /// Waiting for (another) delivery attempt.
+    Pending,
+    /// Delivered; never sent again.
+    Delivered,
+    /// Given up on.
+    Failed,
+}
+
+impl AlertStatus {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertStatus::Pending => "pending",
+            AlertStatus::Delivered => "delivered",
+            AlertStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "pending" => Ok(AlertStatus::Pending),
+            "delivered" => Ok(AlertStatus::Delivered),
+            "failed" => Ok(AlertStatus::Failed),
+            other => Err(StoreError::Invalid(format!(
+                "unknown alert status '{other}'"
+            ))),
+        }
+    }
+}
+
+/// One alert outbox row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    /// Row id.
+    pub id: i64,
+    /// Exchange of the signal.
+    pub exchange: String,
+    /// Symbol of the signal.
+    pub symbol: String,
+    /// Interval of the signal.
+    pub interval: Interval,
+    /// Open time of the signal's candle, ms UTC.
+    pub open_time: i64,
+    /// The rule that fired.
+    pub rule: String,
+    /// The notifier to deliver through.
+    pub notifier: String,
+    /// The text to send.
+    pub message: String,
+    /// Delivery state.
+    pub status: AlertStatus,
+    /// Delivery attempts started so far (claims included).
+    pub attempts: i64,
+    /// Earliest time of the next attempt, ms UTC.
+    pub next_attempt_at: i64,
+    /// The last delivery error.
+    pub last_error: Option<String>,
+    /// When it was queued, ms UTC.
+    pub created_at: i64,
+    /// When it was delivered, ms UTC.
+    pub delivered_at: Option<i64>,
+}
+
+impl Alert {
+    /// A key that is the same for every attempt of this row, sent to receivers so they can drop
+    /// the rare repeat (a crash between a delivery and its acknowledgement).
+    pub fn idempotency_key(&self) -> String {
+        format!(
+            "{}:{}:{}:{}:{}:{}",
+            self.exchange,
+            self.symbol,
+            self.interval.as_str(),
+            self.open_time,
+            self.rule,
+            self.notifier
+        )
+    }
+}
+
+/// Order of [`Store::signals`] results by open time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Oldest first.
+    #[default]
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+/// A filter over stored signals; `None` fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct SignalQuery {
+    /// Exchange.
+    pub exchange: Option<String>,
+    /// Symbol.
+    pub symbol: Option<String>,
+    /// Interval.
+    pub interval: Option<Interval>,
+    /// Earliest open time, ms UTC, inclusive.
+    pub since: Option<i64>,
+    /// Latest open time, ms UTC, exclusive.
+    pub until: Option<i64>,
+    /// Confluence decision.
+    pub decision: Option<Action>,
+    /// At most this many rows (`None`: all).
+    pub limit: Option<usize>,
+    /// Rows to skip.
+    pub offset: usize,
+    /// Sort order by open time.
+    pub order: Order,
+}
+
+/// A stored signal record and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSignal {
+    /// Exchange the candle came from.
+    pub exchange: String,
+    /// The record exactly as written.
+    pub record: SignalRecord,
+}
+
+/// A backtest run to store.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewBacktestRun {
+    /// Parameters (strategies, symbol, range, fees...).
+    pub params: Value,
+    /// Summary metrics.
+    pub metrics: Value,
+    /// Equity curve.
+    pub equity: Value,
+    /// Trades.
+    pub trades: Value,
+}
+
+/// A stored backtest run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BacktestRun {
+    /// Row id.
+    pub id: i64,
+    /// When it was stored, ms UTC.
+    pub created_at: i64,
+    /// Parameters.
+    pub params: Value,
+    /// Summary metrics.
+    pub metrics: Value,
+    /// Equity curve.
+    pub equity: Value,
+    /// Trades.
+    pub trades: Value,
+}
+
+/// The persistence seam. Synchronous; run it off the candle loop.
+pub trait Store: Send {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// The applied schema version.
+    fn schema_version(&mut self) -> Result<i64>;
+
+    /// Inserts or replaces candles by (exchange, symbol, interval, open time), in one
+    /// transaction; returns how many were written.
+    fn upsert_candles(
+        &mut self,
+        exchange: &str,
+        symbol: &str,
+        interval: Interval,
+        candles: &[Candle],
+    ) -> Result<usize>;
+
+    /// Stored candles with `from <= open_time < to`, oldest first.
+    fn candles_range(
+        &mut self,
+        exchange: &str,
+        symbol: &str,
+        interval: Interval,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Candle>>;
+
+    /// Writes a signal record and its alert outbox rows in one durable transaction. Returns
+    /// `false`, writing nothing, when a record for the same exchange, symbol, interval and open
+    /// time is already stored: a replay after a restart queues no alert twice.
+    fn insert_signal(
+        &mut self,
+        exchange: &str,
+        record: &SignalRecord,
+        outbox: &[NewAlert],
+    ) -> Result<bool>;
+
+    /// Stored signals matching `q`.
+    fn signals(&mut self, q: &SignalQuery) -> Result<Vec<StoredSignal>>;
+
+    /// The newest stored record of a series.
+    fn last_signal(
+        &mut self,
+        exchange: &str,
+        symbol: &str,
+        interval: Interval,
+    ) -> Result<Option<SignalRecord>> {
+        let q = SignalQuery {
+            exchange: Some(exchange.to_string()),
+            symbol: Some(symbol.to_string()),
+            interval: Some(interval),
+            limit: Some(1),
+            order: Order::Desc,
+            ..SignalQuery::default()
+        };
+        Ok(self.signals(&q)?.pop().map(|s| s.record))
+    }
+
+    /// The open time of the newest stored record of a series: where a restarted run resumes.
+    fn last_signal_open_time(
+        &mut self,
+        exchange: &str,
+        symbol: &str,
+        interval: Interval,
+    ) -> Result<Option<i64>> {
+        Ok(self
+            .last_signal(exchange, symbol, interval)?
+            .map(|r| r.open_time))
+    }
+
+    /// Stores a backtest run; returns its id.
+    fn insert_backtest_run(&mut self, run: &NewBacktestRun) -> Result<i64>;
+
+    /// The newest `limit` backtest runs, newest first.
+    fn backtest_runs(&mut self, limit: usize) -> Result<Vec<BacktestRun>>;
+
+    /// Claims up to `limit` pending alerts due at `now_ms`, oldest first: each claim counts as
+    /// an attempt and hides the row from other workers for [`CLAIM_LEASE_MS`].
+    fn due_alerts(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Alert>>;
+
+    /// Marks a pending alert delivered at `now_ms`.
+    fn mark_delivered(&mut self, id: i64, now_ms: i64) -> Result<()>;
+
+    /// Schedules another attempt of a pending alert at `next_at_ms`, recording the error.
+    fn mark_retry(&mut self, id: i64, next_at_ms: i64, error: &str) -> Result<()>;
+
+    /// Gives up on a pending alert, recording the error.
+    fn mark_failed(&mut self, id: i64, error: &str) -> Result<()>;
+
+    /// Outbox rows, optionally of one status, oldest first (for inspection and the dashboard).
+    fn alerts(&mut self, status: Option<AlertStatus>, limit: usize) -> Result<Vec<Alert>>;
+}
+
+/// A store shared between threads; lock it only inside `spawn_blocking` or a store thread.
+pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
+
+/// Wraps a store for sharing.
+pub fn shared(store: Box<dyn Store>) -> SharedStore {
+    Arc::new(Mutex::new(store))
+}
+
+/// Wall-clock now, ms since the epoch.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Formats ms since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
+pub fn format_ms(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000) / 1000;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// True for a `postgres://` or `postgresql://` URL.
+pub fn is_postgres_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// The default SQLite file: `$XDG_DATA_HOME/market-manus/manus.db`, else
+/// `~/.local/share/market-manus/manus.db`, else `./manus.db`.
+pub fn default_db_path() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local").join("share"))
+        });
+    match base {
+        Some(b) => b.join("market-manus").join("manus.db"),
+        None => PathBuf::from("manus.db"),
+    }
+}
+
+/// Opens the store named by `--db`: a Postgres URL, a SQLite path, or (`None`) the default
+/// SQLite file. Migrations are applied.
+pub fn open(db: Option<&str>) -> Result<Box<dyn Store>> {
+    match db {
+        Some(url) if is_postgres_url(url) => Ok(Box::new(postgres::PostgresStore::open(url)?)),
+        Some(path) => Ok(Box::new(sqlite::SqliteStore::open(Path::new(path))?)),
+        None => Ok(Box::new(sqlite::SqliteStore::open(&default_db_path())?)),
+    }
+}
+
+/// Parses a stored interval.
+pub(crate) fn parse_interval(s: &str) -> Result<Interval> {
+    s.parse()
+        .map_err(|_| StoreError::Invalid(format!("stored interval '{s}' is unknown")))
+}
+
+/// Parses a stored record.
+pub(crate) fn parse_record(json: &str) -> Result<SignalRecord> {
+    Ok(serde_json::from_str(json)?)
+}
+
+/// Parses a stored JSON column.
+pub(crate) fn parse_json(json: &str) -> Result<Value> {
+    Ok(serde_json::from_str(json)?)
+}

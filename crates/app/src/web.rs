@@ -1,0 +1,118 @@
+//! The web dashboard: `manus serve` and the `--web` side of live runs.
+//!
+//! Key types: [`hub::LiveHub`] (the publish side the live pipeline calls; bounded, never blocks),
+//! [`spawn`] / [`WebServer`] (an axum server on a background task), [`routes`] (pages, `/api/...`,
+//! the Server-Sent Events stream, `/metrics`), [`auth`] (loopback by default, a token for any
+//! other address) and [`assets`] (the embedded page and the vendored lightweight-charts).
+
+pub mod assets;
+pub mod auth;
+pub mod demo;
+pub mod hub;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use auth::{PolicyError, check_policy};
+pub use hub::LiveHub;
+pub use routes::{AppState, SharedStore, WebMetrics};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The bind address and token break the access policy.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running web server.
+#[derive(Debug)]
+pub struct WebServer {
+    addr: SocketAddr,
+    handle: JoinHandle<()>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl WebServer {
+    /// The bound address (the real port when asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits until the server task ends (it runs until [`WebServer::shutdown`] or an error).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.handle).await;
+    }
+
+    /// Stops accepting, gives open requests a moment, then closes every connection (open
+    /// event streams never end on their own).
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if tokio::time::timeout(Duration::from_millis(300), &mut self.handle)
+            .await
+            .is_err()
+        {
+            self.handle.abort();
+        }
+    }
+}
+
+/// Checks the access policy, binds `addr` and serves the dashboard on a background task: live
+/// pages from `hub`, history from `store` (503 on history endpoints when `None`), every request
+/// checked against `token` when set.
+pub async fn spawn(
+    addr: SocketAddr,
+    hub: LiveHub,
+    store: Option<SharedStore>,
+    token: Option<String>,
+) -> Result<WebServer, WebError> {
+    check_policy(addr, token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| WebError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| WebError::Bind { addr, source })?;
+    let state = AppState {
+        hub,
+        store,
+        token: token.map(Arc::from),
+        metrics: Arc::default(),
+    };
+    let app = routes::router(state);
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::warn!("web server stopped: {e}");
+        }
+    });
+    tracing::info!("web dashboard on http://{bound}");
+    Ok(WebServer {
+        addr: bound,
+        handle,
+        stop: Some(tx),
+    })
+}

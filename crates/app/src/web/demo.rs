@@ -1,0 +1,218 @@
+//! A live source for the dashboard without an exchange: the simulated exchange on a loopback
+//! port, the real feed over real sockets, the real [`Pipeline`], every candle and record
+//! published to a [`LiveHub`] and (optionally) every record written to the store. Used by
+//! `manus serve --demo` and the browser test.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
+
+use manus_core::confluence::{Mode, Rule};
+use manus_core::record::SignalRecord;
+use manus_core::{Interval, SignalEngine, strategy};
+use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
+use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
+use manus_exchange::{Feed, MarketFeed};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::hub::LiveHub;
+use super::routes::SharedStore;
+use crate::live::{Pipeline, PipelineConfig};
+
+/// The exchange name demo records are stored under.
+pub const DEMO_EXCHANGE: &str = "sim";
+/// Records queued for the store writer before new ones are dropped (and counted).
+pub const STORE_QUEUE: usize = 4096;
+
+/// What the demo market looks like.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Symbols served.
+    pub symbols: Vec<String>,
+    /// The one interval.
+    pub interval: Interval,
+    /// Real milliseconds per candle.
+    pub candle_ms: u64,
+    /// In-progress updates per candle.
+    pub updates_per_candle: u32,
+    /// Closed candles fetched at start (the chart's history).
+    pub bootstrap: usize,
+    /// Random seed of the market.
+    pub seed: u64,
+    /// Drop every connection every N candles (the reconnection counter moves).
+    pub drop_every: Option<u64>,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+            interval: Interval::M1,
+            candle_ms: 1000,
+            updates_per_candle: 5,
+            bootstrap: 300,
+            seed: 7,
+            drop_every: Some(60),
+        }
+    }
+}
+
+/// Why the demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The simulated exchange did not start.
+    #[error("simulated exchange: {0}")]
+    Sim(#[from] manus_exchange::sim::SimError),
+    /// The feed did not connect.
+    #[error("feed: {0}")]
+    Feed(#[from] manus_exchange::FeedError),
+    /// The strategies could not be built.
+    #[error("strategies: {0}")]
+    Core(#[from] manus_core::CoreError),
+}
+
+/// A running demo source.
+#[derive(Debug)]
+pub struct Demo {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    sim: Option<SimExchange>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Demo {
+    /// Records the store writer had to drop because its queue was full.
+    pub fn store_drops(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Stops the pipeline loop and the simulated exchange.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+        if let Some(sim) = self.sim.take() {
+            sim.shutdown().await;
+        }
+    }
+}
+
+/// Starts the simulated exchange, connects the feed and runs the pipeline on a task that
+/// publishes to `hub` and writes records to `store` (off the loop, on a writer thread).
+pub async fn start(
+    cfg: DemoConfig,
+    hub: LiveHub,
+    store: Option<SharedStore>,
+) -> Result<Demo, DemoError> {
+    let sim = SimExchange::start(SimConfig {
+        symbols: cfg.symbols.clone(),
+        interval: cfg.interval,
+        candle_ms: cfg.candle_ms.max(20),
+        updates_per_candle: cfg.updates_per_candle,
+        history: cfg.bootstrap.max(100) + 100,
+        source: SimSource::Synthetic {
+            seed: cfg.seed,
+            start_price: 30_000.0,
+        },
+        faults: FaultPlan {
+            drop_every: cfg.drop_every,
+            ..FaultPlan::default()
+        },
+        ..SimConfig::default()
+    })
+    .await?;
+    let streams: Vec<StreamKey> = cfg
+        .symbols
+        .iter()
+        .map(|s| StreamKey {
+            symbol: s.clone(),
+            interval: cfg.interval,
+        })
+        .collect();
+    let mut fc = FeedConfig::new(ExchangeKind::BinanceUs, streams.clone());
+    fc.ws_url = sim.ws_url();
+    fc.rest_url = sim.rest_url();
+    fc.bootstrap = cfg.bootstrap;
+    fc.candle_period = Some(Duration::from_millis(cfg.candle_ms.max(20)));
+    fc.silence_timeout = Duration::from_millis((cfg.candle_ms * 10).max(2000));
+    fc.backoff_initial = Duration::from_millis(50);
+    fc.backoff_max = Duration::from_millis(1000);
+    fc.rotate_at = None;
+    let feed = Feed::connect(fc).await?;
+    // `any` makes markers appear within seconds on a random walk.
+    let engine = SignalEngine::from_ids(&strategy::IDS, Rule::new(Mode::Any, strategy::IDS.len()))?;
+    let pipeline = Pipeline::new(engine, &streams, PipelineConfig::default());
+    let dropped = Arc::new(AtomicU64::new(0));
+    let writer = store.map(|s| store_writer(s, dropped.clone()));
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(pump(feed, pipeline, hub, writer, dropped.clone(), rx));
+    Ok(Demo {
+        stop: Some(tx),
+        task,
+        sim: Some(sim),
+        dropped,
+    })
+}
+
+/// The loop: each event goes to the hub and the pipeline; each record to the hub and the store.
+async fn pump(
+    mut feed: Feed,
+    mut pipeline: Pipeline,
+    hub: LiveHub,
+    writer: Option<SyncSender<SignalRecord>>,
+    dropped: Arc<AtomicU64>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let counters = MarketFeed::counters(&feed);
+    loop {
+        let ev = tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            ev = feed.next() => ev,
+        };
+        let Some(ev) = ev else { break };
+        hub.on_feed_event(&ev);
+        if let Some(rec) = pipeline.on_event(ev) {
+            hub.publish_record(&rec);
+            if let Some(w) = &writer {
+                match w.try_send(rec) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(TrySendError::Disconnected(_)) => {}
+                }
+            }
+        }
+        hub.publish_pipeline_stats(&pipeline, &counters.snapshot());
+    }
+    feed.shutdown().await;
+}
+
+/// A thread that writes records to the store, so a slow disk never stalls the candle loop.
+fn store_writer(store: SharedStore, dropped: Arc<AtomicU64>) -> SyncSender<SignalRecord> {
+    let (tx, rx) = sync_channel::<SignalRecord>(STORE_QUEUE);
+    let spawned = std::thread::Builder::new()
+        .name("web-demo-store".into())
+        .spawn(move || {
+            while let Ok(rec) = rx.recv() {
+                let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = s.insert_signal(DEMO_EXCHANGE, &rec, &[]) {
+                    tracing::warn!("storing a demo record failed: {e}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no store writer thread ({e}); demo records are not stored");
+        dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    tx
+}

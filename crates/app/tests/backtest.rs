@@ -1,0 +1,308 @@
+//! `manus backtest` end to end on the bundled sample: the JSON summary, trades, signal records
+//! (byte-identical to `manus signals`), the HTML report, sweeps, `--config` and bad input.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn manus(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_manus"))
+        .args(args)
+        .output()
+        .expect("run manus")
+}
+
+fn sample() -> String {
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/btcusdt_5m_sample.csv"
+    )
+    .to_string()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("manus-backtest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON value on stdout")
+}
+
+#[test]
+fn json_summary_agrees_with_the_trades_file() {
+    let trades = tmp("trades.csv");
+    let csv = sample();
+    let out = manus(&[
+        "backtest",
+        "--csv",
+        &csv,
+        "--strategies",
+        "ema_crossover",
+        "--confluence",
+        "all",
+        "--fee-bps",
+        "10",
+        "--json",
+        "--trades-out",
+        trades.to_str().unwrap(),
+    ]);
+    let v = json(&out);
+    for key in [
+        "total_return_pct",
+        "buy_hold_return_pct",
+        "cagr_pct",
+        "max_drawdown_pct",
+        "sharpe",
+        "sortino",
+        "win_rate_pct",
+        "profit_factor",
+        "trades",
+        "exposure_pct",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    let text = std::fs::read_to_string(&trades).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert!(rows.len() > 3, "the sample should trade: {text}");
+    assert_eq!(v["trades"].as_u64().unwrap() as usize, rows.len());
+    // Long-only with all equity per trade: equity compounds the trades' returns exactly.
+    let growth: f64 = rows
+        .iter()
+        .map(|r| 1.0 + r[8].parse::<f64>().unwrap() / 100.0)
+        .product();
+    let total = v["total_return_pct"].as_f64().unwrap();
+    assert!(
+        ((growth - 1.0) * 100.0 - total).abs() < 1e-6,
+        "{growth} vs {total}"
+    );
+    let wins = rows
+        .iter()
+        .filter(|r| r[7].parse::<f64>().unwrap() > 0.0)
+        .count();
+    let win_rate = v["win_rate_pct"].as_f64().unwrap();
+    assert!((wins as f64 / rows.len() as f64 * 100.0 - win_rate).abs() < 1e-9);
+    assert!(rows.iter().all(|r| r[0] == "long"), "long-only");
+    // Every entry fills at a candle open strictly after the first candle.
+    assert!(
+        rows.iter()
+            .all(|r| r[1].parse::<i64>().unwrap() > 1_704_067_200_000)
+    );
+    assert!(v["max_drawdown_pct"].as_f64().unwrap() >= 0.0);
+}
+
+#[test]
+fn signals_out_is_byte_identical_to_the_signals_command() {
+    let csv = sample();
+    let file = tmp("signals.jsonl");
+    let bt = manus(&[
+        "backtest",
+        "--csv",
+        &csv,
+        "--strategies",
+        "all",
+        "--confluence",
+        "majority",
+        "--signals-out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(
+        bt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bt.stderr)
+    );
+    let table = String::from_utf8(bt.stdout).unwrap();
+    assert!(
+        table.contains("Total return") && table.contains("Max drawdown"),
+        "{table}"
+    );
+    let sig = manus(&[
+        "signals",
+        "--csv",
+        &csv,
+        "--strategies",
+        "all",
+        "--confluence",
+        "majority",
+    ]);
+    assert!(sig.status.success());
+    let written = std::fs::read(&file).unwrap();
+    assert_eq!(written.iter().filter(|b| **b == b'\n').count(), 3000);
+    assert!(
+        written == sig.stdout,
+        "backtest --signals-out differs from signals"
+    );
+}
+
+#[test]
+fn sweep_ranks_and_matches_single_runs() {
+    let csv = sample();
+    let out = manus(&[
+        "backtest",
+        "--csv",
+        &csv,
+        "--strategies",
+        "ema_crossover",
+        "--confluence",
+        "all",
+        "--sweep",
+        "ema_crossover.fast=5..9:2,ema_crossover.slow=20|30",
+        "--json",
+    ]);
+    let v = json(&out);
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    let returns: Vec<f64> = rows
+        .iter()
+        .map(|r| r["metrics"]["total_return_pct"].as_f64().unwrap())
+        .collect();
+    assert!(returns.windows(2).all(|w| w[0] >= w[1]), "{returns:?}");
+    let best = &rows[0]["params"];
+    let single = json(&manus(&[
+        "backtest",
+        "--csv",
+        &csv,
+        "--strategies",
+        "ema_crossover",
+        "--confluence",
+        "all",
+        "--param",
+        &format!("ema_crossover.fast={}", best["ema_crossover.fast"]),
+        "--param",
+        &format!("ema_crossover.slow={}", best["ema_crossover.slow"]),
+        "--json",
+    ]));
+    assert_eq!(
+        single["total_return_pct"],
+        rows[0]["metrics"]["total_return_pct"]
+    );
+}
+
+#[test]
+fn config_file_is_read_and_flags_override_it() {
+    let cfg = tmp("manus.toml");
+    std::fs::write(
+        &cfg,
+        "symbols = [\"BTCUSDT\"]\n[[strategies]]\nid = \"ema_crossover\"\nparams = { fast = 5, slow = 30 }\n[confluence]\nmode = \"all\"\n[backtest]\nfee_bps = 0.0\n",
+    )
+    .unwrap();
+    let csv = sample();
+    let from_file = json(&manus(&[
+        "backtest",
+        "--csv",
+        &csv,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--json",
+    ]));
+    let from_flags = json(&manus(&[
+        "backtest",
+        "--csv",
+        &csv,
+        "--strategies",
+        "ema_crossover",
+        "--confluence",
+        "all",
+        "--param",
+        "ema_crossover.fast=5",
+        "--param",
+        "ema_crossover.slow=30",
+        "--fee-bps",
+        "0",
+        "--json",
+    ]));
+    assert_eq!(
+        from_file["total_return_pct"],
+        from_flags["total_return_pct"]
+    );
+    assert_eq!(from_file["fee_bps"], 0.0);
+    let overridden = json(&manus(&[
+        "backtest",
+        "--csv",
+        &csv,
+        "--config",
+        cfg.to_str().unwrap(),
+        "--fee-bps",
+        "25",
+        "--json",
+    ]));
+    assert_eq!(overridden["fee_bps"], 25.0);
+    assert_eq!(overridden["trades"], from_file["trades"]);
+    assert!(
+        overridden["total_return_pct"].as_f64() < from_file["total_return_pct"].as_f64(),
+        "fees cost money"
+    );
+}
+
+#[test]
+fn report_is_self_contained_html() {
+    let report = tmp("report.html");
+    let csv = sample();
+    let out = manus(&[
+        "backtest",
+        "--csv",
+        &csv,
+        "--strategies",
+        "macd,ema_crossover",
+        "--confluence",
+        "any",
+        "--mode",
+        "long-short",
+        "--stop-loss-pct",
+        "1",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&report).unwrap();
+    assert!(html.starts_with("<!doctype html>"));
+    assert!(html.contains(r#"<svg id="price""#) && html.contains(r#"<svg id="equity""#));
+    assert!(html.contains("class=\"entry\"") && html.contains("class=\"exit\""));
+    assert!(
+        !html.contains("src=") && !html.contains("http"),
+        "no external resources"
+    );
+}
+
+#[test]
+fn bad_input_exits_2_with_a_clear_message() {
+    let csv = sample();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--mode", "sideways"], "long-only, long-short"),
+        (vec!["--sweep", "fast=1..3"], "ID.NAME"),
+        (vec!["--sweep", "macd.fast=3..4"], "not selected"),
+        (vec!["--fee-bps=-1"], "fee-bps"),
+        (vec!["--strategies", "nope"], "unknown strategy"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["backtest", "--csv", &csv, "--strategies", "ema_crossover"];
+        if extra[0] == "--strategies" {
+            args.truncate(3);
+        }
+        args.extend(extra.iter().copied());
+        let out = manus(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let out = manus(&["backtest", "--strategies", "macd"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--csv"));
+    let out = manus(&["backtest", "--csv", "/nonexistent.csv"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,87 @@
+//! `manus lab` driven through a pseudo-terminal: the selection shown above the menu, the exact
+//! "missing" message for 5 and 6, strategy parameter editing, a backtest, save and reload.
+
+use std::time::Duration;
+
+use expectrl::session::OsSession;
+use expectrl::{Eof, Expect, Regex, Session};
+
+fn spawn(config: &std::path::Path, csv: &str) -> OsSession {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_manus"));
+    cmd.args(["lab", "--config", config.to_str().unwrap(), "--csv", csv]);
+    let mut s = Session::spawn(cmd).expect("spawn manus lab in a pty");
+    s.set_expect_timeout(Some(Duration::from_secs(20)));
+    s
+}
+
+#[test]
+fn menu_flow_through_a_pty() {
+    let dir = std::env::temp_dir().join(format!("manus-lab-pty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("lab.toml");
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/btcusdt_5m_sample.csv"
+    );
+    let mut s = spawn(&config, csv);
+
+    s.expect("Asset: (none)").unwrap();
+    s.expect("Choice: ").unwrap();
+    s.send_line("5").unwrap();
+    s.expect(
+        "Cannot run a backtest: missing asset (menu 1), timeframe (menu 3), strategy (menu 2).",
+    )
+    .unwrap();
+
+    s.send_line("1").unwrap();
+    s.expect("Symbol").unwrap();
+    s.send_line("btcusdt").unwrap();
+    s.expect("Exchange").unwrap();
+    s.send_line("bybit").unwrap();
+    s.expect("Asset: BTCUSDT on bybit").unwrap();
+    s.send_line("6").unwrap();
+    s.expect("Cannot start a real-time test: missing timeframe (menu 3), strategy (menu 2).")
+        .unwrap();
+
+    s.send_line("3").unwrap();
+    s.expect("Timeframe").unwrap();
+    s.send_line("5m").unwrap();
+    s.expect("Timeframe: 5m").unwrap();
+
+    s.send_line("2").unwrap();
+    s.expect("Toggle numbers").unwrap();
+    s.send_line("e 2").unwrap();
+    s.expect("name=value").unwrap();
+    s.send_line("slow=30").unwrap();
+    s.expect("slow = 30 (default 21)").unwrap();
+    s.send_line("").unwrap();
+    s.expect("Toggle numbers").unwrap();
+    s.send_line("").unwrap();
+    s.expect("Strategies: ema_crossover(slow=30)").unwrap();
+
+    s.send_line("4").unwrap();
+    s.expect("Confluence mode: ").unwrap();
+    s.send_line("1").unwrap();
+    s.expect("Confluence: all").unwrap();
+
+    s.send_line("5").unwrap();
+    s.expect(Regex("Total return +-?[0-9.]+ %")).unwrap();
+
+    s.send_line("7").unwrap();
+    s.expect("1) Save").unwrap();
+    s.send_line("1").unwrap();
+    s.expect("File [").unwrap();
+    s.send_line("").unwrap();
+    s.expect("Saved to").unwrap();
+    s.send_line("0").unwrap();
+    s.expect("Bye.").unwrap();
+    s.expect(Eof).unwrap();
+
+    // A new Lab starts from the saved settings.
+    let mut s = spawn(&config, csv);
+    s.expect("Asset: BTCUSDT on bybit   Timeframe: 5m").unwrap();
+    s.expect("Strategies: ema_crossover(slow=30)").unwrap();
+    s.send_line("0").unwrap();
+    s.expect(Eof).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
