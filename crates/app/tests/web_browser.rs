@@ -346,8 +346,23 @@ async fn dashboard_in_a_real_browser() {
     );
 
     // History: filters from the URL, then from the form.
+    // Which decisions each symbol has stored so far depends on the market: wait until both
+    // symbols have a BUY or SELL record and filter on those.
+    let picked = page
+        .wait_for(
+            "a stored BUY/SELL for each symbol",
+            "(async () => { const pick = async (s) => { const r = await (await fetch('/api/signals?symbol=' + s + '&limit=500')).json(); const it = r.items.find(x => x.confluence !== 'HOLD'); return it ? it.confluence : ''; }; const a = await pick('BTCUSDT'), b = await pick('ETHUSDT'); return a && b ? a + ',' + b : ''; })()",
+            Duration::from_secs(30),
+        )
+        .await;
+    let (btc_decision, eth_decision) = picked
+        .as_str()
+        .and_then(|p| p.split_once(','))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .expect("two decisions");
     page.goto(&format!(
-        "{base}/history?symbol=btcusdt&decision=BUY&limit=500"
+        "{base}/history?symbol=btcusdt&decision={}&limit=500",
+        btc_decision.to_lowercase()
     ))
     .await;
     let rows = page
@@ -360,16 +375,19 @@ async fn dashboard_in_a_real_browser() {
         .as_u64()
         .unwrap();
     let bad = page
-        .eval("[...document.querySelectorAll('#history-table tbody tr')].filter(r => r.dataset.symbol !== 'BTCUSDT' || r.dataset.decision !== 'BUY').length")
+        .eval(&format!("[...document.querySelectorAll('#history-table tbody tr')].filter(r => r.dataset.symbol !== 'BTCUSDT' || r.dataset.decision !== '{btc_decision}').length"))
         .await;
-    assert_eq!(bad, 0, "rows not matching symbol=BTCUSDT decision=BUY");
+    assert_eq!(
+        bad, 0,
+        "rows not matching symbol=BTCUSDT decision={btc_decision}"
+    );
     assert!(rows > 0);
-    page.eval(
+    page.eval(&format!(
         "document.getElementById('history-table').dataset.state = 'idle';
          document.getElementById('h-symbol').value = 'ETHUSDT';
-         document.getElementById('h-decision').value = 'SELL';
-         document.getElementById('h-apply').click(); true",
-    )
+         document.getElementById('h-decision').value = '{eth_decision}';
+         document.getElementById('h-apply').click(); true"
+    ))
     .await;
     page.wait_for(
         "filtered history",
@@ -378,11 +396,16 @@ async fn dashboard_in_a_real_browser() {
     )
     .await;
     let summary = page
-        .eval("(() => { const rs = [...document.querySelectorAll('#history-table tbody tr')]; return {n: rs.length, bad: rs.filter(r => r.dataset.symbol !== 'ETHUSDT' || r.dataset.decision !== 'SELL').length, url: location.search}; })()")
+        .eval(&format!("(() => {{ const rs = [...document.querySelectorAll('#history-table tbody tr')]; return {{n: rs.length, bad: rs.filter(r => r.dataset.symbol !== 'ETHUSDT' || r.dataset.decision !== '{eth_decision}').length, url: location.search}}; }})()"))
         .await;
     assert_eq!(summary["bad"], 0, "{summary}");
     assert!(summary["n"].as_u64().unwrap() > 0, "{summary}");
-    assert!(summary["url"].as_str().unwrap().contains("decision=SELL"));
+    assert!(
+        summary["url"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("decision={eth_decision}"))
+    );
     // An inverted date range shows the API's error instead of rows.
     page.eval(
         "document.getElementById('h-from').value = '2030-01-02';

@@ -30,6 +30,9 @@ pub struct Args {
     /// Candle CSV (headered or Binance's 12-column format).
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Or history from an exchange through the local cache (boxed: keeps `Command` small).
+    #[command(flatten)]
+    pub source: Box<super::fetch::SourceArgs>,
     /// Settings file (TOML); flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -135,9 +138,29 @@ pub fn load_candles(args: &Args, settings: &Settings) -> anyhow::Result<(Vec<Can
         .or(settings.interval.as_deref())
         .map(parse_interval)
         .transpose()?;
+    let src = &args.source;
+    if let Some(exchange) = &src.exchange {
+        let db = src.db.clone().or_else(|| {
+            settings
+                .db
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+        });
+        return super::fetch::load_for_backtest(
+            exchange,
+            args.symbol
+                .as_deref()
+                .or(settings.symbols.first().map(String::as_str)),
+            interval,
+            src.from.as_deref(),
+            src.to.as_deref(),
+            src.rest_url.as_deref(),
+            db.as_deref(),
+        );
+    }
     let Some(path) = &args.csv else {
         return Err(bad_input(
-            "no data: pass --csv FILE (historical candles, e.g. from `manus fetch`)",
+            "no data: pass --csv FILE or --exchange E --symbol S --interval I --from DATE",
         ));
     };
     let candles = load_csv(path, interval)?;
