@@ -18,8 +18,10 @@ use crate::live::{PipelineConfig, Shutdown, scripted::synthetic_candles};
 /// The demo's named symbols; more (`--symbols N`) are numbered.
 const NAMED: [&str; 3] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
 
-/// Arguments.
+/// Arguments. The demo combines by `any` by default so that signals show within seconds (with
+/// eleven strategies a majority rarely forms on a random walk).
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("confluence", |a| a.default_value("any")))]
 pub struct Args {
     /// No dashboard: JSON lines on stdout (also when stdout is not a terminal).
     #[arg(long)]
@@ -47,6 +49,8 @@ pub struct Args {
     pub window: usize,
     #[command(flatten)]
     pub strategy: StrategyArgs,
+    #[command(flatten)]
+    pub web: super::live::WebArgs,
 }
 
 /// Symbol names for `n` streams.
@@ -132,6 +136,7 @@ impl Args {
                 .as_deref()
                 .map(|db| crate::store::hook::StoreTarget::new(db, "sim", None))
                 .transpose()?,
+            web: self.web.plan()?,
             title: format!(
                 "demo · simulated exchange · {} symbols · {}",
                 self.symbols, interval

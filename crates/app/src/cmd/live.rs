@@ -5,6 +5,7 @@
 //! SIGINT/SIGTERM (or `q`) stop the run gracefully: outputs flushed, exit 0.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use manus_exchange::{Feed, FeedError};
 
 use super::common::StrategyArgs;
 use crate::exit::bad_input;
+use crate::live::run::WebTap;
 use crate::live::{Pipeline, PipelineConfig, RecordSink, Shutdown, Stop, run_headless};
 use crate::tui::{self, App, MessageLog};
 
@@ -60,6 +62,43 @@ pub struct Args {
     /// Settings file whose [alerts] section configures notifiers and rules (needs --db).
     #[arg(long, requires = "db")]
     pub alerts_config: Option<PathBuf>,
+    #[command(flatten)]
+    pub web: WebArgs,
+}
+
+/// `--web ADDR [--web-token T]`: serve the web dashboard from this run.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct WebArgs {
+    /// Also serve the web dashboard here, e.g. 127.0.0.1:8080 (beyond loopback needs --web-token).
+    #[arg(long, value_name = "ADDR")]
+    pub web: Option<SocketAddr>,
+    /// Token the dashboard requires on every request and stream.
+    #[arg(long, env = "MANUS_WEB_TOKEN", hide_env_values = true)]
+    pub web_token: Option<String>,
+}
+
+/// A checked `--web` request.
+#[derive(Debug, Clone)]
+pub struct WebPlan {
+    /// Where to bind.
+    pub addr: SocketAddr,
+    /// The token, if any.
+    pub token: Option<String>,
+}
+
+impl WebArgs {
+    /// Checks the access policy before anything starts (a public bind without a token → exit 2).
+    pub fn plan(&self) -> anyhow::Result<Option<WebPlan>> {
+        let Some(addr) = self.web else {
+            return Ok(None);
+        };
+        crate::web::check_policy(addr, self.web_token.as_deref())
+            .map_err(|e| bad_input(format!("--web {addr}: {e}")))?;
+        Ok(Some(WebPlan {
+            addr,
+            token: self.web_token.clone(),
+        }))
+    }
 }
 
 /// A validated run: what to connect to and what to compute.
@@ -77,6 +116,8 @@ pub struct Plan {
     pub signals_out: Option<PathBuf>,
     /// Store and alerts (`--db`), if any.
     pub store: Option<crate::store::hook::StoreTarget>,
+    /// Serve the web dashboard from this run (`--web`).
+    pub web: Option<WebPlan>,
     /// Dashboard title.
     pub title: String,
 }
@@ -205,6 +246,7 @@ impl Args {
                     )
                 })
                 .transpose()?,
+            web: self.web.plan()?,
             title,
         })
     }
@@ -258,8 +300,11 @@ pub async fn execute(
         None => RecordSink::null(),
     };
     // Store hook (store helper): `--db` stores every record and queues its alerts.
+    let mut shared_store = None;
     if let Some(t) = &plan.store {
-        sink.attach_store(t.start()?);
+        let hook = t.start()?;
+        shared_store = Some(hook.store());
+        sink.attach_store(hook);
     }
     let streams = plan.feed.streams.clone();
     tracing::info!(
@@ -271,6 +316,20 @@ pub async fn execute(
     let mut feed = tokio::select! {
         r = connect => r.map_err(feed_error)?,
         _ = shutdown.wait() => return Ok(()),
+    };
+    let web = match &plan.web {
+        Some(w) => {
+            let hub = crate::web::LiveHub::new();
+            let server = crate::web::spawn(w.addr, hub.clone(), shared_store, w.token.clone())
+                .await
+                .map_err(|e| bad_input(format!("--web {}: {e}", w.addr)))?;
+            sink.attach_web(WebTap {
+                hub,
+                counters: feed.counters(),
+            });
+            Some(server)
+        }
+        None => None,
     };
     let pipeline = Pipeline::new(plan.engine, &streams, plan.pipeline);
     let (stop, pipeline) = match messages {
@@ -287,6 +346,9 @@ pub async fn execute(
     };
     // Bounded so a stuck connection cannot hold the exit past a second.
     let _ = tokio::time::timeout(Duration::from_millis(500), feed.shutdown()).await;
+    if let Some(server) = web {
+        let _ = tokio::time::timeout(Duration::from_millis(300), server.shutdown()).await;
+    }
     let stop = stop.context("writing records")?;
     tracing::info!("stopped ({stop:?}): {}", pipeline.summary());
     match stop {

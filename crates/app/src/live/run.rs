@@ -34,6 +34,17 @@ pub struct RecordSink {
     written: u64,
     // Store hook (store helper): records also go to the store when `--db` is given.
     store: Option<crate::store::hook::StoreHook>,
+    // Web hook: candles, records and header figures go to the dashboard when `--web` is given.
+    web: Option<WebTap>,
+}
+
+/// What the web dashboard needs from the loop: its hub and the feed's counters.
+#[derive(Debug, Clone)]
+pub struct WebTap {
+    /// Where events are published (bounded, never blocks).
+    pub hub: crate::web::LiveHub,
+    /// The feed's counters, for the header figures.
+    pub counters: std::sync::Arc<manus_exchange::FeedCounters>,
 }
 
 impl std::fmt::Debug for RecordSink {
@@ -52,6 +63,7 @@ impl RecordSink {
             buf: Vec::with_capacity(1024),
             written: 0,
             store: None,
+            web: None,
         }
     }
     /// Records to stdout.
@@ -74,7 +86,15 @@ impl RecordSink {
         self.store = Some(hook);
     }
     /// Appends one record.
+    /// Publishes every event and record to the web dashboard too.
+    pub fn attach_web(&mut self, tap: WebTap) {
+        self.web = Some(tap);
+    }
+
     pub fn write(&mut self, rec: &SignalRecord) -> io::Result<()> {
+        if let Some(w) = &self.web {
+            w.hub.publish_record(rec);
+        }
         // Store hook (store helper): a bounded-queue hand-off, never blocks.
         if let Some(s) = &self.store {
             s.submit(rec);
@@ -140,8 +160,16 @@ impl Shutdown {
 
 /// Handles one event; writes its record. `Err` only when the output is gone.
 pub fn handle(pipeline: &mut Pipeline, sink: &mut RecordSink, ev: FeedEvent) -> io::Result<()> {
+    if let Some(w) = &sink.web {
+        w.hub.on_feed_event(&ev);
+    }
     if let Some(rec) = pipeline.on_event(ev) {
         sink.write(&rec)?;
+    }
+    if let Some(w) = &sink.web {
+        // Self-throttled by the hub to a few per second.
+        w.hub
+            .publish_pipeline_stats(pipeline, &w.counters.snapshot());
     }
     Ok(())
 }
