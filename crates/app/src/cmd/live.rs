@@ -62,8 +62,30 @@ pub struct Args {
     /// Settings file whose [alerts] section configures notifiers and rules (needs --db).
     #[arg(long, requires = "db")]
     pub alerts_config: Option<PathBuf>,
+    /// UTC time of day of the daily reconnect made before the exchange's 24-hour cut-off, handed
+    /// over without a gap (default 03:00:30, a quiet minute away from candle closes).
+    #[arg(long, value_name = "HH:MM[:SS]", value_parser = parse_time_of_day)]
+    pub reconnect_at: Option<Duration>,
     #[command(flatten)]
     pub web: WebArgs,
+}
+
+/// Parses `HH:MM` or `HH:MM:SS` (UTC) into the offset from midnight.
+fn parse_time_of_day(s: &str) -> Result<Duration, String> {
+    let bad = || format!("'{s}': expected a UTC time of day as HH:MM or HH:MM:SS, e.g. 03:00:30");
+    let parts: Vec<u64> = s
+        .split(':')
+        .map(|p| p.parse::<u64>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let (h, m, sec) = match parts[..] {
+        [h, m] => (h, m, 0),
+        [h, m, sec] => (h, m, sec),
+        _ => return Err(bad()),
+    };
+    if h > 23 || m > 59 || sec > 59 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(h * 3600 + m * 60 + sec))
 }
 
 /// `--web ADDR [--web-token T]`: serve the web dashboard from this run.
@@ -215,6 +237,9 @@ impl Args {
             feed.rest_url = u.trim_end_matches('/').to_string();
         }
         feed.bootstrap = self.bootstrap;
+        if let Some(at) = self.reconnect_at {
+            feed.rotate_at = Some(at);
+        }
         let title = format!(
             "{} · {} · {}",
             exchange.as_str(),
@@ -366,5 +391,26 @@ fn feed_error(e: FeedError) -> anyhow::Error {
             ..
         } => bad_input(e.to_string()),
         _ => anyhow::Error::new(e).context("cannot start the feed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_of_day_parses_and_rejects_clearly() {
+        assert_eq!(
+            parse_time_of_day("03:00:30"),
+            Ok(Duration::from_secs(3 * 3600 + 30))
+        );
+        assert_eq!(
+            parse_time_of_day("23:59"),
+            Ok(Duration::from_secs(23 * 3600 + 59 * 60))
+        );
+        for bad in ["24:00", "3", "03:60", "03:00:61", "aa:bb", "1:2:3:4"] {
+            let e = parse_time_of_day(bad).unwrap_err();
+            assert!(e.contains("HH:MM"), "{bad}: {e}");
+        }
     }
 }
