@@ -67,18 +67,26 @@ fn bench_pipeline(c: &mut Criterion) {
 
 /// The sim at `candle_ms` per candle for `symbols` streams, `n` live candles measured after a
 /// warm-up; returns the pipeline for its histogram.
-async fn loopback(symbols: usize, candle_ms: u64, n: u64) -> Pipeline {
+async fn loopback(
+    sim_rt: &tokio::runtime::Handle,
+    symbols: usize,
+    candle_ms: u64,
+    n: u64,
+) -> Pipeline {
     let names: Vec<String> = (0..symbols).map(|i| format!("SYM{i}USDT")).collect();
-    let sim = SimExchange::start(SimConfig {
-        symbols: names.clone(),
-        interval: Interval::M1,
-        candle_ms,
-        updates_per_candle: 4,
-        history: 600,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    // The exchange runs on its own runtime (its own thread), as a remote exchange would.
+    let sim = sim_rt
+        .spawn(SimExchange::start(SimConfig {
+            symbols: names.clone(),
+            interval: Interval::M1,
+            candle_ms,
+            updates_per_candle: 4,
+            history: 600,
+            ..SimConfig::default()
+        }))
+        .await
+        .unwrap()
+        .unwrap();
     let streams: Vec<StreamKey> = names
         .iter()
         .map(|s| StreamKey {
@@ -118,7 +126,7 @@ async fn loopback(symbols: usize, candle_ms: u64, n: u64) -> Pipeline {
         }
     }
     feed.shutdown().await;
-    sim.shutdown().await;
+    let _ = sim_rt.spawn(sim.shutdown()).await;
     p
 }
 
@@ -177,15 +185,38 @@ fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench_pipeline(&mut c);
     c.final_summary();
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let sim_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    for (symbols, candle_ms, n) in [(1, 20, 300), (10, 20, 1000)] {
-        let p = rt.block_on(loopback(symbols, candle_ms, n));
+    // The client on the runtime `manus live` uses (current-thread: every hop between the
+    // socket reader, the feed driver and the pipeline stays on one thread) and, for
+    // comparison, on a multi-thread runtime where hops may cross threads.
+    let runtimes = [
+        (
+            "current_thread",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        ),
+        (
+            "multi_thread",
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        ),
+    ];
+    for ((symbols, candle_ms, n), (rt_name, rt)) in [(1, 20, 300), (10, 20, 1000)]
+        .into_iter()
+        .flat_map(|case| runtimes.iter().map(move |r| (case, r)))
+    {
+        let p = rt.block_on(loopback(sim_rt.handle(), symbols, candle_ms, n));
         let l = p.latency();
         println!(
-            "loopback/{symbols}_streams candle_ms={candle_ms}: {} live candles, frame→record latency p50 {} µs, p90 {} µs, p99 {} µs, max {} µs",
+            "loopback/{symbols}_streams candle_ms={candle_ms} client={rt_name}: {} live candles, frame→record latency p50 {} µs, p90 {} µs, p99 {} µs, max {} µs",
             l.count(),
             l.quantile(0.5),
             l.quantile(0.9),
