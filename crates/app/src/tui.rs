@@ -18,8 +18,10 @@ use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifier
 use manus_exchange::feed::{FeedCounters, MarketFeed};
 use tokio::sync::mpsc;
 
+use crate::alerts::worker::DeliveryStats;
 use crate::live::run::pump;
 use crate::live::{Pipeline, RecordSink, Shutdown, Stop};
+use crate::store::sink::SinkStats;
 
 /// Frames per second at most.
 pub const FPS: u64 = 20;
@@ -99,12 +101,22 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for MessageLog {
     }
 }
 
+/// The store writer's and alert worker's counters (shared atomics, read once per frame).
+#[derive(Debug, Clone)]
+pub struct StoreStats {
+    /// Writer queue depth, drops and writes.
+    pub sink: Arc<SinkStats>,
+    /// Delivery counters; `None` when no notifier is configured.
+    pub delivery: Option<Arc<DeliveryStats>>,
+}
+
 /// Everything the dashboard draws.
 #[derive(Debug)]
 pub struct App {
     /// The live pipeline (owned: the dashboard's loop drives it).
     pub pipeline: Pipeline,
     counters: Arc<FeedCounters>,
+    store: Option<StoreStats>,
     messages: MessageLog,
     selected: usize,
     title: String,
@@ -122,6 +134,7 @@ impl App {
         App {
             pipeline,
             counters,
+            store: None,
             messages,
             selected: 0,
             title: title.into(),
@@ -175,6 +188,16 @@ impl App {
         &self.counters
     }
 
+    /// Shows the store and alert queues in the header (`--db`).
+    pub fn set_store_stats(&mut self, stats: StoreStats) {
+        self.store = Some(stats);
+    }
+
+    /// The store's counters, when a store is attached.
+    pub fn store_stats(&self) -> Option<&StoreStats> {
+        self.store.as_ref()
+    }
+
     /// Captured log lines.
     pub fn messages(&self) -> &MessageLog {
         &self.messages
@@ -194,6 +217,9 @@ pub async fn run<F: MarketFeed>(
     sink: &mut RecordSink,
     shutdown: &mut Shutdown,
 ) -> io::Result<Stop> {
+    if let Some(stats) = sink.store_stats() {
+        app.set_store_stats(stats);
+    }
     let mut terminal = ratatui::try_init()?;
     let (tx, mut keys) = mpsc::unbounded_channel();
     let stop_input = Arc::new(AtomicBool::new(false));

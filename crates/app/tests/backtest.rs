@@ -306,3 +306,44 @@ fn bad_input_exits_2_with_a_clear_message() {
     let out = manus(&["backtest", "--csv", "/nonexistent.csv"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn save_stores_the_run_for_the_dashboard() {
+    let db = tmp("save.db");
+    let _ = std::fs::remove_file(&db);
+    let csv = sample();
+    let out = manus(&[
+        "backtest",
+        "--csv",
+        &csv,
+        "--strategies",
+        "ema_crossover",
+        "--save",
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ]);
+    let printed = json(&out);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("saved backtest run"));
+    let mut store = market_manus::store::open(Some(db.to_str().unwrap())).unwrap();
+    let runs = store.backtest_runs(10).unwrap();
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(run.metrics["total_return_pct"], printed["total_return_pct"]);
+    assert_eq!(run.metrics["trades"], printed["trades"]);
+    assert_eq!(run.params["strategies"][0], "ema_crossover");
+    let equity = run.equity.as_array().unwrap();
+    assert!(!equity.is_empty() && equity.len() <= 2000);
+    let times: Vec<i64> = equity.iter().map(|p| p[0].as_i64().unwrap()).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] < w[1]),
+        "real, ascending times"
+    );
+    assert_eq!(
+        run.trades.as_array().unwrap().len() as u64,
+        printed["trades"].as_u64().unwrap()
+    );
+    // --db without --exchange or --save is a mistake, not silently ignored.
+    let out = manus(&["backtest", "--csv", &csv, "--db", db.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+}

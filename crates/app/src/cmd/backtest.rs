@@ -1,7 +1,8 @@
 //! `manus backtest --csv FILE`: runs the live strategy code over history through the
 //! simulated broker of [`manus_core::backtest`] and prints the statistics (table or `--json`),
 //! optionally the trades (`--trades-out`), an HTML report (`--report`), the per-candle signal
-//! records (`--signals-out`), or a ranked parameter sweep (`--sweep`, all cores).
+//! records (`--signals-out`), or a ranked parameter sweep (`--sweep`, all cores); `--save`
+//! stores the run in the database for the dashboard's backtests page.
 
 mod report;
 
@@ -18,11 +19,12 @@ use manus_core::engine::StrategySpec;
 use manus_core::record::RecordWriter;
 use manus_core::{Candle, Interval, SignalEngine, csv::infer_interval};
 use rayon::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use super::common::{load_csv, parse_interval};
 use crate::config::{Settings, StrategyFlags};
 use crate::exit::bad_input;
+use crate::store::NewBacktestRun;
 
 /// Arguments.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -80,7 +82,15 @@ pub struct Args {
     /// Rows of the ranked sweep table to print (default 20; all with --json).
     #[arg(long, default_value_t = 20)]
     pub top: usize,
+    /// Store the run (parameters, metrics, equity curve, trades) in the database (--db, else
+    /// the config's db, else the default SQLite file) for the dashboard; prints its id on
+    /// stderr. Not with --sweep.
+    #[arg(long, conflicts_with = "sweep")]
+    pub save: bool,
 }
+
+/// Most equity points a saved run keeps: enough for the dashboard's chart, small in the store.
+pub const MAX_SAVED_EQUITY_POINTS: usize = 2000;
 
 /// Everything a run needs, resolved from flags and the settings file.
 #[derive(Debug, Clone)]
@@ -113,7 +123,7 @@ pub fn plan(args: &Args, settings: &Settings, interval: Interval) -> anyhow::Res
         mode,
         stop_loss_pct: args.stop_loss_pct.or(b.stop_loss_pct),
         take_profit_pct: args.take_profit_pct.or(b.take_profit_pct),
-        keep_equity: args.report.is_some(),
+        keep_equity: args.report.is_some() || args.save,
     };
     config.validate().map_err(|e| bad_input(e.to_string()))?;
     let symbol = args
@@ -188,6 +198,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(p) => Settings::load(p)?,
         None => Settings::default(),
     };
+    if args.source.db.is_some() && args.source.exchange.is_none() && !args.save {
+        return Err(bad_input("--db needs --exchange or --save"));
+    }
     let (candles, interval) = load_candles(&args, &settings)?;
     let plan = plan(&args, &settings, interval)?;
     if let Some(grid) = &args.sweep {
@@ -201,11 +214,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let html = report::html(&plan, &candles, &report);
         std::fs::write(p, html).with_context(|| format!("writing {}", p.display()))?;
     }
+    let summary = summary_json(&plan, &report.metrics);
+    if args.save {
+        // Synchronous store, opened here outside any runtime (the Postgres client needs that).
+        let db = args.source.db.clone().or_else(|| {
+            settings
+                .db
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())
+        });
+        let run = saved_run(&args, &plan, &candles, &report, summary.clone());
+        let mut store = crate::store::open(db.as_deref()).context("opening the store")?;
+        let id = store
+            .insert_backtest_run(&run)
+            .context("storing the backtest run")?;
+        eprintln!("saved backtest run {id}");
+    }
     let out = std::io::stdout();
     let mut out = out.lock();
     if args.json {
-        let v = summary_json(&plan, &report.metrics);
-        writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        writeln!(out, "{}", serde_json::to_string(&summary)?)?;
     } else {
         write!(out, "{}", table(&plan, &report.metrics))?;
     }
@@ -264,6 +292,68 @@ pub fn summary_json(plan: &Plan, m: &Metrics) -> Value {
         o.insert("slippage_bps".into(), plan.config.slippage_bps.into());
     }
     v
+}
+
+/// The stored form of a run: its parameters and data source, `metrics` (the `--json` object),
+/// the equity curve as `[close_time_ms, equity]` pairs (at most [`MAX_SAVED_EQUITY_POINTS`],
+/// the last always kept) and every trade.
+pub fn saved_run(
+    args: &Args,
+    plan: &Plan,
+    candles: &[Candle],
+    report: &Report,
+    metrics: Value,
+) -> NewBacktestRun {
+    let c = &plan.config;
+    let source = match &args.source.exchange {
+        Some(ex) => json!({
+            "exchange": ex,
+            "from": args.source.from,
+            "to": args.source.to,
+        }),
+        None => json!({
+            "csv": args.csv.as_ref().map(|p| p.display().to_string()),
+        }),
+    };
+    let strategy_params: Map<String, Value> = plan
+        .specs
+        .iter()
+        .map(|s| (s.id.clone(), Value::Object(s.params.clone())))
+        .collect();
+    let params = json!({
+        "symbol": plan.symbol,
+        "interval": c.interval.as_str(),
+        "strategies": plan.specs.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(),
+        "strategy_params": strategy_params,
+        "confluence": plan.rule.mode.as_str(),
+        "confluence_weights": plan.rule.weights,
+        "confluence_threshold": plan.rule.threshold,
+        "mode": c.mode.as_str(),
+        "fee_bps": c.fee_bps,
+        "slippage_bps": c.slippage_bps,
+        "stop_loss_pct": c.stop_loss_pct,
+        "take_profit_pct": c.take_profit_pct,
+        "initial_equity": c.initial_equity,
+        "source": source,
+        "from": candles.first().map(|k| k.open_time),
+        "to": candles.last().map(|k| k.close_time),
+    });
+    let equity: Vec<Value> = downsample(report.equity.len(), MAX_SAVED_EQUITY_POINTS)
+        .filter_map(|i| Some(json!([candles.get(i)?.close_time, report.equity[i]])))
+        .collect();
+    NewBacktestRun {
+        params,
+        metrics,
+        equity: Value::Array(equity),
+        trades: serde_json::to_value(&report.trades).unwrap_or(Value::Null),
+    }
+}
+
+/// At most `max` indices spread evenly over `0..n`, ascending, first and last included.
+fn downsample(n: usize, max: usize) -> impl Iterator<Item = usize> {
+    let max = max.max(2);
+    let k = n.min(max);
+    (0..k).map(move |j| if n <= max { j } else { j * (n - 1) / (max - 1) })
 }
 
 fn fmt_f(v: f64, digits: usize) -> String {
@@ -494,4 +584,22 @@ fn run_sweep(args: &Args, plan: &Plan, spec: &str, candles: &[Candle]) -> anyhow
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::downsample;
+
+    #[test]
+    fn downsample_keeps_ends_and_bounds_the_count() {
+        for (n, max) in [(0, 5), (1, 5), (5, 5), (6, 5), (10_001, 2000), (3, 1)] {
+            let idx: Vec<usize> = downsample(n, max).collect();
+            assert!(idx.len() <= max.max(2), "{n}/{max}: {}", idx.len());
+            assert_eq!(idx.len(), n.min(max.max(2)), "{n}/{max}");
+            assert!(idx.windows(2).all(|w| w[0] < w[1]), "{n}/{max}: ascending");
+            if n > 0 {
+                assert_eq!((idx[0], *idx.last().unwrap()), (0, n - 1), "{n}/{max}");
+            }
+        }
+    }
 }

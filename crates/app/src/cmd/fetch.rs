@@ -64,8 +64,9 @@ pub struct SourceArgs {
     /// With --exchange: REST base URL (default: the exchange's).
     #[arg(long, requires = "exchange")]
     pub rest_url: Option<String>,
-    /// With --exchange: the candle cache (SQLite path or postgres:// URL).
-    #[arg(long, requires = "exchange")]
+    /// Database (SQLite path or postgres:// URL): the candle cache with --exchange, and where
+    /// --save stores the run.
+    #[arg(long)]
     pub db: Option<String>,
 }
 

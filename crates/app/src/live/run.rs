@@ -85,12 +85,19 @@ impl RecordSink {
     pub fn attach_store(&mut self, hook: crate::store::hook::StoreHook) {
         self.store = Some(hook);
     }
-    /// Appends one record.
     /// Publishes every event and record to the web dashboard too.
     pub fn attach_web(&mut self, tap: WebTap) {
         self.web = Some(tap);
     }
-
+    /// The attached store's writer and delivery counters (shared atomics), for the dashboard.
+    pub fn store_stats(&self) -> Option<crate::tui::StoreStats> {
+        let hook = self.store.as_ref()?;
+        Some(crate::tui::StoreStats {
+            sink: hook.sink_stats()?,
+            delivery: hook.delivery_stats(),
+        })
+    }
+    /// Appends one record.
     pub fn write(&mut self, rec: &SignalRecord) -> io::Result<()> {
         if let Some(w) = &self.web {
             w.hub.publish_record(rec);

@@ -139,6 +139,49 @@ fn stale_stream_says_so() {
 }
 
 #[test]
+fn header_shows_store_queues_only_with_a_store() {
+    use std::sync::atomic::Ordering;
+
+    use crate::alerts::worker::DeliveryStats;
+    use crate::store::sink::SinkStats;
+
+    let mut a = app();
+    assert!(!render(&mut a).contains("store:"), "no --db, no store line");
+
+    let sink = Arc::new(SinkStats::default());
+    let delivery = Arc::new(DeliveryStats::default());
+    a.set_store_stats(StoreStats {
+        sink: sink.clone(),
+        delivery: Some(delivery.clone()),
+    });
+    sink.depth.store(3, Ordering::Relaxed);
+    sink.capacity.store(1024, Ordering::Relaxed);
+    sink.written.store(41, Ordering::Relaxed);
+    sink.dropped.store(2, Ordering::Relaxed);
+    sink.alerts_queued.store(5, Ordering::Relaxed);
+    delivery.delivered.store(4, Ordering::Relaxed);
+    delivery.failed.store(1, Ordering::Relaxed);
+    let screen = render(&mut a);
+    let want =
+        "store: queued 3/1024 · written 41 · dropped 2 · alerts: queued 5 delivered 4 failed 1";
+    assert!(screen.contains(want), "missing {want:?} in\n{screen}");
+    // The other header lines are still there.
+    assert!(screen.contains("reconnections 7"), "{screen}");
+
+    // Counters are read live from the shared atomics on every frame.
+    sink.written.fetch_add(1, Ordering::Relaxed);
+    assert!(render(&mut a).contains("written 42"));
+
+    // Without notifiers, alerts are shown as off.
+    a.set_store_stats(StoreStats {
+        sink,
+        delivery: None,
+    });
+    let screen = render(&mut a);
+    assert!(screen.contains("dropped 2 · alerts: off"), "{screen}");
+}
+
+#[test]
 fn message_log_captures_tracing_lines() {
     let log = MessageLog::default();
     let d = log.dispatch();

@@ -16,8 +16,10 @@ use crate::live::{ConnState, StreamState};
 
 impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
+        // One more header line for the store queues when `--db` is given.
+        let header_height = if self.store_stats().is_some() { 5 } else { 4 };
         let [header, body, logs, footer] = Layout::vertical([
-            Constraint::Length(4),
+            Constraint::Length(header_height),
             Constraint::Min(10),
             Constraint::Length(8),
             Constraint::Length(1),
@@ -81,7 +83,7 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
         .feed_lag_ms()
         .map(|l| format!("{l} ms"))
         .unwrap_or_else(|| "–".into());
-    let lines = vec![
+    let mut lines = vec![
         Line::from(vec![
             Span::styled(conn, conn_style),
             format!("   uptime {}", fmt_uptime(p.uptime())).into(),
@@ -98,9 +100,56 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
             c.backfilled,
         )),
     ];
+    if let Some(line) = store_line(app) {
+        lines.push(line);
+    }
     Paragraph::new(lines)
         .block(Block::bordered().title(format!(" Market Manus · {} ", app.title()).bold()))
         .render(area, buf);
+}
+
+/// `store: queued D/C · written W · dropped X · alerts: queued Q delivered N failed F`, when a
+/// store is attached; drops and failures are highlighted. Only atomic loads.
+fn store_line(app: &App) -> Option<Line<'static>> {
+    let st = app.store_stats()?;
+    let s = st.sink.snapshot();
+    let warn = |n: u64| {
+        if n > 0 {
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD)
+        } else {
+            Style::new()
+        }
+    };
+    let mut spans = vec![
+        format!(
+            "store: queued {}/{} · written {} · ",
+            s.depth, s.capacity, s.written
+        )
+        .into(),
+        Span::styled(format!("dropped {}", s.dropped), warn(s.dropped)),
+    ];
+    if s.write_errors > 0 {
+        spans.push(" · ".into());
+        spans.push(Span::styled(
+            format!("write errors {}", s.write_errors),
+            warn(s.write_errors),
+        ));
+    }
+    match &st.delivery {
+        Some(d) => {
+            let d = d.snapshot();
+            spans.push(
+                format!(
+                    " · alerts: queued {} delivered {} ",
+                    s.alerts_queued, d.delivered
+                )
+                .into(),
+            );
+            spans.push(Span::styled(format!("failed {}", d.failed), warn(d.failed)));
+        }
+        None => spans.push(" · alerts: off".dim()),
+    }
+    Some(Line::from(spans))
 }
 
 fn render_price(app: &App, st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {

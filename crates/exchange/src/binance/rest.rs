@@ -35,6 +35,13 @@ pub fn exchange_info_path(symbol: &str) -> String {
     format!("/api/v3/exchangeInfo?symbol={symbol}")
 }
 
+/// `/api/v3/exchangeInfo?symbols=["A","B"]` (URL-encoded): several symbols for one request's
+/// weight.
+pub fn exchange_info_many_path(symbols: &[&str]) -> String {
+    let list: Vec<String> = symbols.iter().map(|s| format!("%22{s}%22")).collect();
+    format!("/api/v3/exchangeInfo?symbols=%5B{}%5D", list.join(","))
+}
+
 /// `/api/v3/time`.
 pub const TIME_PATH: &str = "/api/v3/time";
 

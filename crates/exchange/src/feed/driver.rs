@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use manus_core::Candle;
+use manus_core::{Candle, Interval};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -61,14 +61,22 @@ impl Feed {
         }
         let rest =
             RestClient::new(cfg.exchange, &cfg.rest_url)?.with_retry_delay(cfg.backoff_initial);
-        let mut checked: Vec<&str> = Vec::new();
+        // Validation spends request weight sparingly (500 streams would otherwise cost minutes
+        // of rate-limit waits before the first candle): symbols in batches, each interval once.
+        let mut symbols: Vec<&str> = Vec::new();
         for s in &cfg.streams {
-            if !checked.contains(&s.symbol.as_str()) {
-                rest.check_symbol(&s.symbol).await?;
-                checked.push(&s.symbol);
+            if !symbols.contains(&s.symbol.as_str()) {
+                symbols.push(&s.symbol);
             }
-            // The exchange itself judges the interval (Binance -1120, Bybit 10001).
-            rest.klines(&s.symbol, s.interval, None, None, 1).await?;
+        }
+        rest.check_symbols(&symbols).await?;
+        let mut intervals: Vec<Interval> = Vec::new();
+        for s in &cfg.streams {
+            if !intervals.contains(&s.interval) {
+                intervals.push(s.interval);
+                // The exchange itself judges the interval (Binance -1120, Bybit 10001).
+                rest.klines(&s.symbol, s.interval, None, None, 1).await?;
+            }
         }
         let counters = Arc::new(FeedCounters::default());
         let cap = cfg.channel_capacity.max(1);

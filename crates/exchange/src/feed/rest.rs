@@ -196,6 +196,27 @@ impl RestClient {
         }
     }
 
+    /// Checks several symbols with as few requests as the exchange allows: Binance answers
+    /// `exchangeInfo?symbols=[..]` for 100 symbols at a time at the weight of one request (and
+    /// with its own -1121 error when any is unknown); Bybit is asked symbol by symbol.
+    pub async fn check_symbols(&self, symbols: &[&str]) -> Result<(), FeedError> {
+        if self.kind == ExchangeKind::Bybit || symbols.len() < 2 {
+            for s in symbols {
+                self.check_symbol(s).await?;
+            }
+            return Ok(());
+        }
+        for chunk in symbols.chunks(100) {
+            let body = self
+                .get(&binance::rest::exchange_info_many_path(chunk))
+                .await?;
+            for s in chunk {
+                binance::rest::check_symbol(&body, s)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Up to `limit` (≤ 1000) candles, oldest first. The newest row may still be forming.
     pub async fn klines(
         &self,
