@@ -275,13 +275,17 @@ pub struct FeedConfig {
     /// reach before the cut-off). The new socket is live before the old one closes.
     pub rotate_at: Option<Duration>,
     /// Events buffered inside the feed, both between a socket and the driver and between the
-    /// driver and the consumer (default 4096). An overflow is a gap, backfilled over REST.
+    /// driver and the consumer (default 4096, or 64 per stream when more). An overflow is a gap, backfilled over REST.
     pub channel_capacity: usize,
 }
 
 impl FeedConfig {
     /// A config with the exchange's default URLs and the documented defaults.
     pub fn new(exchange: ExchangeKind, streams: Vec<StreamKey>) -> Self {
+        // Frames of every stream queue up while the bootstrap runs; size the buffer by stream
+        // count so that start-up does not overflow it (an overflow is backfilled, but costs
+        // request weight that hundreds of streams cannot afford).
+        let channel_capacity = 4096.max(streams.len() * 64);
         FeedConfig {
             exchange,
             streams,
@@ -295,7 +299,7 @@ impl FeedConfig {
             candle_period: None,
             max_connection_age: Duration::from_secs(23 * 3600),
             rotate_at: Some(DEFAULT_ROTATE_AT),
-            channel_capacity: 4096,
+            channel_capacity,
         }
     }
 }
