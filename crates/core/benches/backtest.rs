@@ -2,6 +2,9 @@
 //! `ema_crossover` sweep over 100,000 candles spread over every core with rayon (as
 //! `manus backtest --sweep` runs it). Figures go in `docs/PERFORMANCE.md` (## Backtest).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -11,39 +14,10 @@ use manus_core::engine::StrategySpec;
 use manus_core::{Candle, Interval, SignalEngine, strategy};
 use rayon::prelude::*;
 
-/// A deterministic random walk with volatility regimes, so every strategy trades.
+/// The tests' seeded synthetic series (regime-switching drift, clustered volatility, gaps), so
+/// every strategy trades.
 fn synthetic(n: usize) -> Vec<Candle> {
-    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut price = 30_000.0;
-    let mut vol = 0.002;
-    (0..n)
-        .map(|i| {
-            if next() < 0.01 {
-                vol = 0.0005 + 0.005 * next();
-            }
-            let open = price;
-            let close = open * (1.0 + vol * (next() * 2.0 - 1.0) * 1.7);
-            let high = open.max(close) * (1.0 + vol * next());
-            let low = open.min(close) * (1.0 - vol * next());
-            price = close;
-            let t = 1_600_000_000_000 + i as i64 * 300_000;
-            Candle {
-                open_time: t,
-                close_time: t + 299_999,
-                open,
-                high,
-                low,
-                close,
-                volume: 1.0 + 100.0 * next(),
-            }
-        })
-        .collect()
+    common::synthetic(7, n)
 }
 
 fn config() -> Config {
