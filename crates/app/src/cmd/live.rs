@@ -16,6 +16,7 @@ use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
 use manus_exchange::{Feed, FeedError};
 
 use super::common::StrategyArgs;
+use crate::config::{Settings, StrategyFlags};
 use crate::exit::bad_input;
 use crate::live::run::WebTap;
 use crate::live::{Pipeline, PipelineConfig, RecordSink, Shutdown, Stop, run_headless};
@@ -24,9 +25,13 @@ use crate::tui::{self, App, MessageLog};
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Exchange: binanceus, binance or bybit.
-    #[arg(long, default_value = "binanceus")]
-    pub exchange: String,
+    /// Settings file (TOML, as `manus lab` saves it): exchange, symbols, interval, strategies,
+    /// confluence, db; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Exchange: binanceus, binance or bybit (default: the config's, else binanceus).
+    #[arg(long)]
+    pub exchange: Option<String>,
     /// Comma-separated symbols, e.g. `BTCUSDT,ETHUSDT`.
     #[arg(long, value_name = "SYMBOL[,SYMBOL...]")]
     pub symbol: Option<String>,
@@ -34,7 +39,7 @@ pub struct Args {
     #[arg(long, value_name = "INTERVAL[,INTERVAL...]")]
     pub interval: Option<String>,
     #[command(flatten)]
-    pub strategy: StrategyArgs,
+    pub strategy: StrategyFlags,
     /// WebSocket base URL (default: the exchange's).
     #[arg(long)]
     pub ws_url: Option<String>,
@@ -59,8 +64,9 @@ pub struct Args {
     /// Store records (and queue alerts) in this database: a SQLite file or a postgres:// URL.
     #[arg(long, env = "MANUS_DB")]
     pub db: Option<String>,
-    /// Settings file whose [alerts] section configures notifiers and rules (needs --db).
-    #[arg(long, requires = "db")]
+    /// Settings file whose [alerts] section configures notifiers and rules (needs a database:
+    /// --db or the config's db).
+    #[arg(long)]
     pub alerts_config: Option<PathBuf>,
     /// UTC time of day of the daily reconnect made before the exchange's 24-hour cut-off, handed
     /// over without a gap (default 03:00:30, a quiet minute away from candle closes).
@@ -210,10 +216,30 @@ pub fn engine_from(args: &StrategyArgs) -> anyhow::Result<SignalEngine> {
 impl Args {
     /// Validates every flag into a [`Plan`]; nothing is started.
     pub fn plan(&self) -> anyhow::Result<Plan> {
-        let exchange: ExchangeKind = self.exchange.parse().map_err(bad_input)?;
-        let symbols = parse_symbols(self.symbol.as_deref())?;
-        let intervals = parse_intervals(self.interval.as_deref())?;
-        let engine = engine_from(&self.strategy)?;
+        let settings = match &self.config {
+            Some(p) => Settings::load(p)?,
+            None => Settings::default(),
+        };
+        let exchange: ExchangeKind = self
+            .exchange
+            .clone()
+            .or_else(|| settings.exchange.clone())
+            .unwrap_or_else(|| "binanceus".into())
+            .parse()
+            .map_err(bad_input)?;
+        let file_symbols = (!settings.symbols.is_empty()).then(|| settings.symbols.join(","));
+        let symbols = parse_symbols(self.symbol.as_deref().or(file_symbols.as_deref()))?;
+        let intervals = parse_intervals(self.interval.as_deref().or(settings.interval.as_deref()))?;
+        let engine = engine_from(&settings.strategy_args(&self.strategy))?;
+        let db = self
+            .db
+            .clone()
+            .or_else(|| settings.db.as_ref().map(|p| p.display().to_string()));
+        if self.alerts_config.is_some() && db.is_none() {
+            return Err(bad_input(
+                "--alerts-config needs a database for the alert outbox: pass --db PATH",
+            ));
+        }
         if self.window == 0 {
             return Err(bad_input("--window must be at least 1"));
         }
@@ -260,8 +286,7 @@ impl Args {
             },
             headless: self.headless || !std::io::stdout().is_terminal(),
             signals_out: self.signals_out.clone(),
-            store: self
-                .db
+            store: db
                 .as_deref()
                 .map(|db| {
                     crate::store::hook::StoreTarget::new(
