@@ -8,7 +8,7 @@ use manus_core::record::SignalRecord;
 use manus_core::{Candle, Interval};
 use postgres::{Client, NoTls, Row};
 
-use super::schema::{MIGRATIONS, latest_version};
+use super::schema::pending;
 use super::sqlite::{RawAlert, signals_sql};
 use super::{
     Alert, AlertStatus, BacktestRun, CLAIM_LEASE_MS, NewAlert, NewBacktestRun, Result, SignalQuery,
@@ -87,13 +87,7 @@ impl PostgresStore {
         let current: i64 = tx
             .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])?
             .get(0);
-        if current > latest_version() {
-            return Err(StoreError::Invalid(format!(
-                "database schema version {current} is newer than this manus knows ({}); upgrade manus",
-                latest_version()
-            )));
-        }
-        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        for m in pending(current)? {
             tracing::info!(
                 version = m.version,
                 name = m.name,

@@ -2,6 +2,8 @@
 //! open; the `schema_version` table records which ran. Never edit a released migration: add
 //! the next version.
 
+use super::StoreError;
+
 /// One schema step.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -138,6 +140,18 @@ CREATE INDEX alert_outbox_due ON alert_outbox (status, next_attempt_at);
 /// The newest schema version this build knows.
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The migrations a database at schema version `current` still needs, in order; an error when
+/// the database is newer than this build (both backends refuse it the same way).
+pub fn pending(current: i64) -> Result<impl Iterator<Item = &'static Migration>, StoreError> {
+    if current > latest_version() {
+        return Err(StoreError::Invalid(format!(
+            "database schema version {current} is newer than this manus knows ({}); upgrade manus",
+            latest_version()
+        )));
+    }
+    Ok(MIGRATIONS.iter().filter(move |m| m.version > current))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use manus_core::record::SignalRecord;
 use manus_core::{Candle, Interval};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::schema::{MIGRATIONS, latest_version};
+use super::schema::pending;
 use super::{
     Alert, AlertStatus, BacktestRun, CLAIM_LEASE_MS, NewAlert, NewBacktestRun, Order, Result,
     SignalQuery, Store, StoreError, StoredSignal, now_ms, parse_interval, parse_json, parse_record,
@@ -88,13 +88,7 @@ impl SqliteStore {
             [],
             |r| r.get(0),
         )?;
-        if current > latest_version() {
-            return Err(StoreError::Invalid(format!(
-                "database schema version {current} is newer than this manus knows ({}); upgrade manus",
-                latest_version()
-            )));
-        }
-        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        for m in pending(current)? {
             tracing::info!(
                 version = m.version,
                 name = m.name,
