@@ -56,9 +56,13 @@ impl PostgresStore {
             )));
         }
         let mut client = Client::connect(url, NoTls)?;
-        client.batch_execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-        ))?;
+        // `CREATE SCHEMA IF NOT EXISTS` is not safe against a concurrent create of the same
+        // name; the migration lock serialises it with every other opener.
+        let mut tx = client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
+        tx.commit()?;
+        client.batch_execute(&format!("SET search_path TO {schema}"))?;
         let mut s = PostgresStore { client };
         s.migrate()?;
         Ok(s)
