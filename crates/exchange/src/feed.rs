@@ -18,6 +18,7 @@ mod backoff;
 mod conn;
 mod driver;
 mod error;
+mod lanes;
 pub(crate) mod proto;
 pub mod rest;
 mod sequencer;

@@ -362,6 +362,13 @@ impl SimExchange {
         }
         let app = http::router(shared.clone());
         let mut stop = shared.shutdown.subscribe();
+        // Small frames go out at once, as an exchange's do: with Nagle's algorithm a kline frame
+        // written after a pong waits for the client's delayed ACK (up to 40 ms).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let server = tokio::spawn(async move {
             let graceful = axum::serve(listener, app).with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;

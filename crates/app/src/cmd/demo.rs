@@ -149,10 +149,13 @@ impl Args {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (sim_cfg, mut plan) = args.validate()?;
-    with_runtime(plan.headless, |messages| async move {
+    with_runtime(plan.headless, |messages, side| async move {
         let mut shutdown = Shutdown::install().context("installing signal handlers")?;
-        let sim = SimExchange::start(sim_cfg)
+        // The exchange runs on the side runtime, as a remote exchange would run elsewhere.
+        let sim = side
+            .spawn(SimExchange::start(sim_cfg))
             .await
+            .context("starting the simulated exchange")?
             .context("starting the simulated exchange")?;
         tracing::info!(
             "simulated exchange on {} (WebSocket {}, REST {})",
@@ -162,8 +165,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
         plan.feed.ws_url = sim.ws_url();
         plan.feed.rest_url = sim.rest_url();
-        let result = execute(plan, messages, &mut shutdown).await;
-        let _ = tokio::time::timeout(Duration::from_millis(300), sim.shutdown()).await;
+        let result = execute(plan, messages, &side, &mut shutdown).await;
+        let _ = tokio::time::timeout(Duration::from_millis(300), side.spawn(sim.shutdown())).await;
         result
     })
 }

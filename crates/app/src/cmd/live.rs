@@ -305,35 +305,50 @@ impl Args {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let plan = args.plan()?;
-    with_runtime(plan.headless, |messages| async move {
+    with_runtime(plan.headless, |messages, side| async move {
         let mut shutdown = Shutdown::install().context("installing signal handlers")?;
-        execute(plan, messages, &mut shutdown).await
+        execute(plan, messages, &side, &mut shutdown).await
     })
 }
 
-/// Builds the runtime (routing log lines to the dashboard when there is one), runs `f` and
-/// shuts the runtime down without waiting on stragglers, so exit stays under a second.
+/// Builds the runtimes (routing log lines to the dashboard when there is one), runs `f` and
+/// shuts them down without waiting on stragglers, so exit stays under a second.
+///
+/// `f` runs on a current-thread runtime: the socket tasks, the feed's driver, the pipeline and
+/// the dashboard share one thread, so every hand-off on a candle's way is a task switch, not a
+/// wake-up of another thread (measured: docs/PERFORMANCE.md). Work off the candle path (web
+/// server, alert delivery, the demo's exchange) goes to the second runtime, handed to `f`.
 pub fn with_runtime<F, Fut>(headless: bool, f: F) -> anyhow::Result<()>
 where
-    F: FnOnce(Option<MessageLog>) -> Fut,
+    F: FnOnce(Option<MessageLog>, tokio::runtime::Handle) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let messages = (!headless).then(MessageLog::default);
     let dispatch = messages.as_ref().map(MessageLog::dispatch);
-    let mut b = tokio::runtime::Builder::new_multi_thread();
-    b.enable_all();
+    let mut side = tokio::runtime::Builder::new_multi_thread();
+    side.worker_threads(1)
+        .thread_name("manus-side")
+        .enable_all();
     if let Some(d) = dispatch.clone() {
         // Raw-mode screens cannot take stderr lines: every runtime thread logs into the panel.
-        b.on_thread_start(move || {
+        side.on_thread_start(move || {
             std::mem::forget(tracing::dispatcher::set_default(&d));
         });
     }
-    let rt = b.build().context("starting the async runtime")?;
+    let side = side.build().context("starting the async runtime")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let handle = side.handle().clone();
     let result = match &dispatch {
-        Some(d) => tracing::dispatcher::with_default(d, || rt.block_on(f(messages.clone()))),
-        None => rt.block_on(f(messages.clone())),
+        Some(d) => tracing::dispatcher::with_default(d, || {
+            rt.block_on(f(messages.clone(), handle.clone()))
+        }),
+        None => rt.block_on(f(messages.clone(), handle)),
     };
     rt.shutdown_timeout(Duration::from_millis(200));
+    side.shutdown_timeout(Duration::from_millis(200));
     result
 }
 
@@ -341,6 +356,7 @@ where
 pub async fn execute(
     plan: Plan,
     messages: Option<MessageLog>,
+    side: &tokio::runtime::Handle,
     shutdown: &mut Shutdown,
 ) -> anyhow::Result<()> {
     let mut sink = match &plan.signals_out {
@@ -352,7 +368,11 @@ pub async fn execute(
     // Store hook (store helper): `--db` stores every record and queues its alerts.
     let mut shared_store = None;
     if let Some(t) = &plan.store {
-        let hook = t.start()?;
+        // The alert worker it may start belongs off the candle path.
+        let hook = {
+            let _side = side.enter();
+            t.start()?
+        };
         shared_store = Some(hook.store());
         sink.attach_store(hook);
     }
@@ -370,8 +390,15 @@ pub async fn execute(
     let web = match &plan.web {
         Some(w) => {
             let hub = crate::web::LiveHub::new();
-            let server = crate::web::spawn(w.addr, hub.clone(), shared_store, w.token.clone())
+            let server = side
+                .spawn(crate::web::spawn(
+                    w.addr,
+                    hub.clone(),
+                    shared_store,
+                    w.token.clone(),
+                ))
                 .await
+                .context("starting the web server")?
                 .map_err(|e| bad_input(format!("--web {}: {e}", w.addr)))?;
             sink.attach_web(WebTap {
                 hub,

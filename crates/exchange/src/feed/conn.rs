@@ -1,7 +1,8 @@
-//! One WebSocket connection as a task: connect, subscribe, read, ping, and forward parsed
-//! klines to the driver over a bounded channel. A full channel is never waited on (that would
-//! stall the socket): the kline is dropped and a [`ConnEvent::Lost`] marker follows, which the
-//! driver treats as a gap to backfill.
+//! One WebSocket connection as a task: connect, subscribe, read, ping, and pass parsed klines
+//! on: straight to the consumer when the stream's lane allows it (see [`super::lanes`]), else
+//! to the driver over a bounded channel. A full channel is never waited on (that would stall
+//! the socket): the kline is dropped and a [`ConnEvent::Lost`] marker follows, which the driver
+//! treats as a gap to backfill.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,8 +14,9 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, warn};
 
-use super::FeedCounters;
+use super::lanes::{Direct, SharedLanes};
 use super::proto::{Control, Lookup, Protocol, WsKline};
+use super::{FeedCounters, FeedEvent};
 
 /// What a connection task reports.
 #[derive(Debug)]
@@ -67,8 +69,12 @@ pub(crate) struct ConnParams {
     pub silence: Duration,
     /// Shared counters.
     pub counters: Arc<FeedCounters>,
-    /// Where events go.
+    /// Where events for the driver go.
     pub tx: mpsc::Sender<ConnEvent>,
+    /// The streams' ordering state, shared with the driver.
+    pub lanes: SharedLanes,
+    /// The consumer's channel, for klines that need no driver.
+    pub out: mpsc::Sender<FeedEvent>,
 }
 
 /// A running connection.
@@ -115,7 +121,11 @@ pub(crate) fn spawn(id: u64, p: ConnParams) -> ConnHandle {
 
 /// Runs one connection to its end; returns why it ended.
 async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String {
-    let connect = tokio::time::timeout(p.silence, tokio_tungstenite::connect_async(p.url.as_str()));
+    // TCP_NODELAY: pongs and pings go out at once instead of waiting for an ACK.
+    let connect = tokio::time::timeout(
+        p.silence,
+        tokio_tungstenite::connect_async_with_config(p.url.as_str(), None, true),
+    );
     let mut ws = tokio::select! {
         _ = &mut stop => return "stopped".into(),
         r = connect => match r {
@@ -138,10 +148,13 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
     let ping_every = p.proto.ping_every(p.silence);
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_frame = Instant::now();
+    // One timer for the silence watchdog, re-armed only when it fires early: re-arming it on
+    // every frame would touch the timer wheel on the latency path.
+    let silence = tokio::time::sleep_until(last_frame + p.silence);
+    tokio::pin!(silence);
     let mut lost = false;
     let mut buf: Vec<WsKline> = Vec::with_capacity(4);
     loop {
-        let silent_until = last_frame + p.silence;
         let msg = tokio::select! {
             _ = &mut stop => {
                 let _ = ws.close(None).await;
@@ -157,7 +170,12 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
                 }
                 continue;
             }
-            _ = tokio::time::sleep_until(silent_until) => {
+            _ = &mut silence => {
+                let due = last_frame + p.silence;
+                if due > Instant::now() {
+                    silence.as_mut().reset(due);
+                    continue;
+                }
                 return format!("no frame for {} ms", p.silence.as_millis());
             }
             m = ws.next() => m,
@@ -216,6 +234,19 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
             p.counters
                 .last_event_time
                 .fetch_max(kline.event_time.max(0) as u64, Ordering::Relaxed);
+            let mut lanes = p.lanes.lock();
+            let kline = if lanes.busy || lost {
+                kline
+            } else {
+                match lanes.direct(kline, received_at, &p.out) {
+                    Direct::Done => continue,
+                    Direct::Driver(k) => k,
+                    Direct::Gone => return "consumer gone".into(),
+                }
+            };
+            // From here until the driver has caught up, everything goes through it, in order.
+            // The send happens under the lock, so the driver's emptiness check sees it.
+            lanes.busy = true;
             if lost {
                 match p.tx.try_send(ConnEvent::Lost { id }) {
                     Ok(()) => lost = false,

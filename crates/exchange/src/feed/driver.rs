@@ -14,9 +14,10 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::conn::{self, ConnEvent, ConnHandle, ConnParams};
+use super::lanes::SharedLanes;
 use super::proto::{Protocol, WsKline};
 use super::rest::RestClient;
-use super::sequencer::{Sequencer, Verdict};
+use super::sequencer::Verdict;
 use super::{
     Arrival, FeedConfig, FeedCounters, FeedError, FeedEvent, MarketFeed, Origin, StreamKey,
 };
@@ -83,6 +84,7 @@ impl Feed {
         let (out_tx, rx) = mpsc::channel(cap);
         let (conn_tx, conn_rx) = mpsc::channel(cap);
         let (stop_tx, stop_rx) = oneshot::channel();
+        let lanes = SharedLanes::new(&cfg.streams, cfg.candle_period);
         let params = ConnParams {
             proto,
             url: proto.ws_url(&cfg.ws_url, &cfg.streams),
@@ -91,8 +93,10 @@ impl Feed {
             silence: cfg.silence_timeout,
             counters: counters.clone(),
             tx: conn_tx,
+            lanes: lanes.clone(),
+            out: out_tx.clone(),
         };
-        let driver = Driver::new(cfg, rest, params, conn_rx, out_tx);
+        let driver = Driver::new(cfg, rest, params, conn_rx, out_tx, lanes);
         let task = tokio::spawn(driver.run(stop_rx));
         Ok(Feed {
             rx,
@@ -147,26 +151,13 @@ impl MarketFeed for Feed {
 /// The consumer went away or shutdown was asked: stop the driver.
 struct Stop;
 
-/// Per-stream state.
-struct StreamState {
-    key: Arc<StreamKey>,
-    seq: Sequencer,
-    /// Real time of the last closed candle yielded (staleness).
-    last_close_at: Instant,
-    /// Real time one candle lasts.
-    period: Duration,
-    stale: bool,
-    /// The expected open time a forming update already triggered a fill for.
-    update_fill_for: Option<i64>,
-}
-
 struct Driver {
     cfg: FeedConfig,
     rest: RestClient,
     params: ConnParams,
     conn_rx: mpsc::Receiver<ConnEvent>,
     out: mpsc::Sender<FeedEvent>,
-    streams: Vec<StreamState>,
+    lanes: SharedLanes,
     next_id: u64,
     active: Option<ConnHandle>,
     pending: Option<ConnHandle>,
@@ -183,22 +174,8 @@ impl Driver {
         params: ConnParams,
         conn_rx: mpsc::Receiver<ConnEvent>,
         out: mpsc::Sender<FeedEvent>,
+        lanes: SharedLanes,
     ) -> Self {
-        let now = Instant::now();
-        let streams = cfg
-            .streams
-            .iter()
-            .map(|k| StreamState {
-                key: Arc::new(k.clone()),
-                seq: Sequencer::new(k.interval),
-                last_close_at: now,
-                period: cfg
-                    .candle_period
-                    .unwrap_or(Duration::from_millis(k.interval.duration_ms() as u64)),
-                stale: false,
-                update_fill_for: None,
-            })
-            .collect();
         Driver {
             backoff: Backoff::new(cfg.backoff_initial, cfg.backoff_max),
             cfg,
@@ -206,7 +183,7 @@ impl Driver {
             params,
             conn_rx,
             out,
-            streams,
+            lanes,
             next_id: 0,
             active: None,
             pending: None,
@@ -227,22 +204,40 @@ impl Driver {
     }
 
     async fn run_inner(&mut self, stop: &mut oneshot::Receiver<()>) -> Result<(), Stop> {
+        // The lanes start busy: klines wait in the channel until the bootstrap is merged.
         tokio::select! {
             biased;
             _ = &mut *stop => return Err(Stop),
             r = self.start() => r?,
         }
+        self.settle();
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
                 biased;
                 _ = &mut *stop => return Err(Stop),
                 ev = self.conn_rx.recv() => match ev {
-                    Some(ev) => self.on_conn_event(ev).await?,
+                    Some(ev) => {
+                        self.lanes.lock().busy = true;
+                        self.on_conn_event(ev).await?
+                    }
                     None => return Err(Stop),
                 },
-                _ = tokio::time::sleep_until(deadline) => self.on_timer().await?,
+                _ = tokio::time::sleep_until(deadline) => {
+                    self.lanes.lock().busy = true;
+                    self.on_timer().await?
+                }
             }
+            self.settle();
+        }
+    }
+
+    /// Lets socket tasks hand klines to the consumer again once nothing waits for the driver:
+    /// they send to it under the same lock, so an empty queue here means nothing is in flight.
+    fn settle(&mut self) {
+        let mut lanes = self.lanes.lock();
+        if self.conn_rx.is_empty() {
+            lanes.busy = false;
         }
     }
 
@@ -278,8 +273,8 @@ impl Driver {
                     .await;
             }
         };
-        for i in 0..self.streams.len() {
-            let key = self.streams[i].key.clone();
+        for i in 0..self.cfg.streams.len() {
+            let key = self.lanes.lock().streams[i].key.clone();
             match self
                 .rest
                 .last_closed(&key.symbol, key.interval, self.cfg.bootstrap, now)
@@ -299,7 +294,7 @@ impl Driver {
                     .await?;
                 }
             }
-            self.streams[i].last_close_at = Instant::now();
+            self.lanes.lock().streams[i].last_close_at = Instant::now();
         }
         Ok(())
     }
@@ -315,10 +310,20 @@ impl Driver {
         for t in [self.reconnect_due, self.rotate_due].into_iter().flatten() {
             d = d.min(t);
         }
-        for s in self.streams.iter().filter(|s| !s.stale) {
+        for s in self.lanes.lock().streams.iter().filter(|s| !s.stale) {
             d = d.min(s.last_close_at + s.period * 2);
         }
         d
+    }
+
+    /// Stream `i`'s key.
+    fn key(&self, i: usize) -> Arc<StreamKey> {
+        self.lanes.lock().streams[i].key.clone()
+    }
+
+    /// Classifies a closed candle of stream `i` (no state change).
+    fn classify(&self, i: usize, c: &Candle) -> Verdict {
+        self.lanes.lock().streams[i].seq.classify(c)
     }
 
     async fn emit(&self, ev: FeedEvent) -> Result<(), Stop> {
@@ -429,14 +434,18 @@ impl Driver {
                 self.pending = Some(self.spawn_conn());
             }
         }
-        for i in 0..self.streams.len() {
-            let s = &mut self.streams[i];
-            if !s.stale && now >= s.last_close_at + s.period * 2 {
+        for i in 0..self.cfg.streams.len() {
+            let key = {
+                let mut lanes = self.lanes.lock();
+                let s = &mut lanes.streams[i];
+                if s.stale || now < s.last_close_at + s.period * 2 {
+                    continue;
+                }
                 s.stale = true;
-                let key = s.key.clone();
-                warn!(stream = %key, "stale: no closed candle for two periods");
-                self.emit(FeedEvent::Stale { key, stale: true }).await?;
-            }
+                s.key.clone()
+            };
+            warn!(stream = %key, "stale: no closed candle for two periods");
+            self.emit(FeedEvent::Stale { key, stale: true }).await?;
         }
         Ok(())
     }
@@ -470,19 +479,28 @@ impl Driver {
                 .offer_closed(k.idx, k.candle, Origin::Live, arrival)
                 .await;
         }
-        let s = &mut self.streams[k.idx];
         // A forming candle past the expected one proves the ones between have closed: fill
         // them now rather than one candle later (once per expected candle, not per update).
-        if let Some(next) = s.seq.next_open()
-            && k.candle.open_time > next
-            && s.update_fill_for != Some(next)
-        {
-            s.update_fill_for = Some(next);
+        let fill_from = {
+            let mut lanes = self.lanes.lock();
+            let s = &mut lanes.streams[k.idx];
+            match s.seq.next_open() {
+                Some(next) if k.candle.open_time > next && s.update_fill_for != Some(next) => {
+                    s.update_fill_for = Some(next);
+                    Some(next)
+                }
+                _ => None,
+            }
+        };
+        if let Some(next) = fill_from {
             self.fill(k.idx, next, k.candle.open_time - 1, None).await?;
         }
-        let s = &mut self.streams[k.idx];
-        if s.seq.admit_update(&k.candle) {
-            let key = s.key.clone();
+        let admitted = {
+            let mut lanes = self.lanes.lock();
+            let s = &mut lanes.streams[k.idx];
+            s.seq.admit_update(&k.candle).then(|| s.key.clone())
+        };
+        if let Some(key) = admitted {
             self.emit(FeedEvent::Update {
                 key,
                 candle: k.candle,
@@ -501,15 +519,15 @@ impl Driver {
         origin: Origin,
         arrival: Arrival,
     ) -> Result<(), Stop> {
-        match self.streams[i].seq.classify(&c) {
+        match self.classify(i, &c) {
             Verdict::Accept => self.yield_closed(i, c, origin, arrival).await,
             Verdict::Duplicate => Ok(()),
             Verdict::Stale => {
-                debug!(stream = %self.streams[i].key, open_time = c.open_time, "stale final ignored");
+                debug!(stream = %self.key(i), open_time = c.open_time, "stale final ignored");
                 Ok(())
             }
             Verdict::Correction(kept) => {
-                let key = self.streams[i].key.clone();
+                let key = self.key(i);
                 warn!(stream = %key, open_time = c.open_time, "exchange re-sent a final candle with different values; the first stands");
                 self.emit(FeedEvent::Correction {
                     key,
@@ -522,8 +540,8 @@ impl Driver {
                 if origin == Origin::Live {
                     self.fill(i, from, c.open_time - 1, None).await?;
                 }
-                if let Verdict::Gap { from } = self.streams[i].seq.classify(&c) {
-                    let key = &self.streams[i].key;
+                if let Verdict::Gap { from } = self.classify(i, &c) {
+                    let key = self.key(i);
                     let missing = key.interval.bars_between(from, c.open_time);
                     warn!(stream = %key, missing, "gap the exchange could not fill");
                     self.emit(FeedEvent::Warning(format!(
@@ -534,10 +552,10 @@ impl Driver {
                     return self.yield_closed(i, c, origin, arrival).await;
                 }
                 // The fill may have included it (REST caught up): offer again.
-                match self.streams[i].seq.classify(&c) {
+                match self.classify(i, &c) {
                     Verdict::Accept => self.yield_closed(i, c, origin, arrival).await,
                     Verdict::Correction(kept) => {
-                        let key = self.streams[i].key.clone();
+                        let key = self.key(i);
                         self.emit(FeedEvent::Correction {
                             key,
                             kept,
@@ -558,11 +576,13 @@ impl Driver {
         origin: Origin,
         arrival: Arrival,
     ) -> Result<(), Stop> {
-        let s = &mut self.streams[i];
-        s.seq.accept(c);
-        s.last_close_at = Instant::now();
-        let key = s.key.clone();
-        let was_stale = std::mem::replace(&mut s.stale, false);
+        let (key, was_stale) = {
+            let mut lanes = self.lanes.lock();
+            let s = &mut lanes.streams[i];
+            s.seq.accept(c);
+            s.last_close_at = Instant::now();
+            (s.key.clone(), std::mem::replace(&mut s.stale, false))
+        };
         self.emit(FeedEvent::Closed {
             key: key.clone(),
             candle: c,
@@ -589,7 +609,7 @@ impl Driver {
         if to < from {
             return Ok(());
         }
-        let key = self.streams[i].key.clone();
+        let key = self.key(i);
         let rows = match self
             .rest
             .klines_range(&key.symbol, key.interval, from, to, |_| {})
@@ -608,7 +628,7 @@ impl Driver {
             if now_ms.is_some_and(|now| c.close_time >= now) {
                 break;
             }
-            match self.streams[i].seq.classify(&c) {
+            match self.classify(i, &c) {
                 Verdict::Accept => {}
                 Verdict::Gap { .. } => {
                     warn!(stream = %key, open_time = c.open_time, "exchange history has a hole");
@@ -641,12 +661,15 @@ impl Driver {
                 return Ok(());
             }
         };
-        for i in 0..self.streams.len() {
-            let s = &self.streams[i];
-            let Some(from) = s.seq.next_open() else {
-                continue;
+        for i in 0..self.cfg.streams.len() {
+            let (from, to) = {
+                let lanes = self.lanes.lock();
+                let s = &lanes.streams[i];
+                let Some(from) = s.seq.next_open() else {
+                    continue;
+                };
+                (from, s.key.interval.floor(now) - 1)
             };
-            let to = s.key.interval.floor(now) - 1;
             self.fill(i, from, to, Some(now)).await?;
         }
         Ok(())

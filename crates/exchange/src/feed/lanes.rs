@@ -1,0 +1,317 @@
+//! [`Lanes`]: every stream's ordering state, shared by the socket tasks and the driver.
+//!
+//! The common case, the next closed candle (or a forming update) of a stream with nothing
+//! pending, needs no async work, so the socket task that read it hands it straight to the
+//! consumer: one task hop and one wake-up fewer on the latency path. Anything else (a gap, a
+//! correction, a full channel, a stale stream) goes to the driver, and from then on
+//! everything does until the driver has caught up (`busy`), so events never overtake one
+//! another. The lock is held only for synchronous work, never across an `.await`.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::time::Instant;
+use tracing::debug;
+
+use super::proto::WsKline;
+use super::sequencer::{Sequencer, Verdict};
+use super::{Arrival, FeedEvent, Origin, StreamKey};
+
+/// One stream's state.
+pub(crate) struct Lane {
+    /// Which stream.
+    pub key: Arc<StreamKey>,
+    /// Closed-candle order.
+    pub seq: Sequencer,
+    /// Real time of the last closed candle yielded (staleness).
+    pub last_close_at: Instant,
+    /// Real time one candle lasts.
+    pub period: Duration,
+    /// Reported stale and not fresh since.
+    pub stale: bool,
+    /// The expected open time a forming update already triggered a fill for.
+    pub update_fill_for: Option<i64>,
+}
+
+/// Every stream's lane, and whether the driver has events queued or under way.
+pub(crate) struct Lanes {
+    /// Indexed like `FeedConfig::streams`.
+    pub streams: Vec<Lane>,
+    /// While true, socket tasks send everything through the driver (which keeps the order);
+    /// the driver clears it once its queue is empty and its work is done.
+    pub busy: bool,
+}
+
+/// What [`Lanes::direct`] did with a kline.
+pub(crate) enum Direct {
+    /// Sent to the consumer, or dropped as a duplicate or an update not worth showing.
+    Done,
+    /// Needs the driver (a gap, a correction, a stale stream, a full channel).
+    Driver(WsKline),
+    /// The consumer is gone.
+    Gone,
+}
+
+/// The lanes behind a lock, as the socket tasks and the driver share them.
+#[derive(Clone)]
+pub(crate) struct SharedLanes(Arc<Mutex<Lanes>>);
+
+impl SharedLanes {
+    /// Lanes for `keys`, starting busy: klines wait for the driver until bootstrap is merged.
+    pub fn new(keys: &[StreamKey], period_override: Option<Duration>) -> Self {
+        let now = Instant::now();
+        let streams = keys
+            .iter()
+            .map(|k| Lane {
+                key: Arc::new(k.clone()),
+                seq: Sequencer::new(k.interval),
+                last_close_at: now,
+                period: period_override
+                    .unwrap_or(Duration::from_millis(k.interval.duration_ms() as u64)),
+                stale: false,
+                update_fill_for: None,
+            })
+            .collect();
+        SharedLanes(Arc::new(Mutex::new(Lanes {
+            streams,
+            busy: true,
+        })))
+    }
+
+    /// Locks the lanes (a panic elsewhere leaves them usable: every update is a single step).
+    pub fn lock(&self) -> MutexGuard<'_, Lanes> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Lanes {
+    /// Hands `k` to the consumer when it needs nothing from the driver. Call only when not
+    /// `busy`.
+    pub fn direct(
+        &mut self,
+        k: WsKline,
+        received_at: std::time::Instant,
+        out: &mpsc::Sender<FeedEvent>,
+    ) -> Direct {
+        let lane = &mut self.streams[k.idx];
+        let arrival = Arrival {
+            event_time: k.event_time,
+            received_at,
+        };
+        let ev = if k.closed {
+            if lane.stale {
+                return Direct::Driver(k);
+            }
+            match lane.seq.classify(&k.candle) {
+                Verdict::Accept => {}
+                Verdict::Duplicate => return Direct::Done,
+                Verdict::Stale => {
+                    debug!(stream = %lane.key, open_time = k.candle.open_time, "stale final ignored");
+                    return Direct::Done;
+                }
+                Verdict::Gap { .. } | Verdict::Correction(_) => return Direct::Driver(k),
+            }
+            FeedEvent::Closed {
+                key: lane.key.clone(),
+                candle: k.candle,
+                origin: Origin::Live,
+                arrival,
+            }
+        } else {
+            // A forming candle past the expected one proves a gap: the driver fills it.
+            if lane
+                .seq
+                .next_open()
+                .is_some_and(|next| k.candle.open_time > next)
+            {
+                return Direct::Driver(k);
+            }
+            if !lane.seq.admit_update(&k.candle) {
+                return Direct::Done;
+            }
+            FeedEvent::Update {
+                key: lane.key.clone(),
+                candle: k.candle,
+                arrival,
+            }
+        };
+        match out.try_send(ev) {
+            Ok(()) => {
+                if k.closed {
+                    lane.seq.accept(k.candle);
+                    lane.last_close_at = Instant::now();
+                }
+                Direct::Done
+            }
+            // The driver waits for room; `admit_update` is idempotent for the same candle.
+            Err(TrySendError::Full(_)) => Direct::Driver(k),
+            Err(TrySendError::Closed(_)) => Direct::Gone,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use manus_core::{Candle, Interval};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    const M: i64 = 60_000;
+
+    fn c(i: i64, close: f64) -> Candle {
+        Candle {
+            open_time: i * M,
+            close_time: i * M + M - 1,
+            open: 1.0,
+            high: 10.0,
+            low: 0.5,
+            close,
+            volume: 1.0,
+        }
+    }
+
+    fn kline(i: i64, close: f64, closed: bool) -> WsKline {
+        WsKline {
+            idx: 0,
+            candle: c(i, close),
+            closed,
+            event_time: i * M + M - 1,
+        }
+    }
+
+    /// Lanes for one stream whose last closed candle is number 10.
+    fn lanes() -> SharedLanes {
+        let key = StreamKey {
+            symbol: "BTCUSDT".into(),
+            interval: Interval::M1,
+        };
+        let l = SharedLanes::new(&[key], None);
+        {
+            let mut g = l.lock();
+            g.streams[0].seq.accept(c(10, 2.0));
+            g.busy = false;
+        }
+        l
+    }
+
+    fn next_open(l: &SharedLanes) -> Option<i64> {
+        l.lock().streams[0].seq.next_open()
+    }
+
+    #[test]
+    fn starts_busy_so_klines_wait_for_the_bootstrap() {
+        let key = StreamKey {
+            symbol: "BTCUSDT".into(),
+            interval: Interval::M1,
+        };
+        assert!(SharedLanes::new(&[key], None).lock().busy);
+    }
+
+    #[test]
+    fn the_next_closed_candle_goes_straight_to_the_consumer() {
+        let l = lanes();
+        let (tx, mut rx) = mpsc::channel(4);
+        let now = std::time::Instant::now();
+        assert!(matches!(
+            l.lock().direct(kline(11, 3.0, true), now, &tx),
+            Direct::Done
+        ));
+        match rx.try_recv() {
+            Ok(FeedEvent::Closed {
+                candle,
+                origin: Origin::Live,
+                arrival,
+                ..
+            }) => {
+                assert_eq!(candle, c(11, 3.0));
+                assert_eq!(arrival.received_at, now);
+            }
+            other => panic!("expected a live close, got {other:?}"),
+        }
+        assert_eq!(next_open(&l), Some(12 * M), "the sequencer moved on");
+    }
+
+    #[test]
+    fn what_needs_the_driver_is_handed_back_untouched() {
+        struct Case {
+            name: &'static str,
+            kline: WsKline,
+            stale: bool,
+        }
+        let cases = [
+            Case {
+                name: "gap",
+                kline: kline(13, 3.0, true),
+                stale: false,
+            },
+            Case {
+                name: "correction",
+                kline: kline(10, 9.0, true),
+                stale: false,
+            },
+            Case {
+                name: "stale stream",
+                kline: kline(11, 3.0, true),
+                stale: true,
+            },
+            Case {
+                name: "update past the expected candle",
+                kline: kline(12, 3.0, false),
+                stale: false,
+            },
+        ];
+        for case in cases {
+            let l = lanes();
+            l.lock().streams[0].stale = case.stale;
+            let (tx, mut rx) = mpsc::channel(4);
+            let got = l.lock().direct(case.kline, std::time::Instant::now(), &tx);
+            match got {
+                Direct::Driver(k) => assert_eq!(k.candle, case.kline.candle, "{}", case.name),
+                _ => panic!("{}: expected the driver", case.name),
+            }
+            assert!(rx.try_recv().is_err(), "{}: nothing sent", case.name);
+            assert_eq!(
+                next_open(&l),
+                Some(11 * M),
+                "{}: no state change",
+                case.name
+            );
+        }
+    }
+
+    #[test]
+    fn duplicates_and_late_updates_are_dropped() {
+        let l = lanes();
+        let (tx, mut rx) = mpsc::channel(4);
+        let now = std::time::Instant::now();
+        for k in [kline(10, 2.0, true), kline(10, 2.0, false)] {
+            assert!(matches!(l.lock().direct(k, now, &tx), Direct::Done));
+        }
+        assert!(rx.try_recv().is_err());
+        // The forming candle is shown.
+        assert!(matches!(
+            l.lock().direct(kline(11, 2.5, false), now, &tx),
+            Direct::Done
+        ));
+        assert!(matches!(rx.try_recv(), Ok(FeedEvent::Update { .. })));
+    }
+
+    #[test]
+    fn a_full_channel_leaves_the_candle_to_the_driver() {
+        let l = lanes();
+        let (tx, rx) = mpsc::channel(1);
+        tx.try_send(FeedEvent::Warning("filler".into())).unwrap();
+        let got = l
+            .lock()
+            .direct(kline(11, 3.0, true), std::time::Instant::now(), &tx);
+        assert!(matches!(got, Direct::Driver(_)));
+        assert_eq!(next_open(&l), Some(11 * M), "not accepted: the driver will");
+        drop(rx);
+        let got = l
+            .lock()
+            .direct(kline(11, 3.0, true), std::time::Instant::now(), &tx);
+        assert!(matches!(got, Direct::Gone));
+    }
+}
