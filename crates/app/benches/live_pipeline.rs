@@ -134,7 +134,8 @@ async fn loopback(
             black_box(&buf);
         }
     }
-    // The share of the latency spent inside the feed (socket task → driver → consumer).
+    // The share of the latency spent inside the feed (socket task → consumer, or through the
+    // driver when it has work pending).
     println!(
         "loopback/{symbols}_streams: frame→consumer (feed hops only) p50 {} µs, p99 {} µs",
         hop.value_at_quantile(0.5),
@@ -205,9 +206,9 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    // The client on the runtime `manus live` uses (current-thread: every hop between the
-    // socket reader, the feed driver and the pipeline stays on one thread) and, for
-    // comparison, on a multi-thread runtime where hops may cross threads.
+    // The client on the runtime `manus live` uses (current-thread: the socket task and the
+    // pipeline share one thread, so handing a candle over is a task switch) and, for
+    // comparison, on a multi-thread runtime where the hand-over may wake another thread.
     let runtimes = [
         (
             "current_thread",
@@ -224,7 +225,7 @@ fn main() {
                 .unwrap(),
         ),
     ];
-    for ((symbols, candle_ms, n), (rt_name, rt)) in [(1, 20, 300), (10, 20, 1000)]
+    for ((symbols, candle_ms, n), (rt_name, rt)) in [(1, 20, 1000), (10, 20, 2000)]
         .into_iter()
         .flat_map(|case| runtimes.iter().map(move |r| (case, r)))
     {

@@ -172,7 +172,7 @@ pub enum FeedEvent {
         /// How many candles.
         count: usize,
     },
-    /// A stream went stale (no closed candle for two intervals) or fresh again.
+    /// A stream went stale (no closed candle for two and a half intervals) or fresh again.
     Stale {
         /// Which stream.
         key: Arc<StreamKey>,

@@ -504,9 +504,11 @@ impl Pipeline {
         &self.log
     }
 
-    /// Feed lag of the newest frame, ms (wall clock minus exchange event time).
+    /// Feed lag of the newest frame, ms (wall clock minus exchange event time); `None` when the
+    /// exchange's clock runs more than a minute ahead of ours, where the difference is not a lag
+    /// (the demo's accelerated market clock, or a badly set local clock).
     pub fn feed_lag_ms(&self) -> Option<i64> {
-        self.feed_lag_ms
+        self.feed_lag_ms.filter(|&lag| lag > -MAX_CLOCK_LEAD_MS)
     }
 
     /// Time since the pipeline was built.
@@ -536,6 +538,9 @@ impl Pipeline {
         )
     }
 }
+
+/// How far the exchange's clock may run ahead of ours and still give a feed lag (clock skew).
+const MAX_CLOCK_LEAD_MS: i64 = 60_000;
 
 /// Feed messages go to tracing: stderr when headless, the dashboard's message panel otherwise.
 fn event(level: Level, text: String) {

@@ -292,3 +292,31 @@ async fn headless_run_reports_the_end_of_the_feed() {
     assert_eq!(stop, Stop::FeedEnded);
     assert_eq!(out.records().len(), 5);
 }
+
+#[test]
+fn feed_lag_is_shown_only_when_the_clocks_agree() {
+    let k = key("BTCUSDT", Interval::M1);
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    let cs = synthetic_candles(&k, 0, 2);
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let with_event_time = |c, t| FeedEvent::Update {
+        key: k.clone(),
+        candle: c,
+        arrival: manus_exchange::feed::Arrival {
+            event_time: t,
+            received_at: std::time::Instant::now(),
+        },
+    };
+    assert_eq!(p.feed_lag_ms(), None, "nothing heard yet");
+    p.on_event(with_event_time(cs[0], wall - 250));
+    let lag = p
+        .feed_lag_ms()
+        .expect("a lag from an exchange clock like ours");
+    assert!((250..60_000).contains(&lag), "lag {lag} ms");
+    // An accelerated (simulated) market clock hours ahead of the wall clock is not a lag.
+    p.on_event(with_event_time(cs[1], wall + 10 * 3_600_000));
+    assert_eq!(p.feed_lag_ms(), None);
+}

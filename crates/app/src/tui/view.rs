@@ -232,7 +232,7 @@ fn render_signal(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
     let mut lines = Vec::new();
     if st.stale {
         lines.push(Line::from(
-            "STALE: no closed candle for two intervals; signals paused"
+            "STALE: no closed candle for two and a half intervals; signals paused"
                 .black()
                 .on_yellow(),
         ));

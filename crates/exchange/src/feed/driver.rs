@@ -311,7 +311,7 @@ impl Driver {
             d = d.min(t);
         }
         for s in self.lanes.lock().streams.iter().filter(|s| !s.stale) {
-            d = d.min(s.last_close_at + s.period * 2);
+            d = d.min(s.stale_at());
         }
         d
     }
@@ -438,13 +438,13 @@ impl Driver {
             let key = {
                 let mut lanes = self.lanes.lock();
                 let s = &mut lanes.streams[i];
-                if s.stale || now < s.last_close_at + s.period * 2 {
+                if s.stale || now < s.stale_at() {
                     continue;
                 }
                 s.stale = true;
                 s.key.clone()
             };
-            warn!(stream = %key, "stale: no closed candle for two periods");
+            warn!(stream = %key, "stale: no closed candle for two and a half periods");
             self.emit(FeedEvent::Stale { key, stale: true }).await?;
         }
         Ok(())

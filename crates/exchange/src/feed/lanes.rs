@@ -85,6 +85,16 @@ impl SharedLanes {
     }
 }
 
+impl Lane {
+    /// When the stream counts as stale if no closed candle came: two and a half periods after
+    /// the last one. The next-but-one close is due at two periods, so checking exactly then
+    /// would race it (a candle a millisecond late would flap the stream stale and back), and
+    /// the watchdog would wake right when a candle needs the thread.
+    pub fn stale_at(&self) -> Instant {
+        self.last_close_at + self.period * 5 / 2
+    }
+}
+
 impl Lanes {
     /// Hands `k` to the consumer when it needs nothing from the driver. Call only when not
     /// `busy`.
