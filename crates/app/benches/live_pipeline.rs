@@ -225,7 +225,7 @@ fn main() {
                 .unwrap(),
         ),
     ];
-    for ((symbols, candle_ms, n), (rt_name, rt)) in [(1, 20, 1000), (10, 20, 2000)]
+    for ((symbols, candle_ms, n), (rt_name, rt)) in [(1, 20, 1000), (10, 20, 2000), (1, 100, 300)]
         .into_iter()
         .flat_map(|case| runtimes.iter().map(move |r| (case, r)))
     {
