@@ -3,9 +3,11 @@
 //! (20 fps) and feed events.
 //!
 //! Rendering reads the pipeline's state; it never waits on the feed, and the feed is drained in
-//! bursts between frames, so a slow terminal only lowers the frame rate. Log lines cannot go to
+//! bursts between frames. Frames are written to the terminal by a thread of their own
+//! ([`screen`]), so a slow terminal never stalls the socket reader and pipeline on this thread. Log lines cannot go to
 //! stderr while the screen is in raw mode: [`MessageLog`] captures them for the message panel.
 
+pub mod screen;
 pub mod view;
 
 use std::collections::VecDeque;
@@ -22,6 +24,7 @@ use crate::alerts::worker::DeliveryStats;
 use crate::live::run::pump;
 use crate::live::{Pipeline, RecordSink, Shutdown, Stop};
 use crate::store::sink::SinkStats;
+use crate::tui::screen::{Screen, ScreenWriter};
 
 /// Frames per second at most.
 pub const FPS: u64 = 20;
@@ -220,12 +223,19 @@ pub async fn run<F: MarketFeed>(
     if let Some(stats) = sink.store_stats() {
         app.set_store_stats(stats);
     }
-    let mut terminal = ratatui::try_init()?;
+    let (writer, screen) = ScreenWriter::spawn(io::stdout());
+    let mut terminal = init_terminal(writer)?;
     let (tx, mut keys) = mpsc::unbounded_channel();
     let stop_input = Arc::new(AtomicBool::new(false));
     let input = spawn_input(tx, stop_input.clone());
-    let result = event_loop(&mut terminal, feed, app, sink, shutdown, &mut keys).await;
+    let result = event_loop(&mut terminal, &screen, feed, app, sink, shutdown, &mut keys).await;
     stop_input.store(true, Ordering::Relaxed);
+    // Every byte out before the terminal is restored, or the last frame lands on the shell.
+    screen.closing();
+    let _ = terminal.show_cursor();
+    let _ = ratatui::backend::Backend::flush(terminal.backend_mut());
+    drop(terminal);
+    screen.join();
     ratatui::restore();
     // The input thread polls every 50 ms, so this join is short.
     let _ = input.join();
@@ -235,8 +245,25 @@ pub async fn run<F: MarketFeed>(
     Ok(stop)
 }
 
+/// The dashboard's terminal: writes go through a [`ScreenWriter`].
+type Term = ratatui::Terminal<ratatui::backend::CrosstermBackend<ScreenWriter>>;
+
+/// What `ratatui::try_init` does (raw mode, alternate screen, a panic hook that restores the
+/// terminal), with the frames going through `writer`.
+fn init_terminal(writer: ScreenWriter) -> io::Result<Term> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        ratatui::restore();
+        hook(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(io::stdout(), crossterm::terminal::EnterAlternateScreen)?;
+    ratatui::Terminal::new(ratatui::backend::CrosstermBackend::new(writer))
+}
+
 async fn event_loop<F: MarketFeed>(
-    terminal: &mut ratatui::DefaultTerminal,
+    terminal: &mut Term,
+    screen: &Screen,
     feed: &mut F,
     app: &mut App,
     sink: &mut RecordSink,
@@ -261,6 +288,10 @@ async fn event_loop<F: MarketFeed>(
                 }
             }
             _ = tick.tick() => {
+                if screen.take_dropped() {
+                    // The terminal fell behind and frames were dropped: draw the next one whole.
+                    terminal.clear()?;
+                }
                 app.prepare();
                 terminal.draw(|f| f.render_widget(&*app, f.area()))?;
             }
