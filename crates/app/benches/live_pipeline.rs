@@ -58,7 +58,7 @@ fn bench_pipeline(c: &mut Criterion) {
                         received_at: Instant::now(),
                     },
                 };
-                black_box(p.on_event(ev))
+                black_box(p.on_event(ev).is_some())
             })
         });
     }

@@ -83,30 +83,63 @@ impl SignalRecord {
         candle: &Candle,
         engine: &SignalEngine,
     ) -> Self {
-        let out = engine.last();
-        let slots = engine.slots();
-        SignalRecord {
-            symbol: symbol.to_string(),
+        let mut r = SignalRecord {
+            symbol: String::new(),
             interval,
-            open_time: candle.open_time,
-            close: candle.close,
-            signals: Signals(
-                slots
-                    .iter()
-                    .map(|s| (s.id().to_string(), s.last.action))
-                    .collect(),
-            ),
-            confluence: out.action,
-            confidence: out.confidence,
-            agreeing: out
-                .agreeing_indices()
-                .filter_map(|i| slots.get(i))
-                .map(|s| s.id().to_string())
-                .collect(),
+            open_time: 0,
+            close: 0.0,
+            signals: Signals(Vec::with_capacity(engine.slots().len())),
+            confluence: Action::Hold,
+            confidence: 0.0,
+            agreeing: Vec::new(),
             latency_us: None,
             backfilled: None,
             stale: None,
+        };
+        r.refill_from_engine(symbol, interval, candle, engine);
+        r
+    }
+
+    /// Overwrites the record with what [`SignalRecord::from_engine`] would build, reusing its
+    /// strings and vectors: a live stream's record costs no allocation once its ids are there.
+    pub fn refill_from_engine(
+        &mut self,
+        symbol: &str,
+        interval: Interval,
+        candle: &Candle,
+        engine: &SignalEngine,
+    ) {
+        let out = engine.last();
+        let slots = engine.slots();
+        set_str(&mut self.symbol, symbol);
+        self.interval = interval;
+        self.open_time = candle.open_time;
+        self.close = candle.close;
+        let signals = &mut self.signals.0;
+        signals.truncate(slots.len());
+        for (i, s) in slots.iter().enumerate() {
+            match signals.get_mut(i) {
+                Some((id, action)) => {
+                    set_str(id, s.id());
+                    *action = s.last.action;
+                }
+                None => signals.push((s.id().to_string(), s.last.action)),
+            }
         }
+        self.confluence = out.action;
+        self.confidence = out.confidence;
+        let mut n = 0;
+        for s in out.agreeing_indices().filter_map(|i| slots.get(i)) {
+            match self.agreeing.get_mut(n) {
+                Some(id) => set_str(id, s.id()),
+                None => self.agreeing.push(s.id().to_string()),
+            }
+            n += 1;
+        }
+        self.agreeing.truncate(n);
+        self.latency_us = None;
+        self.backfilled = None;
+        self.stale = None;
     }
 
     /// Appends the record as one JSON line (with `\n`) to `buf`.
@@ -114,6 +147,14 @@ impl SignalRecord {
         // Serialising plain data into a Vec cannot fail.
         serde_json::to_writer(&mut *buf, self).expect("record serialises");
         buf.push(b'\n');
+    }
+}
+
+/// Sets `dst` to `src`, keeping its allocation.
+fn set_str(dst: &mut String, src: &str) {
+    if dst != src {
+        dst.clear();
+        dst.push_str(src);
     }
 }
 
@@ -200,6 +241,49 @@ impl RecordWriter {
 mod tests {
     use super::*;
     use crate::confluence::{Mode, Rule};
+
+    #[test]
+    fn refilling_a_record_equals_building_it_anew() {
+        let all = crate::strategy::IDS;
+        let mut big = SignalEngine::from_ids(&all, Rule::new(Mode::Any, all.len())).unwrap();
+        let mut small =
+            SignalEngine::from_ids(&["macd", "ema_crossover"], Rule::new(Mode::Any, 2)).unwrap();
+        let candles: Vec<Candle> = (0..300)
+            .map(|i| {
+                let p = 100.0 + (i as f64 * 0.3).sin() * 5.0 + i as f64 * 0.05;
+                Candle {
+                    open_time: i * 60_000,
+                    close_time: i * 60_000 + 59_999,
+                    open: p - 0.2,
+                    high: p + 1.0,
+                    low: p - 1.0,
+                    close: p,
+                    volume: 10.0,
+                }
+            })
+            .collect();
+        // One record refilled from engines of different sizes, symbols and outcomes.
+        let mut r = SignalRecord::from_engine("ETHUSDT", Interval::H1, &candles[0], &small);
+        r.latency_us = Some(5);
+        let mut agreeing_seen = std::collections::BTreeSet::new();
+        for (i, c) in candles.iter().enumerate() {
+            big.on_closed(c);
+            small.on_closed(c);
+            let (e, sym) = if i % 3 == 0 {
+                (&small, "ETHUSDT")
+            } else {
+                (&big, "BTCUSDT")
+            };
+            r.refill_from_engine(sym, Interval::M5, c, e);
+            assert_eq!(
+                r,
+                SignalRecord::from_engine(sym, Interval::M5, c, e),
+                "candle {i}"
+            );
+            agreeing_seen.insert(r.agreeing.len());
+        }
+        assert!(agreeing_seen.len() > 1, "the agreeing list grew and shrank");
+    }
 
     #[test]
     fn record_has_the_documented_shape_and_round_trips() {

@@ -273,8 +273,9 @@ impl Pipeline {
         i
     }
 
-    /// Handles one feed event; returns the record of a live or backfilled closed candle.
-    pub fn on_event(&mut self, ev: FeedEvent) -> Option<SignalRecord> {
+    /// Handles one feed event; returns the record of a live or backfilled closed candle (the
+    /// stream's `last_record`, rebuilt in place: no allocation per candle).
+    pub fn on_event(&mut self, ev: FeedEvent) -> Option<&SignalRecord> {
         match ev {
             FeedEvent::Update {
                 key,
@@ -380,7 +381,7 @@ impl Pipeline {
         candle: &Candle,
         origin: Origin,
         received_at: Instant,
-    ) -> Option<SignalRecord> {
+    ) -> Option<&SignalRecord> {
         let window = self.cfg.window;
         let st = &mut self.streams[i];
         if st.last_open_time.is_some_and(|t| candle.open_time <= t) {
@@ -404,8 +405,18 @@ impl Pipeline {
             self.totals.bootstrapped += 1;
             return None;
         }
-        let mut rec =
-            SignalRecord::from_engine(&st.key.symbol, st.key.interval, candle, &st.engine);
+        let rec = match &mut st.last_record {
+            Some(r) => {
+                r.refill_from_engine(&st.key.symbol, st.key.interval, candle, &st.engine);
+                r
+            }
+            slot @ None => slot.insert(SignalRecord::from_engine(
+                &st.key.symbol,
+                st.key.interval,
+                candle,
+                &st.engine,
+            )),
+        };
         // A closed candle proves the stream is flowing again even if the feed has not said so.
         if st.stale || st.stale_pending {
             rec.stale = Some(true);
@@ -427,7 +438,6 @@ impl Pipeline {
             self.latency.record(elapsed);
         }
         self.totals.records += 1;
-        st.last_record = Some(rec.clone());
         if rec.confluence != Action::Hold {
             let entry = DecisionEntry {
                 key: st.key.clone(),
@@ -439,7 +449,7 @@ impl Pipeline {
             };
             self.push_log(entry);
         }
-        Some(rec)
+        self.streams[i].last_record.as_ref()
     }
 
     fn push_log(&mut self, e: DecisionEntry) {

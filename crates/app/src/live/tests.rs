@@ -66,7 +66,7 @@ fn bootstrap_warms_up_live_and_backfill_emit_records() {
             40..45 | 50..52 => Origin::Live,
             _ => Origin::Backfill,
         };
-        if let Some(r) = p.on_event(closed(&k, *c, origin)) {
+        if let Some(r) = p.on_event(closed(&k, *c, origin)).cloned() {
             out.push((origin, r));
         }
     }

@@ -183,7 +183,7 @@ async fn pump(
         if let Some(rec) = pipeline.on_event(ev) {
             hub.publish_record(&rec);
             if let Some(w) = &writer {
-                match w.try_send(rec) {
+                match w.try_send(rec.clone()) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => {
                         dropped.fetch_add(1, Ordering::Relaxed);
