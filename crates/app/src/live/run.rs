@@ -171,7 +171,7 @@ pub fn handle(pipeline: &mut Pipeline, sink: &mut RecordSink, ev: FeedEvent) -> 
         w.hub.on_feed_event(&ev);
     }
     if let Some(rec) = pipeline.on_event(ev) {
-        sink.write(&rec)?;
+        sink.write(rec)?;
     }
     if let Some(w) = &sink.web {
         // Self-throttled by the hub to a few per second.

@@ -181,7 +181,7 @@ async fn pump(
         let Some(ev) = ev else { break };
         hub.on_feed_event(&ev);
         if let Some(rec) = pipeline.on_event(ev) {
-            hub.publish_record(&rec);
+            hub.publish_record(rec);
             if let Some(w) = &writer {
                 match w.try_send(rec.clone()) {
                     Ok(()) => {}
