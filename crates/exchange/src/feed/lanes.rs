@@ -163,24 +163,11 @@ impl Lanes {
 
 #[cfg(test)]
 mod tests {
-    use manus_core::{Candle, Interval};
+    use manus_core::Interval;
     use tokio::sync::mpsc;
 
     use super::*;
-
-    const M: i64 = 60_000;
-
-    fn c(i: i64, close: f64) -> Candle {
-        Candle {
-            open_time: i * M,
-            close_time: i * M + M - 1,
-            open: 1.0,
-            high: 10.0,
-            low: 0.5,
-            close,
-            volume: 1.0,
-        }
-    }
+    use crate::feed::sequencer::tests::{M, c};
 
     fn kline(i: i64, close: f64, closed: bool) -> WsKline {
         WsKline {

@@ -114,12 +114,13 @@ impl Sequencer {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const M: i64 = 60_000;
+    pub(crate) const M: i64 = 60_000;
 
-    fn c(i: i64, close: f64) -> Candle {
+    /// The `i`-th one-minute candle with this close.
+    pub(crate) fn c(i: i64, close: f64) -> Candle {
         Candle {
             open_time: i * M,
             close_time: i * M + M - 1,
