@@ -15,7 +15,6 @@ use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
 use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
 use manus_exchange::{Feed, MarketFeed};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use super::hub::LiveHub;
 use super::routes::SharedStore;
@@ -71,13 +70,16 @@ pub enum DemoError {
     /// The strategies could not be built.
     #[error("strategies: {0}")]
     Core(#[from] manus_core::CoreError),
+    /// The feed's thread or runtime did not start.
+    #[error("feed thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 /// A running demo source.
 #[derive(Debug)]
 pub struct Demo {
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
     sim: Option<SimExchange>,
     dropped: Arc<AtomicU64>,
 }
@@ -93,11 +95,10 @@ impl Demo {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
-        if tokio::time::timeout(Duration::from_secs(2), &mut self.task)
-            .await
-            .is_err()
-        {
-            self.task.abort();
+        if let Some(t) = self.thread.take() {
+            // Bounded: a stuck thread is left to end with the process.
+            let join = tokio::task::spawn_blocking(move || t.join());
+            let _ = tokio::time::timeout(Duration::from_secs(2), join).await;
         }
         if let Some(sim) = self.sim.take() {
             sim.shutdown().await;
@@ -105,8 +106,9 @@ impl Demo {
     }
 }
 
-/// Starts the simulated exchange, connects the feed and runs the pipeline on a task that
-/// publishes to `hub` and writes records to `store` (off the loop, on a writer thread).
+/// Starts the simulated exchange, connects the feed and runs the pipeline on a thread of its own
+/// (a current-thread runtime, as `live` runs it: the socket task and the pipeline share the
+/// thread) that publishes to `hub` and writes records to `store` (on a writer thread).
 pub async fn start(
     cfg: DemoConfig,
     hub: LiveHub,
@@ -146,17 +148,52 @@ pub async fn start(
     fc.backoff_initial = Duration::from_millis(50);
     fc.backoff_max = Duration::from_millis(1000);
     fc.rotate_at = None;
-    let feed = Feed::connect(fc).await?;
     // `any` makes markers appear within seconds on a random walk.
     let engine = SignalEngine::from_ids(&strategy::IDS, Rule::new(Mode::Any, strategy::IDS.len()))?;
     let pipeline = Pipeline::new(engine, &streams, PipelineConfig::default());
     let dropped = Arc::new(AtomicU64::new(0));
     let writer = store.map(|s| store_writer(s, dropped.clone()));
     let (tx, rx) = oneshot::channel();
-    let task = tokio::spawn(pump(feed, pipeline, hub, writer, dropped.clone(), rx));
+    let (ready_tx, ready) = oneshot::channel::<Result<(), DemoError>>();
+    let counted = dropped.clone();
+    let thread = std::thread::Builder::new()
+        .name("manus-demo-feed".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                match Feed::connect(fc).await {
+                    Ok(feed) => {
+                        let _ = ready_tx.send(Ok(()));
+                        pump(feed, pipeline, hub, writer, counted, rx).await;
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                    }
+                }
+            });
+        })?;
+    let started = ready.await.unwrap_or_else(|_| {
+        Err(DemoError::Thread(std::io::Error::other(
+            "the feed thread ended before connecting",
+        )))
+    });
+    if let Err(e) = started {
+        let _ = thread.join();
+        sim.shutdown().await;
+        return Err(e);
+    }
     Ok(Demo {
         stop: Some(tx),
-        task,
+        thread: Some(thread),
         sim: Some(sim),
         dropped,
     })
