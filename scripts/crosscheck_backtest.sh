@@ -20,7 +20,7 @@ if [ -z "$MANUS" ]; then
   cargo build -q --release -p market-manus
   MANUS="${CARGO_TARGET_DIR:-target}/release/manus"
 fi
-"$MANUS" backtest --csv "$CSV" --strategies ema_crossover --confluence all \
+"$MANUS" backtest --csv "$CSV" --strategies ema_crossover --confluence all --param ema_crossover.hold=1 \
   --param ema_crossover.fast="$FAST" --param ema_crossover.slow="$SLOW" \
   --fee-bps "$FEE" --mode long-only --json \
   --trades-out "$OUT/trades.csv" --signals-out "$OUT/signals.jsonl" > "$OUT/summary.json"

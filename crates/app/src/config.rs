@@ -62,7 +62,7 @@ pub struct ConfluenceSettings {
 impl Default for ConfluenceSettings {
     fn default() -> Self {
         ConfluenceSettings {
-            mode: "majority".into(),
+            mode: manus_core::confluence::Mode::default().as_str().into(),
             weights: BTreeMap::new(),
             threshold: 0.3,
         }
@@ -87,6 +87,9 @@ pub struct BacktestSettings {
     pub take_profit_pct: Option<f64>,
     /// Starting equity, quote currency.
     pub initial_equity: f64,
+    /// Close the position when the decision goes back to HOLD.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub exit_on_hold: bool,
 }
 
 impl Default for BacktestSettings {
@@ -98,6 +101,7 @@ impl Default for BacktestSettings {
             stop_loss_pct: None,
             take_profit_pct: None,
             initial_equity: 10_000.0,
+            exit_on_hold: false,
         }
     }
 }
@@ -172,7 +176,7 @@ impl Settings {
         let strategies = match (&flags.strategies, file_ids.is_empty()) {
             (Some(s), _) => s.clone(),
             (None, false) => file_ids.join(","),
-            (None, true) => "all".into(),
+            (None, true) => manus_core::strategy::registry::DEFAULT_SELECTION.into(),
         };
         let selected: Vec<String> = manus_core::strategy::parse_selection(&strategies)
             .map(|v| v.iter().map(|s| s.to_string()).collect())
@@ -213,7 +217,8 @@ impl Settings {
 /// Strategy flags without defaults, so a settings file can fill what was not given.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StrategyFlags {
-    /// Comma-separated strategy ids, or `all` (default: the config's, else all).
+    /// Comma-separated strategy ids and presets (trend, reversal, smc, all) (default: the
+    /// config's, else trend).
     #[arg(long)]
     pub strategies: Option<String>,
     /// How decisions combine: all, any, majority or weighted (default: the config's, else majority).

@@ -96,6 +96,9 @@ pub struct Config {
     pub take_profit_pct: Option<f64>,
     /// Keep the close-marked equity of every candle in [`Report::equity`].
     pub keep_equity: bool,
+    /// Close the position when the decision goes back to HOLD (otherwise only the opposite
+    /// move, a stop or the end of data closes it).
+    pub exit_on_hold: bool,
 }
 
 impl Default for Config {
@@ -109,6 +112,7 @@ impl Default for Config {
             stop_loss_pct: None,
             take_profit_pct: None,
             keep_equity: false,
+            exit_on_hold: false,
         }
     }
 }
@@ -176,6 +180,8 @@ pub struct Backtester {
     acc: Accumulator,
     cfg: Config,
     pending: Option<Option<Side>>,
+    /// The decision on the previous candle: orders follow changes of decision (moves).
+    decision: Action,
     trades: Vec<Trade>,
     equity: Vec<f64>,
     /// The last candle's bookkeeping, recorded one step late so `finish` can close out first.
@@ -192,6 +198,7 @@ impl Backtester {
             acc: Accumulator::new(cfg.initial_equity),
             cfg,
             pending: None,
+            decision: Action::Hold,
             trades: Vec::new(),
             equity: Vec::new(),
             last: None,
@@ -201,6 +208,11 @@ impl Backtester {
     /// Processes one closed candle: fills the order decided on the previous close at this open,
     /// checks stops against this candle's range, asks the engine for a decision on this close
     /// and marks equity at it. Returns the engine's outcome.
+    ///
+    /// Orders follow *moves*, changes of the decision: a new BUY goes long, a new SELL goes flat
+    /// (long-only) or short, and with [`Config::exit_on_hold`] a return to HOLD goes flat. A
+    /// decision that merely persists places no order, so a stopped-out position is not re-entered
+    /// until the next move.
     pub fn step(&mut self, c: &Candle) -> Outcome {
         let held_at_open = self.exec.position().is_some();
         if let Some(target) = self.pending.take()
@@ -213,10 +225,14 @@ impl Backtester {
             self.record_trade(t);
         }
         let out = self.engine.on_closed(c);
+        let moved = out.action != self.decision;
+        self.decision = out.action;
         self.pending = match (out.action, self.cfg.mode) {
+            _ if !moved => None,
             (Action::Buy, _) => Some(Some(Side::Long)),
             (Action::Sell, PositionMode::LongOnly) => Some(None),
             (Action::Sell, PositionMode::LongShort) => Some(Some(Side::Short)),
+            (Action::Hold, _) if self.cfg.exit_on_hold => Some(None),
             (Action::Hold, _) => None,
         };
         if let Some((prev, eq, exposed)) = self.last.take() {
@@ -443,6 +459,38 @@ mod tests {
         assert_eq!(r.trades[0].exit_reason, ExitReason::StopLoss);
         assert!(near(r.metrics.final_equity, 950.0));
         assert_eq!(r.trades[0].exit_time, DAY);
+    }
+
+    #[test]
+    fn a_persisting_decision_does_not_reenter_after_a_stop() {
+        // BUY on every candle is one move: the stop on day 1 ends the only trade.
+        let cs = candles(&[100.0, 100.0, 90.0, 95.0, 99.0, 99.0]);
+        let mut c = cfg(0.0, PositionMode::LongOnly);
+        c.stop_loss_pct = Some(5.0);
+        let r = run(engine("BBBBBB"), c.clone(), &cs).unwrap();
+        assert_eq!(r.trades.len(), 1, "{:?}", r.trades);
+        assert_eq!(r.trades[0].exit_reason, ExitReason::StopLoss);
+        // A new move after a HOLD enters again.
+        let r = run(engine("BB.BBB"), c, &cs).unwrap();
+        assert_eq!(r.trades.len(), 2, "{:?}", r.trades);
+        assert_eq!(r.trades[1].entry_time, 4 * DAY);
+    }
+
+    #[test]
+    fn exit_on_hold_closes_when_the_decision_lapses() {
+        let cs = candles(&[100.0, 100.0, 110.0, 120.0, 130.0]);
+        // BUY on days 0-1, HOLD from day 2: held to the end without exit_on_hold ...
+        let r = run(engine("BB..."), cfg(0.0, PositionMode::LongOnly), &cs).unwrap();
+        assert_eq!(r.trades.len(), 1);
+        assert_eq!(r.trades[0].exit_reason, ExitReason::EndOfData);
+        // ... and closed at day 3's open with it.
+        let mut c = cfg(0.0, PositionMode::LongOnly);
+        c.exit_on_hold = true;
+        let r = run(engine("BB..."), c, &cs).unwrap();
+        assert_eq!(r.trades.len(), 1);
+        assert_eq!(r.trades[0].exit_reason, ExitReason::Signal);
+        assert_eq!(r.trades[0].exit_time, 3 * DAY);
+        assert!(near(r.trades[0].pnl, 1000.0 * (120.0 / 100.0 - 1.0)));
     }
 
     #[test]

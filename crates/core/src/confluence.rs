@@ -1,4 +1,8 @@
-//! Combining strategy decisions: [`Mode`] (ALL / ANY / MAJORITY / WEIGHTED) and [`Outcome`].
+//! Combining strategy views: [`Mode`] (ALL / ANY / MAJORITY / WEIGHTED) and [`Outcome`].
+//!
+//! Each strategy's [`Decision`] is its *view* on the last closed candle (BUY, SELL or none),
+//! which for event strategies lasts several candles (see [`crate::strategy::Hold`]); the modes
+//! combine views, so events of different strategies a few candles apart can agree.
 
 use std::fmt;
 use std::str::FromStr;
@@ -78,42 +82,84 @@ impl Rule {
     }
 }
 
+/// How many views are BUY, SELL and none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Votes {
+    /// Strategies whose view is BUY.
+    pub buy: u32,
+    /// Strategies whose view is SELL.
+    pub sell: u32,
+    /// Strategies without a view.
+    pub none: u32,
+}
+
 /// The combined decision.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Outcome {
     /// BUY, SELL or HOLD.
     pub action: Action,
-    /// Share of strategies (weight share under WEIGHTED) whose own action equals `action`.
+    /// Share of strategies (weight share under WEIGHTED) whose view equals `action`; 0 for
+    /// HOLD (no view agrees with "no decision").
     pub confidence: f64,
-    /// Bit `i` set when strategy `i` agrees with `action` (up to 64 strategies).
+    /// Bit `i` set when strategy `i`'s view agrees with a BUY or SELL `action` (up to 64
+    /// strategies); empty for HOLD.
     pub agreeing: u64,
+    /// Bit `i` set when strategy `i`'s view began on this candle.
+    pub events: u64,
+    /// The views counted.
+    pub votes: Votes,
 }
 
 impl Outcome {
+    /// HOLD with no views.
+    pub const NONE: Outcome = Outcome {
+        action: Action::Hold,
+        confidence: 0.0,
+        agreeing: 0,
+        events: 0,
+        votes: Votes {
+            buy: 0,
+            sell: 0,
+            none: 0,
+        },
+    };
     /// Indices of the agreeing strategies.
     pub fn agreeing_indices(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..64).filter(move |i| self.agreeing & (1u64 << i) != 0)
+        bits(self.agreeing)
     }
+    /// Indices of the strategies whose view began on this candle.
+    pub fn event_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        bits(self.events)
+    }
+}
+
+fn bits(mask: u64) -> impl Iterator<Item = usize> {
+    (0..64).filter(move |i| mask & (1u64 << i) != 0)
 }
 
 /// Combines decisions under `rule`. O(n) in the number of strategies, no allocation.
 pub fn combine(rule: &Rule, decisions: &[Decision]) -> Outcome {
     let n = decisions.len();
     if n == 0 {
-        return Outcome {
-            action: Action::Hold,
-            confidence: 0.0,
-            agreeing: 0,
-        };
+        return Outcome::NONE;
     }
     let (mut buys, mut sells) = (0usize, 0usize);
-    for d in decisions {
+    let mut events = 0u64;
+    for (i, d) in decisions.iter().enumerate() {
         match d.action {
             Action::Buy => buys += 1,
             Action::Sell => sells += 1,
             Action::Hold => {}
         }
+        if d.event && i < 64 {
+            events |= 1 << i;
+        }
     }
+    let votes = Votes {
+        buy: buys as u32,
+        sell: sells as u32,
+        none: (n - buys - sells) as u32,
+    };
     let action = match rule.mode {
         Mode::All if buys == n => Action::Buy,
         Mode::All if sells == n => Action::Sell,
@@ -138,6 +184,13 @@ pub fn combine(rule: &Rule, decisions: &[Decision]) -> Outcome {
         }
         _ => Action::Hold,
     };
+    if action == Action::Hold {
+        return Outcome {
+            events,
+            votes,
+            ..Outcome::NONE
+        };
+    }
     let mut agreeing = 0u64;
     let (mut agree_w, mut total_w) = (0.0, 0.0);
     for (i, (d, w)) in decisions.iter().zip(weights(rule, n)).enumerate() {
@@ -157,6 +210,8 @@ pub fn combine(rule: &Rule, decisions: &[Decision]) -> Outcome {
         action,
         confidence,
         agreeing,
+        events,
+        votes,
     }
 }
 
@@ -174,6 +229,7 @@ mod tests {
             action: a,
             score,
             reason: Reason::text("t"),
+            event: false,
         }
     }
     use Action::{Buy as B, Hold as H, Sell as S};
@@ -197,7 +253,7 @@ mod tests {
                 mode: Mode::All,
                 input: vec![B, B, H],
                 expected: H,
-                confidence: 1.0 / 3.0,
+                confidence: 0.0,
             },
             Case {
                 mode: Mode::All,
@@ -215,7 +271,7 @@ mod tests {
                 mode: Mode::Any,
                 input: vec![S, B, H],
                 expected: H,
-                confidence: 1.0 / 3.0,
+                confidence: 0.0,
             },
             Case {
                 mode: Mode::Any,
@@ -254,9 +310,18 @@ mod tests {
             );
             let agreeing: Vec<_> = o.agreeing_indices().collect();
             let expected: Vec<_> = (0..ds.len())
-                .filter(|&i| c.input[i] == c.expected)
+                .filter(|&i| c.expected != H && c.input[i] == c.expected)
                 .collect();
-            assert_eq!(agreeing, expected);
+            assert_eq!(agreeing, expected, "HOLD has no agreeing strategies");
+            let count = |a| c.input.iter().filter(|x| **x == a).count() as u32;
+            assert_eq!(
+                o.votes,
+                Votes {
+                    buy: count(B),
+                    sell: count(S),
+                    none: count(H)
+                }
+            );
         }
     }
 
@@ -275,6 +340,16 @@ mod tests {
         let o = combine(&rule, &ds);
         assert_eq!(o.action, S);
         assert!((o.confidence - 10.0 / 12.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn events_are_the_views_that_began() {
+        let mut ds = vec![d(B, 1.0), d(B, 1.0), d(H, 0.0)];
+        ds[1].event = true;
+        let o = combine(&Rule::new(Mode::Majority, 3), &ds);
+        assert_eq!(o.action, B);
+        assert_eq!(o.event_indices().collect::<Vec<_>>(), vec![1]);
+        assert!((o.confidence - 2.0 / 3.0).abs() < 1e-12);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::confluence::{self, Outcome, Rule};
 use crate::error::CoreError;
-use crate::model::{Action, Candle};
+use crate::model::Candle;
 use crate::strategy::{self, Decision, Reason, Strategy};
 
 /// One strategy and its bookkeeping.
@@ -39,6 +39,8 @@ pub struct SignalEngine {
     rule: Rule,
     last: Outcome,
     candles: u64,
+    /// The longest warm-up of the strategies (fixed per instance).
+    warmup: usize,
 }
 
 /// A strategy selection with its parameter overrides.
@@ -57,6 +59,7 @@ impl SignalEngine {
             return Err(CoreError::NoStrategies);
         }
         let n = strategies.len();
+        let warmup = strategies.iter().map(|s| s.warmup()).max().unwrap_or(0);
         let slots = strategies
             .into_iter()
             .map(|strategy| Slot {
@@ -71,12 +74,9 @@ impl SignalEngine {
             slots,
             decisions: vec![Decision::WARMING_UP; n],
             rule,
-            last: Outcome {
-                action: Action::Hold,
-                confidence: 0.0,
-                agreeing: 0,
-            },
+            last: Outcome::NONE,
             candles: 0,
+            warmup,
         })
     }
 
@@ -174,11 +174,12 @@ impl SignalEngine {
 
     /// Candles needed before every strategy can speak.
     pub fn warmup(&self) -> usize {
-        self.slots
-            .iter()
-            .map(|s| s.strategy.warmup())
-            .max()
-            .unwrap_or(0)
+        self.warmup
+    }
+
+    /// True while some strategy has not seen enough candles to have a view.
+    pub fn warming_up(&self) -> bool {
+        self.candles < self.warmup as u64
     }
 }
 
@@ -192,6 +193,7 @@ fn fail(slot: &mut Slot, msg: String) -> Decision {
 mod tests {
     use super::*;
     use crate::confluence::Mode;
+    use crate::model::Action;
     use crate::strategy::StrategyError;
 
     #[derive(Debug, Clone)]

@@ -15,6 +15,7 @@ pub mod model;
 pub mod record;
 pub mod smc;
 pub mod strategy;
+pub mod summary;
 
 pub use engine::SignalEngine;
 pub use error::CoreError;

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::confluence::Votes;
 use crate::engine::SignalEngine;
 use crate::model::{Action, Candle, Interval};
 
@@ -17,14 +18,23 @@ pub struct SignalRecord {
     pub open_time: i64,
     /// The candle's close.
     pub close: f64,
-    /// Each strategy's action, in selection order.
+    /// Each strategy's view (BUY, SELL, or HOLD for none), in selection order.
     pub signals: Signals,
-    /// The combined action.
+    /// The combined decision.
     pub confluence: Action,
-    /// Share of strategies agreeing with `confluence`.
+    /// Share of strategies whose view agrees with `confluence` (0 for HOLD).
     pub confidence: f64,
-    /// Ids of the strategies agreeing with `confluence`.
+    /// Ids of the strategies whose view agrees with a BUY or SELL `confluence`.
     pub agreeing: Vec<String>,
+    /// Ids of the strategies whose view began on this candle.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// How many views are BUY, SELL and none.
+    #[serde(default)]
+    pub votes: Votes,
+    /// True while some selected strategy is still warming up.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warming_up: bool,
     /// Frame-read to record-ready latency, µs (live only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_us: Option<u64>,
@@ -92,6 +102,9 @@ impl SignalRecord {
             confluence: Action::Hold,
             confidence: 0.0,
             agreeing: Vec::new(),
+            events: Vec::new(),
+            votes: Votes::default(),
+            warming_up: false,
             latency_us: None,
             backfilled: None,
             stale: None,
@@ -128,15 +141,10 @@ impl SignalRecord {
         }
         self.confluence = out.action;
         self.confidence = out.confidence;
-        let mut n = 0;
-        for s in out.agreeing_indices().filter_map(|i| slots.get(i)) {
-            match self.agreeing.get_mut(n) {
-                Some(id) => set_str(id, s.id()),
-                None => self.agreeing.push(s.id().to_string()),
-            }
-            n += 1;
-        }
-        self.agreeing.truncate(n);
+        set_ids(&mut self.agreeing, out.agreeing_indices(), slots);
+        set_ids(&mut self.events, out.event_indices(), slots);
+        self.votes = out.votes;
+        self.warming_up = engine.warming_up();
         self.latency_us = None;
         self.backfilled = None;
         self.stale = None;
@@ -148,6 +156,23 @@ impl SignalRecord {
         serde_json::to_writer(&mut *buf, self).expect("record serialises");
         buf.push(b'\n');
     }
+}
+
+/// Sets `dst` to the ids of `slots` at `indices`, reusing its strings.
+fn set_ids(
+    dst: &mut Vec<String>,
+    indices: impl Iterator<Item = usize>,
+    slots: &[crate::engine::Slot],
+) {
+    let mut n = 0;
+    for s in indices.filter_map(|i| slots.get(i)) {
+        match dst.get_mut(n) {
+            Some(id) => set_str(id, s.id()),
+            None => dst.push(s.id().to_string()),
+        }
+        n += 1;
+    }
+    dst.truncate(n);
 }
 
 /// Sets `dst` to `src`, keeping its allocation.
@@ -223,17 +248,29 @@ impl RecordWriter {
         buf.extend_from_slice(b",\"confidence\":");
         json(buf, &out.confidence);
         buf.extend_from_slice(b",\"agreeing\":[");
-        for (n, i) in out
-            .agreeing_indices()
-            .take_while(|&i| i < self.ids.len())
-            .enumerate()
-        {
+        self.write_ids(out.agreeing_indices(), buf);
+        buf.extend_from_slice(b"],\"events\":[");
+        self.write_ids(out.event_indices(), buf);
+        buf.extend_from_slice(b"],\"votes\":{\"buy\":");
+        json(buf, &out.votes.buy);
+        buf.extend_from_slice(b",\"sell\":");
+        json(buf, &out.votes.sell);
+        buf.extend_from_slice(b",\"none\":");
+        json(buf, &out.votes.none);
+        buf.push(b'}');
+        if engine.warming_up() {
+            buf.extend_from_slice(b",\"warming_up\":true");
+        }
+        buf.extend_from_slice(b"}\n");
+    }
+
+    fn write_ids(&self, indices: impl Iterator<Item = usize>, buf: &mut Vec<u8>) {
+        for (n, i) in indices.take_while(|&i| i < self.ids.len()).enumerate() {
             if n > 0 {
                 buf.push(b',');
             }
             buf.extend_from_slice(&self.ids[i]);
         }
-        buf.extend_from_slice(b"]}\n");
     }
 }
 
@@ -305,7 +342,10 @@ mod tests {
         r.write_json_line(&mut buf);
         let line = String::from_utf8(buf).unwrap();
         assert!(line.ends_with('\n'));
-        assert!(line.starts_with(r#"{"symbol":"BTCUSDT","interval":"1m","open_time":60000,"close":1.5,"signals":{"macd":"HOLD","rsi_mean_reversion":"HOLD"},"confluence":"HOLD","confidence":1.0,"agreeing":["macd","rsi_mean_reversion"]}"#), "{line}");
+        assert_eq!(
+            line,
+            "{\"symbol\":\"BTCUSDT\",\"interval\":\"1m\",\"open_time\":60000,\"close\":1.5,\"signals\":{\"macd\":\"HOLD\",\"rsi_mean_reversion\":\"HOLD\"},\"confluence\":\"HOLD\",\"confidence\":0.0,\"agreeing\":[],\"events\":[],\"votes\":{\"buy\":0,\"sell\":0,\"none\":2},\"warming_up\":true}\n"
+        );
         let back: SignalRecord = serde_json::from_str(line.trim()).unwrap();
         assert_eq!(back, r);
     }

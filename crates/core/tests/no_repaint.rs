@@ -35,8 +35,10 @@ fn series() -> Vec<(&'static str, Vec<Candle>)> {
 /// Everything the engine emits for one closed candle, comparable bit for bit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Step {
-    decisions: Vec<(Action, u64, String)>,
-    confluence: (Action, u64, u64),
+    /// Per strategy: view, score bits, reason, and whether the view began on this candle.
+    decisions: Vec<(Action, u64, String, bool)>,
+    /// Decision, confidence bits, agreeing, events, votes, warming up.
+    confluence: (Action, u64, u64, u64, [u32; 3], bool),
 }
 
 fn engine() -> SignalEngine {
@@ -49,9 +51,16 @@ fn step(e: &mut SignalEngine, c: &Candle) -> Step {
         decisions: e
             .decisions()
             .iter()
-            .map(|d| (d.action, d.score.to_bits(), d.reason.to_string()))
+            .map(|d| (d.action, d.score.to_bits(), d.reason.to_string(), d.event))
             .collect(),
-        confluence: (o.action, o.confidence.to_bits(), o.agreeing),
+        confluence: (
+            o.action,
+            o.confidence.to_bits(),
+            o.agreeing,
+            o.events,
+            [o.votes.buy, o.votes.sell, o.votes.none],
+            e.warming_up(),
+        ),
     }
 }
 
@@ -187,8 +196,16 @@ fn smc_strategies_fire_both_ways() {
     for (name, cs) in series() {
         let full = replay(&cs);
         for (i, id) in IDS.iter().enumerate() {
-            let count = |a: Action| full.iter().filter(|s| s.decisions[i].0 == a).count();
-            let (buys, sells) = (count(Action::Buy), count(Action::Sell));
+            let events = |a: Action| {
+                full.iter()
+                    .filter(|s| s.decisions[i].0 == a && s.decisions[i].3)
+                    .count()
+            };
+            let views = full
+                .iter()
+                .filter(|s| s.decisions[i].0 != Action::Hold)
+                .count();
+            let (buys, sells) = (events(Action::Buy), events(Action::Sell));
             if id.starts_with("smc_") {
                 assert!(
                     buys > 0 && sells > 0,
@@ -198,6 +215,13 @@ fn smc_strategies_fire_both_ways() {
                 assert!(
                     buys + sells < cs.len() / 3,
                     "{name}: {id} fires {}",
+                    buys + sells
+                );
+                // Their views outlast the event candle (hold > 1), so the replay above also
+                // covers views carried over candles, not only events.
+                assert!(
+                    views > buys + sells,
+                    "{name}: {id} views {views}, events {}",
                     buys + sells
                 );
             }

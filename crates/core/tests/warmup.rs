@@ -25,12 +25,12 @@ use manus_core::{Action, Candle};
 
 /// Documented settling bounds, in candles (default parameters). All are below 500, which is what
 /// makes a 500-candle history as good as a 1000-candle one.
-const BOUNDS: [(&str, usize); 11] = [
+const BOUNDS: [(&str, usize); IDS.len()] = [
     ("rsi_mean_reversion", 350),
     ("ema_crossover", 100),
     ("bollinger_breakout", 20),
     ("macd", 250),
-    ("stochastic", 20),
+    ("stochastic", 30),
     ("adx", 400),
     ("smc_bos", 150),
     ("smc_choch", 150),

@@ -17,6 +17,7 @@ use manus_core::backtest::{self, Backtester, PositionMode, Report, sweep};
 use manus_core::confluence::Rule;
 use manus_core::engine::StrategySpec;
 use manus_core::record::RecordWriter;
+use manus_core::summary::Moves;
 use manus_core::{Candle, Interval, SignalEngine, csv::infer_interval};
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
@@ -64,6 +65,10 @@ pub struct Args {
     /// Starting equity (default 10000).
     #[arg(long)]
     pub initial_equity: Option<f64>,
+    /// Also close the position when the decision goes back to HOLD (default: only the opposite
+    /// decision, a stop or the end of the data closes it).
+    #[arg(long)]
+    pub exit_on_hold: bool,
     /// Print one JSON object (or, with --sweep, one JSON array) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -124,6 +129,7 @@ pub fn plan(args: &Args, settings: &Settings, interval: Interval) -> anyhow::Res
         stop_loss_pct: args.stop_loss_pct.or(b.stop_loss_pct),
         take_profit_pct: args.take_profit_pct.or(b.take_profit_pct),
         keep_equity: args.report.is_some() || args.save,
+        exit_on_hold: args.exit_on_hold || b.exit_on_hold,
     };
     config.validate().map_err(|e| bad_input(e.to_string()))?;
     let symbol = args
@@ -249,6 +255,7 @@ pub fn run_single(
     let engine = SignalEngine::from_specs(&plan.specs, plan.rule.clone())?;
     let mut bt =
         Backtester::new(engine, plan.config.clone()).map_err(|e| bad_input(e.to_string()))?;
+    let mut moves = Moves::default();
     match signals_out {
         Some(path) => {
             let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
@@ -257,7 +264,7 @@ pub fn run_single(
             // The writer `signals` uses, so the lines are byte-identical.
             let writer = RecordWriter::new(&plan.symbol, plan.config.interval, bt.engine());
             for c in candles {
-                bt.step(c);
+                moves.observe(&bt.step(c));
                 buf.clear();
                 writer.write(c, bt.engine(), &mut buf);
                 w.write_all(&buf)?;
@@ -266,9 +273,12 @@ pub fn run_single(
         }
         None => {
             for c in candles {
-                bt.step(c);
+                moves.observe(&bt.step(c));
             }
         }
+    }
+    if let Some(hint) = moves.no_decision_hint(bt.engine()) {
+        eprintln!("{hint}");
     }
     for s in bt.engine().slots().iter().filter(|s| s.failures > 0) {
         tracing::warn!(strategy = s.id(), failures = s.failures, last = ?s.last_error, "strategy failed on some candles");

@@ -18,10 +18,8 @@ use crate::live::{PipelineConfig, Shutdown, scripted::synthetic_candles};
 /// The demo's named symbols; more (`--symbols N`) are numbered.
 const NAMED: [&str; 3] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
 
-/// Arguments. The demo combines by `any` by default so that signals show within seconds (with
-/// eleven strategies a majority rarely forms on a random walk).
+/// Arguments. Strategies and confluence default as everywhere else (`trend`, `majority`).
 #[derive(Debug, clap::Args)]
-#[command(mut_arg("confluence", |a| a.default_value("any")))]
 pub struct Args {
     /// No dashboard: JSON lines on stdout (also when stdout is not a terminal).
     #[arg(long)]

@@ -221,10 +221,21 @@ impl Lab {
                 };
                 writeln!(out, "  {:>2}) [{mark}] {id}", i + 1)?;
             }
+            if self.settings.strategies.is_empty() {
+                writeln!(
+                    out,
+                    "  (none selected: the default preset '{}' is used)",
+                    strategy::registry::DEFAULT_SELECTION
+                )?;
+            }
+            writeln!(out, "Presets:")?;
+            for p in strategy::PRESETS {
+                writeln!(out, "  {:9} {} ({})", p.name, p.ids.join(", "), p.rationale)?;
+            }
             let Some(line) = ask(
                 input,
                 out,
-                "Toggle numbers (e.g. 1,3), 'a' all, 'c' clear, 'e N' edit parameters, Enter when done: ",
+                "Toggle numbers (e.g. 1,3), 'p NAME' a preset, 'a' all, 'c' clear, 'e N' edit parameters, Enter when done: ",
             )?
             else {
                 return Ok(true);
@@ -242,6 +253,19 @@ impl Lab {
                     }
                 }
                 "c" => self.settings.strategies.clear(),
+                l if l.starts_with("p ") => match strategy::registry::preset(l[2..].trim()) {
+                    Some(p) => {
+                        self.settings.strategies = p
+                            .ids
+                            .iter()
+                            .map(|id| StrategyEntry {
+                                id: id.to_string(),
+                                params: toml::Table::new(),
+                            })
+                            .collect();
+                    }
+                    None => writeln!(out, "No preset '{}'.", l[2..].trim())?,
+                },
                 l if l.starts_with('e') => {
                     let n = l[1..].trim().parse::<usize>().ok();
                     match n.and_then(|n| strategy::IDS.get(n.wrapping_sub(1))) {

@@ -35,6 +35,9 @@ pub struct Args {
     /// Demo: real milliseconds per candle.
     #[arg(long, default_value_t = 1000, requires = "demo")]
     pub demo_candle_ms: u64,
+    /// Demo: strategies and confluence (the same flags and defaults as `live`).
+    #[command(flatten)]
+    pub strategy: crate::cmd::common::StrategyArgs,
 }
 
 /// Parses `--bind`: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`.
@@ -59,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let token = args.token.clone().filter(|t| !t.is_empty());
     web::check_policy(bind, token.as_deref()).map_err(|e| bad_input(e.to_string()))?;
     let symbols = crate::cmd::live::parse_symbols(Some(&args.demo_symbols))?;
+    let (strategies, rule) = args.strategy.resolve()?;
     if args.demo && !(20..=3_600_000).contains(&args.demo_candle_ms) {
         return Err(bad_input("--demo-candle-ms must be from 20 to 3600000"));
     }
@@ -83,6 +87,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let cfg = demo::DemoConfig {
                 symbols,
                 candle_ms: args.demo_candle_ms,
+                strategies,
+                rule,
                 ..demo::DemoConfig::default()
             };
             Some(

@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use anyhow::Context;
 use manus_core::csv::{CsvCandles, infer_interval};
 use manus_core::record::RecordWriter;
+use manus_core::summary::Moves;
 use manus_core::{Candle, CoreError, Interval, SignalEngine};
 
 use super::common::{StrategyArgs, ignore_broken_pipe, parse_interval};
@@ -102,6 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let mut buf = Vec::with_capacity(1024);
     let mut failure = None;
+    let mut moves = Moves::default();
     let result = (|| -> std::io::Result<()> {
         let mut next = Some(first);
         while let Some(mut chunk) = next.take() {
@@ -109,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 if c.close_time == c.open_time {
                     c.close_time = interval.close_time(c.open_time);
                 }
-                engine.on_closed(c);
+                moves.observe(&engine.on_closed(c));
                 buf.clear();
                 writer.write(c, &engine, &mut buf);
                 out.write_all(&buf)?;
@@ -131,6 +133,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     ignore_broken_pipe(result)?;
+    if failure.is_none()
+        && let Some(hint) = moves.no_decision_hint(&engine)
+    {
+        eprintln!("{hint}");
+    }
     match failure {
         Some(e) => Err(anyhow::Error::new(e).context(in_file())),
         None => Ok(()),

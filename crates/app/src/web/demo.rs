@@ -9,6 +9,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
 use manus_core::confluence::{Mode, Rule};
+use manus_core::engine::StrategySpec;
 use manus_core::record::SignalRecord;
 use manus_core::{Interval, SignalEngine, strategy};
 use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
@@ -42,6 +43,10 @@ pub struct DemoConfig {
     pub seed: u64,
     /// Drop every connection every N candles (the reconnection counter moves).
     pub drop_every: Option<u64>,
+    /// Strategies with their parameters.
+    pub strategies: Vec<StrategySpec>,
+    /// How their views combine.
+    pub rule: Rule,
 }
 
 impl Default for DemoConfig {
@@ -54,8 +59,22 @@ impl Default for DemoConfig {
             bootstrap: 300,
             seed: 7,
             drop_every: Some(60),
+            strategies: default_specs(),
+            rule: Rule::new(Mode::default(), default_specs().len()),
         }
     }
+}
+
+/// The default selection (the same as every other command's), with default parameters.
+fn default_specs() -> Vec<StrategySpec> {
+    strategy::parse_selection(strategy::registry::DEFAULT_SELECTION)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|id| StrategySpec {
+            id: id.to_string(),
+            params: Default::default(),
+        })
+        .collect()
 }
 
 /// Why the demo could not start.
@@ -148,8 +167,7 @@ pub async fn start(
     fc.backoff_initial = Duration::from_millis(50);
     fc.backoff_max = Duration::from_millis(1000);
     fc.rotate_at = None;
-    // `any` makes markers appear within seconds on a random walk.
-    let engine = SignalEngine::from_ids(&strategy::IDS, Rule::new(Mode::Any, strategy::IDS.len()))?;
+    let engine = SignalEngine::from_specs(&cfg.strategies, cfg.rule.clone())?;
     let pipeline = Pipeline::new(engine, &streams, PipelineConfig::default());
     let dropped = Arc::new(AtomicU64::new(0));
     let writer = store.map(|s| store_writer(s, dropped.clone()));

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hold::{Hold, Signal};
+use super::params::{self, Params};
 use super::{Decision, Reason, Strategy, StrategyError};
 use crate::indicator::{Adx, Indicator, MinusDi, PlusDi};
 use crate::model::{Action, Candle};
@@ -17,6 +19,21 @@ pub struct Config {
     pub period: usize,
     /// Minimum ADX for a trend.
     pub threshold: f64,
+    /// Candles a view lasts from the last candle of a strong trend (1: while strong).
+    pub hold: usize,
+}
+
+impl Params for Config {
+    const ID: &'static str = ID;
+    type Strategy = AdxTrend;
+    fn validate(&self) -> Result<(), String> {
+        params::period("period", self.period)?;
+        params::num_in("threshold", self.threshold, 0.0, 100.0)?;
+        params::hold(self.hold)
+    }
+    fn build(self) -> AdxTrend {
+        AdxTrend::new(self)
+    }
 }
 
 impl Default for Config {
@@ -24,6 +41,7 @@ impl Default for Config {
         Config {
             period: 14,
             threshold: 25.0,
+            hold: 1,
         }
     }
 }
@@ -35,6 +53,7 @@ pub struct AdxTrend {
     adx: Adx,
     plus: PlusDi,
     minus: MinusDi,
+    hold: Hold,
 }
 
 impl AdxTrend {
@@ -44,6 +63,7 @@ impl AdxTrend {
             adx: Adx::new(cfg.period),
             plus: PlusDi::new(cfg.period),
             minus: MinusDi::new(cfg.period),
+            hold: Hold::new(cfg.hold),
             cfg,
         }
     }
@@ -62,26 +82,29 @@ impl Strategy for AdxTrend {
         };
         let t = self.cfg.threshold;
         let strength = 0.5 + 0.5 * ((adx - t) / (100.0 - t).max(1e-9)).min(1.0);
-        Ok(if adx > t && plus > minus {
-            Decision::new(
+        let signal = if adx > t && plus > minus {
+            Some(Decision::new(
                 Action::Buy,
                 strength,
                 Reason::new("ADX", adx, "> threshold, +DI leads", t),
-            )
+            ))
         } else if adx > t && minus > plus {
-            Decision::new(
+            Some(Decision::new(
                 Action::Sell,
                 -strength,
                 Reason::new("ADX", adx, "> threshold, -DI leads", t),
-            )
+            ))
         } else {
-            Decision::hold(Reason::new("ADX", adx, "<=", t))
-        })
+            None
+        };
+        let idle = Decision::hold(Reason::new("ADX", adx, "<=", t));
+        Ok(self.hold.step(c, signal.map(Signal::new), idle))
     }
     fn reset(&mut self) {
         self.adx.reset();
         self.plus.reset();
         self.minus.reset();
+        self.hold.reset();
     }
     fn warmup(&self) -> usize {
         self.adx.lookback() + 1

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hold::{Hold, Signal};
+use super::params::{self, Params};
 use super::{Decision, Reason, Strategy, StrategyError};
 use crate::indicator::{Bbands, Indicator};
 use crate::model::{Action, Candle};
@@ -17,6 +19,21 @@ pub struct Config {
     pub period: usize,
     /// Band width in population standard deviations.
     pub std_dev: f64,
+    /// Candles a view lasts from the last close outside the bands (1: while outside).
+    pub hold: usize,
+}
+
+impl Params for Config {
+    const ID: &'static str = ID;
+    type Strategy = BollingerBreakout;
+    fn validate(&self) -> Result<(), String> {
+        params::period("period", self.period)?;
+        params::num_in("std_dev", self.std_dev, 0.01, 10.0)?;
+        params::hold(self.hold)
+    }
+    fn build(self) -> BollingerBreakout {
+        BollingerBreakout::new(self)
+    }
 }
 
 impl Default for Config {
@@ -24,6 +41,7 @@ impl Default for Config {
         Config {
             period: 20,
             std_dev: 2.0,
+            hold: 1,
         }
     }
 }
@@ -32,6 +50,7 @@ impl Default for Config {
 #[derive(Debug, Clone)]
 pub struct BollingerBreakout {
     bands: Bbands,
+    hold: Hold,
 }
 
 impl BollingerBreakout {
@@ -39,6 +58,7 @@ impl BollingerBreakout {
     pub fn new(cfg: Config) -> Self {
         BollingerBreakout {
             bands: Bbands::new(cfg.period, cfg.std_dev),
+            hold: Hold::new(cfg.hold),
         }
     }
 }
@@ -52,31 +72,40 @@ impl Strategy for BollingerBreakout {
             return Ok(Decision::WARMING_UP);
         };
         let half_width = (b.upper - b.middle).max(f64::MIN_POSITIVE);
-        Ok(if c.close > b.upper {
+        let signal = if c.close > b.upper {
             let score = 0.5 + 0.5 * (c.close - b.upper) / half_width;
-            Decision::new(
+            Some(Decision::new(
                 Action::Buy,
                 score,
                 Reason::new("close", c.close, "> upper", b.upper),
-            )
+            ))
         } else if c.close < b.lower {
             let score = 0.5 + 0.5 * (b.lower - c.close) / half_width;
-            Decision::new(
+            Some(Decision::new(
                 Action::Sell,
                 -score,
                 Reason::new("close", c.close, "< lower", b.lower),
-            )
-        } else {
-            Decision::hold(Reason::new(
-                "%B",
-                (c.close - b.lower) / (2.0 * half_width),
-                "",
-                f64::NAN,
             ))
-        })
+        } else {
+            None
+        };
+        let idle = Decision::hold(Reason::new(
+            "%B",
+            (c.close - b.lower) / (2.0 * half_width),
+            "",
+            f64::NAN,
+        ));
+        // A held view ends when the close is back on the other side of the middle band.
+        let level = b.middle;
+        Ok(self.hold.step(
+            c,
+            signal.map(|d| Signal::until_close_beyond(d, level)),
+            idle,
+        ))
     }
     fn reset(&mut self) {
         self.bands.reset();
+        self.hold.reset();
     }
     fn warmup(&self) -> usize {
         self.bands.lookback() + 1

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hold::{Hold, Signal};
+use super::params::{self, Params};
 use super::{Cross, Crossed, Decision, Reason, Strategy, StrategyError};
 use crate::indicator::{Ema, Indicator};
 use crate::model::{Action, Candle};
@@ -17,11 +19,34 @@ pub struct Config {
     pub fast: usize,
     /// Slow EMA period.
     pub slow: usize,
+    /// Candles a view lasts after its crossover (the opposite crossover ends it sooner).
+    pub hold: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { fast: 9, slow: 21 }
+        Config {
+            fast: 9,
+            slow: 21,
+            hold: HOLD,
+        }
+    }
+}
+
+/// Default `hold` (reason in `docs/STRATEGIES.md`).
+pub const HOLD: usize = 12;
+
+impl Params for Config {
+    const ID: &'static str = ID;
+    type Strategy = EmaCrossover;
+    fn validate(&self) -> Result<(), String> {
+        params::period("fast", self.fast)?;
+        params::period("slow", self.slow)?;
+        params::fast_below_slow(self.fast, self.slow)?;
+        params::hold(self.hold)
+    }
+    fn build(self) -> EmaCrossover {
+        EmaCrossover::new(self)
     }
 }
 
@@ -31,6 +56,7 @@ pub struct EmaCrossover {
     fast: Ema,
     slow: Ema,
     cross: Cross,
+    hold: Hold,
 }
 
 impl EmaCrossover {
@@ -40,6 +66,7 @@ impl EmaCrossover {
             fast: Ema::new(cfg.fast),
             slow: Ema::new(cfg.slow),
             cross: Cross::default(),
+            hold: Hold::new(cfg.hold),
         }
     }
 }
@@ -55,24 +82,27 @@ impl Strategy for EmaCrossover {
             return Ok(Decision::WARMING_UP);
         };
         let diff = fast - slow;
-        Ok(match self.cross.update(diff) {
-            Crossed::Above => Decision::new(
+        let signal = match self.cross.update(diff) {
+            Crossed::Above => Some(Decision::new(
                 Action::Buy,
                 1.0,
                 Reason::new("EMA fast", fast, "crossed above", slow),
-            ),
-            Crossed::Below => Decision::new(
+            )),
+            Crossed::Below => Some(Decision::new(
                 Action::Sell,
                 -1.0,
                 Reason::new("EMA fast", fast, "crossed below", slow),
-            ),
-            Crossed::None => Decision::hold(Reason::new("EMA fast-slow", diff, "", f64::NAN)),
-        })
+            )),
+            Crossed::None => None,
+        };
+        let idle = Decision::hold(Reason::new("EMA fast-slow", diff, "", f64::NAN));
+        Ok(self.hold.step(c, signal.map(Signal::new), idle))
     }
     fn reset(&mut self) {
         self.fast.reset();
         self.slow.reset();
         self.cross.reset();
+        self.hold.reset();
     }
     fn warmup(&self) -> usize {
         self.fast.lookback().max(self.slow.lookback()) + 2

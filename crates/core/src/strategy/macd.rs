@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hold::{Hold, Signal};
+use super::params::{self, Params};
 use super::{Cross, Crossed, Decision, Reason, Strategy, StrategyError};
 use crate::indicator::{Indicator, Macd};
 use crate::model::{Action, Candle};
@@ -19,6 +21,26 @@ pub struct Config {
     pub slow: usize,
     /// Signal EMA period.
     pub signal: usize,
+    /// Candles a view lasts after its crossover (the opposite crossover ends it sooner).
+    pub hold: usize,
+}
+
+/// Default `hold` (reason in `docs/STRATEGIES.md`).
+pub const HOLD: usize = 12;
+
+impl Params for Config {
+    const ID: &'static str = ID;
+    type Strategy = MacdCross;
+    fn validate(&self) -> Result<(), String> {
+        params::period("fast", self.fast)?;
+        params::period("slow", self.slow)?;
+        params::smoothing("signal", self.signal)?;
+        params::fast_below_slow(self.fast, self.slow)?;
+        params::hold(self.hold)
+    }
+    fn build(self) -> MacdCross {
+        MacdCross::new(self)
+    }
 }
 
 impl Default for Config {
@@ -27,6 +49,7 @@ impl Default for Config {
             fast: 12,
             slow: 26,
             signal: 9,
+            hold: HOLD,
         }
     }
 }
@@ -36,6 +59,7 @@ impl Default for Config {
 pub struct MacdCross {
     macd: Macd,
     cross: Cross,
+    hold: Hold,
 }
 
 impl MacdCross {
@@ -44,6 +68,7 @@ impl MacdCross {
         MacdCross {
             macd: Macd::new(cfg.fast, cfg.slow, cfg.signal),
             cross: Cross::default(),
+            hold: Hold::new(cfg.hold),
         }
     }
 }
@@ -56,23 +81,26 @@ impl Strategy for MacdCross {
         let Some(m) = self.macd.update(c) else {
             return Ok(Decision::WARMING_UP);
         };
-        Ok(match self.cross.update(m.hist) {
-            Crossed::Above => Decision::new(
+        let signal = match self.cross.update(m.hist) {
+            Crossed::Above => Some(Decision::new(
                 Action::Buy,
                 1.0,
                 Reason::new("MACD", m.macd, "crossed above", m.signal),
-            ),
-            Crossed::Below => Decision::new(
+            )),
+            Crossed::Below => Some(Decision::new(
                 Action::Sell,
                 -1.0,
                 Reason::new("MACD", m.macd, "crossed below", m.signal),
-            ),
-            Crossed::None => Decision::hold(Reason::new("MACD hist", m.hist, "", f64::NAN)),
-        })
+            )),
+            Crossed::None => None,
+        };
+        let idle = Decision::hold(Reason::new("MACD hist", m.hist, "", f64::NAN));
+        Ok(self.hold.step(c, signal.map(Signal::new), idle))
     }
     fn reset(&mut self) {
         self.macd.reset();
         self.cross.reset();
+        self.hold.reset();
     }
     fn warmup(&self) -> usize {
         self.macd.lookback() + 2

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hold::{Hold, Signal};
+use super::params::{self, Params};
 use super::{Decision, Reason, Strategy, StrategyError};
 use crate::indicator::{Indicator, Rsi};
 use crate::model::{Action, Candle};
@@ -19,6 +21,8 @@ pub struct Config {
     pub oversold: f64,
     /// SELL above this.
     pub overbought: f64,
+    /// Candles a view lasts from the last candle beyond a level (1: while beyond it).
+    pub hold: usize,
 }
 
 impl Default for Config {
@@ -27,7 +31,21 @@ impl Default for Config {
             period: 14,
             oversold: 30.0,
             overbought: 70.0,
+            hold: 1,
         }
+    }
+}
+
+impl Params for Config {
+    const ID: &'static str = ID;
+    type Strategy = RsiMeanReversion;
+    fn validate(&self) -> Result<(), String> {
+        params::period("period", self.period)?;
+        params::levels(self.oversold, self.overbought)?;
+        params::hold(self.hold)
+    }
+    fn build(self) -> RsiMeanReversion {
+        RsiMeanReversion::new(self)
     }
 }
 
@@ -36,6 +54,7 @@ impl Default for Config {
 pub struct RsiMeanReversion {
     cfg: Config,
     rsi: Rsi,
+    hold: Hold,
 }
 
 impl RsiMeanReversion {
@@ -43,6 +62,7 @@ impl RsiMeanReversion {
     pub fn new(cfg: Config) -> Self {
         RsiMeanReversion {
             rsi: Rsi::new(cfg.period),
+            hold: Hold::new(cfg.hold),
             cfg,
         }
     }
@@ -61,23 +81,30 @@ impl Strategy for RsiMeanReversion {
             overbought,
             ..
         } = self.cfg;
-        Ok(if rsi < oversold {
+        let signal = if rsi < oversold {
             // Depth below the level, scaled so RSI 0 is a full-strength view.
             let score = 0.5 + 0.5 * (oversold - rsi) / oversold.max(1e-9);
-            Decision::new(Action::Buy, score, Reason::new("RSI", rsi, "<", oversold))
+            Some(Decision::new(
+                Action::Buy,
+                score,
+                Reason::new("RSI", rsi, "<", oversold),
+            ))
         } else if rsi > overbought {
             let score = 0.5 + 0.5 * (rsi - overbought) / (100.0 - overbought).max(1e-9);
-            Decision::new(
+            Some(Decision::new(
                 Action::Sell,
                 -score,
                 Reason::new("RSI", rsi, ">", overbought),
-            )
+            ))
         } else {
-            Decision::hold(Reason::new("RSI", rsi, "in", f64::NAN))
-        })
+            None
+        };
+        let idle = Decision::hold(Reason::new("RSI", rsi, "neutral", f64::NAN));
+        Ok(self.hold.step(c, signal.map(Signal::new), idle))
     }
     fn reset(&mut self) {
         self.rsi.reset();
+        self.hold.reset();
     }
     fn warmup(&self) -> usize {
         self.rsi.lookback() + 1

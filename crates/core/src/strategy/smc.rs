@@ -9,12 +9,15 @@
 //! - `smc_liquidity_sweep` ([`SmcLiquiditySweep`]): BUY after a sweep of lows, SELL after a
 //!   sweep of highs.
 //!
-//! Each signal lasts one candle: the candle on which the event happens. All five share one
-//! [`Config`]; each reads only the fields its detector needs. Exact definitions and the score
+//! Each detector signals an event on one candle; the strategy's view lasts `hold` candles from
+//! it unless the close goes back through the broken level or zone first (see [`Hold`]). Each has
+//! its own config type with only the fields its detector reads. Exact definitions and the score
 //! formulas are in `docs/STRATEGIES.md`.
 
 use serde::{Deserialize, Serialize};
 
+use super::hold::{Hold, Signal};
+use super::params::{self, Params};
 use super::{Decision, Reason, Strategy, StrategyError};
 use crate::model::Candle;
 use crate::smc::Side;
@@ -35,45 +38,132 @@ pub const FVG_ID: &str = "smc_fvg";
 /// Liquidity Sweep.
 pub const LIQUIDITY_SWEEP_ID: &str = "smc_liquidity_sweep";
 
-/// Parameters shared by the SMC strategies (each uses the ones its detector needs).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Config {
-    /// Candles on each side of a swing point; it is confirmed only after the right side closed.
-    /// Used by BOS, CHoCH, order blocks and liquidity sweeps.
-    pub swing_length: usize,
-    /// Live zones (order blocks, gaps) or liquidity pools kept per side; the oldest is dropped.
-    pub max_zones: usize,
-    /// Candles a zone or pool stays live after its birth (pools: after their latest touch);
-    /// `0` = until mitigated or pushed out.
-    pub max_age: usize,
-    /// Smallest fair value gap kept, in percent of the close.
-    pub fvg_min_size_pct: f64,
-    /// Swing highs (lows) within this percentage of each other form one equal-highs (lows) pool.
-    pub eq_tolerance_pct: f64,
+/// Largest `swing_length` accepted (a swing then needs 2001 candles to confirm).
+pub const MAX_SWING_LENGTH: usize = 1_000;
+/// Most live zones or pools per side.
+pub const MAX_ZONES: usize = 1_000;
+/// Longest zone or pool lifetime, in candles.
+pub const MAX_AGE: usize = 1_000_000;
+
+/// Default `hold` of every SMC strategy (reason in `docs/STRATEGIES.md`).
+pub const HOLD: usize = 12;
+
+fn swing_length(v: usize) -> Result<(), String> {
+    params::int_in("swing_length", v, 1, MAX_SWING_LENGTH)
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            swing_length: 5,
-            max_zones: 5,
-            max_age: 300,
-            fvg_min_size_pct: 0.0,
-            eq_tolerance_pct: 0.05,
+fn zones(max_zones: usize, max_age: usize) -> Result<(), String> {
+    params::int_in("max_zones", max_zones, 1, MAX_ZONES)?;
+    params::int_in("max_age", max_age, 0, MAX_AGE)
+}
+
+macro_rules! smc_config {
+    (
+        $(#[$doc:meta])* $name:ident for $strategy:ident ($id:ident) {
+            $($(#[$fdoc:meta])* $field:ident: $ty:ty = $default:expr,)*
         }
+        validate($cfg:ident) $validate:block
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct $name {
+            /// Candles a view lasts after its event, unless invalidated sooner.
+            pub hold: usize,
+            $($(#[$fdoc])* pub $field: $ty,)*
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                $name {
+                    hold: HOLD,
+                    $($field: $default,)*
+                }
+            }
+        }
+
+        impl Params for $name {
+            const ID: &'static str = $id;
+            type Strategy = $strategy;
+            fn validate(&self) -> Result<(), String> {
+                params::hold(self.hold)?;
+                let $cfg = self;
+                $validate
+            }
+            fn build(self) -> $strategy {
+                $strategy::new(self)
+            }
+        }
+    };
+}
+
+smc_config! {
+    /// Parameters of `smc_bos`.
+    BosConfig for SmcBos (BOS_ID) {
+        /// Candles on each side of a swing point; confirmed only after the right side closed.
+        swing_length: usize = 5,
+    }
+    validate(c) { swing_length(c.swing_length) }
+}
+
+smc_config! {
+    /// Parameters of `smc_choch`.
+    ChochConfig for SmcChoch (CHOCH_ID) {
+        /// Candles on each side of a swing point; confirmed only after the right side closed.
+        swing_length: usize = 5,
+    }
+    validate(c) { swing_length(c.swing_length) }
+}
+
+smc_config! {
+    /// Parameters of `smc_order_block`.
+    OrderBlockConfig for SmcOrderBlock (ORDER_BLOCK_ID) {
+        /// Candles on each side of a swing point.
+        swing_length: usize = 5,
+        /// Live blocks kept per side; the oldest is dropped.
+        max_zones: usize = 5,
+        /// Candles a block stays live after its birth; `0` = until mitigated or pushed out.
+        max_age: usize = 300,
+    }
+    validate(c) {
+        swing_length(c.swing_length)?;
+        zones(c.max_zones, c.max_age)
     }
 }
 
-/// The [`Config`] fields strategy `id` reads (`None` for a non-SMC id): the only ones it accepts.
-pub fn params_of(id: &str) -> Option<&'static [&'static str]> {
-    Some(match id {
-        BOS_ID | CHOCH_ID => &["swing_length"],
-        ORDER_BLOCK_ID => &["swing_length", "max_zones", "max_age"],
-        FVG_ID => &["max_zones", "max_age", "fvg_min_size_pct"],
-        LIQUIDITY_SWEEP_ID => &["swing_length", "max_zones", "max_age", "eq_tolerance_pct"],
-        _ => return None,
-    })
+smc_config! {
+    /// Parameters of `smc_fvg`.
+    FvgConfig for SmcFvg (FVG_ID) {
+        /// Live gaps kept per side; the oldest is dropped.
+        max_zones: usize = 5,
+        /// Candles a gap stays live after its birth; `0` = until filled or pushed out.
+        max_age: usize = 300,
+        /// Smallest gap kept, in percent of the close.
+        fvg_min_size_pct: f64 = 0.0,
+    }
+    validate(c) {
+        zones(c.max_zones, c.max_age)?;
+        params::num_in("fvg_min_size_pct", c.fvg_min_size_pct, 0.0, 100.0)
+    }
+}
+
+smc_config! {
+    /// Parameters of `smc_liquidity_sweep`.
+    SweepConfig for SmcLiquiditySweep (LIQUIDITY_SWEEP_ID) {
+        /// Candles on each side of a swing point.
+        swing_length: usize = 5,
+        /// Liquidity pools kept per side; the oldest is dropped.
+        max_zones: usize = 5,
+        /// Candles a pool stays live after its latest touch; `0` = until swept or pushed out.
+        max_age: usize = 300,
+        /// Swing highs (lows) within this percentage of each other form one pool.
+        eq_tolerance_pct: f64 = 0.05,
+    }
+    validate(c) {
+        swing_length(c.swing_length)?;
+        zones(c.max_zones, c.max_age)?;
+        params::num_in("eq_tolerance_pct", c.eq_tolerance_pct, 0.0, 100.0)
+    }
 }
 
 /// `0.5` plus half of how far beyond `level` the close got, as a share of the candle's range.
@@ -114,13 +204,19 @@ fn structure_hold(trend: Option<Side>) -> Decision {
     }))
 }
 
-/// Warm-up HOLD until `seen` candles can have produced an event, otherwise `d`.
+/// Warm-up HOLD until `seen` candles can have produced an event, otherwise the view.
 fn gate(seen: u64, warmup: usize, d: Decision) -> Decision {
     if seen < warmup as u64 && d.action == crate::model::Action::Hold {
         Decision::WARMING_UP
     } else {
         d
     }
+}
+
+/// A signal whose view ends when the close goes back through `level`: below it for a BUY,
+/// above it for a SELL.
+fn until_back_through(d: Decision, level: f64) -> Signal {
+    Signal::until_close_beyond(d, level)
 }
 
 /// A break needs a confirmed swing (candle `2L`) and a later close: `2L + 2` candles.
@@ -133,14 +229,21 @@ fn break_warmup(swing_length: usize) -> usize {
 struct Breaks {
     structure: Structure,
     kind: BreakKind,
+    hold: Hold,
 }
 
 impl Breaks {
     fn on_candle(&mut self, c: &Candle) -> Decision {
-        let d = match self.structure.update(c).brk {
-            Some(b) if b.kind == self.kind => break_decision(&b, c),
-            _ => structure_hold(self.structure.trend()),
+        // The view ends when the close goes back through the broken level.
+        let signal = match self.structure.update(c).brk {
+            Some(b) if b.kind == self.kind => {
+                Some(until_back_through(break_decision(&b, c), b.level))
+            }
+            _ => None,
         };
+        let d = self
+            .hold
+            .step(c, signal, structure_hold(self.structure.trend()));
         gate(self.structure.seen(), self.warmup(), d)
     }
 
@@ -151,17 +254,18 @@ impl Breaks {
 }
 
 macro_rules! break_strategy {
-    ($(#[$doc:meta])* $name:ident, $id:ident, $kind:expr) => {
+    ($(#[$doc:meta])* $name:ident, $cfg:ident, $id:ident, $kind:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone)]
         pub struct $name(Breaks);
 
         impl $name {
             /// A new strategy with these parameters.
-            pub fn new(cfg: Config) -> Self {
+            pub fn new(cfg: $cfg) -> Self {
                 $name(Breaks {
                     structure: Structure::new(cfg.swing_length),
                     kind: $kind,
+                    hold: Hold::new(cfg.hold),
                 })
             }
         }
@@ -175,6 +279,7 @@ macro_rules! break_strategy {
             }
             fn reset(&mut self) {
                 self.0.structure.reset();
+                self.0.hold.reset();
             }
             fn warmup(&self) -> usize {
                 self.0.warmup()
@@ -190,6 +295,7 @@ break_strategy!(
     /// Break of Structure: a close beyond the last confirmed swing in the direction of the
     /// current structure (or the very first break).
     SmcBos,
+    BosConfig,
     BOS_ID,
     BreakKind::Bos
 );
@@ -197,19 +303,27 @@ break_strategy!(
     /// Change of Character: the first close beyond the last confirmed swing against the current
     /// structure.
     SmcChoch,
+    ChochConfig,
     CHOCH_ID,
     BreakKind::Choch
 );
 
 /// `0.5` plus half the retest's depth into the zone (a deeper entry is closer to the invalidation
-/// level, so the same target pays more per unit of risk).
-fn zone_decision(r: &Retest, c: &Candle, bull: &'static str, bear: &'static str) -> Decision {
+/// level, so the same target pays more per unit of risk). The view ends when a close goes
+/// through the far side of the zone (the zone failed).
+fn zone_signal(r: &Retest, c: &Candle, bull: &'static str, bear: &'static str) -> Signal {
     let score = r.zone.side.sign() * (0.5 + 0.5 * r.depth);
-    let reason = match r.zone.side {
-        Side::Bull => Reason::new(bull, c.low, "<= top", r.zone.top),
-        Side::Bear => Reason::new(bear, c.high, ">= bottom", r.zone.bottom),
+    let (reason, level) = match r.zone.side {
+        Side::Bull => (
+            Reason::new(bull, c.low, "<= top", r.zone.top),
+            r.zone.bottom,
+        ),
+        Side::Bear => (
+            Reason::new(bear, c.high, ">= bottom", r.zone.bottom),
+            r.zone.top,
+        ),
     };
-    Decision::new(r.zone.side.action(), score, reason)
+    until_back_through(Decision::new(r.zone.side.action(), score, reason), level)
 }
 
 /// Order Block retest: price returns into a live block left by a structure break.
@@ -217,14 +331,16 @@ fn zone_decision(r: &Retest, c: &Candle, bull: &'static str, bear: &'static str)
 pub struct SmcOrderBlock {
     blocks: OrderBlocks,
     swing_length: usize,
+    hold: Hold,
 }
 
 impl SmcOrderBlock {
     /// A new strategy with these parameters.
-    pub fn new(cfg: Config) -> Self {
+    pub fn new(cfg: OrderBlockConfig) -> Self {
         SmcOrderBlock {
             blocks: OrderBlocks::new(cfg.swing_length, cfg.max_zones, cfg.max_age),
             swing_length: cfg.swing_length.max(1),
+            hold: Hold::new(cfg.hold),
         }
     }
 }
@@ -234,20 +350,32 @@ impl Strategy for SmcOrderBlock {
         ORDER_BLOCK_ID
     }
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let d = match self.blocks.update(c).event {
-            ZoneEvent::Retest(r) => zone_decision(
-                &r,
-                c,
-                "bullish order block retest: low",
-                "bearish order block retest: high",
+        let (signal, idle) = match self.blocks.update(c).event {
+            ZoneEvent::Retest(r) => (
+                Some(zone_signal(
+                    &r,
+                    c,
+                    "bullish order block retest: low",
+                    "bearish order block retest: high",
+                )),
+                Decision::WARMING_UP,
             ),
-            ZoneEvent::Conflict => Decision::hold(Reason::text("order blocks retested both ways")),
-            ZoneEvent::None => Decision::hold(Reason::text("no order block retest")),
+            ZoneEvent::Conflict => {
+                // Retests both ways on one candle: no side can be taken, nor kept.
+                self.hold.end();
+                (
+                    None,
+                    Decision::hold(Reason::text("order blocks retested both ways")),
+                )
+            }
+            ZoneEvent::None => (None, Decision::hold(Reason::text("no order block retest"))),
         };
+        let d = self.hold.step(c, signal, idle);
         Ok(gate(self.blocks.seen(), self.warmup(), d))
     }
     fn reset(&mut self) {
         self.blocks.reset();
+        self.hold.reset();
     }
     fn warmup(&self) -> usize {
         // The earliest block is born with the earliest break; a retest needs one more candle.
@@ -262,13 +390,15 @@ impl Strategy for SmcOrderBlock {
 #[derive(Debug, Clone)]
 pub struct SmcFvg {
     gaps: Fvgs,
+    hold: Hold,
 }
 
 impl SmcFvg {
     /// A new strategy with these parameters.
-    pub fn new(cfg: Config) -> Self {
+    pub fn new(cfg: FvgConfig) -> Self {
         SmcFvg {
             gaps: Fvgs::new(cfg.fvg_min_size_pct, cfg.max_zones, cfg.max_age),
+            hold: Hold::new(cfg.hold),
         }
     }
 }
@@ -278,20 +408,31 @@ impl Strategy for SmcFvg {
         FVG_ID
     }
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let d = match self.gaps.update(c).event {
-            ZoneEvent::Retest(r) => zone_decision(
-                &r,
-                c,
-                "bullish FVG retrace: low",
-                "bearish FVG retrace: high",
+        let (signal, idle) = match self.gaps.update(c).event {
+            ZoneEvent::Retest(r) => (
+                Some(zone_signal(
+                    &r,
+                    c,
+                    "bullish FVG retrace: low",
+                    "bearish FVG retrace: high",
+                )),
+                Decision::WARMING_UP,
             ),
-            ZoneEvent::Conflict => Decision::hold(Reason::text("gaps retraced both ways")),
-            ZoneEvent::None => Decision::hold(Reason::text("no gap retrace")),
+            ZoneEvent::Conflict => {
+                self.hold.end();
+                (
+                    None,
+                    Decision::hold(Reason::text("gaps retraced both ways")),
+                )
+            }
+            ZoneEvent::None => (None, Decision::hold(Reason::text("no gap retrace"))),
         };
+        let d = self.hold.step(c, signal, idle);
         Ok(gate(self.gaps.seen(), self.warmup(), d))
     }
     fn reset(&mut self) {
         self.gaps.reset();
+        self.hold.reset();
     }
     fn warmup(&self) -> usize {
         // Three candles make a gap, the fourth can retrace into it.
@@ -302,8 +443,9 @@ impl Strategy for SmcFvg {
     }
 }
 
-/// `0.5` for one swing, `+0.25` per extra equal high/low swept with it, at most `1`.
-fn sweep_decision(s: &Sweep) -> Decision {
+/// `0.5` for one swing, `+0.25` per extra equal high/low swept with it, at most `1`. The view
+/// ends when a close goes beyond the sweep's wick (the sweep became a breakout).
+fn sweep_signal(s: &Sweep) -> Signal {
     let score = s.side.sign() * (0.5 + 0.25 * f64::from(s.touches.saturating_sub(1))).min(1.0);
     let equal = s.touches > 1;
     let reason = match s.side {
@@ -314,7 +456,7 @@ fn sweep_decision(s: &Sweep) -> Decision {
         }
         Side::Bear => Reason::new("sweep of highs: high", s.wick, "> swing high", s.level),
     };
-    Decision::new(s.side.action(), score, reason)
+    until_back_through(Decision::new(s.side.action(), score, reason), s.wick)
 }
 
 /// Liquidity Sweep: a wick through a swing (or equal highs/lows) that closes back inside.
@@ -322,11 +464,12 @@ fn sweep_decision(s: &Sweep) -> Decision {
 pub struct SmcLiquiditySweep {
     liquidity: Liquidity,
     swing_length: usize,
+    hold: Hold,
 }
 
 impl SmcLiquiditySweep {
     /// A new strategy with these parameters.
-    pub fn new(cfg: Config) -> Self {
+    pub fn new(cfg: SweepConfig) -> Self {
         SmcLiquiditySweep {
             liquidity: Liquidity::new(
                 cfg.swing_length,
@@ -335,6 +478,7 @@ impl SmcLiquiditySweep {
                 cfg.max_age,
             ),
             swing_length: cfg.swing_length.max(1),
+            hold: Hold::new(cfg.hold),
         }
     }
 }
@@ -344,15 +488,23 @@ impl Strategy for SmcLiquiditySweep {
         LIQUIDITY_SWEEP_ID
     }
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let d = match self.liquidity.update(c).event {
-            SweepEvent::Sweep(s) => sweep_decision(&s),
-            SweepEvent::Conflict => Decision::hold(Reason::text("highs and lows both swept")),
-            SweepEvent::None => Decision::hold(Reason::text("no sweep")),
+        let (signal, idle) = match self.liquidity.update(c).event {
+            SweepEvent::Sweep(s) => (Some(sweep_signal(&s)), Decision::WARMING_UP),
+            SweepEvent::Conflict => {
+                self.hold.end();
+                (
+                    None,
+                    Decision::hold(Reason::text("highs and lows both swept")),
+                )
+            }
+            SweepEvent::None => (None, Decision::hold(Reason::text("no sweep"))),
         };
+        let d = self.hold.step(c, signal, idle);
         Ok(gate(self.liquidity.seen(), self.warmup(), d))
     }
     fn reset(&mut self) {
         self.liquidity.reset();
+        self.hold.reset();
     }
     fn warmup(&self) -> usize {
         // A pool exists from candle 2L on; the next candle can sweep it.
@@ -395,14 +547,21 @@ mod tests {
         }
     }
 
+    /// The strategy with the given parameters (each strategy takes the ones it reads) and
+    /// `hold = 1`, so its views are exactly its detector's events.
     fn with(params: &[(&str, Value)], id: &str) -> Box<dyn Strategy> {
-        let mut m = Map::new();
-        // Tests share one parameter list; each strategy takes the ones it reads.
-        let own = params_of(id).unwrap();
-        for (k, v) in params.iter().filter(|(k, _)| own.contains(k)) {
-            m.insert(k.to_string(), v.clone());
-        }
-        build(id, &m).unwrap()
+        build(id, &own(params, id, 1)).unwrap()
+    }
+
+    fn own(params: &[(&str, Value)], id: &str, hold: usize) -> Map<String, Value> {
+        let known = crate::strategy::default_params(id).unwrap();
+        let mut m: Map<String, Value> = params
+            .iter()
+            .filter(|(k, _)| known.contains_key(*k))
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        m.insert("hold".into(), Value::from(hold));
+        m
     }
 
     fn l1(id: &str) -> Box<dyn Strategy> {
@@ -482,7 +641,7 @@ mod tests {
         ohlc.push((11.0, 12.9, 10.9, 12.9)); // 9: high stays below 13, close 12.9
         ohlc.push((12.9, 12.95, 11.0, 11.2)); // 10: confirms the peak
         ohlc.push((11.2, 13.5, 11.1, 13.4)); // 11: close 13.4 > 13
-        let mut s = build(BOS_ID, &Map::new()).unwrap();
+        let mut s = build(BOS_ID, &own(&[], BOS_ID, 1)).unwrap();
         assert_eq!(s.warmup(), 12);
         let got = signals(s.as_mut(), &ohlc);
         assert_eq!(got.len(), 1, "{got:?}");
@@ -662,10 +821,10 @@ mod property_tests {
             params.insert("swing_length".into(), Value::from(length));
             params.insert("max_age".into(), Value::from(50));
             for id in [BOS_ID, CHOCH_ID, ORDER_BLOCK_ID, FVG_ID, LIQUIDITY_SWEEP_ID] {
-                let own = params_of(id).unwrap();
+                let known = crate::strategy::default_params(id).unwrap();
                 let p: Map<String, Value> = params
                     .iter()
-                    .filter(|(k, _)| own.contains(&k.as_str()))
+                    .filter(|(k, _)| known.contains_key(k.as_str()))
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 let mut s = build(id, &p).unwrap();

@@ -1,0 +1,414 @@
+//! The one table of built-in strategies ([`REGISTRY`]) and of named strategy sets
+//! ([`PRESETS`]). Ids, menus, defaults, help and docs derive from these tables: adding a
+//! strategy is one file in `strategy/` plus one line here.
+
+use serde_json::{Map, Value};
+
+use super::{Params, Strategy, adx, bollinger, ema_crossover, macd, rsi, smc, stochastic};
+use crate::error::CoreError;
+
+/// How a strategy's signal arises, which decides its default `hold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A condition that holds over many candles (RSI extreme, band breakout, strong trend): the
+    /// view is the condition now.
+    State,
+    /// Something that happens on one candle (a crossover, a structure break, a retest): the view
+    /// lasts `hold` candles unless invalidated.
+    Event,
+}
+
+/// One built-in strategy.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    /// Its id.
+    pub id: &'static str,
+    /// State or event.
+    pub kind: Kind,
+    /// One line for menus and help.
+    pub summary: &'static str,
+    defaults: fn() -> Map<String, Value>,
+    build: Builder,
+}
+
+/// Builds a strategy from parameter overrides.
+type Builder = fn(&Map<String, Value>) -> Result<Box<dyn Strategy>, CoreError>;
+
+impl Entry {
+    const fn of<P: Params>(kind: Kind, summary: &'static str) -> Entry {
+        Entry {
+            id: P::ID,
+            kind,
+            summary,
+            defaults: defaults_of::<P>,
+            build: build_from::<P>,
+        }
+    }
+    /// The default parameters, as JSON.
+    pub fn defaults(&self) -> Map<String, Value> {
+        (self.defaults)()
+    }
+    /// Builds the strategy with `params` overriding the defaults.
+    pub fn build(&self, params: &Map<String, Value>) -> Result<Box<dyn Strategy>, CoreError> {
+        (self.build)(params)
+    }
+}
+
+/// Every built-in strategy, in display order.
+pub const REGISTRY: [Entry; 11] = [
+    Entry::of::<rsi::Config>(
+        Kind::State,
+        "RSI below oversold BUYs, above overbought SELLs",
+    ),
+    Entry::of::<ema_crossover::Config>(Kind::Event, "fast EMA crossing the slow EMA"),
+    Entry::of::<bollinger::Config>(Kind::State, "close outside the Bollinger bands"),
+    Entry::of::<macd::Config>(Kind::Event, "MACD crossing its signal line"),
+    Entry::of::<stochastic::Config>(Kind::Event, "%K crossing %D in the extreme zones"),
+    Entry::of::<adx::Config>(Kind::State, "strong trend (ADX), direction from ±DI"),
+    Entry::of::<smc::BosConfig>(Kind::Event, "SMC Break of Structure"),
+    Entry::of::<smc::ChochConfig>(Kind::Event, "SMC Change of Character"),
+    Entry::of::<smc::OrderBlockConfig>(Kind::Event, "SMC order block retest"),
+    Entry::of::<smc::FvgConfig>(Kind::Event, "SMC fair value gap retrace"),
+    Entry::of::<smc::SweepConfig>(Kind::Event, "SMC liquidity sweep"),
+];
+
+/// Every built-in strategy id, in display order.
+pub const IDS: [&str; REGISTRY.len()] = {
+    let mut ids = [""; REGISTRY.len()];
+    let mut i = 0;
+    while i < REGISTRY.len() {
+        ids[i] = REGISTRY[i].id;
+        i += 1;
+    }
+    ids
+};
+
+/// A named, coherent set of strategies, usable wherever a list of ids is.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    /// Its name, e.g. `trend`.
+    pub name: &'static str,
+    /// The strategies.
+    pub ids: &'static [&'static str],
+    /// Why these belong together.
+    pub rationale: &'static str,
+}
+
+/// The presets. `all` is every strategy (see [`IDS`]).
+pub const PRESETS: [Preset; 4] = [
+    Preset {
+        name: "trend",
+        ids: &[
+            ema_crossover::ID,
+            macd::ID,
+            adx::ID,
+            bollinger::ID,
+            smc::BOS_ID,
+        ],
+        rationale: "trend-following: each says BUY when price is moving up with strength",
+    },
+    Preset {
+        name: "reversal",
+        ids: &[
+            rsi::ID,
+            stochastic::ID,
+            smc::CHOCH_ID,
+            smc::LIQUIDITY_SWEEP_ID,
+        ],
+        rationale: "mean reversion: each says BUY after a stretched move down starts to turn",
+    },
+    Preset {
+        name: "smc",
+        ids: &[
+            smc::BOS_ID,
+            smc::CHOCH_ID,
+            smc::ORDER_BLOCK_ID,
+            smc::FVG_ID,
+            smc::LIQUIDITY_SWEEP_ID,
+        ],
+        rationale: "Smart Money Concepts: market structure, order blocks, gaps and sweeps",
+    },
+    Preset {
+        name: "all",
+        ids: &IDS,
+        rationale: "every strategy; trend and reversal views contradict each other, so use \
+                    weighted or any confluence with it rather than majority or all",
+    },
+];
+
+/// The selection used when none is given: by `signals`, `backtest`, `live`, `demo`, `serve
+/// --demo` and the Lab alike.
+pub const DEFAULT_SELECTION: &str = "trend";
+
+/// Comma-separated valid ids and preset names, for error messages.
+pub fn id_choices() -> String {
+    let presets: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+    format!("{} (presets: {})", IDS.join(", "), presets.join(", "))
+}
+
+fn unknown(id: &str) -> CoreError {
+    CoreError::UnknownStrategy {
+        id: id.to_string(),
+        choices: id_choices(),
+    }
+}
+
+/// The registry entry of `id`.
+pub fn entry(id: &str) -> Result<&'static Entry, CoreError> {
+    REGISTRY
+        .iter()
+        .find(|e| e.id == id)
+        .ok_or_else(|| unknown(id))
+}
+
+/// The preset called `name` (case-insensitive).
+pub fn preset(name: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+/// Builds the strategy `id` with `params` overriding its defaults; unknown names, wrong types
+/// and values out of range are errors naming the strategy and the parameter.
+pub fn build(id: &str, params: &Map<String, Value>) -> Result<Box<dyn Strategy>, CoreError> {
+    entry(id)?.build(params)
+}
+
+/// The default parameters of a strategy, as JSON (for help, config files and the Lab).
+pub fn default_params(id: &str) -> Result<Map<String, Value>, CoreError> {
+    Ok(entry(id)?.defaults())
+}
+
+fn defaults_of<P: Params>() -> Map<String, Value> {
+    match serde_json::to_value(P::default()) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+fn build_from<P: Params>(params: &Map<String, Value>) -> Result<Box<dyn Strategy>, CoreError> {
+    let bad = |reason: String| CoreError::BadParam {
+        id: P::ID.to_string(),
+        reason,
+    };
+    let mut obj = defaults_of::<P>();
+    for (k, v) in params {
+        if !obj.contains_key(k) {
+            let known: Vec<&str> = obj.keys().map(String::as_str).collect();
+            return Err(bad(format!(
+                "unknown parameter '{k}'; parameters: {}",
+                known.join(", ")
+            )));
+        }
+        obj.insert(k.clone(), v.clone());
+    }
+    let cfg: P = serde_json::from_value(Value::Object(obj)).map_err(|e| bad(e.to_string()))?;
+    cfg.validate().map_err(bad)?;
+    Ok(Box::new(cfg.build()))
+}
+
+/// Parses a selection like `rsi_mean_reversion,macd`, a preset (`trend`, `all`, ...) or a mix
+/// of both into ids (validated, deduplicated, in the order given).
+pub fn parse_selection(s: &str) -> Result<Vec<&'static str>, CoreError> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let ids: &[&'static str] = match preset(part) {
+            Some(p) => p.ids,
+            None => std::slice::from_ref(&entry(part)?.id),
+        };
+        for id in ids {
+            if !out.contains(id) {
+                out.push(id);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(CoreError::NoStrategies);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_entry_builds_with_its_defaults_and_ids_are_unique() {
+        for e in &REGISTRY {
+            let s = e.build(&Map::new()).unwrap();
+            assert_eq!(s.id(), e.id);
+            assert!(
+                e.defaults().contains_key("hold"),
+                "{}: every strategy has hold",
+                e.id
+            );
+            assert_eq!(IDS.iter().filter(|id| **id == e.id).count(), 1);
+        }
+        for p in &PRESETS {
+            assert!(!p.ids.is_empty());
+            for id in p.ids {
+                assert!(entry(id).is_ok(), "preset {} names {id}", p.name);
+            }
+            assert!(entry(p.name).is_err(), "a preset name is not a strategy id");
+        }
+        assert!(parse_selection(DEFAULT_SELECTION).is_ok());
+    }
+
+    #[test]
+    fn unknown_id_and_param_are_clear_errors() {
+        let e = build("rsi", &Map::new()).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown strategy 'rsi'") && e.contains("rsi_mean_reversion"),
+            "{e}"
+        );
+        assert!(e.contains("presets: trend"), "{e}");
+        let mut p = Map::new();
+        p.insert("nope".into(), Value::from(3));
+        let e = build(rsi::ID, &p).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown parameter 'nope'") && e.contains("period"),
+            "{e}"
+        );
+        let e = parse_selection("macd,foo").unwrap_err().to_string();
+        assert!(e.contains("'foo'"), "{e}");
+        assert!(matches!(
+            parse_selection(" , "),
+            Err(CoreError::NoStrategies)
+        ));
+        assert_eq!(parse_selection("all").unwrap().len(), REGISTRY.len());
+        assert_eq!(parse_selection("macd,macd").unwrap(), vec!["macd"]);
+    }
+
+    #[test]
+    fn presets_expand_and_mix_with_ids() {
+        let trend = parse_selection("trend").unwrap();
+        assert_eq!(trend, preset("trend").unwrap().ids.to_vec());
+        let mixed = parse_selection("rsi_mean_reversion,TREND,macd").unwrap();
+        assert_eq!(mixed[0], rsi::ID);
+        assert_eq!(
+            mixed.len(),
+            1 + trend.len(),
+            "macd is in trend: no duplicate"
+        );
+        assert_eq!(parse_selection("smc").unwrap().len(), 5);
+    }
+
+    #[test]
+    fn smc_strategies_accept_only_the_parameters_they_read() {
+        let mut p = Map::new();
+        p.insert("fvg_min_size_pct".into(), Value::from(0.1));
+        assert!(build(smc::FVG_ID, &p).is_ok());
+        let e = build(smc::BOS_ID, &p).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown parameter 'fvg_min_size_pct'") && e.contains("swing_length"),
+            "{e}"
+        );
+        let keys: Vec<String> = default_params(smc::BOS_ID)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, vec!["hold", "swing_length"]);
+        assert!(
+            default_params(smc::LIQUIDITY_SWEEP_ID)
+                .unwrap()
+                .contains_key("eq_tolerance_pct")
+        );
+    }
+
+    #[test]
+    fn out_of_range_parameters_are_errors_naming_the_parameter() {
+        struct Case {
+            id: &'static str,
+            param: &'static str,
+            value: Value,
+            says: &'static str,
+        }
+        let huge = Value::from(1_000_000_000_000u64);
+        let cases = [
+            Case {
+                id: smc::ORDER_BLOCK_ID,
+                param: "max_zones",
+                value: huge.clone(),
+                says: "max_zones must be in 1..=1000",
+            },
+            Case {
+                id: smc::LIQUIDITY_SWEEP_ID,
+                param: "max_zones",
+                value: Value::from(u64::MAX),
+                says: "max_zones must be in",
+            },
+            Case {
+                id: smc::BOS_ID,
+                param: "swing_length",
+                value: huge.clone(),
+                says: "swing_length must be in 1..=1000",
+            },
+            Case {
+                id: smc::BOS_ID,
+                param: "swing_length",
+                value: Value::from(1e12),
+                says: "invalid type: floating point",
+            },
+            Case {
+                id: rsi::ID,
+                param: "period",
+                value: Value::from(0),
+                says: "period must be in 2..=100000",
+            },
+            Case {
+                id: rsi::ID,
+                param: "oversold",
+                value: Value::from(80.0),
+                says: "oversold (80) must be less than overbought (70)",
+            },
+            Case {
+                id: ema_crossover::ID,
+                param: "fast",
+                value: Value::from(30),
+                says: "fast (30) must be less than slow (21)",
+            },
+            Case {
+                id: macd::ID,
+                param: "slow",
+                value: Value::from(5),
+                says: "fast (12) must be less than slow (5)",
+            },
+            Case {
+                id: bollinger::ID,
+                param: "std_dev",
+                value: Value::from(-1.0),
+                says: "std_dev must be a number in",
+            },
+            Case {
+                id: adx::ID,
+                param: "threshold",
+                value: Value::from(150.0),
+                says: "threshold must be a number in 0..=100",
+            },
+            Case {
+                id: stochastic::ID,
+                param: "hold",
+                value: Value::from(0),
+                says: "hold must be in 1..=100000",
+            },
+            Case {
+                id: smc::FVG_ID,
+                param: "fvg_min_size_pct",
+                value: Value::from(-0.5),
+                says: "fvg_min_size_pct must be a number in 0..=100",
+            },
+        ];
+        for c in cases {
+            let mut p = Map::new();
+            p.insert(c.param.into(), c.value);
+            let e = build(c.id, &p).unwrap_err();
+            assert!(matches!(e, CoreError::BadParam { .. }), "{e}");
+            let e = e.to_string();
+            assert!(
+                e.contains(c.id) && e.contains(c.says),
+                "{}.{}: {e}",
+                c.id,
+                c.param
+            );
+        }
+    }
+}
