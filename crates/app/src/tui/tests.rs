@@ -95,6 +95,8 @@ fn dashboard_shows_every_panel() {
         "disconnected: connection reset",
         "next stream (1/2)",
         "candles live 20 · backfilled 0 · warm-up 100",
+        "views ",
+        " none",
     ] {
         assert!(screen.contains(want), "missing {want:?} in\n{screen}");
     }

@@ -251,6 +251,15 @@ fn render_signal(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
                 r.agreeing.join(", ")
             };
             lines.push(Line::from(format!("agreeing {agreeing}")));
+            let v = r.votes;
+            let mut votes = format!("views {} buy · {} sell · {} none", v.buy, v.sell, v.none);
+            if !r.events.is_empty() {
+                votes.push_str(&format!(" · new: {}", r.events.join(", ")));
+            }
+            if r.warming_up {
+                votes.push_str(" · warming up");
+            }
+            lines.push(Line::from(votes.dim()));
         }
         None => lines.push(Line::from("confluence – (warming up)".dim())),
     }
@@ -312,8 +321,10 @@ fn render_strategies(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
         ],
     )
     .header(
-        Row::new(vec!["strategy", "sig", "reason", "changed", "prov", "fail"])
-            .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
+        Row::new(vec![
+            "strategy", "view", "reason", "changed", "prov", "fail",
+        ])
+        .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
     )
     .block(block)
     .render(area, buf);
