@@ -28,10 +28,8 @@ fn menu_flow_through_a_pty() {
     s.expect("Asset: (none)").unwrap();
     s.expect("Choice: ").unwrap();
     s.send_line("5").unwrap();
-    s.expect(
-        "Cannot run a backtest: missing asset (menu 1), timeframe (menu 3), strategy (menu 2).",
-    )
-    .unwrap();
+    s.expect("Cannot run a backtest: missing asset (menu 1), timeframe (menu 3).")
+        .unwrap();
 
     s.send_line("1").unwrap();
     s.expect("Symbol").unwrap();
@@ -40,7 +38,7 @@ fn menu_flow_through_a_pty() {
     s.send_line("bybit").unwrap();
     s.expect("Asset: BTCUSDT on bybit").unwrap();
     s.send_line("6").unwrap();
-    s.expect("Cannot start a real-time test: missing timeframe (menu 3), strategy (menu 2).")
+    s.expect("Cannot start a real-time test: missing timeframe (menu 3).")
         .unwrap();
 
     s.send_line("3").unwrap();
@@ -48,7 +46,15 @@ fn menu_flow_through_a_pty() {
     s.send_line("5m").unwrap();
     s.expect("Timeframe: 5m").unwrap();
 
+    // A new Lab starts with the default preset; 'p smc' replaces it, 'c' clears.
     s.send_line("2").unwrap();
+    s.expect("[x] ema_crossover").unwrap();
+    s.expect("Toggle numbers").unwrap();
+    s.send_line("p smc").unwrap();
+    s.expect("[x] smc_bos").unwrap();
+    s.expect("Toggle numbers").unwrap();
+    s.send_line("c").unwrap();
+    s.expect("none selected").unwrap();
     s.expect("Toggle numbers").unwrap();
     s.send_line("e 2").unwrap();
     s.expect("name=value").unwrap();

@@ -31,7 +31,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let settings = if args.config.exists() {
         Settings::load(&args.config)?
     } else {
-        Settings::default()
+        // A new Lab starts from the default selection every other command uses.
+        let mut s = Settings::default();
+        s.strategies = strategy::parse_selection(strategy::registry::DEFAULT_SELECTION)?
+            .into_iter()
+            .map(|id| StrategyEntry {
+                id: id.to_string(),
+                params: toml::Table::new(),
+            })
+            .collect();
+        s
     };
     let mut lab = Lab {
         settings,
