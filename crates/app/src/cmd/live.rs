@@ -429,6 +429,9 @@ pub async fn execute(
     }
     let stop = stop.context("writing records")?;
     tracing::info!("stopped ({stop:?}): {}", pipeline.summary());
+    if let Some(hint) = pipeline.no_decision_hint() {
+        tracing::warn!("{hint}");
+    }
     match stop {
         Stop::FeedEnded => anyhow::bail!("the feed stopped unexpectedly"),
         Stop::Shutdown | Stop::MaxCandles | Stop::OutputClosed => Ok(()),

@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use manus_core::confluence::Outcome;
 use manus_core::record::SignalRecord;
 use manus_core::strategy::Decision;
+use manus_core::summary::Moves;
 use manus_core::{Action, Candle, SignalEngine};
 use manus_exchange::feed::{Arrival, FeedEvent, Origin, StreamKey};
 
@@ -106,6 +107,8 @@ pub struct StreamState {
     pub bootstrapped: u64,
     /// Newest exchange event time, ms UTC.
     pub last_event_time: i64,
+    /// Decisions over the emitted records (for the no-decision hint at the end of a run).
+    moves: Moves,
 }
 
 impl StreamState {
@@ -126,6 +129,7 @@ impl StreamState {
             backfilled: 0,
             bootstrapped: 0,
             last_event_time: 0,
+            moves: Moves::default(),
         }
     }
 
@@ -405,6 +409,7 @@ impl Pipeline {
             self.totals.bootstrapped += 1;
             return None;
         }
+        st.moves.observe(&st.engine.last());
         let rec = match &mut st.last_record {
             Some(r) => {
                 r.refill_from_engine(&st.key.symbol, st.key.interval, candle, &st.engine);
@@ -529,6 +534,18 @@ impl Pipeline {
     /// Strategy failures over all streams.
     pub fn strategy_failures(&self) -> u64 {
         self.streams.iter().map(|s| s.engine.failures()).sum()
+    }
+
+    /// When no stream decided anything in the records emitted, one line saying so and why.
+    pub fn no_decision_hint(&self) -> Option<String> {
+        let emitted = self.streams.iter().any(|s| s.moves.candles > 0);
+        if !emitted || self.streams.iter().any(|s| s.moves.moves > 0) {
+            return None;
+        }
+        let st = self.streams.first()?;
+        st.moves
+            .no_decision_hint(&st.engine)
+            .map(|h| format!("{}: {h}", st.key))
     }
 
     /// One line summing the run up, for stderr at exit.

@@ -116,6 +116,25 @@ fn records_match_a_batch_run_of_the_same_engine() {
 }
 
 #[test]
+fn a_run_without_any_decision_ends_with_a_hint() {
+    let k = key("BTCUSDT", Interval::M1);
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    assert_eq!(p.no_decision_hint(), None, "nothing emitted yet");
+    // Ten live candles: every strategy is still warming up, so nothing can be decided.
+    for c in synthetic_candles(&k, 0, 10) {
+        p.on_event(closed(&k, c, Origin::Live));
+    }
+    let hint = p.no_decision_hint().expect("no move in 10 candles");
+    assert!(hint.contains("BTCUSDT") && hint.contains("0 BUY/SELL decisions in 10 candles"));
+    assert!(hint.contains("warm-up"), "{hint}");
+    // Once the market produces a decision the hint goes away.
+    for c in synthetic_candles(&k, 10 * 60_000, 400) {
+        p.on_event(closed(&k, c, Origin::Live));
+    }
+    assert_eq!(p.no_decision_hint(), None);
+}
+
+#[test]
 fn duplicates_and_out_of_order_candles_are_skipped() {
     let k = key("BTCUSDT", Interval::M1);
     let mut p = pipeline(&[&k], PipelineConfig::default());
