@@ -32,15 +32,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Settings::load(&args.config)?
     } else {
         // A new Lab starts from the default selection every other command uses.
-        let mut s = Settings::default();
-        s.strategies = strategy::parse_selection(strategy::registry::DEFAULT_SELECTION)?
-            .into_iter()
-            .map(|id| StrategyEntry {
-                id: id.to_string(),
-                params: toml::Table::new(),
-            })
-            .collect();
-        s
+        Settings {
+            strategies: strategy::parse_selection(strategy::registry::DEFAULT_SELECTION)?
+                .into_iter()
+                .map(|id| StrategyEntry {
+                    id: id.to_string(),
+                    params: toml::Table::new(),
+                })
+                .collect(),
+            ..Settings::default()
+        }
     };
     let mut lab = Lab {
         settings,
