@@ -127,6 +127,11 @@ fn signals_out_is_byte_identical_to_the_signals_command() {
         table.contains("Total return") && table.contains("Max drawdown"),
         "{table}"
     );
+    // Ten days of 5-minute candles: annualised figures would be extrapolation.
+    assert!(
+        table.contains("CAGR") && table.contains("n/a (10.4 days of data"),
+        "{table}"
+    );
     let sig = manus(&[
         "signals",
         "--csv",
@@ -346,4 +351,43 @@ fn save_stores_the_run_for_the_dashboard() {
     // --db without --exchange or --save is a mistake, not silently ignored.
     let out = manus(&["backtest", "--csv", &csv, "--db", db.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_default_decides_and_a_run_that_never_decides_says_why() {
+    let csv = sample();
+    // The default selection trades the sample and says nothing on stderr.
+    let out = manus(&["backtest", "--csv", &csv, "--json"]);
+    assert!(out.status.success());
+    let v = json(&out);
+    assert!(v["trades"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(
+        v["strategies"].as_array().unwrap().len(),
+        5,
+        "the trend preset"
+    );
+    assert_eq!(v["annualised"], Value::Bool(false));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // All eleven under ALL never agree: both commands say so, and why.
+    for cmd in ["signals", "backtest"] {
+        let out = manus(&[
+            cmd,
+            "--csv",
+            &csv,
+            "--strategies",
+            "all",
+            "--confluence",
+            "all",
+        ]);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("0 BUY/SELL decisions in 3000 candles: confluence all over 11 strategies never agreed"),
+            "{cmd}: {err}"
+        );
+    }
 }

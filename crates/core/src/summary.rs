@@ -53,28 +53,22 @@ impl Moves {
         } else if self.with_views == 0 {
             "no selected strategy ever had a view; try other strategies or parameters".into()
         } else {
-            let never = match mode {
-                Mode::All => "all",
-                Mode::Majority => "a majority of",
-                Mode::Any => "any one of",
-                Mode::Weighted => "the weighted score of",
+            let why = match mode {
+                Mode::All => "their views never all pointed the same way",
+                Mode::Majority => "never more than half of their views pointed the same way",
+                Mode::Any => "whenever one had a view, another opposed it",
+                Mode::Weighted => "the weighted score never reached the threshold",
             };
             let plural = if n == 1 { "y" } else { "ies" };
             let tip = match mode {
-                Mode::Any => {
-                    "a view opposed by another strategy cancels it; try \
-                              --strategies trend --confluence majority"
-                }
+                Mode::Any => "try --strategies trend --confluence majority",
                 Mode::Weighted => "lower --threshold, or try --strategies trend",
                 Mode::All | Mode::Majority => {
                     "try --strategies trend (one family agrees more often than a mix) or \
                      --confluence weighted"
                 }
             };
-            format!(
-                "confluence {mode} over {n} strateg{plural} never agreed ({never} them never \
-                 pointed the same way); {tip}"
-            )
+            format!("confluence {mode} over {n} strateg{plural} never agreed: {why}; {tip}")
         };
         Some(format!("{what}: {cause}"))
     }

@@ -299,6 +299,9 @@ pub fn summary_json(plan: &Plan, m: &Metrics) -> Value {
         o.insert("confluence".into(), plan.rule.mode.as_str().into());
         o.insert("mode".into(), plan.config.mode.as_str().into());
         o.insert("fee_bps".into(), plan.config.fee_bps.into());
+        // Annualised fields stay numbers; this says whether they mean anything.
+        o.insert("span_days".into(), m.span_days().into());
+        o.insert("annualised".into(), m.annualised_meaningful().into());
         o.insert("slippage_bps".into(), plan.config.slippage_bps.into());
     }
     v
@@ -402,13 +405,13 @@ pub fn table(plan: &Plan, m: &Metrics) -> String {
             "Buy and hold",
             format!("{} %", fmt_f(m.buy_hold_return_pct, 2)),
         ),
-        ("CAGR", format!("{} %", fmt_f(m.cagr_pct, 2))),
+        ("CAGR", annualised(m, format!("{} %", fmt_f(m.cagr_pct, 2)))),
         (
             "Max drawdown",
             format!("{} %", fmt_f(m.max_drawdown_pct, 2)),
         ),
-        ("Sharpe", fmt_f(m.sharpe, 2)),
-        ("Sortino", fmt_f(m.sortino, 2)),
+        ("Sharpe", annualised(m, fmt_f(m.sharpe, 2))),
+        ("Sortino", annualised(m, fmt_f(m.sortino, 2))),
         ("Trades", m.trades.to_string()),
         ("Win rate", format!("{} %", fmt_f(m.win_rate_pct, 1))),
         ("Profit factor", fmt_f(m.profit_factor, 2)),
@@ -428,6 +431,19 @@ pub fn table(plan: &Plan, m: &Metrics) -> String {
     rows.iter()
         .map(|(k, v)| format!("{k:<w$}  {v}\n"))
         .collect()
+}
+
+/// An annualised figure, or why it is not shown: over a short span it is an extrapolation.
+fn annualised(m: &Metrics, value: String) -> String {
+    if m.annualised_meaningful() {
+        value
+    } else {
+        format!(
+            "n/a ({:.1} days of data; annualised figures need {:.0}+ days)",
+            m.span_days(),
+            manus_core::backtest::metrics::MIN_ANNUALISED_DAYS
+        )
+    }
 }
 
 /// Writes the trades as CSV.

@@ -57,6 +57,24 @@ pub struct Metrics {
     pub end_time: i64,
 }
 
+/// Shortest span, in days, over which annualised figures (CAGR, Sharpe, Sortino) are shown:
+/// annualising ten days of 5-minute data turns a 2 % loss into "CAGR −52 %" and noise into a
+/// Sharpe of −25, numbers that describe the extrapolation, not the strategy.
+pub const MIN_ANNUALISED_DAYS: f64 = 90.0;
+
+impl Metrics {
+    /// Days from the first candle's open to the last candle's close.
+    pub fn span_days(&self) -> f64 {
+        (self.end_time + 1 - self.start_time).max(0) as f64 / 86_400_000.0
+    }
+
+    /// True when the span is long enough ([`MIN_ANNUALISED_DAYS`]) for annualised figures to
+    /// mean something.
+    pub fn annualised_meaningful(&self) -> bool {
+        self.span_days() >= MIN_ANNUALISED_DAYS
+    }
+}
+
 /// Streaming accumulator behind [`Metrics`].
 #[derive(Debug, Clone)]
 pub struct Accumulator {
