@@ -409,7 +409,9 @@ impl Pipeline {
             self.totals.bootstrapped += 1;
             return None;
         }
+        let moves_before = st.moves.moves;
         st.moves.observe(&st.engine.last());
+        let moved = st.moves.moves > moves_before;
         let rec = match &mut st.last_record {
             Some(r) => {
                 r.refill_from_engine(&st.key.symbol, st.key.interval, candle, &st.engine);
@@ -443,7 +445,9 @@ impl Pipeline {
             self.latency.record(elapsed);
         }
         self.totals.records += 1;
-        if rec.confluence != Action::Hold {
+        // Views persist over candles: the log lists moves (the decision changing to BUY or
+        // SELL), not every candle a decision holds.
+        if moved {
             let entry = DecisionEntry {
                 key: st.key.clone(),
                 open_time: candle.open_time,
@@ -514,7 +518,7 @@ impl Pipeline {
         &self.conn
     }
 
-    /// Recent BUY/SELL decisions, newest first.
+    /// Recent moves (the decision changing to BUY or SELL), newest first.
     pub fn log(&self) -> &VecDeque<DecisionEntry> {
         &self.log
     }

@@ -1,6 +1,7 @@
 //! Dashboard rendering tests on ratatui's `TestBackend`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use manus_core::confluence::{Mode, Rule};
@@ -85,13 +86,13 @@ fn dashboard_shows_every_panel() {
         "latency p50",
         "reconnections 7",
         "BTCUSDT 1m",
-        "since candle open",
+        "since open",
         "confluence",
         "provisional",
         "Strategies",
         "rsi_mean_reversion",
         "smc_bos",
-        "Recent decisions",
+        "Recent moves",
         "disconnected: connection reset",
         "next stream (1/2)",
         "candles live 20 · backfilled 0 · warm-up 100",
@@ -205,4 +206,104 @@ fn formats() {
         view::fmt_uptime(std::time::Duration::from_secs(3725)),
         "01:02:05"
     );
+}
+
+fn render_at(app: &mut App, width: u16, height: u16) -> String {
+    app.prepare();
+    let mut t = Terminal::new(TestBackend::new(width, height)).unwrap();
+    t.draw(|f| f.render_widget(&*app, f.area())).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut s = String::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            s.push_str(buf[(x, y)].symbol());
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[test]
+fn layout_holds_at_small_medium_and_large_terminals() {
+    for (w, h) in [(80, 24), (120, 40), (200, 60)] {
+        let mut a = app();
+        let screen = render_at(&mut a, w, h);
+        if std::env::var_os("MANUS_SHOW_TUI").is_some() {
+            eprintln!("{w}x{h}:\n{screen}");
+        }
+        let st = &a.pipeline.streams()[0];
+        // Every panel, every strategy id whole, the footer.
+        for want in [
+            "Market Manus · demo",
+            "BTCUSDT 1m",
+            "last ",
+            "confluence",
+            "quit",
+        ] {
+            assert!(screen.contains(want), "{w}x{h}: missing {want:?}\n{screen}");
+        }
+        for s in st.engine().slots() {
+            assert!(screen.contains(s.id()), "{w}x{h}: {} cut\n{screen}", s.id());
+            // A reason is shown whole or cut at a word with an ellipsis, never mid-word.
+            let reason = s.last.reason.to_string();
+            let line = screen.lines().find(|l| l.contains(s.id())).unwrap();
+            let shown = line.contains(&reason)
+                || reason
+                    .split(' ')
+                    .next()
+                    .is_some_and(|first| line.contains(first) && line.contains('…'));
+            assert!(shown, "{w}x{h}: reason {reason:?} in {line:?}");
+        }
+        // The price chart: a Braille line across the panel and a labelled price axis.
+        let braille = screen
+            .chars()
+            .filter(|c| ('\u{2801}'..='\u{28FF}').contains(c))
+            .count();
+        assert!(
+            braille >= usize::from(w) / 4,
+            "{w}x{h}: chart of {braille} cells\n{screen}"
+        );
+        let (lo, hi) = st
+            .window()
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), c| {
+                (lo.min(c.close), hi.max(c.close))
+            });
+        let _ = (lo, hi);
+        assert!(
+            screen.lines().any(|l| l.contains('m') && l.contains(':')),
+            "{w}x{h}: a time axis\n{screen}"
+        );
+        if h >= 40 {
+            assert!(screen.contains("Recent moves"), "{w}x{h}\n{screen}");
+            assert!(screen.contains("Messages"), "{w}x{h}\n{screen}");
+        }
+    }
+}
+
+#[test]
+fn text_is_cut_at_words_and_changes_use_the_price_precision() {
+    use super::view::{fit, fit_list, fmt_change, fmt_span};
+    assert_eq!(fit("RSI 61.35 neutral", 40), "RSI 61.35 neutral");
+    assert_eq!(
+        fit("BOS up: close 101.20 > swing high 100.90", 20),
+        "BOS up: close…"
+    );
+    assert_eq!(fit("a, b, c", 5), "a…");
+    let ids: Vec<String> = ["ema_crossover", "macd", "bollinger_breakout"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        fit_list(&ids, 80),
+        "ema_crossover, macd, bollinger_breakout"
+    );
+    assert_eq!(fit_list(&ids, 30), "ema_crossover, macd, +1 more");
+    assert_eq!(fmt_change(0.394, 3012.5), "+0.39");
+    assert_eq!(fmt_change(-0.000123, 0.05), "-0.000123");
+    assert_eq!(fmt_span(Duration::from_secs(150 * 60)), "2h 30m");
+    assert_eq!(
+        fmt_span(Duration::from_secs(3 * 86_400 + 4 * 3600)),
+        "3d 4h"
+    );
+    assert_eq!(fmt_span(Duration::from_secs(45 * 60)), "45m");
 }

@@ -1,5 +1,6 @@
-//! Drawing the dashboard: `impl Widget for &App` and its panels (header, price with sparkline,
-//! signal, strategies table, recent decisions, messages, key help).
+//! Drawing the dashboard: `impl Widget for &App` and its panels (header, price chart with a
+//! labelled price axis and time span, signal, strategies table, recent decisions, messages, key
+//! help). Panels share out the terminal so that no large area stays empty from 80×24 to 200×60.
 
 use std::time::Duration;
 
@@ -8,8 +9,11 @@ use manus_core::strategy::fmt_num;
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style, Stylize};
+use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, Widget};
+use ratatui::widgets::{
+    Axis, Block, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table, Widget,
+};
 
 use super::App;
 use crate::live::{ConnState, StreamState};
@@ -18,26 +22,30 @@ impl Widget for &App {
     fn render(self, area: Rect, buf: &mut Buffer) {
         // One more header line for the store queues when `--db` is given.
         let header_height = if self.store_stats().is_some() { 5 } else { 4 };
-        let [header, body, logs, footer] = Layout::vertical([
+        // Messages grow a little with the terminal; the body takes the rest.
+        let messages_height = (area.height / 5).clamp(4, 12);
+        let [header, body, messages, footer] = Layout::vertical([
             Constraint::Length(header_height),
             Constraint::Min(10),
-            Constraint::Length(8),
+            Constraint::Length(messages_height),
             Constraint::Length(1),
         ])
         .areas(area);
         render_header(self, header, buf);
         let [left, right] =
-            Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+            Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
                 .areas(body);
+        // The chart takes what the signal panel does not need.
         let [price, signal] =
-            Layout::vertical([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(left);
+            Layout::vertical([Constraint::Min(6), Constraint::Length(7)]).areas(left);
         let st = self.pipeline.streams().get(self.selected());
-        render_price(self, st, price, buf);
+        render_price(st, price, buf);
         render_signal(st, signal, buf);
-        render_strategies(st, right, buf);
-        let [decisions, messages] =
-            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
-                .areas(logs);
+        // The strategies table is as tall as its rows; recent decisions fill the rest.
+        let rows = st.map_or(0, |s| s.engine().slots().len()) as u16;
+        let [strategies, decisions] =
+            Layout::vertical([Constraint::Length(rows + 3), Constraint::Min(3)]).areas(right);
+        render_strategies(st, strategies, buf);
         render_decisions(self, decisions, buf);
         render_messages(self, messages, buf);
         Line::from(vec![
@@ -152,7 +160,7 @@ fn store_line(app: &App) -> Option<Line<'static>> {
     Some(Line::from(spans))
 }
 
-fn render_price(app: &App, st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
+fn render_price(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
     let title = st
         .map(|s| format!(" {} ", s.key))
         .unwrap_or_else(|| " no stream ".into());
@@ -162,7 +170,11 @@ fn render_price(app: &App, st: Option<&StreamState>, area: Rect, buf: &mut Buffe
     let Some(st) = st else {
         return;
     };
-    let [text, spark] = Layout::vertical([Constraint::Length(3), Constraint::Min(1)]).areas(inner);
+    // Changes share the price's line when there is room, else get lines of their own.
+    let wide = inner.width >= 48;
+    let text_height = if wide { 2 } else { 3 };
+    let [text, chart] =
+        Layout::vertical([Constraint::Length(text_height), Constraint::Min(1)]).areas(inner);
     let last = st.last_price();
     let change = |from: Option<f64>| match (last, from) {
         (Some(l), Some(f)) if f != 0.0 => {
@@ -173,12 +185,7 @@ fn render_price(app: &App, st: Option<&StreamState>, area: Rect, buf: &mut Buffe
                 Style::new().fg(Color::Red)
             };
             Span::styled(
-                format!(
-                    "{}{} ({:+.3}%)",
-                    if d >= 0.0 { "+" } else { "" },
-                    fmt_num(d),
-                    d / f * 100.0
-                ),
+                format!("{} ({:+.3}%)", fmt_change(d, l), d / f * 100.0),
                 style,
             )
         }
@@ -188,39 +195,149 @@ fn render_price(app: &App, st: Option<&StreamState>, area: Rect, buf: &mut Buffe
         .forming
         .map(|c| c.open)
         .or_else(|| st.window().back().map(|c| c.open));
-    let lines = vec![
-        Line::from(vec![
-            "last ".into(),
-            last.map(fmt_num).unwrap_or_else(|| "–".into()).bold(),
-        ]),
-        Line::from(vec!["since previous update ".into(), change(st.prev_price)]),
-        Line::from(vec!["since candle open ".into(), change(open)]),
+    let price = vec![
+        "last ".into(),
+        last.map(fmt_num).unwrap_or_else(|| "–".into()).bold(),
     ];
+    let since_open = vec!["since open ".into(), change(open)];
+    let since_update = Line::from(vec!["since update ".into(), change(st.prev_price)]);
+    let lines = if wide {
+        let mut first = price;
+        first.push("  ".into());
+        first.extend(since_open);
+        vec![Line::from(first), since_update]
+    } else {
+        vec![Line::from(price), Line::from(since_open), since_update]
+    };
     Paragraph::new(lines).render(text, buf);
-    // Scale the visible closes to 0..=100 so small moves still show.
-    let n = spark.width as usize;
+    render_chart(st, chart, buf);
+}
+
+/// The closes of the last candles that fit (two per cell: Braille dots), as a line with a
+/// labelled price axis (low, middle, high) and a time axis (first and last candle, and the
+/// span they cover).
+fn render_chart(st: &StreamState, area: Rect, buf: &mut Buffer) {
     let w = st.window();
-    let closes: Vec<f64> = w
+    if w.is_empty() || area.height < 3 || area.width < 20 {
+        return;
+    }
+    let (lo, hi) = w
         .iter()
-        .skip(w.len().saturating_sub(n))
-        .map(|c| c.close)
-        .collect();
-    let (lo, hi) = closes
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &c| {
-            (lo.min(c), hi.max(c))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| {
+            (lo.min(c.close), hi.max(c.close))
         });
-    let span = (hi - lo).max(f64::EPSILON);
-    let data: Vec<u64> = closes
+    let labels = [lo, (lo + hi) / 2.0, hi].map(fmt_num);
+    let axis_width = labels.iter().map(|l| l.len()).max().unwrap_or(0) as u16 + 1;
+    let points = usize::from(area.width.saturating_sub(axis_width)) * 2;
+    let shown: Vec<_> = w.iter().skip(w.len().saturating_sub(points)).collect();
+    let (lo, hi) = shown
         .iter()
-        .map(|c| (((c - lo) / span) * 100.0).round() as u64 + 1)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| {
+            (lo.min(c.close), hi.max(c.close))
+        });
+    let pad = ((hi - lo) * 0.05).max(hi.abs() * 1e-6).max(f64::EPSILON);
+    let data: Vec<(f64, f64)> = shown
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as f64, c.close))
         .collect();
-    let _ = app;
-    Sparkline::default()
-        .data(&data)
-        .max(101)
+    let (first, last) = (shown[0], shown[shown.len() - 1]);
+    let span = Duration::from_millis((last.close_time + 1 - first.open_time).max(0) as u64);
+    let x_labels = vec![
+        Span::raw(fmt_clock(first.open_time)),
+        Span::raw(fmt_span(span)).dim(),
+        Span::raw(fmt_clock(last.open_time)),
+    ];
+    let y_labels: Vec<Span> = [lo, (lo + hi) / 2.0, hi]
+        .into_iter()
+        .map(|v| Span::raw(fmt_num(v)))
+        .collect();
+    let dataset = Dataset::default()
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
         .style(Style::new().fg(Color::Cyan))
-        .render(spark, buf);
+        .data(&data);
+    Chart::new(vec![dataset])
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, (data.len().max(2) - 1) as f64])
+                .labels(x_labels),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([lo - pad, hi + pad])
+                .labels(y_labels),
+        )
+        .render(area, buf);
+}
+
+/// A price change with the precision the price itself is shown with (`+0.39` on a 3,000 price,
+/// not `+0.394000`).
+pub fn fmt_change(d: f64, price: f64) -> String {
+    let sign = if d >= 0.0 { "+" } else { "-" };
+    if price.abs() >= 1.0 {
+        format!("{sign}{:.2}", d.abs())
+    } else {
+        format!("{sign}{:.6}", d.abs())
+    }
+}
+
+/// `2h 30m`, `45m`, `3d 4h`: a time span, two units at most.
+pub fn fmt_span(d: Duration) -> String {
+    let m = d.as_secs() / 60;
+    let (days, hours, mins) = (m / 1440, m / 60 % 24, m % 60);
+    match (days, hours, mins) {
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h {m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d {h}h"),
+    }
+}
+
+/// `text` cut to `width` characters at a word boundary, with `…` when anything was cut (never
+/// a word cut in half or a dangling comma).
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    for word in text.split(' ') {
+        let sep = usize::from(!out.is_empty());
+        if out.chars().count() + sep + word.chars().count() + 1 > width {
+            break;
+        }
+        if sep == 1 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    let out = out.trim_end_matches([',', ';', ':', ' ']);
+    format!("{out}…")
+}
+
+/// Ids joined by `, ` within `width`, ending `+N more` when they do not all fit.
+pub fn fit_list(ids: &[String], width: usize) -> String {
+    let all = ids.join(", ");
+    if all.chars().count() <= width {
+        return all;
+    }
+    for shown in (0..ids.len()).rev() {
+        let more = format!("+{} more", ids.len() - shown);
+        let head = ids[..shown].join(", ");
+        let line = if head.is_empty() {
+            more
+        } else {
+            format!("{head}, {more}")
+        };
+        if line.chars().count() <= width {
+            return line;
+        }
+    }
+    format!("+{} more", ids.len())
 }
 
 fn render_signal(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
@@ -239,16 +356,21 @@ fn render_signal(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
     }
     match &st.last_record {
         Some(r) => {
-            lines.push(Line::from(vec![
+            let width = usize::from(area.width.saturating_sub(2));
+            let mut head = vec![
                 "confluence ".into(),
                 Span::styled(r.confluence.as_str(), action_style(r.confluence)),
                 format!("  confidence {:.0}%", r.confidence * 100.0).into(),
-                format!("  at {}", fmt_clock(r.open_time)).dim(),
-            ]));
+            ];
+            // The candle time only when it fits whole.
+            if width >= 48 {
+                head.push(format!("  at {}", fmt_clock(r.open_time)).dim());
+            }
+            lines.push(Line::from(head));
             let agreeing = if r.agreeing.is_empty() {
                 "–".to_string()
             } else {
-                r.agreeing.join(", ")
+                fit_list(&r.agreeing, width.saturating_sub(9))
             };
             lines.push(Line::from(format!("agreeing {agreeing}")));
             let v = r.votes;
@@ -259,7 +381,7 @@ fn render_signal(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
             if r.warming_up {
                 votes.push_str(" · warming up");
             }
-            lines.push(Line::from(votes.dim()));
+            lines.push(Line::from(fit(&votes, width).dim()));
         }
         None => lines.push(Line::from("confluence – (warming up)".dim())),
     }
@@ -267,16 +389,21 @@ fn render_signal(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
         (false, Some((o, _))) => lines.push(Line::from(vec![
             "provisional ".into(),
             Span::styled(o.action.as_str(), action_style(o.action)),
-            format!("  confidence {:.0}% (forming candle)", o.confidence * 100.0).dim(),
+            format!("  {:.0}%", o.confidence * 100.0).dim(),
+            if area.width >= 50 {
+                " (forming candle)".dim()
+            } else {
+                "".into()
+            },
         ])),
         _ => lines.push(Line::from("provisional –".dim())),
     }
+    let counts = format!(
+        "candles live {} · backfilled {} · warm-up {}",
+        st.live, st.backfilled, st.bootstrapped
+    );
     lines.push(Line::from(
-        format!(
-            "candles live {} · backfilled {} · warm-up {}",
-            st.live, st.backfilled, st.bootstrapped
-        )
-        .dim(),
+        fit(&counts, usize::from(area.width.saturating_sub(2))).dim(),
     ));
     Paragraph::new(lines).block(block).render(area, buf);
 }
@@ -288,15 +415,34 @@ fn render_strategies(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
         return;
     };
     let prov = st.provisional().filter(|_| !st.stale).map(|(_, d)| d);
+    let id_width = st
+        .engine()
+        .slots()
+        .iter()
+        .map(|s| s.id().len())
+        .max()
+        .unwrap_or(8)
+        .max(8) as u16;
+    // Columns after the reason, dropped from the right when the panel is narrow, so the id and
+    // a readable reason always fit. Each: (header, width).
+    let optional = [("changed", 8u16), ("prov", 4), ("fail", 4)];
+    let inner = area.width.saturating_sub(2);
+    let fixed = id_width + 1 + 4 + 1;
+    let mut extra = optional.len();
+    let used = |k: usize| fixed + optional[..k].iter().map(|(_, w)| w + 1).sum::<u16>();
+    while extra > 0 && inner < used(extra) + 16 {
+        extra -= 1;
+    }
+    let reason_width = usize::from(inner.saturating_sub(used(extra)));
     let rows = st.engine().slots().iter().enumerate().map(|(i, s)| {
         let p = prov.and_then(|d| d.get(i));
-        Row::new(vec![
+        let mut cells = vec![
             Cell::from(s.id()),
             Cell::from(Span::styled(
                 s.last.action.as_str(),
                 action_style(s.last.action),
             )),
-            Cell::from(s.last.reason.to_string()),
+            Cell::from(fit(&s.last.reason.to_string(), reason_width)),
             Cell::from(s.changed_at.map(fmt_clock).unwrap_or_else(|| "–".into())),
             Cell::from(match p {
                 Some(d) => Span::styled(d.action.as_str(), action_style(d.action)),
@@ -307,27 +453,29 @@ fn render_strategies(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
             } else {
                 String::new()
             }),
-        ])
+        ];
+        cells.truncate(3 + extra);
+        Row::new(cells)
     });
-    Table::new(
-        rows,
-        [
-            Constraint::Length(22),
-            Constraint::Length(5),
-            Constraint::Min(16),
-            Constraint::Length(9),
-            Constraint::Length(5),
-            Constraint::Length(5),
-        ],
-    )
-    .header(
-        Row::new(vec![
-            "strategy", "view", "reason", "changed", "prov", "fail",
-        ])
-        .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
-    )
-    .block(block)
-    .render(area, buf);
+    let mut widths = vec![
+        Constraint::Length(id_width),
+        Constraint::Length(4),
+        Constraint::Fill(1),
+    ];
+    widths.extend(
+        optional[..extra]
+            .iter()
+            .map(|(_, w)| Constraint::Length(*w)),
+    );
+    let mut header = vec!["strategy", "view", "reason"];
+    header.extend(optional[..extra].iter().map(|(h, _)| *h));
+    Table::new(rows, widths)
+        .header(
+            Row::new(header)
+                .style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)),
+        )
+        .block(block)
+        .render(area, buf);
 }
 
 fn render_decisions(app: &App, area: Rect, buf: &mut Buffer) {
@@ -350,7 +498,7 @@ fn render_decisions(app: &App, area: Rect, buf: &mut Buffer) {
         })
         .collect();
     Paragraph::new(lines)
-        .block(Block::bordered().title(" Recent decisions ".bold()))
+        .block(Block::bordered().title(" Recent moves (decision became BUY or SELL) ".bold()))
         .render(area, buf);
 }
 
