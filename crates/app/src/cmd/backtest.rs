@@ -108,6 +108,7 @@ pub struct Plan {
 /// Resolves flags over the optional settings file. `interval` is the data's.
 pub fn plan(args: &Args, settings: &Settings, interval: Interval) -> anyhow::Result<Plan> {
     let (specs, rule) = settings.strategy_args(&args.strategy).resolve()?;
+    crate::ranges::BACKTEST_TOP.usize(args.top)?;
     let b = &settings.backtest;
     let mode: PositionMode = args
         .mode

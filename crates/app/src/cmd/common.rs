@@ -57,7 +57,7 @@ impl StrategyArgs {
             spec.params.insert(name.to_string(), parse_value(value));
         }
         let mut rule = Rule::new(mode, specs.len());
-        rule.threshold = self.threshold;
+        rule.threshold = crate::ranges::THRESHOLD.f64(self.threshold)?;
         for w in &self.weights {
             let (id, v) = w
                 .split_once('=')

@@ -20,6 +20,7 @@ use crate::config::{Settings, StrategyFlags};
 use crate::exit::bad_input;
 use crate::live::run::WebTap;
 use crate::live::{Pipeline, PipelineConfig, RecordSink, Shutdown, Stop, run_headless};
+use crate::ranges;
 use crate::tui::{self, App, MessageLog};
 
 /// Arguments.
@@ -240,11 +241,10 @@ impl Args {
                 "--alerts-config needs a database for the alert outbox: pass --db PATH",
             ));
         }
-        if self.window == 0 {
-            return Err(bad_input("--window must be at least 1"));
-        }
-        if self.max_candles == Some(0) {
-            return Err(bad_input("--max-candles must be at least 1"));
+        ranges::WINDOW.usize(self.window)?;
+        ranges::BOOTSTRAP.usize(self.bootstrap)?;
+        if let Some(n) = self.max_candles {
+            ranges::MAX_CANDLES.u64(n)?;
         }
         let streams: Vec<StreamKey> = symbols
             .iter()

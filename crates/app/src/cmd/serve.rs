@@ -59,8 +59,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let token = args.token.clone().filter(|t| !t.is_empty());
     web::check_policy(bind, token.as_deref()).map_err(|e| bad_input(e.to_string()))?;
     let symbols = crate::cmd::live::parse_symbols(Some(&args.demo_symbols))?;
-    if args.demo && !(20..=3_600_000).contains(&args.demo_candle_ms) {
-        return Err(bad_input("--demo-candle-ms must be from 20 to 3600000"));
+    if args.demo {
+        crate::ranges::SERVE_DEMO_CANDLE_MS.u64(args.demo_candle_ms)?;
     }
     // Opened before the runtime: the Postgres client must not start inside it.
     let store: Option<SharedStore> = if args.no_store {
