@@ -31,14 +31,15 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// The error and its causes, `: `-joined, leaving out a cause whose text the message already
-/// holds (many errors print their source, which `{:#}` would print again: "file is not a
-/// database: file is not a database").
+/// The error and its causes, `: `-joined, leaving out a cause whose text (or its last
+/// `: `-part) the message already holds: many errors print their source, which `{:#}` would
+/// print again ("file is not a database: Error code 26: file is not a database").
 pub fn message(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for c in e.chain() {
         let part = c.to_string();
-        if part.is_empty() || out.contains(&part) {
+        let tail = part.rsplit(": ").next().unwrap_or(&part);
+        if part.is_empty() || out.contains(&part) || (!out.is_empty() && out.contains(tail)) {
             continue;
         }
         if !out.is_empty() {
@@ -86,5 +87,11 @@ mod tests {
         );
         let e = anyhow::Error::new(Inner).context("opening the store");
         assert_eq!(message(&e), "opening the store: file is not a database");
+        // A source that prefixes the same text with a code adds nothing.
+        let e = anyhow::Error::new(Inner).context("sqlite: file is not a database");
+        assert_eq!(message(&e), "sqlite: file is not a database");
+        // Different causes are all kept.
+        let e = anyhow::Error::new(Inner).context("opening x.db");
+        assert_eq!(message(&e), "opening x.db: file is not a database");
     }
 }

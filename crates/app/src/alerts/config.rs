@@ -251,8 +251,8 @@ impl AlertsConfig {
 
     /// Parses a whole settings file and takes its `[alerts]` section (empty when absent).
     pub fn from_settings_toml(text: &str) -> Result<Self, AlertConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| AlertConfigError(e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(text)
+            .map_err(|e| AlertConfigError(crate::config::toml_error(text, &e)))?;
         match table.remove("alerts") {
             Some(v) => Self::from_toml_value(v),
             None => Ok(AlertsConfig::default()),

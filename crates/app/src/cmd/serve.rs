@@ -57,7 +57,11 @@ pub fn parse_bind(s: &str) -> anyhow::Result<SocketAddr> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let bind = parse_bind(&args.bind)?;
     let token = args.token.clone().filter(|t| !t.is_empty());
-    web::check_policy(bind, token.as_deref()).map_err(|e| bad_input(e.to_string()))?;
+    web::check_policy(bind, token.as_deref()).map_err(|e| {
+        bad_input(format!(
+            "{e} (the flag is --token, or the MANUS_WEB_TOKEN variable)"
+        ))
+    })?;
     let symbols = crate::cmd::live::parse_symbols(Some(&args.demo_symbols))?;
     if args.demo {
         crate::ranges::SERVE_DEMO_CANDLE_MS.u64(args.demo_candle_ms)?;
