@@ -134,3 +134,27 @@ fn a_settings_error_quotes_a_huge_line_briefly() {
     assert!(err.contains("unknown field `exchnage`"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_interval_that_contradicts_the_file_is_refused() {
+    let dir = temp_dir("interval");
+    let csv = dir.join("one_minute.csv");
+    let mut text = String::from("open_time,open,high,low,close,volume\n");
+    for i in 0..60 {
+        text.push_str(&format!("{},100,101,99,100.5,1\n", i * 60_000));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let path = csv.to_str().unwrap();
+    for cmd in ["signals", "backtest"] {
+        let (out, _) = manus(&[cmd, "--csv", path, "--interval", "5m"]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("--interval 5m contradicts") && err.contains("1m apart"),
+            "{cmd}: {err}"
+        );
+        let (out, _) = manus(&[cmd, "--csv", path, "--interval", "1m"]);
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {}", stderr(&out));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

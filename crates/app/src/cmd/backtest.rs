@@ -175,6 +175,9 @@ pub fn load_candles(args: &Args, settings: &Settings) -> anyhow::Result<(Vec<Can
         ));
     };
     let candles = load_csv(path, interval)?;
+    if let Some(msg) = interval.and_then(|i| super::common::interval_conflict(path, i, &candles)) {
+        return Err(bad_input(msg));
+    }
     if candles.len() < 2 {
         return Err(bad_input(format!(
             "{} has {} candle(s); a backtest needs at least 2",

@@ -97,6 +97,19 @@ pub fn load_csv(path: &Path, interval: Option<Interval>) -> anyhow::Result<Vec<C
         .with_context(|| format!("in {}", path.display()))
 }
 
+/// Checks `--interval` against the step between the file's candles: a 5m flag on a 1m file
+/// would label every record wrongly. `None` when they agree or the file's step is not an
+/// interval (gaps, too few candles); the message otherwise.
+pub fn interval_conflict(path: &Path, given: Interval, candles: &[Candle]) -> Option<String> {
+    let found = manus_core::csv::infer_interval(candles)?;
+    (found != given).then(|| {
+        format!(
+            "--interval {given} contradicts {}, whose candles are {found} apart",
+            path.display()
+        )
+    })
+}
+
 /// Treats a closed stdout (e.g. piped into `head`) as a normal end.
 pub fn ignore_broken_pipe(r: std::io::Result<()>) -> anyhow::Result<()> {
     match r {

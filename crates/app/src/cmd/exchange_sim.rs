@@ -123,6 +123,10 @@ impl Args {
                 if candles.is_empty() {
                     return Err(bad_input(format!("{} has no candles", path.display())));
                 }
+                // Replaying onto another grid is a use (the simulator regrids), so only warn.
+                if let Some(msg) = super::common::interval_conflict(path, interval, &candles) {
+                    tracing::warn!("{msg}; replaying it as {interval} candles");
+                }
                 if self.replay_once {
                     SimSource::ReplayOnce(candles)
                 } else {
