@@ -30,6 +30,9 @@ use tokio::task::JoinHandle;
 
 use market::{Generator, Replay, Walk, opening, regrid, tick_for};
 pub use state::MAX_HISTORY;
+
+/// Most closed candles kept over all symbols (56 bytes each: about 1 GB).
+pub const MAX_KEPT: usize = 20_000_000;
 use state::{Book, Shared, lock};
 
 /// Where the simulated market's prices come from.
@@ -200,6 +203,14 @@ fn validate(cfg: &SimConfig) -> Result<(), SimError> {
     }
     if cfg.history > MAX_HISTORY {
         return bad(format!("history must be at most {MAX_HISTORY} candles"));
+    }
+    let kept = (cfg.history + state::LIVE_RETAIN).saturating_mul(cfg.symbols.len());
+    if kept > MAX_KEPT {
+        return bad(format!(
+            "{} symbols with {} candles of history each would keep {kept} candles; at most {MAX_KEPT} (about 1 GB) in all",
+            cfg.symbols.len(),
+            cfg.history
+        ));
     }
     if u64::from(cfg.updates_per_candle) + 1 > cfg.candle_ms.saturating_mul(1_000_000) {
         return bad("too many updates per candle for candle_ms".into());
