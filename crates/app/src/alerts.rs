@@ -135,12 +135,20 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     fn send<'a>(&'a self, msg: &'a Outgoing) -> BoxFuture<'a, Result<(), SendError>>;
 }
 
+/// The most of a response body a notifier reads: enough for any service's error message or
+/// 429 JSON, and a hostile endpoint's endless body cannot grow memory.
+pub const MAX_RESPONSE_BODY: usize = 4 * 1024;
+
 /// The HTTP client notifiers share: a bounded request time, so a dead service cannot hold a
-/// delivery forever.
+/// delivery forever. Redirects are never followed and no `Referer` is ever sent: a redirect
+/// would carry the body, the webhook signature and (in the URL) bot and webhook tokens to
+/// another host.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, SendError> {
     reqwest::Client::builder()
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .build()
         .map_err(|e| SendError::Permanent(format!("HTTP client: {}", e.without_url())))
 }
@@ -172,12 +180,30 @@ pub(crate) async fn post_json(
     if status.is_success() {
         return Ok(());
     }
+    if status.is_redirection() {
+        // Not followed (see `http_client`): the configured URL is wrong or the service moved,
+        // and retrying will not change that.
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|v| {
+                String::from_utf8_lossy(v.as_bytes())
+                    .chars()
+                    .take(200)
+                    .collect()
+            })
+            .unwrap_or_else(|| "(none)".to_string());
+        return Err(SendError::Permanent(format!(
+            "HTTP {}: redirect to {location} not followed (alerts are only sent to the configured URL)",
+            status.as_u16()
+        )));
+    }
     let header_wait = resp
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_seconds);
-    let text = resp.text().await.unwrap_or_default();
+    let text = read_capped(resp, MAX_RESPONSE_BODY).await;
     if status.as_u16() == 429 {
         let body_wait = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
@@ -193,6 +219,22 @@ pub(crate) async fn post_json(
     } else {
         Err(SendError::Permanent(msg))
     }
+}
+
+/// At most `cap` bytes of a response body, as text; stops reading there (the rest is dropped
+/// with the connection). A body that fails midway gives what arrived.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < cap {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(cap - buf.len());
+                buf.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// An error and its causes, `: `-joined (the URL was stripped by the caller).

@@ -24,8 +24,7 @@
 //! [alerts]   # free-form: read by the alerts module
 //! ```
 //!
-//! Sections this module does not know (e.g. a later `[web]`) are kept in [`Settings::extra`]
-//! and written back on save, so tools that only know part of the file do not destroy the rest.
+//! Any other top-level key is an error (a misspelt `exchnage = ...` must not be ignored).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,7 +107,7 @@ impl Default for BacktestSettings {
 
 /// The whole settings file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Exchange name: binanceus, binance or bybit.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,28 +129,57 @@ pub struct Settings {
     /// Alert notifier settings; free-form here, interpreted by the alerts module.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<toml::Value>,
-    /// Sections and keys this module does not know, kept verbatim.
-    #[serde(flatten)]
-    pub extra: toml::Table,
+}
+
+/// Longest piece of the offending line an error quotes.
+const SNIPPET: usize = 80;
+
+/// A TOML error as `line L, column C: MESSAGE` with at most [`SNIPPET`] characters of the
+/// offending line: the parser's own text quotes the whole line, however long.
+pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.message().trim().to_string();
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = &text[line_start..line_end];
+    let col = text[line_start..start].chars().count() + 1;
+    // A window of the line around the error.
+    let skip = (col - 1).saturating_sub(SNIPPET / 2);
+    let shown: String = line.chars().skip(skip).take(SNIPPET).collect();
+    let total = line.chars().count();
+    let snippet = format!(
+        "{}{}{}",
+        if skip > 0 { "..." } else { "" },
+        shown.trim_end(),
+        if skip + SNIPPET < total { "..." } else { "" }
+    );
+    format!(
+        "line {line_no}, column {col}: {} (near `{snippet}`)",
+        e.message().trim()
+    )
 }
 
 impl Settings {
     /// Parses settings from TOML text.
     pub fn from_toml(text: &str) -> anyhow::Result<Settings> {
-        toml::from_str(text).map_err(|e| bad_input(format!("bad settings: {e}")))
+        toml::from_str(text)
+            .map_err(|e| bad_input(format!("bad settings: {}", toml_error(text, &e))))
     }
 
     /// Reads and parses a settings file (a bad file is bad input, exit code 2).
     pub fn load(path: &Path) -> anyhow::Result<Settings> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad_input(format!("cannot read {}: {e}", path.display())))?;
-        let s: Settings = toml::from_str(&text)
-            .map_err(|e| bad_input(format!("bad settings in {}: {e}", path.display())))?;
-        if !s.extra.is_empty() {
-            let keys: Vec<_> = s.extra.keys().cloned().collect();
-            tracing::debug!(?keys, "settings keys kept but not used here");
-        }
-        Ok(s)
+        toml::from_str(&text).map_err(|e| {
+            bad_input(format!(
+                "bad settings in {}: {}",
+                path.display(),
+                toml_error(&text, &e)
+            ))
+        })
     }
 
     /// Serialises to TOML text.
@@ -262,20 +290,16 @@ mode = "long-short"
 
 [alerts]
 telegram = { chat = "1" }
-
-[web]
-port = 8080
 "#;
 
     #[test]
-    fn round_trips_and_keeps_unknown_sections() {
+    fn round_trips() {
         let s = Settings::from_toml(SAMPLE).unwrap();
         assert_eq!(s.exchange.as_deref(), Some("bybit"));
         assert_eq!(s.strategies.len(), 2);
         assert_eq!(s.backtest.fee_bps, 7.5);
         assert_eq!(s.backtest.slippage_bps, 0.0, "default kept");
         assert!(s.alerts.is_some());
-        assert!(s.extra.contains_key("web"));
         let back = Settings::from_toml(&s.to_toml().unwrap()).unwrap();
         assert_eq!(back, s);
     }
@@ -308,6 +332,30 @@ port = 8080
             vec![1.0],
             "file weight of a dropped strategy is ignored"
         );
+    }
+
+    #[test]
+    fn unknown_top_level_keys_are_errors() {
+        for (text, key) in [
+            ("exchnage = \"bybit\"", "exchnage"),
+            ("[web]\nport = 8080", "web"),
+        ] {
+            let e = Settings::from_toml(text).unwrap_err();
+            let msg = format!("{e:#}");
+            assert!(msg.contains(key), "{msg}");
+            assert!(msg.contains("exchange"), "names the known keys: {msg}");
+            assert!(crate::exit::message(&e).contains("line 1"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_huge_bad_line_is_quoted_briefly() {
+        let text = format!("symbols = [\"{}\", 1 2]\n", "A".repeat(200_000));
+        let e = Settings::from_toml(&text).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(msg.len() < 400, "{} bytes: {:.200}", msg.len(), msg);
+        assert!(msg.contains("line 1, column"), "{msg}");
+        assert!(msg.contains("..."), "{msg}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 pub mod assets;
 pub mod auth;
+pub mod conns;
 pub mod demo;
 pub mod hub;
 pub mod routes;
@@ -19,6 +20,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use auth::{PolicyError, check_policy};
+pub use conns::ConnLimits;
 pub use hub::LiveHub;
 pub use routes::{AppState, SharedStore, WebMetrics};
 
@@ -79,12 +81,23 @@ impl WebServer {
 
 /// Checks the access policy, binds `addr` and serves the dashboard on a background task: live
 /// pages from `hub`, history from `store` (503 on history endpoints when `None`), every request
-/// checked against `token` when set.
+/// checked against `token` when set. Connections are limited by [`ConnLimits::default`].
 pub async fn spawn(
     addr: SocketAddr,
     hub: LiveHub,
     store: Option<SharedStore>,
     token: Option<String>,
+) -> Result<WebServer, WebError> {
+    spawn_with(addr, hub, store, token, ConnLimits::default()).await
+}
+
+/// [`spawn`] with explicit connection limits.
+pub async fn spawn_with(
+    addr: SocketAddr,
+    hub: LiveHub,
+    store: Option<SharedStore>,
+    token: Option<String>,
+    limits: ConnLimits,
 ) -> Result<WebServer, WebError> {
     check_policy(addr, token.as_deref())?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -93,22 +106,16 @@ pub async fn spawn(
     let bound = listener
         .local_addr()
         .map_err(|source| WebError::Bind { addr, source })?;
+    let metrics: Arc<WebMetrics> = Arc::default();
     let state = AppState {
         hub,
         store,
         token: token.map(Arc::from),
-        metrics: Arc::default(),
+        metrics: metrics.clone(),
     };
     let app = routes::router(state);
     let (tx, rx) = oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = rx.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::warn!("web server stopped: {e}");
-        }
-    });
+    let handle = tokio::spawn(conns::serve(listener, app, limits, metrics, rx));
     tracing::info!("web dashboard on http://{bound}");
     Ok(WebServer {
         addr: bound,

@@ -20,7 +20,7 @@ use market_manus::alerts::rules::{AlertRule, AlertRules};
 use market_manus::alerts::telegram::Telegram;
 use market_manus::alerts::webhook::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Webhook, signature};
 use market_manus::alerts::worker::{AlertWorker, DeliveryPolicy, PassReport};
-use market_manus::alerts::{Notifier, Secret, http_client};
+use market_manus::alerts::{Notifier, Outgoing, Secret, http_client};
 use market_manus::store::sink::SignalSink;
 use market_manus::store::sqlite::SqliteStore;
 use market_manus::store::{AlertStatus, NewAlert, SharedStore, now_ms, shared};
@@ -523,4 +523,134 @@ async fn the_running_worker_delivers_when_woken() {
     assert_eq!((s.delivered, s.retried, s.failed), (1, 1, 0));
     assert_eq!(script.seen().len(), 2);
     drop(sink);
+}
+
+/// The three notifiers, all pointed at `base` (the Telegram token and the Discord webhook
+/// token are in their URLs).
+fn all_three(base: &str) -> Vec<Arc<dyn Notifier>> {
+    vec![
+        Arc::new(Telegram::new(
+            "telegram",
+            base,
+            Secret::new("999:SUPERSECRET"),
+            "1",
+            client(),
+        )),
+        Arc::new(Discord::new(
+            "discord",
+            Secret::new(format!("{base}/api/webhooks/1/DISCORDSECRET")),
+            client(),
+        )),
+        Arc::new(Webhook::new(
+            "webhook",
+            &format!("{base}/hook"),
+            Some(Secret::new("k3y")),
+            client(),
+        )),
+    ]
+}
+
+#[tokio::test]
+async fn a_redirect_is_never_followed_and_names_the_location() {
+    // The other host records everything it receives; it must receive nothing.
+    let other = Script::new(vec![]);
+    let other_base = serve(other.clone()).await;
+    let location = format!("{other_base}/collect");
+    let redirects: Vec<Reply> = [307, 308, 301, 302]
+        .iter()
+        .cycle()
+        .take(3)
+        .map(|&status| {
+            let mut r = reply(status, "");
+            r.headers.push(("location", location.clone()));
+            r
+        })
+        .collect();
+    let endpoint = Script::new(redirects);
+    let base = serve(endpoint.clone()).await;
+    for n in all_three(&base) {
+        let err = n.send(&Outgoing::test(1)).await.unwrap_err();
+        assert!(!err.is_retryable(), "{}: {err}", n.kind());
+        let text = err.to_string();
+        assert!(text.contains("redirect"), "{}: {text}", n.kind());
+        assert!(text.contains(&location), "{}: {text}", n.kind());
+        assert!(!text.contains("SUPERSECRET"), "{text}");
+        assert!(!text.contains("DISCORDSECRET"), "{text}");
+    }
+    assert_eq!(endpoint.seen().len(), 3);
+    for s in endpoint.seen() {
+        assert!(!s.headers.contains_key("referer"), "{:?}", s.headers);
+    }
+    assert!(other.seen().is_empty(), "{:?}", other.seen());
+}
+
+#[tokio::test]
+async fn a_redirected_alert_fails_with_the_location() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    let mut r = reply(307, "");
+    r.headers
+        .push(("location", "http://127.0.0.1:9/elsewhere".into()));
+    let base = serve(Script::new(vec![r])).await;
+    let h: Arc<dyn Notifier> = Arc::new(Webhook::new("hook", &base, None, client()));
+    queue_one(&store, "hook");
+    let w = AlertWorker::new(store.clone(), vec![h], policy(5));
+    assert_eq!(w.run_once(now_ms() + 1).await.unwrap(), report(0, 0, 1));
+    let a = only_alert(&store);
+    assert_eq!(a.status, AlertStatus::Failed);
+    let err = a.last_error.unwrap();
+    assert!(err.contains("HTTP 307"), "{err}");
+    assert!(err.contains("http://127.0.0.1:9/elsewhere"), "{err}");
+}
+
+/// A server that answers every request `500` with a body that never ends; returns its base URL
+/// and the bytes it managed to write.
+async fn endless_500() -> (String, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let written = Arc::new(AtomicUsize::new(0));
+    let w = written.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let w = w.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = "HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain\r\n\
+                            transfer-encoding: chunked\r\n\r\n";
+                if sock.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+                while sock.write_all(chunk.as_bytes()).await.is_ok() {
+                    w.fetch_add(chunk.len(), Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), written)
+}
+
+#[tokio::test]
+async fn an_endless_error_body_is_capped() {
+    let (base, written) = endless_500().await;
+    for n in all_three(&base) {
+        // A generous timeout: reading the whole body would end in "timed out", not "HTTP 500".
+        let started = Instant::now();
+        let err = n.send(&Outgoing::test(1)).await.unwrap_err();
+        assert!(err.is_retryable(), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("HTTP 500: xxx"),
+            "{}: {text:.80}",
+            n.kind()
+        );
+        assert!(text.len() < 1024, "the error keeps a snippet only");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+    // The client stopped reading: the server could write no more than the socket buffers hold
+    // (an uncapped reader would have taken hundreds of MB in this time).
+    let w = written.load(Ordering::Relaxed);
+    assert!(w < 64 * 1024 * 1024, "server wrote {w} bytes");
 }

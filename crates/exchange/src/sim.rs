@@ -29,6 +29,10 @@ use manus_core::{Candle, Interval};
 use tokio::task::JoinHandle;
 
 use market::{Generator, Replay, Walk, opening, regrid, tick_for};
+pub use state::MAX_HISTORY;
+
+/// Most closed candles kept over all symbols (56 bytes each: about 1 GB).
+pub const MAX_KEPT: usize = 20_000_000;
 use state::{Book, Shared, lock};
 
 /// Where the simulated market's prices come from.
@@ -90,7 +94,9 @@ pub struct SimConfig {
     pub candle_ms: u64,
     /// In-progress frames per candle before the final.
     pub updates_per_candle: u32,
-    /// Candles already closed before the start (for REST bootstrap).
+    /// Candles already closed before the start (for REST bootstrap), at most [`MAX_HISTORY`].
+    /// Each symbol keeps this many plus 1,000 of the latest closed candles; REST requests for
+    /// older ones are answered as if the market had opened at the oldest kept.
     pub history: usize,
     /// Price source.
     pub source: SimSource,
@@ -195,6 +201,17 @@ fn validate(cfg: &SimConfig) -> Result<(), SimError> {
     if cfg.candle_ms == 0 {
         return bad("candle_ms must be at least 1".into());
     }
+    if cfg.history > MAX_HISTORY {
+        return bad(format!("history must be at most {MAX_HISTORY} candles"));
+    }
+    let kept = (cfg.history + state::LIVE_RETAIN).saturating_mul(cfg.symbols.len());
+    if kept > MAX_KEPT {
+        return bad(format!(
+            "{} symbols with {} candles of history each would keep {kept} candles; at most {MAX_KEPT} (about 1 GB) in all",
+            cfg.symbols.len(),
+            cfg.history
+        ));
+    }
     if u64::from(cfg.updates_per_candle) + 1 > cfg.candle_ms.saturating_mul(1_000_000) {
         return bad("too many updates per candle for candle_ms".into());
     }
@@ -253,10 +270,7 @@ fn prepare(cfg: &SimConfig, now_ms: i64) -> Prepared {
                     open = iv.next_open(open);
                 }
                 let last = closed.last().map_or(walk.price(), |c| c.close);
-                let book = Book {
-                    closed,
-                    forming: Some(opening(iv, m0, last)),
-                };
+                let book = Book::new(closed, Some(opening(iv, m0, last)));
                 (book, Generator::Synthetic(Box::new(walk)), tick_for(p0))
             };
             // Symbols are independent: spread the history over the cores (each symbol's walk
@@ -304,10 +318,7 @@ fn prepare(cfg: &SimConfig, now_ms: i64) -> Prepared {
             let history = grid[..h].to_vec();
             let forming = history.last().map(|c| opening(iv, m0, c.close));
             let books = (0..n)
-                .map(|_| Book {
-                    closed: history.clone(),
-                    forming,
-                })
+                .map(|_| Book::new(history.clone(), forming))
                 .collect();
             let gens = (0..n)
                 .map(|_| Generator::Replay(Replay::new(grid.clone(), h, looping)))
@@ -407,11 +418,11 @@ impl SimExchange {
         format!("http://{}", self.addr)
     }
 
-    /// The truth: history plus every candle closed since the start, ascending (empty for an
-    /// unknown symbol).
+    /// The truth: the closed candles kept (the history plus every candle closed since the start,
+    /// up to the last `history + 1000`), ascending (empty for an unknown symbol).
     pub fn closed_candles(&self, symbol: &str) -> Vec<Candle> {
         match self.shared.symbol_index(symbol) {
-            Some(i) => lock(&self.shared.books)[i].closed.clone(),
+            Some(i) => lock(&self.shared.books)[i].closed.iter().copied().collect(),
             None => Vec::new(),
         }
     }

@@ -737,6 +737,16 @@ async fn bad_configs_are_rejected() {
             source: SimSource::Replay(vec![]),
             ..SimConfig::default()
         },
+        // Memory bounds: per symbol, and over all symbols (checked before generating).
+        SimConfig {
+            history: manus_exchange::sim::MAX_HISTORY + 1,
+            ..SimConfig::default()
+        },
+        SimConfig {
+            symbols: (0..100).map(|i| format!("S{i}USDT")).collect(),
+            history: 1_000_000,
+            ..SimConfig::default()
+        },
     ] {
         assert!(SimExchange::start(c).await.is_err());
     }

@@ -163,6 +163,21 @@ impl Default for DeliveryConfig {
 }
 
 impl DeliveryConfig {
+    /// Checks every value against its range ([`crate::ranges`]).
+    pub fn validate(&self) -> Result<(), AlertConfigError> {
+        use crate::ranges as r;
+        let err = |e: r::RangeError| AlertConfigError(e.to_string());
+        r::MAX_ATTEMPTS.u32(self.max_attempts).map_err(err)?;
+        r::BACKOFF_BASE_MS.u64(self.backoff_base_ms).map_err(err)?;
+        r::BACKOFF_MAX_MS.u64(self.backoff_max_ms).map_err(err)?;
+        r::TIMEOUT_MS.u64(self.timeout_ms).map_err(err)?;
+        r::QUEUE_CAPACITY.usize(self.queue_capacity).map_err(err)?;
+        r::POLL_INTERVAL_MS
+            .u64(self.poll_interval_ms)
+            .map_err(err)?;
+        Ok(())
+    }
+
     /// The per-request timeout.
     pub fn timeout(&self) -> Duration {
         Duration::from_millis(self.timeout_ms.max(1))
@@ -225,16 +240,19 @@ fn unique_name(
 }
 
 impl AlertsConfig {
-    /// Parses the `alerts` value of the settings file.
+    /// Parses the `alerts` value of the settings file and checks the delivery ranges.
     pub fn from_toml_value(v: toml::Value) -> Result<Self, AlertConfigError> {
-        v.try_into()
-            .map_err(|e: toml::de::Error| AlertConfigError(e.message().to_string()))
+        let cfg: AlertsConfig = v
+            .try_into()
+            .map_err(|e: toml::de::Error| AlertConfigError(e.message().to_string()))?;
+        cfg.delivery.validate()?;
+        Ok(cfg)
     }
 
     /// Parses a whole settings file and takes its `[alerts]` section (empty when absent).
     pub fn from_settings_toml(text: &str) -> Result<Self, AlertConfigError> {
-        let mut table: toml::Table =
-            toml::from_str(text).map_err(|e| AlertConfigError(e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(text)
+            .map_err(|e| AlertConfigError(crate::config::toml_error(text, &e)))?;
         match table.remove("alerts") {
             Some(v) => Self::from_toml_value(v),
             None => Ok(AlertsConfig::default()),

@@ -122,6 +122,7 @@ fn outbox(args: OutboxArgs) -> anyhow::Result<()> {
             ))
         })?),
     };
+    crate::ranges::ALERTS_LIMIT.usize(args.limit)?;
     let json = match args.format.as_str() {
         "table" => false,
         "json" => true,

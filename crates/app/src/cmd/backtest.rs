@@ -113,6 +113,7 @@ pub struct Plan {
 /// Resolves flags over the optional settings file. `interval` is the data's.
 pub fn plan(args: &Args, settings: &Settings, interval: Interval) -> anyhow::Result<Plan> {
     let (specs, rule) = settings.strategy_args(&args.strategy).resolve()?;
+    crate::ranges::BACKTEST_TOP.usize(args.top)?;
     let b = &settings.backtest;
     let mode: PositionMode = args
         .mode
@@ -180,6 +181,9 @@ pub fn load_candles(args: &Args, settings: &Settings) -> anyhow::Result<(Vec<Can
         ));
     };
     let candles = load_csv(path, interval)?;
+    if let Some(msg) = interval.and_then(|i| super::common::interval_conflict(path, i, &candles)) {
+        return Err(bad_input(msg));
+    }
     if candles.len() < 2 {
         return Err(bad_input(format!(
             "{} has {} candle(s); a backtest needs at least 2",

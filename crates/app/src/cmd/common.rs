@@ -57,7 +57,7 @@ impl StrategyArgs {
             spec.params.insert(name.to_string(), parse_value(value));
         }
         let mut rule = Rule::new(mode, specs.len());
-        rule.threshold = self.threshold;
+        rule.threshold = crate::ranges::THRESHOLD.f64(self.threshold)?;
         for w in &self.weights {
             let (id, v) = w
                 .split_once('=')
@@ -95,6 +95,19 @@ pub fn load_csv(path: &Path, interval: Option<Interval>) -> anyhow::Result<Vec<C
         File::open(path).map_err(|e| bad_input(format!("cannot open {}: {e}", path.display())))?;
     manus_core::csv::load(BufReader::with_capacity(1 << 16, file), interval)
         .with_context(|| format!("in {}", path.display()))
+}
+
+/// Checks `--interval` against the step between the file's candles: a 5m flag on a 1m file
+/// would label every record wrongly. `None` when they agree or the file's step is not an
+/// interval (gaps, too few candles); the message otherwise.
+pub fn interval_conflict(path: &Path, given: Interval, candles: &[Candle]) -> Option<String> {
+    let found = manus_core::csv::infer_interval(candles)?;
+    (found != given).then(|| {
+        format!(
+            "--interval {given} contradicts {}, whose candles are {found} apart",
+            path.display()
+        )
+    })
 }
 
 /// Treats a closed stdout (e.g. piped into `head`) as a normal end.

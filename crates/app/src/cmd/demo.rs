@@ -12,8 +12,8 @@ use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
 
 use super::common::StrategyArgs;
 use super::live::{Plan, engine_from, execute, with_runtime};
-use crate::exit::bad_input;
 use crate::live::{PipelineConfig, Shutdown, scripted::synthetic_candles};
+use crate::ranges;
 
 /// The demo's named symbols; more (`--symbols N`) are numbered.
 const NAMED: [&str; 3] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
@@ -61,35 +61,40 @@ fn symbols(n: usize) -> Vec<String> {
         .collect()
 }
 
+/// The price source for `n` symbols whose `history` closed candles end now.
+fn source(n: usize, interval: Interval, history: usize, now_ms: i64) -> SimSource {
+    // The random walk scales each further symbol's price down tenfold: fine for the three
+    // named ones, not for hundreds, which replay one synthetic series instead.
+    if n <= NAMED.len() {
+        return SimSource::Synthetic {
+            seed: 7,
+            start_price: 30_000.0,
+        };
+    }
+    let k = StreamKey {
+        symbol: "SIM".into(),
+        interval,
+    };
+    // The replay's times are the market's: start it `history` candles before now (it once
+    // started at 0, and the demo stored 1970 timestamps).
+    let start = interval.floor(now_ms) - history as i64 * interval.duration_ms();
+    SimSource::Replay(synthetic_candles(&k, start, history + 5000))
+}
+
 impl Args {
     fn validate(&self) -> anyhow::Result<(SimConfig, Plan)> {
-        if !(1..=1000).contains(&self.symbols) {
-            return Err(bad_input("--symbols must be between 1 and 1000"));
-        }
-        if !(20..=60_000).contains(&self.candle_ms) {
-            return Err(bad_input("--candle-ms must be between 20 and 60000"));
-        }
-        if self.window == 0 {
-            return Err(bad_input("--window must be at least 1"));
+        ranges::DEMO_SYMBOLS.usize(self.symbols)?;
+        ranges::DEMO_CANDLE_MS.u64(self.candle_ms)?;
+        ranges::DEMO_DROP_EVERY.u64(self.drop_every)?;
+        ranges::WINDOW.usize(self.window)?;
+        if let Some(n) = self.max_candles {
+            ranges::MAX_CANDLES.u64(n)?;
         }
         let engine = engine_from(&self.strategy)?;
         let interval = Interval::M1;
         let names = symbols(self.symbols);
         let history = 1000;
-        // The random walk scales each further symbol's price down tenfold: fine for the three
-        // named ones, not for hundreds, which replay one synthetic series instead.
-        let source = if self.symbols <= NAMED.len() {
-            SimSource::Synthetic {
-                seed: 7,
-                start_price: 30_000.0,
-            }
-        } else {
-            let k = StreamKey {
-                symbol: "SIM".into(),
-                interval,
-            };
-            SimSource::Replay(synthetic_candles(&k, 0, history + 5000))
-        };
+        let source = source(self.symbols, interval, history, crate::store::now_ms());
         let sim = SimConfig {
             symbols: names.clone(),
             interval,
@@ -167,4 +172,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_millis(300), side.spawn(sim.shutdown())).await;
         result
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_symbol_count_starts_the_market_now() {
+        let now = 1_764_000_000_123;
+        for n in [1, 3, 4, 1000] {
+            match source(n, Interval::M1, 1000, now) {
+                SimSource::Synthetic { .. } => assert!(n <= 3),
+                SimSource::Replay(list) => {
+                    assert!(n > 3);
+                    // History ends at the current minute: live candles open from now on.
+                    let live = &list[1000];
+                    assert_eq!(live.open_time, Interval::M1.floor(now), "{n} symbols");
+                    assert_eq!(list[0].open_time, Interval::M1.floor(now) - 1000 * 60_000);
+                }
+                SimSource::ReplayOnce(_) => panic!("not used"),
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
 
 use super::common::{load_csv, parse_interval};
 use crate::exit::bad_input;
+use crate::ranges;
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -100,14 +101,31 @@ impl Args {
         if symbols.is_empty() {
             return Err(bad_input("--symbols needs at least one symbol"));
         }
-        if self.candle_ms == 0 {
-            return Err(bad_input("--candle-ms must be at least 1"));
+        ranges::SIM_CANDLE_MS.u64(self.candle_ms)?;
+        ranges::SIM_UPDATES.u32(self.updates)?;
+        ranges::SIM_HISTORY.usize(self.history)?;
+        for n in [
+            self.drop_every,
+            self.malformed_every,
+            self.duplicate_final_every,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            ranges::SIM_EVERY.u64(n)?;
+        }
+        if let Some(n) = self.ws_rate_limit {
+            ranges::SIM_WS_RATE_LIMIT.u32(n)?;
         }
         let source = match &self.replay {
             Some(path) => {
                 let candles = load_csv(path, Some(interval))?;
                 if candles.is_empty() {
                     return Err(bad_input(format!("{} has no candles", path.display())));
+                }
+                // Replaying onto another grid is a use (the simulator regrids), so only warn.
+                if let Some(msg) = super::common::interval_conflict(path, interval, &candles) {
+                    tracing::warn!("{msg}; replaying it as {interval} candles");
                 }
                 if self.replay_once {
                     SimSource::ReplayOnce(candles)
@@ -290,8 +308,9 @@ mod tests {
         ] {
             let e = parse(argv).unwrap_err();
             assert!(
-                e.chain()
-                    .any(|c| c.is::<crate::exit::BadInput>() || c.is::<manus_core::CoreError>()),
+                e.chain().any(|c| c.is::<crate::exit::BadInput>()
+                    || c.is::<manus_core::CoreError>()
+                    || c.is::<crate::ranges::RangeError>()),
                 "{argv:?}: {e}"
             );
         }

@@ -127,7 +127,10 @@ impl Source {
             interval,
             from_ms,
             to_ms,
-            rest_url: rest_url.unwrap_or(exchange.default_rest_url()).to_string(),
+            rest_url: match rest_url {
+                Some(u) => crate::cmd::live::parse_base_url("--rest-url", u, &["http", "https"])?,
+                None => exchange.default_rest_url().to_string(),
+            },
             db: db.map(str::to_string),
         })
     }

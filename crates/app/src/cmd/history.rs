@@ -96,6 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|s| parse_date("--until", s))
         .transpose()?;
     let decision = args.decision.as_deref().map(parse_decision).transpose()?;
+    crate::ranges::HISTORY_LIMIT.usize(args.limit)?;
     let symbol = args.symbol.trim().to_ascii_uppercase();
     if symbol.is_empty() {
         return Err(bad_input("--symbol must not be empty"));

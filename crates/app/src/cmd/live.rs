@@ -20,6 +20,7 @@ use crate::config::{Settings, StrategyFlags};
 use crate::exit::bad_input;
 use crate::live::run::WebTap;
 use crate::live::{Pipeline, PipelineConfig, RecordSink, Shutdown, Stop, run_headless};
+use crate::ranges;
 use crate::tui::{self, App, MessageLog};
 
 /// Arguments.
@@ -120,8 +121,11 @@ impl WebArgs {
         let Some(addr) = self.web else {
             return Ok(None);
         };
-        crate::web::check_policy(addr, self.web_token.as_deref())
-            .map_err(|e| bad_input(format!("--web {addr}: {e}")))?;
+        crate::web::check_policy(addr, self.web_token.as_deref()).map_err(|e| {
+            bad_input(format!(
+                "--web {addr}: {e} (the flag is --web-token, or the MANUS_WEB_TOKEN variable)"
+            ))
+        })?;
         Ok(Some(WebPlan {
             addr,
             token: self.web_token.clone(),
@@ -182,6 +186,30 @@ pub fn parse_symbols(s: Option<&str>) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Checks a base URL flag (`--ws-url`, `--rest-url`) at once: it parses, has a host and one
+/// of `schemes`. Returns it without a trailing `/`. (Left to the feed, `notaurl` was retried
+/// for 15 s and `ftp://...` forever.)
+pub fn parse_base_url(flag: &str, s: &str, schemes: &[&str]) -> anyhow::Result<String> {
+    let expected = || schemes.join(" or ");
+    let url = reqwest::Url::parse(s.trim()).map_err(|e| {
+        bad_input(format!(
+            "{flag} '{s}': not a URL ({e}); expected {}://HOST[:PORT]",
+            expected()
+        ))
+    })?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(bad_input(format!(
+            "{flag} '{s}': scheme '{}' is not supported; expected {}",
+            url.scheme(),
+            expected()
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad_input(format!("{flag} '{s}': no host")));
+    }
+    Ok(s.trim().trim_end_matches('/').to_string())
+}
+
 /// Parses `--interval`: at least one valid interval.
 pub fn parse_intervals(s: Option<&str>) -> anyhow::Result<Vec<Interval>> {
     let parts = list(s);
@@ -240,11 +268,10 @@ impl Args {
                 "--alerts-config needs a database for the alert outbox: pass --db PATH",
             ));
         }
-        if self.window == 0 {
-            return Err(bad_input("--window must be at least 1"));
-        }
-        if self.max_candles == Some(0) {
-            return Err(bad_input("--max-candles must be at least 1"));
+        ranges::WINDOW.usize(self.window)?;
+        ranges::BOOTSTRAP.usize(self.bootstrap)?;
+        if let Some(n) = self.max_candles {
+            ranges::MAX_CANDLES.u64(n)?;
         }
         let streams: Vec<StreamKey> = symbols
             .iter()
@@ -257,10 +284,10 @@ impl Args {
             .collect();
         let mut feed = FeedConfig::new(exchange, streams);
         if let Some(u) = &self.ws_url {
-            feed.ws_url = u.trim_end_matches('/').to_string();
+            feed.ws_url = parse_base_url("--ws-url", u, &["ws", "wss"])?;
         }
         if let Some(u) = &self.rest_url {
-            feed.rest_url = u.trim_end_matches('/').to_string();
+            feed.rest_url = parse_base_url("--rest-url", u, &["http", "https"])?;
         }
         feed.bootstrap = self.bootstrap;
         if let Some(at) = self.reconnect_at {
@@ -467,6 +494,57 @@ mod tests {
         for bad in ["24:00", "3", "03:60", "03:00:61", "aa:bb", "1:2:3:4"] {
             let e = parse_time_of_day(bad).unwrap_err();
             assert!(e.contains("HH:MM"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn base_urls_are_checked_at_once() {
+        struct Case {
+            input: &'static str,
+            schemes: &'static [&'static str],
+            expected: Result<&'static str, &'static str>,
+        }
+        let ws: &[&str] = &["ws", "wss"];
+        let http: &[&str] = &["http", "https"];
+        let cases = [
+            Case {
+                input: "ws://127.0.0.1:9000/",
+                schemes: ws,
+                expected: Ok("ws://127.0.0.1:9000"),
+            },
+            Case {
+                input: "https://api.binance.us",
+                schemes: http,
+                expected: Ok("https://api.binance.us"),
+            },
+            Case {
+                input: "notaurl",
+                schemes: http,
+                expected: Err("not a URL"),
+            },
+            Case {
+                input: "ftp://example.com",
+                schemes: ws,
+                expected: Err("scheme 'ftp' is not supported; expected ws or wss"),
+            },
+            Case {
+                input: "http://x",
+                schemes: ws,
+                expected: Err("scheme 'http'"),
+            },
+            Case {
+                input: "http://",
+                schemes: http,
+                expected: Err("--flag 'http://'"),
+            },
+        ];
+        for c in cases {
+            let got = parse_base_url("--flag", c.input, c.schemes).map_err(|e| e.to_string());
+            match (got, c.expected) {
+                (Ok(u), Ok(want)) => assert_eq!(u, want),
+                (Err(e), Err(want)) => assert!(e.contains(want), "{}: {e}", c.input),
+                (got, want) => panic!("{}: {got:?}, expected {want:?}", c.input),
+            }
         }
     }
 }

@@ -60,11 +60,15 @@ pub fn parse_bind(s: &str) -> anyhow::Result<SocketAddr> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let bind = parse_bind(&args.bind)?;
     let token = args.token.clone().filter(|t| !t.is_empty());
-    web::check_policy(bind, token.as_deref()).map_err(|e| bad_input(e.to_string()))?;
+    web::check_policy(bind, token.as_deref()).map_err(|e| {
+        bad_input(format!(
+            "{e} (the flag is --token, or the MANUS_WEB_TOKEN variable)"
+        ))
+    })?;
     let symbols = crate::cmd::live::parse_symbols(Some(&args.demo_symbols))?;
     let (strategies, rule) = args.strategy.resolve()?;
-    if args.demo && !(20..=3_600_000).contains(&args.demo_candle_ms) {
-        return Err(bad_input("--demo-candle-ms must be from 20 to 3600000"));
+    if args.demo {
+        crate::ranges::SERVE_DEMO_CANDLE_MS.u64(args.demo_candle_ms)?;
     }
     // Opened before the runtime: the Postgres client must not start inside it.
     let store: Option<SharedStore> = if args.no_store {

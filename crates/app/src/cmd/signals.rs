@@ -87,6 +87,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Ok(chunk) => chunk.with_context(in_file)?,
         Err(_) => Vec::new(),
     };
+    if let Some(msg) = interval.and_then(|i| super::common::interval_conflict(path, i, &first)) {
+        return Err(bad_input(msg));
+    }
     let interval = match interval.or_else(|| infer_interval(&first)) {
         Some(i) => i,
         None if first.is_empty() => {

@@ -55,6 +55,38 @@ impl std::fmt::Debug for RecordSink {
     }
 }
 
+/// A file whose write errors name it ("No space left on device" alone does not say where).
+pub struct NamedFile {
+    file: File,
+    path: std::path::PathBuf,
+}
+
+impl NamedFile {
+    /// Creates (or truncates) `path` (its error is the bare one: callers say what they open).
+    pub fn create(path: &Path) -> io::Result<Self> {
+        let file = File::create(path)?;
+        Ok(NamedFile {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+/// `e` with `path` in front, keeping its kind (a broken pipe stays a broken pipe).
+fn named(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
+impl Write for NamedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf).map_err(|e| named(&self.path, e))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush().map_err(|e| named(&self.path, e))
+    }
+}
+
 impl RecordSink {
     /// Records to any writer.
     pub fn new(out: Box<dyn Write + Send>) -> Self {
@@ -70,11 +102,11 @@ impl RecordSink {
     pub fn stdout() -> Self {
         Self::new(Box::new(BufWriter::with_capacity(1 << 16, io::stdout())))
     }
-    /// Records to a file (created or truncated).
+    /// Records to a file (created or truncated); write errors name it.
     pub fn file(path: &Path) -> io::Result<Self> {
         Ok(Self::new(Box::new(BufWriter::with_capacity(
             1 << 16,
-            File::create(path)?,
+            NamedFile::create(path)?,
         ))))
     }
     /// Records are dropped (dashboard only).

@@ -339,3 +339,24 @@ fn feed_lag_is_shown_only_when_the_clocks_agree() {
     p.on_event(with_event_time(cs[1], wall + 10 * 3_600_000));
     assert_eq!(p.feed_lag_ms(), None);
 }
+
+#[test]
+fn a_full_disk_names_the_file() {
+    // /dev/full answers every write with ENOSPC, as a full disk does.
+    let path = std::path::Path::new("/dev/full");
+    let mut sink = RecordSink::file(path).unwrap();
+    let k = key("BTCUSDT", Interval::M1);
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    let mut result = Ok(());
+    for c in synthetic_candles(&k, 0, 3000) {
+        if let Some(rec) = p.on_event(closed(&k, c, Origin::Live)) {
+            result = sink.write(rec).and_then(|()| sink.flush());
+            if result.is_err() {
+                break;
+            }
+        }
+    }
+    let e = result.unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+    assert!(e.to_string().starts_with("/dev/full: "), "{e}");
+}

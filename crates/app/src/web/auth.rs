@@ -19,7 +19,7 @@ pub const MIN_TOKEN_LEN: usize = 16;
 pub enum PolicyError {
     /// A non-loopback address without a token.
     #[error(
-        "refusing to serve on {0} without a token: anyone on the network could read it; pass --token (at least {MIN_TOKEN_LEN} characters) or bind to 127.0.0.1"
+        "refusing to serve on {0} without a token: anyone on the network could read it; set a token (at least {MIN_TOKEN_LEN} characters) or bind to 127.0.0.1"
     )]
     TokenRequired(SocketAddr),
     /// A token that is too short or has characters that cannot go in a header or URL.

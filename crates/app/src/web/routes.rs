@@ -46,6 +46,8 @@ pub struct WebMetrics {
     pub client_errors: AtomicU64,
     /// Requests answered with a 5xx status.
     pub server_errors: AtomicU64,
+    /// Connection counters of the accept loop.
+    pub conns: super::conns::ConnStats,
 }
 
 /// What every handler can reach.
@@ -545,6 +547,25 @@ async fn metrics(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiRes
         "counter",
         "Requests answered with a 5xx status.",
         &[(String::new(), ld(&m.server_errors))],
+    );
+    metric(
+        "manus_web_connections",
+        "gauge",
+        "Open HTTP connections.",
+        &[(String::new(), m.conns.open.load(Ordering::Relaxed) as f64)],
+    );
+    metric(
+        "manus_web_connections_closed_total",
+        "counter",
+        "Connections closed or refused by the connection limits.",
+        &[
+            ("{reason=\"idle_evicted\"}".into(), ld(&m.conns.evicted)),
+            ("{reason=\"refused_busy\"}".into(), ld(&m.conns.refused)),
+            (
+                "{reason=\"accept_error\"}".into(),
+                ld(&m.conns.accept_errors),
+            ),
+        ],
     );
     metric(
         "manus_hub_events_total",

@@ -76,10 +76,15 @@ pub fn parse(spec: &str) -> Result<Grid, BacktestError> {
             if to < from {
                 return Err(bad(format!("'{part}': end is below start")));
             }
-            let n = ((to - from) / step + 1e-9).floor() as usize + 1;
-            if n > MAX_COMBINATIONS {
-                return Err(bad(format!("'{part}': too many values ({n})")));
+            // Counted in floating point and checked before the cast: `0..1e20` must not wrap
+            // to a tiny (or zero) count.
+            let count = ((to - from) / step + 1e-9).floor() + 1.0;
+            if count > MAX_COMBINATIONS as f64 {
+                return Err(bad(format!(
+                    "'{part}': too many values (more than {MAX_COMBINATIONS})"
+                )));
             }
+            let n = count as usize;
             (0..n)
                 .map(|i| as_value(from + i as f64 * step, integer))
                 .collect()
@@ -217,6 +222,10 @@ mod tests {
             ("a.b=x..5", "not a number"),
             ("a.b=1..2,a.b=3..4", "twice"),
             ("a.b=1..1000000000", "too many"),
+            // Counts beyond usize once wrapped to zero values and divided by zero.
+            ("ema_crossover.fast=0..1e20", "too many"),
+            ("a.b=0..1:1e-300", "too many"),
+            ("a.b=-1e308..1e308", "too many"),
         ] {
             let e = parse(spec).unwrap_err().to_string();
             assert!(e.contains(needle), "{spec}: {e}");

@@ -90,7 +90,7 @@ impl RestClient {
             .get(&url)
             .send()
             .await
-            .map_err(|e| FeedError::Http(format!("{url}: {e}")))?;
+            .map_err(|e| transport_error(&url, e))?;
         let status = resp.status().as_u16();
         let header = |name: &str| {
             resp.headers()
@@ -112,10 +112,7 @@ impl RestClient {
                 retry_after,
             });
         }
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| FeedError::Http(format!("{url}: {e}")))?;
+        let body = resp.text().await.map_err(|e| transport_error(&url, e))?;
         if (200..300).contains(&status) {
             return Ok(body);
         }
@@ -294,4 +291,21 @@ impl RestClient {
         rows.drain(..excess);
         Ok(rows)
     }
+}
+
+/// A transport failure with its causes ("timed out", "connection refused", "invalid HTTP
+/// version"): reqwest's own text is only "error sending request".
+fn transport_error(url: &str, e: reqwest::Error) -> FeedError {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !msg.contains(&part) {
+            msg.push_str(": ");
+            msg.push_str(&part);
+        }
+        cause = c.source();
+    }
+    FeedError::Http(format!("{url}: {msg}"))
 }

@@ -20,16 +20,45 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One symbol's candles: every closed one since the start of history, and the forming one.
+/// Most closed candles of starting history per symbol (`SimConfig::history`).
+pub const MAX_HISTORY: usize = 1_000_000;
+
+/// Closed candles a book keeps beyond its starting history: one full REST page (1,000 is both
+/// Binance's and Bybit's largest), enough to backfill any drop the fault drills make.
+pub(crate) const LIVE_RETAIN: usize = 1_000;
+
+/// One symbol's candles: a bounded ring of the latest closed ones, and the forming one. Older
+/// candles are forgotten, as if the market had opened at the oldest one kept: a request that
+/// starts before it gets the page from the oldest kept on (how both exchanges answer a range
+/// before a symbol's listing), one that ends before it an empty page.
 #[derive(Debug, Default)]
 pub(crate) struct Book {
-    /// Closed candles, ascending, gapless (the truth).
-    pub closed: Vec<Candle>,
+    /// Closed candles, ascending, gapless (the truth, as far back as kept).
+    pub closed: VecDeque<Candle>,
     /// The candle in progress, as last published.
     pub forming: Option<Candle>,
+    /// Most closed candles kept.
+    keep: usize,
 }
 
 impl Book {
+    /// A book holding `history` (ascending) that keeps `LIVE_RETAIN` candles more than that.
+    pub fn new(history: Vec<Candle>, forming: Option<Candle>) -> Self {
+        Book {
+            keep: history.len() + LIVE_RETAIN,
+            closed: history.into(),
+            forming,
+        }
+    }
+
+    /// Records a closed candle, forgetting the oldest beyond the bound.
+    pub fn push_closed(&mut self, c: Candle) {
+        self.closed.push_back(c);
+        while self.closed.len() > self.keep.max(1) {
+            self.closed.pop_front();
+        }
+    }
+
     fn len(&self) -> usize {
         self.closed.len() + usize::from(self.forming.is_some())
     }
@@ -448,7 +477,7 @@ pub(crate) async fn drive(
                     continue;
                 };
                 if is_final {
-                    b.closed.push(snap);
+                    b.push_closed(snap);
                     b.forming = Some(opening(interval, next_open, snap.close));
                 } else {
                     b.forming = Some(snap);
@@ -512,10 +541,7 @@ mod tests {
 
     fn book(n: i64, forming: bool) -> Book {
         let c = |t: i64| opening(Interval::M1, t * 60_000, 1.0);
-        Book {
-            closed: (0..n).map(c).collect(),
-            forming: forming.then(|| c(n)),
-        }
+        Book::new((0..n).map(c).collect(), forming.then(|| c(n)))
     }
 
     #[test]
@@ -591,5 +617,28 @@ mod tests {
             );
         }
         assert_eq!(book(3, false).select(None, None, 10).len(), 3);
+    }
+
+    #[test]
+    fn a_book_keeps_a_bounded_ring_and_answers_from_its_oldest() {
+        let m = 60_000;
+        let c = |t: i64| opening(Interval::M1, t * m, 1.0);
+        let mut b = Book::new((0..10).map(c).collect(), None);
+        // Far more closes than it keeps: memory stays at history + one REST page.
+        for t in 10..10 + 3 * LIVE_RETAIN as i64 {
+            b.push_closed(c(t));
+        }
+        assert_eq!(b.closed.len(), 10 + LIVE_RETAIN);
+        let last = 9 + 3 * LIVE_RETAIN as i64;
+        let oldest = last - (10 + LIVE_RETAIN as i64) + 1;
+        assert_eq!(b.closed.back().unwrap().open_time, last * m);
+        assert_eq!(b.closed.front().unwrap().open_time, oldest * m);
+        // A range starting before the oldest kept starts at it; one ending before it is empty.
+        let page = b.select(Some(0), None, 5);
+        assert_eq!(page[0].open_time, oldest * m);
+        assert_eq!(page.len(), 5);
+        assert!(b.select(Some(0), Some(oldest * m - 1), 5).is_empty());
+        // The latest page is whole.
+        assert_eq!(b.select(None, None, 1000).len(), 1000);
     }
 }
