@@ -6,7 +6,7 @@
 use manus_core::{Candle, Interval};
 use serde::Deserialize;
 
-use crate::feed::proto;
+use crate::feed::wire as proto;
 
 /// Any frame on a kline socket. Raw streams send the event itself; combined streams wrap it as
 /// `{"stream":"btcusdt@kline_1m","data":{..}}`; control answers look like `{"result":null,"id":1}`

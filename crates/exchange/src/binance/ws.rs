@@ -2,7 +2,7 @@
 //! `/stream?streams=a/b` for many) and frame parsing.
 
 use crate::feed::StreamKey;
-use crate::feed::proto::{Control, Lookup, WsKline};
+use crate::feed::wire::{Control, Lookup, WsKline};
 
 use super::message::{Kline, WsFrame};
 

@@ -6,7 +6,7 @@
 use manus_core::{Candle, Interval};
 use serde::Deserialize;
 
-use crate::feed::proto;
+use crate::feed::wire as proto;
 
 /// Our interval in Bybit's spelling (`1`, `60`, `D`, `W`, `M`); `None` for the two Bybit lacks
 /// (8h, 3d).

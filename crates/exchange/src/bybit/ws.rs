@@ -2,7 +2,7 @@
 //! request), the `{"op":"ping"}` heartbeat and frame parsing.
 
 use crate::feed::StreamKey;
-use crate::feed::proto::{Control, Lookup, WsKline as Parsed};
+use crate::feed::wire::{Control, Lookup, WsKline as Parsed};
 
 use super::message::{WsFrame, interval_code};
 

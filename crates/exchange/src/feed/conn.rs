@@ -15,8 +15,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, warn};
 
 use super::lanes::{Direct, SharedLanes};
-use super::proto::{Control, Lookup, Protocol, WsKline};
+use super::wire::{Control, Lookup, WsKline};
 use super::{FeedCounters, FeedEvent};
+use crate::venue::Venue;
 
 /// What a connection task reports.
 #[derive(Debug)]
@@ -57,8 +58,8 @@ pub(crate) enum ConnEvent {
 /// Everything a connection needs.
 #[derive(Clone)]
 pub(crate) struct ConnParams {
-    /// Wire protocol.
-    pub proto: Protocol,
+    /// The exchange's protocol.
+    pub venue: &'static dyn Venue,
     /// Full socket URL.
     pub url: String,
     /// Frames to send after connecting.
@@ -103,6 +104,12 @@ impl Drop for ConnHandle {
     }
 }
 
+/// How often to ping: at a third of the silence timeout, a live but quiet connection always
+/// answers before we give up on it; never less often than the exchange demands.
+fn ping_every(venue: &dyn Venue, silence: Duration) -> Duration {
+    (silence / 3).clamp(Duration::from_millis(10), venue.ping_cap())
+}
+
 /// Starts a connection task.
 pub(crate) fn spawn(id: u64, p: ConnParams) -> ConnHandle {
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -139,13 +146,13 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
             return format!("subscribe: {e}");
         }
     }
-    // Binance subscribes by URL, so the stream is live now; Bybit is live once acknowledged
+    // Binance subscribes by URL, so the stream is live now; Bybit and OKX are live once acknowledged
     // (or once a push arrives, whichever is first).
     let mut announced = p.subscribe.is_empty();
     if announced && p.tx.send(ConnEvent::Connected { id }).await.is_err() {
         return "driver gone".into();
     }
-    let ping_every = p.proto.ping_every(p.silence);
+    let ping_every = ping_every(p.venue, p.silence);
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_frame = Instant::now();
     // One timer for the silence watchdog, re-armed only when it fires early: re-arming it on
@@ -161,7 +168,7 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
                 return "stopped".into();
             }
             _ = ping.tick() => {
-                let m = match p.proto.app_ping() {
+                let m = match p.venue.app_ping() {
                     Some(text) => Message::text(text),
                     None => Message::Ping(Vec::new().into()),
                 };
@@ -207,7 +214,7 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
         let received_at = std::time::Instant::now();
         FeedCounters::bump(&p.counters.messages_received);
         buf.clear();
-        let subscribed = match p.proto.parse(text.as_str(), &p.lookup, &mut buf) {
+        let subscribed = match p.venue.parse_frame(text.as_str(), &p.lookup, &mut buf) {
             Err(e) => {
                 FeedCounters::bump(&p.counters.malformed);
                 let head: String = text.as_str().chars().take(120).collect();

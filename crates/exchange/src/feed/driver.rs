@@ -15,9 +15,9 @@ use tracing::{debug, info, warn};
 use super::backoff::Backoff;
 use super::conn::{self, ConnEvent, ConnHandle, ConnParams};
 use super::lanes::SharedLanes;
-use super::proto::{Protocol, WsKline};
 use super::rest::RestClient;
 use super::sequencer::Verdict;
+use super::wire::WsKline;
 use super::{
     Arrival, FeedConfig, FeedCounters, FeedError, FeedEvent, MarketFeed, Origin, StreamKey,
 };
@@ -25,8 +25,6 @@ use super::{
 /// The exchanges cut connections at 24 h; a daily `rotate_at` must come before that.
 const HARD_CUT: Duration = Duration::from_secs(24 * 3600 - 60);
 const DAY_MS: i64 = 24 * 3600 * 1000;
-/// Streams one Binance connection may carry.
-const BINANCE_MAX_STREAMS: usize = 1024;
 
 /// A live feed for one or many streams on one exchange.
 #[derive(Debug)]
@@ -49,15 +47,15 @@ impl Feed {
                 return Err(FeedError::Invalid(format!("stream {s} listed twice")));
             }
         }
-        let proto = Protocol::of(cfg.exchange);
-        let lookup = proto.lookup(&cfg.streams).map_err(FeedError::Invalid)?;
-        let subscribe = proto
-            .subscribe_messages(&cfg.streams)
-            .map_err(FeedError::Invalid)?;
-        if proto == Protocol::Binance && cfg.streams.len() > BINANCE_MAX_STREAMS {
+        let venue = cfg.exchange.venue();
+        let lookup = crate::venue::lookup(venue, &cfg.streams)?;
+        let subscribe = venue.subscribe_messages(&cfg.streams)?;
+        if cfg.streams.len() > venue.max_streams() {
             return Err(FeedError::Invalid(format!(
-                "{} streams requested; Binance allows {BINANCE_MAX_STREAMS} per connection",
-                cfg.streams.len()
+                "{} streams requested; {} allows {} per connection",
+                cfg.streams.len(),
+                venue.name(),
+                venue.max_streams()
             )));
         }
         let rest =
@@ -75,7 +73,7 @@ impl Feed {
         for s in &cfg.streams {
             if !intervals.contains(&s.interval) {
                 intervals.push(s.interval);
-                // The exchange itself judges the interval (Binance -1120, Bybit 10001).
+                // The exchange itself judges the interval (Binance -1120, Bybit 10001, OKX 51000).
                 rest.klines(&s.symbol, s.interval, None, None, 1).await?;
             }
         }
@@ -86,8 +84,8 @@ impl Feed {
         let (stop_tx, stop_rx) = oneshot::channel();
         let lanes = SharedLanes::new(&cfg.streams, cfg.candle_period);
         let params = ConnParams {
-            proto,
-            url: proto.ws_url(&cfg.ws_url, &cfg.streams),
+            venue,
+            url: venue.ws_url(&cfg.ws_url, &cfg.streams),
             subscribe,
             lookup: Arc::new(lookup),
             silence: cfg.silence_timeout,

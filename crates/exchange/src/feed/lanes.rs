@@ -14,8 +14,8 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::proto::WsKline;
 use super::sequencer::{Sequencer, Verdict};
+use super::wire::WsKline;
 use super::{Arrival, FeedEvent, Origin, StreamKey};
 
 /// One stream's state.
