@@ -212,3 +212,32 @@ async fn feed_refuses_unknown_symbols_and_unaligned_intervals_before_connecting(
     assert!(matches!(err, FeedError::Invalid(_)), "{err:?}");
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_are_counted_and_skipped() {
+    let mut cfg = sim_config(&["BTCUSDT"], 50);
+    cfg.faults = FaultPlan {
+        malformed_every: Some(2),
+        ..FaultPlan::default()
+    };
+    let sim = sim(cfg).await;
+    let mut feed = Feed::connect(feed_config(&sim, OKX, &["BTCUSDT"], 20))
+        .await
+        .expect("connect");
+    let counters = feed.counters();
+    let seen = collect(&mut feed, Duration::from_secs(20), |s| {
+        s.live("BTCUSDT") >= 30
+    })
+    .await;
+    feed.shutdown().await;
+    let c = counters.snapshot();
+    assert!(sim.stats().malformed_sent >= 5, "{:?}", sim.stats());
+    assert!(c.malformed >= 5, "{c:?}");
+    assert_matches_truth(
+        "BTCUSDT",
+        &seen.closed["BTCUSDT"],
+        &sim.closed_candles("BTCUSDT"),
+        Interval::M1,
+    );
+    sim.shutdown().await;
+}

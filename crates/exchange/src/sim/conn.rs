@@ -74,24 +74,6 @@ impl Limiter {
     }
 }
 
-/// The flavours of broken frame a client must survive.
-fn malformed(n: u64) -> &'static str {
-    match n % 4 {
-        0 => r#"{"e":"kline","E":17000000"#,
-        1 => "this is not json",
-        2 => r#"{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":"oops","x":"maybe"}}"#,
-        _ => r#"{"topic":"kline.5.BTCUSDT","data":{"start":null},"ts":"x"}"#,
-    }
-}
-
-/// A malformed frame in OKX's shapes (its pushes are arrays of strings).
-fn malformed_okx(n: u64) -> &'static str {
-    match n % 2 {
-        0 => r#"{"arg":{"channel":"candle5m","instId":"BTC-USDT"},"data":[["oops"]]}"#,
-        _ => "this is not json",
-    }
-}
-
 enum Next {
     Continue,
     Close,
@@ -178,8 +160,7 @@ pub(crate) async fn serve(
                     }
                     Ok(Event::Malformed(n)) => {
                         bump(&shared.counters.malformed_sent);
-                        let text = if shape.id() == "okx-business" { malformed_okx(n) } else { malformed(n) };
-                        Message::Text(text.into())
+                        Message::Text(shape.malformed(n).into())
                     }
                     // A consumer too slow for the bus is cut, as real exchanges do.
                     Err(RecvError::Lagged(_)) => {

@@ -88,6 +88,13 @@ impl Shape for Business {
     fn control(&self, shared: &Shared, slot: usize, text: &str, st: &mut ConnState) -> Vec<String> {
         control(shared, slot, text, st)
     }
+    fn malformed(&self, n: u64) -> &'static str {
+        match n % 3 {
+            0 => r#"{"arg":{"channel":"candle5m","instId":"BTC-USDT"},"data":[["oops"]]}"#,
+            1 => r#"{"arg":{"channel":"candle1m","instId":"BTC-USDT"},"data":[["1","2","3"#,
+            _ => "this is not json",
+        }
+    }
     fn server_pings(&self) -> bool {
         false
     }

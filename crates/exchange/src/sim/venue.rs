@@ -39,6 +39,15 @@ pub(crate) trait Shape: Send + Sync {
     fn render(&self, shared: &Shared, slot: usize, step: &Step, f: &Frames) -> String;
     /// Answers a control message, updating the subscriptions (the replies, in order).
     fn control(&self, shared: &Shared, slot: usize, text: &str, st: &mut ConnState) -> Vec<String>;
+    /// A broken frame of flavour `n` for the malformed-frame drill (a client must survive it).
+    fn malformed(&self, n: u64) -> &'static str {
+        match n % 4 {
+            0 => r#"{"e":"kline","E":17000000"#,
+            1 => "this is not json",
+            2 => r#"{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":"oops","x":"maybe"}}"#,
+            _ => r#"{"topic":"kline.5.BTCUSDT","data":{"start":null},"ts":"x"}"#,
+        }
+    }
     /// Whether the server pings (Binance does; Bybit and OKX wait for the client's ping).
     fn server_pings(&self) -> bool;
     /// Whether the connection is cut above `FaultPlan::ws_rate_limit` messages a second.
