@@ -17,6 +17,7 @@ use manus_core::{Candle, Interval};
 
 mod backoff;
 mod conn;
+mod diag;
 mod driver;
 mod error;
 mod lanes;
@@ -25,6 +26,7 @@ mod sequencer;
 pub mod wire;
 
 pub use crate::venue::ExchangeKind;
+pub use diag::{CloseReason, FeedWarning};
 pub use driver::Feed;
 pub use error::FeedError;
 pub use rest::RestClient;
@@ -99,7 +101,7 @@ pub enum FeedEvent {
     /// The WebSocket dropped.
     Disconnected {
         /// Why.
-        reason: String,
+        reason: CloseReason,
     },
     /// A reconnect is scheduled.
     Reconnecting {
@@ -134,7 +136,7 @@ pub enum FeedEvent {
     },
     /// A non-fatal problem worth showing (bootstrap failed and the feed goes on, a REST error
     /// that will be retried, ...).
-    Warning(String),
+    Warning(FeedWarning),
 }
 
 /// Counters a dashboard shows; shared, lock-free.

@@ -19,7 +19,8 @@ use super::rest::RestClient;
 use super::sequencer::Verdict;
 use super::wire::WsKline;
 use super::{
-    Arrival, FeedConfig, FeedCounters, FeedError, FeedEvent, MarketFeed, Origin, StreamKey,
+    Arrival, CloseReason, FeedConfig, FeedCounters, FeedError, FeedEvent, FeedWarning, MarketFeed,
+    Origin, StreamKey,
 };
 
 /// The exchanges cut connections at 24 h; a daily `rotate_at` must come before that.
@@ -265,9 +266,7 @@ impl Driver {
             Ok(t) => t,
             Err(e) => {
                 return self
-                    .emit(FeedEvent::Warning(format!(
-                        "bootstrap skipped (exchange time unavailable: {e}); continuing from the stream alone"
-                    )))
+                    .emit(FeedEvent::Warning(FeedWarning::BootstrapSkipped(e)))
                     .await;
             }
         };
@@ -286,9 +285,10 @@ impl Driver {
                     }
                 }
                 Err(e) => {
-                    self.emit(FeedEvent::Warning(format!(
-                        "bootstrap of {key} failed: {e}; continuing from the stream alone"
-                    )))
+                    self.emit(FeedEvent::Warning(FeedWarning::BootstrapFailed {
+                        key: key.clone(),
+                        error: e,
+                    }))
                     .await?;
                 }
             }
@@ -337,15 +337,12 @@ impl Driver {
             ConnEvent::Closed { id, reason } => self.on_closed_conn(id, reason).await,
             ConnEvent::Lost { id } => {
                 warn!(id, "klines lost to a full internal channel; backfilling");
-                self.emit(FeedEvent::Warning(
-                    "internal channel overflowed; backfilling the gap".into(),
-                ))
-                .await?;
+                self.emit(FeedEvent::Warning(FeedWarning::Overflow)).await?;
                 self.fill_all().await
             }
             ConnEvent::ExchangeMessage { id, msg } => {
                 warn!(id, %msg, "exchange error on the socket");
-                self.emit(FeedEvent::Warning(format!("exchange says: {msg}")))
+                self.emit(FeedEvent::Warning(FeedWarning::ExchangeMessage(msg)))
                     .await
             }
         }
@@ -380,7 +377,7 @@ impl Driver {
         Ok(())
     }
 
-    async fn on_closed_conn(&mut self, id: u64, reason: String) -> Result<(), Stop> {
+    async fn on_closed_conn(&mut self, id: u64, reason: CloseReason) -> Result<(), Stop> {
         if self.pending.as_ref().is_some_and(|p| p.id == id) {
             self.pending = None;
             warn!(id, %reason, "handover connection failed; retrying later");
@@ -542,10 +539,11 @@ impl Driver {
                     let key = self.key(i);
                     let missing = key.interval.bars_between(from, c.open_time);
                     warn!(stream = %key, missing, "gap the exchange could not fill");
-                    self.emit(FeedEvent::Warning(format!(
-                        "{key}: {missing} candle(s) missing before {} could not be fetched",
-                        c.open_time
-                    )))
+                    self.emit(FeedEvent::Warning(FeedWarning::Unfillable {
+                        key: key.clone(),
+                        missing: missing as u64,
+                        before: c.open_time,
+                    }))
                     .await?;
                     return self.yield_closed(i, c, origin, arrival).await;
                 }
@@ -617,7 +615,10 @@ impl Driver {
             Err(e) => {
                 warn!(stream = %key, error = %e, "backfill failed");
                 return self
-                    .emit(FeedEvent::Warning(format!("backfill of {key} failed: {e}")))
+                    .emit(FeedEvent::Warning(FeedWarning::BackfillFailed {
+                        key,
+                        error: e,
+                    }))
                     .await;
             }
         };

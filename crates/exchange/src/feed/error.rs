@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// An exchange, transport or payload error.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FeedError {
     /// The exchange answered with an error payload, e.g. Binance `{"code":-1121,"msg":"Invalid
     /// symbol."}` or Bybit `{"retCode":10001,"retMsg":"..."}`.
