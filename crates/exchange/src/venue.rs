@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use manus_core::{Candle, Interval};
 
-use crate::feed::wire::{Control, Lookup, WsKline};
+use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
 use crate::feed::{FeedError, StreamKey};
 use crate::{binance, bybit, okx};
 
@@ -191,7 +191,7 @@ pub trait Venue: Send + Sync + std::fmt::Debug {
         text: &str,
         lookup: &Lookup,
         out: &mut Vec<WsKline>,
-    ) -> Result<Control, String>;
+    ) -> Result<Control, ParseError>;
 
     // --- REST ----------------------------------------------------------------------------
     /// Rows one ranged klines request returns at most.

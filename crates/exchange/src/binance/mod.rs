@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use manus_core::{Candle, Interval};
 
-use crate::feed::wire::{Control, Lookup, WsKline};
+use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
 use crate::feed::{FeedError, StreamKey};
 use crate::venue::{Venue, WeightRule};
 
@@ -78,7 +78,7 @@ impl Venue for Binance {
         text: &str,
         lookup: &Lookup,
         out: &mut Vec<WsKline>,
-    ) -> Result<Control, String> {
+    ) -> Result<Control, ParseError> {
         ws::parse_frame(text, lookup, out)
     }
     fn page_limit(&self) -> u32 {

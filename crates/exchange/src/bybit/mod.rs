@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use manus_core::{Candle, Interval};
 
-use crate::feed::wire::{Control, Lookup, WsKline};
+use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
 use crate::feed::{FeedError, StreamKey};
 use crate::venue::Venue;
 
@@ -43,10 +43,10 @@ impl Venue for Bybit {
         ws::url(base)
     }
     fn stream_name(&self, key: &StreamKey) -> Result<String, FeedError> {
-        ws::topic(key).map_err(FeedError::Invalid)
+        ws::topic(key)
     }
     fn subscribe_messages(&self, streams: &[StreamKey]) -> Result<Vec<String>, FeedError> {
-        ws::subscribe_messages(streams).map_err(FeedError::Invalid)
+        ws::subscribe_messages(streams)
     }
     fn app_ping(&self) -> Option<&'static str> {
         Some(ws::PING)
@@ -60,7 +60,7 @@ impl Venue for Bybit {
         text: &str,
         lookup: &Lookup,
         out: &mut Vec<WsKline>,
-    ) -> Result<Control, String> {
+    ) -> Result<Control, ParseError> {
         ws::parse_frame(text, lookup, out)
     }
     fn page_limit(&self) -> u32 {

@@ -129,10 +129,7 @@ impl RestClient {
         } else {
             ERROR_BODY_CAP
         };
-        let body = match read_capped(&mut resp, cap)
-            .await
-            .map_err(|e| FeedError::Http(format!("{url}: {e}")))?
-        {
+        let body = match read_capped(&mut resp, cap).await? {
             Capped::Whole(body) => body,
             Capped::Over(_) if ok => {
                 return Err(FeedError::BodyTooLarge { url, limit: cap });
@@ -303,9 +300,14 @@ enum Capped {
 }
 
 /// Reads a body up to `cap` bytes, so an endless body costs at most `cap`.
-async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Capped, String> {
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Capped, FeedError> {
+    let url = resp.url().to_string();
     let mut buf: Vec<u8> = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| FeedError::Http(format!("{url}: {e}")))?
+    {
         if buf.len() + chunk.len() > cap {
             let room = cap - buf.len();
             buf.extend_from_slice(&chunk[..room]);
@@ -315,5 +317,5 @@ async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Capped,
     }
     String::from_utf8(buf)
         .map(Capped::Whole)
-        .map_err(|_| "body is not UTF-8".to_string())
+        .map_err(|_| FeedError::Parse(format!("{url}: body is not UTF-8")))
 }

@@ -36,12 +36,47 @@ pub enum Control {
 /// Bybit `kline.1.BTCUSDT`, OKX `candle1m:BTC-USDT`).
 pub type Lookup = HashMap<String, usize>;
 
+/// Why a frame or a REST row did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON, or not the documented JSON shape.
+    #[error("not the documented JSON: {0}")]
+    Json(String),
+    /// A price or volume that is not a finite number.
+    #[error("field {field}: '{value}' is not a number")]
+    Number {
+        /// The field.
+        field: &'static str,
+        /// What was sent.
+        value: String,
+    },
+    /// Numbers that make no candle (e.g. high below low).
+    #[error("impossible candle: {0}")]
+    Candle(String),
+    /// A field missing, of the wrong kind or off the grid.
+    #[error("{0}")]
+    Shape(String),
+    /// A push for a stream this connection did not subscribe to.
+    #[error("push for unsubscribed stream {0}")]
+    Unsubscribed(String),
+}
+
+impl ParseError {
+    /// A serde error.
+    pub(crate) fn json(e: serde_json::Error) -> Self {
+        ParseError::Json(e.to_string())
+    }
+}
+
 /// Parses a decimal string field.
-pub(crate) fn num(field: &str, v: &str) -> Result<f64, String> {
+pub(crate) fn num(field: &'static str, v: &str) -> Result<f64, ParseError> {
     v.parse::<f64>()
         .ok()
         .filter(|x| x.is_finite())
-        .ok_or_else(|| format!("field {field}: '{v}' is not a number"))
+        .ok_or_else(|| ParseError::Number {
+            field,
+            value: v.to_string(),
+        })
 }
 
 /// Builds and validates a candle from string fields; `close_time` comes from the interval so
@@ -50,7 +85,7 @@ pub(crate) fn candle(
     interval: Interval,
     open_time: i64,
     [o, h, l, c, v]: [&str; 5],
-) -> Result<Candle, String> {
+) -> Result<Candle, ParseError> {
     let candle = Candle {
         open_time,
         close_time: interval.close_time(open_time),
@@ -60,6 +95,6 @@ pub(crate) fn candle(
         close: num("close", c)?,
         volume: num("volume", v)?,
     };
-    candle.validate()?;
+    candle.validate().map_err(ParseError::Candle)?;
     Ok(candle)
 }

@@ -7,7 +7,8 @@
 use manus_core::{Candle, Interval};
 use serde::Deserialize;
 
-use crate::feed::wire as proto;
+use crate::feed::FeedError;
+use crate::feed::wire::{self as proto, ParseError};
 
 /// OKX's bar for an interval: `1m 3m 5m 15m 30m 1H 2H 4H`, then the UTC-aligned `6Hutc 12Hutc
 /// 1Dutc 1Wutc 1Mutc` (the plain `1D`/`1W` bars open at Hong Kong midnight, off our UTC grid).
@@ -45,15 +46,15 @@ pub const QUOTES: [&str; 7] = ["USDT", "USDC", "USD", "EUR", "BTC", "ETH", "OKB"
 
 /// OKX's instrument id for one of our symbols: `BTC-USDT` as given, or `BTCUSDT` split before
 /// its quote asset (one of [`QUOTES`]).
-pub fn inst_id(symbol: &str) -> Result<String, String> {
+pub fn inst_id(symbol: &str) -> Result<String, FeedError> {
     let alnum = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
     if let Some((base, quote)) = symbol.split_once('-') {
         if alnum(base) && alnum(quote) {
             return Ok(symbol.to_ascii_uppercase());
         }
-        return Err(format!(
+        return Err(FeedError::Invalid(format!(
             "'{symbol}' is not an OKX instrument id like BTC-USDT"
-        ));
+        )));
     }
     let up = symbol.to_ascii_uppercase();
     let mut found = QUOTES
@@ -62,10 +63,10 @@ pub fn inst_id(symbol: &str) -> Result<String, String> {
         .filter(|(b, _)| alnum(b));
     match (found.next(), found.next()) {
         (Some((base, quote)), None) => Ok(format!("{base}-{quote}")),
-        _ => Err(format!(
+        _ => Err(FeedError::Invalid(format!(
             "cannot tell the quote asset of '{symbol}' for OKX (known: {}); pass it as BASE-QUOTE, e.g. BTC-USDT",
             QUOTES.join(", ")
-        )),
+        ))),
     }
 }
 
@@ -137,21 +138,30 @@ pub struct Time {
 pub fn row_to_candle<S: AsRef<str>>(
     row: &[S],
     interval: Interval,
-) -> Result<(Candle, bool), String> {
+) -> Result<(Candle, bool), ParseError> {
     if row.len() < 9 {
-        return Err(format!("candle row has {} fields, expected 9", row.len()));
+        return Err(ParseError::Shape(format!(
+            "candle row has {} fields, expected 9",
+            row.len()
+        )));
     }
     let f = |i: usize| row[i].as_ref();
     let ts: i64 = f(0)
         .parse()
-        .map_err(|_| format!("field ts: '{}' is not a timestamp", f(0)))?;
+        .map_err(|_| ParseError::Shape(format!("field ts: '{}' is not a timestamp", f(0))))?;
     if interval.floor(ts) != ts {
-        return Err(format!("candle ts {ts} is not on the {interval} grid"));
+        return Err(ParseError::Shape(format!(
+            "candle ts {ts} is not on the {interval} grid"
+        )));
     }
     let closed = match f(8) {
         "1" => true,
         "0" => false,
-        other => return Err(format!("field confirm: '{other}' is neither 0 nor 1")),
+        other => {
+            return Err(ParseError::Shape(format!(
+                "field confirm: '{other}' is neither 0 nor 1"
+            )));
+        }
     };
     let candle = proto::candle(interval, ts, [f(1), f(2), f(3), f(4), f(5)])?;
     Ok((candle, closed))

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use manus_core::{Candle, Interval};
 
-use crate::feed::wire::{Control, Lookup, WsKline};
+use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
 use crate::feed::{FeedError, StreamKey};
 use crate::venue::Venue;
 
@@ -40,7 +40,7 @@ impl Venue for Okx {
         message::interval_code(interval)
     }
     fn symbol(&self, symbol: &str) -> Result<String, FeedError> {
-        message::inst_id(symbol).map_err(FeedError::Invalid)
+        message::inst_id(symbol)
     }
     fn max_streams(&self) -> usize {
         // 480 subscribe requests per connection per hour; 100 args each is far more than this.
@@ -50,11 +50,11 @@ impl Venue for Okx {
         ws::url(base)
     }
     fn stream_name(&self, key: &StreamKey) -> Result<String, FeedError> {
-        let channel = ws::channel(key).map_err(FeedError::Invalid)?;
+        let channel = ws::channel(key)?;
         Ok(ws::stream_name(&channel, &self.symbol(&key.symbol)?))
     }
     fn subscribe_messages(&self, streams: &[StreamKey]) -> Result<Vec<String>, FeedError> {
-        ws::subscribe_messages(streams).map_err(FeedError::Invalid)
+        ws::subscribe_messages(streams)
     }
     fn app_ping(&self) -> Option<&'static str> {
         Some(ws::PING)
@@ -68,7 +68,7 @@ impl Venue for Okx {
         text: &str,
         lookup: &Lookup,
         out: &mut Vec<WsKline>,
-    ) -> Result<Control, String> {
+    ) -> Result<Control, ParseError> {
         ws::parse_frame(text, lookup, out)
     }
     fn page_limit(&self) -> u32 {
@@ -123,7 +123,7 @@ mod tests {
     use manus_core::Interval;
 
     use super::message::{QUOTES, inst_id, interval_code, interval_from_code};
-    use crate::feed::wire::Control;
+    use crate::feed::wire::{Control, ParseError};
     use crate::feed::{FeedError, StreamKey};
     use crate::venue::{Venue, lookup};
 
@@ -283,6 +283,30 @@ mod tests {
         let d = out[1];
         assert_eq!((d.idx, d.closed), (1, false));
         assert_eq!(d.candle.close_time, 1_596_931_200_000 + 86_400_000 - 1);
+    }
+
+    #[test]
+    fn parse_errors_say_what_is_wrong() {
+        let lookup = lookup(&super::OKX, &[key("BTCUSDT", Interval::M1)]).expect("lookup");
+        let push = load("ws_candle.json");
+        let parse = |text: &str| super::OKX.parse_frame(text, &lookup, &mut Vec::new());
+        assert_eq!(
+            parse(&push.replace("BTC-USDT", "ETH-USDT")),
+            Err(ParseError::Unsubscribed("candle1m:ETH-USDT".into()))
+        );
+        assert_eq!(
+            parse(&push.replace("\"8553.74\"", "\"x\"")),
+            Err(ParseError::Number {
+                field: "high",
+                value: "x".into()
+            })
+        );
+        assert!(matches!(
+            parse(&push.replace("\"8553.74\"", "\"1\"")),
+            Err(ParseError::Candle(_))
+        ));
+        assert!(matches!(parse("ping"), Err(ParseError::Json(_))));
+        assert!(matches!(parse("{}"), Err(ParseError::Shape(_))));
     }
 
     #[test]

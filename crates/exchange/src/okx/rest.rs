@@ -80,7 +80,7 @@ pub fn parse_klines(body: &str, interval: Interval) -> Result<Vec<Candle>, FeedE
     let rows = open::<Vec<String>>(body, "candles")?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows.iter().rev() {
-        let (c, _) = row_to_candle(row, interval).map_err(FeedError::Parse)?;
+        let (c, _) = row_to_candle(row, interval).map_err(|e| FeedError::Parse(e.to_string()))?;
         if out
             .last()
             .is_some_and(|l: &Candle| c.open_time <= l.open_time)

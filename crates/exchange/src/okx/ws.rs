@@ -1,8 +1,8 @@
 //! OKX v5 business socket: URL, `candle{bar}` subscriptions, the text `ping` heartbeat and
 //! frame parsing.
 
-use crate::feed::StreamKey;
-use crate::feed::wire::{Control, Lookup, WsKline};
+use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
+use crate::feed::{FeedError, StreamKey};
 
 use super::message::{WsFrame, interval_code, interval_from_code, row_to_candle};
 
@@ -18,10 +18,15 @@ pub fn url(base: &str) -> String {
 }
 
 /// The channel, e.g. `candle1m`; errors for intervals OKX lacks.
-pub fn channel(key: &StreamKey) -> Result<String, String> {
+pub fn channel(key: &StreamKey) -> Result<String, FeedError> {
     interval_code(key.interval)
         .map(|bar| format!("candle{bar}"))
-        .ok_or_else(|| format!("OKX has no {} candles aligned to UTC", key.interval))
+        .ok_or_else(|| {
+            FeedError::Invalid(format!(
+                "OKX has no {} candles aligned to UTC",
+                key.interval
+            ))
+        })
 }
 
 /// The lookup name of a pushed channel and instrument: `candle1m:BTC-USDT`.
@@ -30,7 +35,7 @@ pub fn stream_name(channel: &str, inst_id: &str) -> String {
 }
 
 /// `{"op":"subscribe","args":[{"channel":"candle1m","instId":"BTC-USDT"},..]}` frames.
-pub fn subscribe_messages(streams: &[StreamKey]) -> Result<Vec<String>, String> {
+pub fn subscribe_messages(streams: &[StreamKey]) -> Result<Vec<String>, FeedError> {
     let args = streams
         .iter()
         .map(|s| {
@@ -39,7 +44,7 @@ pub fn subscribe_messages(streams: &[StreamKey]) -> Result<Vec<String>, String> 
                 "instId": super::message::inst_id(&s.symbol)?,
             }))
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, FeedError>>()?;
     Ok(args
         .chunks(ARGS_PER_REQUEST)
         .map(|chunk| serde_json::json!({"op": "subscribe", "args": chunk}).to_string())
@@ -51,11 +56,11 @@ pub(crate) fn parse_frame(
     text: &str,
     lookup: &Lookup,
     out: &mut Vec<WsKline>,
-) -> Result<Control, String> {
+) -> Result<Control, ParseError> {
     if text == "pong" {
         return Ok(Control::Ignored);
     }
-    let frame: WsFrame<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let frame: WsFrame<'_> = serde_json::from_str(text).map_err(ParseError::json)?;
     match frame.event {
         Some("error") => {
             return Ok(Control::Error(format!(
@@ -69,19 +74,24 @@ pub(crate) fn parse_frame(
         None => {}
     }
     let (Some(arg), Some(data)) = (frame.arg, frame.data) else {
-        return Err("frame is neither a push nor an event".into());
+        return Err(ParseError::Shape(
+            "frame is neither a push nor an event".into(),
+        ));
     };
     let Some(bar) = arg.channel.strip_prefix("candle") else {
         return Ok(Control::Ignored);
     };
-    let inst = arg.inst_id.ok_or("candle push without instId")?;
-    let interval =
-        interval_from_code(bar).ok_or_else(|| format!("unknown candle channel {}", arg.channel))?;
+    let inst = arg
+        .inst_id
+        .ok_or_else(|| ParseError::Shape("candle push without instId".into()))?;
+    let interval = interval_from_code(bar)
+        .ok_or_else(|| ParseError::Shape(format!("unknown candle channel {}", arg.channel)))?;
+    let name = stream_name(arg.channel, inst);
     let idx = *lookup
-        .get(&stream_name(arg.channel, inst))
-        .ok_or_else(|| format!("push for unsubscribed {} {inst}", arg.channel))?;
+        .get(&name)
+        .ok_or(ParseError::Unsubscribed(name.clone()))?;
     if data.is_empty() {
-        return Err("candle push with empty 'data'".into());
+        return Err(ParseError::Shape("candle push with empty 'data'".into()));
     }
     for row in &data {
         let (candle, closed) = row_to_candle(row, interval)?;
