@@ -7,7 +7,7 @@
 //! [`Feed`] is the live implementation of [`MarketFeed`] for every exchange in
 //! [`crate::venue::REGISTRY`];
 //! [`RestClient`] fetches klines (also for `fetch`/`backtest`); [`FeedError`] classifies what
-//! can go wrong.
+//! can go wrong; [`FeedWarning`] and [`CloseReason`] are the typed diagnostics a feed reports.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
