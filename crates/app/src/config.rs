@@ -109,7 +109,7 @@ impl Default for BacktestSettings {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
-    /// Exchange name: binanceus, binance or bybit.
+    /// Exchange name: binanceus, binance, bybit or okx.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exchange: Option<String>,
     /// Symbols, e.g. `["BTCUSDT"]`; the first is the Lab's asset.

@@ -4,9 +4,10 @@
 //! the same stream as candles, and the closed candles it yields for each stream are gapless,
 //! strictly increasing by one interval and free of duplicates.
 //!
-//! [`Feed`] is the live implementation of [`MarketFeed`] (Binance, Binance.US, Bybit v5);
+//! [`Feed`] is the live implementation of [`MarketFeed`] for every exchange in
+//! [`crate::venue::REGISTRY`];
 //! [`RestClient`] fetches klines (also for `fetch`/`backtest`); [`FeedError`] classifies what
-//! can go wrong.
+//! can go wrong; [`FeedWarning`] and [`CloseReason`] are the typed diagnostics a feed reports.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,13 +17,16 @@ use manus_core::{Candle, Interval};
 
 mod backoff;
 mod conn;
+mod diag;
 mod driver;
 mod error;
 mod lanes;
-pub(crate) mod proto;
 pub mod rest;
 mod sequencer;
+pub mod wire;
 
+pub use crate::venue::ExchangeKind;
+pub use diag::{CloseReason, FeedWarning};
 pub use driver::Feed;
 pub use error::FeedError;
 pub use rest::RestClient;
@@ -30,64 +34,6 @@ pub use rest::RestClient;
 /// The default daily connection renewal, 03:00:30 UTC: off-peak for crypto volume and 30 s
 /// away from every candle close, so the handover never straddles one.
 pub const DEFAULT_ROTATE_AT: Duration = Duration::from_secs(3 * 3600 + 30);
-
-/// Which exchange protocol and default URLs to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ExchangeKind {
-    /// Binance.US (`wss://stream.binance.us:9443`, `https://api.binance.us`).
-    BinanceUs,
-    /// Binance global (`wss://stream.binance.com:9443`, `https://api.binance.com`).
-    Binance,
-    /// Bybit v5 spot (`wss://stream.bybit.com/v5/public/spot`, `https://api.bybit.com`).
-    Bybit,
-}
-
-impl ExchangeKind {
-    /// Every kind's CLI name.
-    pub const NAMES: &'static str = "binanceus, binance, bybit";
-
-    /// The CLI name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ExchangeKind::BinanceUs => "binanceus",
-            ExchangeKind::Binance => "binance",
-            ExchangeKind::Bybit => "bybit",
-        }
-    }
-
-    /// Default WebSocket base URL (scheme, host, port; the client appends protocol paths).
-    pub fn default_ws_url(self) -> &'static str {
-        match self {
-            ExchangeKind::BinanceUs => "wss://stream.binance.us:9443",
-            ExchangeKind::Binance => "wss://stream.binance.com:9443",
-            ExchangeKind::Bybit => "wss://stream.bybit.com",
-        }
-    }
-
-    /// Default REST base URL.
-    pub fn default_rest_url(self) -> &'static str {
-        match self {
-            ExchangeKind::BinanceUs => "https://api.binance.us",
-            ExchangeKind::Binance => "https://api.binance.com",
-            ExchangeKind::Bybit => "https://api.bybit.com",
-        }
-    }
-}
-
-impl std::str::FromStr for ExchangeKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "binanceus" | "binance.us" | "binance-us" => Ok(ExchangeKind::BinanceUs),
-            "binance" => Ok(ExchangeKind::Binance),
-            "bybit" => Ok(ExchangeKind::Bybit),
-            _ => Err(format!(
-                "unknown exchange '{s}'; valid exchanges: {}",
-                Self::NAMES
-            )),
-        }
-    }
-}
 
 /// One (symbol, interval) stream. Symbols are upper-case, e.g. `BTCUSDT`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -155,7 +101,7 @@ pub enum FeedEvent {
     /// The WebSocket dropped.
     Disconnected {
         /// Why.
-        reason: String,
+        reason: CloseReason,
     },
     /// A reconnect is scheduled.
     Reconnecting {
@@ -190,7 +136,7 @@ pub enum FeedEvent {
     },
     /// A non-fatal problem worth showing (bootstrap failed and the feed goes on, a REST error
     /// that will be retried, ...).
-    Warning(String),
+    Warning(FeedWarning),
 }
 
 /// Counters a dashboard shows; shared, lock-free.

@@ -1,6 +1,7 @@
-//! The simulated exchange: a loopback server that speaks Binance's and Bybit v5's market-data
-//! protocols (WebSocket klines, REST klines/exchangeInfo/instruments-info/ping/time, their error
-//! payloads) over an accelerated market, with fault drills.
+//! The simulated exchange: a loopback server that speaks Binance's, Bybit v5's and OKX v5's
+//! market-data protocols (WebSocket klines, REST klines/instruments/time, their error payloads)
+//! over an accelerated market, with fault drills. Each venue is one module implementing
+//! `venue::SimVenue` and its socket framings (`venue::Shape`), listed in `venue::VENUES`.
 //!
 //! [`SimExchange::start`] binds the server ([`SimConfig`]: symbols, interval, real milliseconds
 //! per candle, in-progress updates per candle, pre-closed history, [`SimSource`]) and runs one
@@ -12,14 +13,18 @@
 //!
 //! Routes (one port): Binance `/ws/<stream>`, `/ws`, `/stream?streams=a/b`, `/api/v3/ping`,
 //! `/api/v3/time`, `/api/v3/exchangeInfo`, `/api/v3/klines`; Bybit `/v5/public/spot`,
-//! `/v5/market/kline`, `/v5/market/instruments-info`, `/v5/market/time`.
+//! `/v5/market/kline`, `/v5/market/instruments-info`, `/v5/market/time`; OKX `/ws/v5/business`,
+//! `/api/v5/market/candles`, `/api/v5/market/history-candles`, `/api/v5/public/instruments`,
+//! `/api/v5/public/time`.
 
 mod binance;
 mod bybit;
 mod conn;
 mod http;
 mod market;
+mod okx;
 mod state;
+mod venue;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -33,6 +33,10 @@ pub struct Args {
     /// Store records in this database (a SQLite file or a postgres:// URL), under exchange `sim`.
     #[arg(long, env = "MANUS_DB")]
     pub db: Option<String>,
+    /// Which exchange protocol the simulated exchange speaks and the feed uses: binanceus,
+    /// binance, bybit or okx.
+    #[arg(long, default_value = "binanceus")]
+    pub exchange: String,
     /// How many simulated symbols (streams) to run, 1..=1000.
     #[arg(long, default_value_t = 3)]
     pub symbols: usize,
@@ -90,6 +94,10 @@ impl Args {
         if let Some(n) = self.max_candles {
             ranges::MAX_CANDLES.u64(n)?;
         }
+        let exchange: ExchangeKind = self
+            .exchange
+            .parse()
+            .map_err(|e| bad_input(format!("{e}")))?;
         let engine = engine_from(&self.strategy)?;
         let interval = Interval::M1;
         let names = symbols(self.symbols);
@@ -115,7 +123,7 @@ impl Args {
                 interval,
             })
             .collect();
-        let mut feed = FeedConfig::new(ExchangeKind::BinanceUs, streams);
+        let mut feed = FeedConfig::new(exchange, streams);
         let candle = Duration::from_millis(self.candle_ms);
         feed.candle_period = Some(candle);
         feed.bootstrap = 500;
@@ -141,8 +149,8 @@ impl Args {
                 .transpose()?,
             web: self.web.plan()?,
             title: format!(
-                "demo · simulated exchange · {} symbols · {}",
-                self.symbols, interval
+                "demo · simulated {} · {} symbols · {}",
+                exchange, self.symbols, interval
             ),
         };
         Ok((sim, plan))

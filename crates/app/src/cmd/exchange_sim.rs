@@ -1,5 +1,5 @@
-//! `manus exchange-sim`: serves the simulated exchange (Binance and Bybit v5 protocols) in the
-//! foreground on a loopback port until Ctrl+C, with fault drills by flag. Point a client at the
+//! `manus exchange-sim`: serves the simulated exchange (Binance, Bybit v5 and OKX v5 protocols)
+//! in the foreground on a loopback port until Ctrl+C, with fault drills by flag. Point a client at the
 //! URLs it prints on stderr (`--ws-url`, `--rest-url`).
 
 use std::net::{IpAddr, SocketAddr};
@@ -206,11 +206,11 @@ async fn serve(cfg: SimConfig) -> anyhow::Result<()> {
         symbols.join(",")
     );
     eprintln!(
-        "  ws:   {}  (Binance /ws/<symbol>@kline_{interval}, /stream?streams=..., Bybit /v5/public/spot)",
+        "  ws:   {}  (Binance /ws/<symbol>@kline_{interval}, /stream?streams=..., Bybit /v5/public/spot, OKX /ws/v5/business)",
         sim.ws_url()
     );
     eprintln!(
-        "  rest: {}  (Binance /api/v3/..., Bybit /v5/market/...)",
+        "  rest: {}  (Binance /api/v3/..., Bybit /v5/market/..., OKX /api/v5/...)",
         sim.rest_url()
     );
     eprintln!(

@@ -22,7 +22,7 @@ use crate::store::{self, Store, format_ms};
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Exchange: binanceus, binance or bybit.
+    /// Exchange: binanceus, binance, bybit or okx.
     #[arg(long)]
     pub exchange: String,
     /// Symbol, e.g. BTCUSDT.
@@ -52,7 +52,7 @@ pub struct Args {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SourceArgs {
     /// Read history from an exchange through the local cache (as `manus fetch`) instead of
-    /// --csv: binanceus, binance or bybit; needs --symbol, --interval and --from.
+    /// --csv: binanceus, binance, bybit or okx; needs --symbol, --interval and --from.
     #[arg(long, conflicts_with = "csv")]
     pub exchange: Option<String>,
     /// With --exchange: first open time (ISO 8601, YYYY-MM-DD or ms).
@@ -100,15 +100,17 @@ impl Source {
         rest_url: Option<&str>,
         db: Option<&str>,
     ) -> anyhow::Result<Source> {
-        let exchange: ExchangeKind = exchange.parse().map_err(bad_input)?;
+        let exchange: ExchangeKind = exchange.parse().map_err(|e| bad_input(format!("{e}")))?;
         let symbol = symbol.trim().to_ascii_uppercase();
         if symbol.is_empty() {
             return Err(bad_input("--symbol is empty"));
         }
-        if exchange == ExchangeKind::Bybit
-            && manus_exchange::bybit::message::interval_code(interval).is_none()
-        {
-            return Err(bad_input(format!("Bybit has no {interval} klines")));
+        let venue = exchange.venue();
+        if !venue.supports(interval) {
+            return Err(bad_input(format!(
+                "{} has no {interval} klines",
+                venue.name()
+            )));
         }
         let from_ms = parse_time("--from", from)?;
         let to_ms = to.map(|t| parse_time("--to", t)).transpose()?;

@@ -191,12 +191,8 @@ impl Lab {
             .exchange
             .clone()
             .unwrap_or_else(|| "binanceus".into());
-        let Some(ex) = ask(
-            input,
-            out,
-            &format!("Exchange (binanceus, binance, bybit) [{current}]: "),
-        )?
-        else {
+        let names = manus_exchange::ExchangeKind::names();
+        let Some(ex) = ask(input, out, &format!("Exchange ({names}) [{current}]: "))? else {
             return Ok(true);
         };
         let ex = if ex.is_empty() {
@@ -204,13 +200,13 @@ impl Lab {
         } else {
             ex.to_ascii_lowercase()
         };
-        if !["binanceus", "binance", "bybit"].contains(&ex.as_str()) {
-            writeln!(
-                out,
-                "Unknown exchange '{ex}'; choose binanceus, binance or bybit."
-            )?;
-            return Ok(false);
-        }
+        let ex = match ex.parse::<manus_exchange::ExchangeKind>() {
+            Ok(kind) => kind.as_str().to_string(),
+            Err(_) => {
+                writeln!(out, "Unknown exchange '{ex}'; choose {names}.")?;
+                return Ok(false);
+            }
+        };
         self.settings.symbols = vec![sym.to_ascii_uppercase()];
         self.settings.exchange = Some(ex);
         Ok(false)

@@ -30,7 +30,7 @@ pub struct Args {
     /// confluence, db; flags override it.
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Exchange: binanceus, binance or bybit (default: the config's, else binanceus).
+    /// Exchange: binanceus, binance, bybit or okx (default: the config's, else binanceus).
     #[arg(long)]
     pub exchange: Option<String>,
     /// Comma-separated symbols, e.g. `BTCUSDT,ETHUSDT`.
@@ -254,7 +254,7 @@ impl Args {
             .or_else(|| settings.exchange.clone())
             .unwrap_or_else(|| "binanceus".into())
             .parse()
-            .map_err(bad_input)?;
+            .map_err(|e| bad_input(format!("{e}")))?;
         let file_symbols = (!settings.symbols.is_empty()).then(|| settings.symbols.join(","));
         let symbols = parse_symbols(self.symbol.as_deref().or(file_symbols.as_deref()))?;
         let intervals = parse_intervals(self.interval.as_deref().or(settings.interval.as_deref()))?;
@@ -469,10 +469,9 @@ pub async fn execute(
 fn feed_error(e: FeedError) -> anyhow::Error {
     match &e {
         FeedError::Invalid(_) => bad_input(e.to_string()),
-        FeedError::ExchangeError {
-            code: -1121 | -1120 | -1100 | 10001,
-            ..
-        } => bad_input(e.to_string()),
+        // The exchange refusing the request for good (unknown symbol, bad interval) is the
+        // user's input; its rate limits and server trouble are not.
+        FeedError::ExchangeError { .. } if !e.is_retryable() => bad_input(e.to_string()),
         _ => anyhow::Error::new(e).context("cannot start the feed"),
     }
 }

@@ -315,7 +315,7 @@ impl Pipeline {
             }
             FeedEvent::Disconnected { reason } => {
                 event(Level::Warn, format!("disconnected: {reason}"));
-                self.conn = ConnState::Disconnected(reason);
+                self.conn = ConnState::Disconnected(reason.to_string());
                 None
             }
             FeedEvent::Reconnecting { in_ms, attempt } => {
@@ -355,8 +355,8 @@ impl Pipeline {
                 );
                 None
             }
-            FeedEvent::Warning(text) => {
-                event(Level::Warn, text);
+            FeedEvent::Warning(w) => {
+                event(Level::Warn, w.to_string());
                 None
             }
         }

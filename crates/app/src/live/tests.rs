@@ -236,9 +236,9 @@ fn connection_events_update_the_state() {
     });
     assert_eq!(*p.conn(), ConnState::Connected("ws://x".into()));
     p.on_event(FeedEvent::Disconnected {
-        reason: "reset".into(),
+        reason: manus_exchange::feed::CloseReason::Read("reset".into()),
     });
-    assert_eq!(*p.conn(), ConnState::Disconnected("reset".into()));
+    assert_eq!(*p.conn(), ConnState::Disconnected("read: reset".into()));
     p.on_event(FeedEvent::Reconnecting {
         in_ms: 100,
         attempt: 2,

@@ -6,7 +6,7 @@
 use manus_core::{Candle, Interval};
 use serde::Deserialize;
 
-use crate::feed::proto;
+use crate::feed::wire::{self as proto, ParseError};
 
 /// Any frame on a kline socket. Raw streams send the event itself; combined streams wrap it as
 /// `{"stream":"btcusdt@kline_1m","data":{..}}`; control answers look like `{"result":null,"id":1}`
@@ -88,14 +88,14 @@ pub struct Kline<'a> {
 
 impl Kline<'_> {
     /// The interval, parsed.
-    pub fn interval(&self) -> Result<Interval, String> {
+    pub fn interval(&self) -> Result<Interval, ParseError> {
         self.interval
             .parse()
-            .map_err(|_| format!("unknown interval '{}'", self.interval))
+            .map_err(|_| ParseError::Shape(format!("unknown interval '{}'", self.interval)))
     }
 
     /// The normalised candle.
-    pub fn to_candle(&self) -> Result<Candle, String> {
+    pub fn to_candle(&self) -> Result<Candle, ParseError> {
         proto::candle(
             self.interval()?,
             self.open_time,
@@ -139,21 +139,23 @@ pub struct SymbolInfo {
 
 /// `GET /api/v3/klines` rows: `[openTime,"o","h","l","c","v",closeTime,"q",n,"V","Q","ignore"]`,
 /// oldest first. The last row may be the candle still forming.
-pub fn parse_klines(body: &str, interval: Interval) -> Result<Vec<Candle>, String> {
-    let rows: Vec<Vec<serde_json::Value>> =
-        serde_json::from_str(body).map_err(|e| format!("klines: {e}"))?;
+pub fn parse_klines(body: &str, interval: Interval) -> Result<Vec<Candle>, ParseError> {
+    let rows: Vec<Vec<serde_json::Value>> = serde_json::from_str(body).map_err(ParseError::json)?;
     rows.iter()
         .map(|row| {
             if row.len() < 6 {
-                return Err(format!("klines row has {} fields, expected 12", row.len()));
+                return Err(ParseError::Shape(format!(
+                    "klines row has {} fields, expected 12",
+                    row.len()
+                )));
             }
-            let open_time = row[0]
-                .as_i64()
-                .ok_or_else(|| format!("klines row open time {} is not an integer", row[0]))?;
+            let open_time = row[0].as_i64().ok_or_else(|| {
+                ParseError::Shape(format!("klines row open time {} is not an integer", row[0]))
+            })?;
             let s = |i: usize| {
-                row[i]
-                    .as_str()
-                    .ok_or_else(|| format!("klines row field {i} is not a string"))
+                row[i].as_str().ok_or_else(|| {
+                    ParseError::Shape(format!("klines row field {i} is not a string"))
+                })
             };
             proto::candle(interval, open_time, [s(1)?, s(2)?, s(3)?, s(4)?, s(5)?])
         })

@@ -1,21 +1,165 @@
 //! Binance and Binance.US: the same protocol on different hosts. [`ws`] builds stream URLs and
 //! parses kline frames, [`rest`] builds REST paths and parses answers, [`message`] holds the
-//! serde structs.
+//! serde structs; [`Binance`] is the [`Venue`] over them.
 
 pub mod message;
 pub mod rest;
 pub mod ws;
 
+use std::time::Duration;
+
+use manus_core::{Candle, Interval};
+
+use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
+use crate::feed::{FeedError, StreamKey};
+use crate::venue::{Venue, WeightRule};
+
+/// The Binance protocol on one host.
+#[derive(Debug)]
+pub struct Binance {
+    name: &'static str,
+    ws: &'static str,
+    rest: &'static str,
+    /// Request weight per minute the host allows.
+    weight_limit: u32,
+}
+
+/// Binance.US: 1200 request weight per minute.
+pub static BINANCE_US: Binance = Binance {
+    name: "Binance.US",
+    ws: "wss://stream.binance.us:9443",
+    rest: "https://api.binance.us",
+    weight_limit: 1200,
+};
+
+/// Binance global: 6000 request weight per minute; answers US addresses with HTTP 451.
+pub static BINANCE: Binance = Binance {
+    name: "Binance",
+    ws: "wss://stream.binance.com:9443",
+    rest: "https://api.binance.com",
+    weight_limit: 6000,
+};
+
+impl Venue for Binance {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn default_ws_url(&self) -> &'static str {
+        self.ws
+    }
+    fn default_rest_url(&self) -> &'static str {
+        self.rest
+    }
+    fn interval_code(&self, interval: Interval) -> Option<&'static str> {
+        // Our intervals are Binance's.
+        Some(interval.as_str())
+    }
+    fn max_streams(&self) -> usize {
+        1024
+    }
+    fn ws_url(&self, base: &str, streams: &[StreamKey]) -> String {
+        ws::url(base, streams)
+    }
+    fn stream_name(&self, key: &StreamKey) -> Result<String, FeedError> {
+        Ok(ws::stream_name(key))
+    }
+    fn subscribe_messages(&self, _streams: &[StreamKey]) -> Result<Vec<String>, FeedError> {
+        // The URL subscribes.
+        Ok(Vec::new())
+    }
+    fn app_ping(&self) -> Option<&'static str> {
+        None
+    }
+    fn ping_cap(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+    fn parse_frame(
+        &self,
+        text: &str,
+        lookup: &Lookup,
+        out: &mut Vec<WsKline>,
+    ) -> Result<Control, ParseError> {
+        ws::parse_frame(text, lookup, out)
+    }
+    fn page_limit(&self) -> u32 {
+        rest::MAX_LIMIT
+    }
+    fn max_body(&self) -> usize {
+        // 1000 kline rows are ~200 KB; exchangeInfo for 100 symbols with their filters ~500 KB.
+        2 << 20
+    }
+    fn time_path(&self) -> &'static str {
+        rest::TIME_PATH
+    }
+    fn parse_time(&self, body: &str) -> Result<i64, FeedError> {
+        rest::parse_time(body)
+    }
+    fn symbols_per_request(&self) -> usize {
+        // `exchangeInfo?symbols=[..]` answers 100 symbols for one request's weight.
+        100
+    }
+    fn symbols_path(&self, symbols: &[&str]) -> Result<String, FeedError> {
+        Ok(match symbols {
+            [one] => rest::exchange_info_path(one),
+            many => rest::exchange_info_many_path(many),
+        })
+    }
+    fn check_symbol(&self, body: &str, symbol: &str) -> Result<(), FeedError> {
+        rest::check_symbol(body, symbol)
+    }
+    fn klines_path(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        start_ms: Option<i64>,
+        end_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<String, FeedError> {
+        Ok(rest::klines_path(symbol, interval, start_ms, end_ms, limit))
+    }
+    fn parse_klines(&self, body: &str, interval: Interval) -> Result<Vec<Candle>, FeedError> {
+        rest::parse_klines(body, interval)
+    }
+    fn parse_error(&self, body: &str) -> Option<FeedError> {
+        rest::parse_error(body)
+    }
+    fn retryable_code(&self, code: i64) -> bool {
+        // -1000 unknown, -1001 disconnected, -1003 too much weight, -1006/-1007 backend timeouts.
+        matches!(code, -1000 | -1001 | -1003 | -1006 | -1007)
+    }
+    fn status_hint(&self, status: u16) -> Option<&'static str> {
+        (status == 451).then_some(
+            "unavailable from this location: Binance global refuses US IP addresses; use binanceus",
+        )
+    }
+    fn weight_rule(&self) -> Option<WeightRule> {
+        Some(WeightRule {
+            header: "x-mbx-used-weight-1m",
+            // Pause with a sixth of the minute's allowance to spare.
+            soft_limit: self.weight_limit - self.weight_limit / 6,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use manus_core::Interval;
 
-    use crate::feed::proto::{Control, Protocol};
+    use crate::feed::wire::Control;
     use crate::feed::{FeedError, StreamKey};
+    use crate::venue::Venue;
 
     fn load(name: &str) -> String {
         let path = format!("{}/test_data/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn lookup(streams: &[StreamKey]) -> crate::feed::wire::Lookup {
+        streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (super::ws::stream_name(s), i))
+            .collect()
     }
 
     fn key(symbol: &str, interval: Interval) -> StreamKey {
@@ -42,16 +186,16 @@ mod tests {
     #[test]
     fn parses_raw_and_combined_kline_frames() {
         let streams = [key("BTCUSDT", Interval::M1), key("ETHUSDT", Interval::M5)];
-        let lookup = Protocol::Binance.lookup(&streams).expect("lookup");
+        let lookup = lookup(&streams);
         let mut out = Vec::new();
         let raw = load("binance_ws_kline_raw.json");
         assert_eq!(
-            Protocol::Binance.parse(&raw, &lookup, &mut out),
+            super::BINANCE_US.parse_frame(&raw, &lookup, &mut out),
             Ok(Control::Klines)
         );
         let combined = load("binance_ws_kline_combined.json");
         assert_eq!(
-            Protocol::Binance.parse(&combined, &lookup, &mut out),
+            super::BINANCE_US.parse_frame(&combined, &lookup, &mut out),
             Ok(Control::Klines)
         );
         assert_eq!(out.len(), 2);
@@ -74,7 +218,7 @@ mod tests {
     #[test]
     fn control_and_malformed_frames() {
         let streams = [key("BTCUSDT", Interval::M1)];
-        let lookup = Protocol::Binance.lookup(&streams).expect("lookup");
+        let lookup = lookup(&streams);
         let mut out = Vec::new();
         struct Case {
             input: String,
@@ -121,7 +265,7 @@ mod tests {
             },
         ];
         for c in cases {
-            let got = Protocol::Binance.parse(&c.input, &lookup, &mut out);
+            let got = super::BINANCE_US.parse_frame(&c.input, &lookup, &mut out);
             match c.ok {
                 Some(expected) => assert_eq!(got, Ok(expected), "{}", c.input),
                 None => assert!(got.is_err(), "{} parsed as {got:?}", c.input),

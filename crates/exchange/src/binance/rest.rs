@@ -60,7 +60,7 @@ pub fn parse_klines(body: &str, interval: Interval) -> Result<Vec<Candle>, FeedE
     if let Some(e) = parse_error(body) {
         return Err(e);
     }
-    message::parse_klines(body, interval).map_err(FeedError::Parse)
+    message::parse_klines(body, interval).map_err(|e| FeedError::Parse(e.to_string()))
 }
 
 /// The server time, ms.

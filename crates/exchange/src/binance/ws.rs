@@ -2,7 +2,7 @@
 //! `/stream?streams=a/b` for many) and frame parsing.
 
 use crate::feed::StreamKey;
-use crate::feed::proto::{Control, Lookup, WsKline};
+use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
 
 use super::message::{Kline, WsFrame};
 
@@ -28,8 +28,8 @@ pub(crate) fn parse_frame(
     text: &str,
     lookup: &Lookup,
     out: &mut Vec<WsKline>,
-) -> Result<Control, String> {
-    let frame: WsFrame<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+) -> Result<Control, ParseError> {
+    let frame: WsFrame<'_> = serde_json::from_str(text).map_err(ParseError::json)?;
     if let (Some(code), Some(msg)) = (frame.code, &frame.msg) {
         return Ok(Control::Error(format!("{code}: {msg}")));
     }
@@ -54,23 +54,30 @@ pub(crate) fn parse_frame(
             push(&k, frame.event_time.unwrap_or(0), idx, out)?;
             Ok(Control::Klines)
         }
-        (Some("kline"), None) => Err("kline event without 'k'".into()),
+        (Some("kline"), None) => Err(ParseError::Shape("kline event without 'k'".into())),
         (Some(_), _) => Ok(Control::Ignored),
         (None, _) if frame.id.is_some() => Ok(Control::Ignored),
-        (None, _) => Err("frame is neither a kline event nor a control answer".into()),
+        (None, _) => Err(ParseError::Shape(
+            "frame is neither a kline event nor a control answer".into(),
+        )),
     }
 }
 
 /// Finds the stream of a kline from its own symbol and interval (raw frames carry no name).
-fn resolve(k: &Kline<'_>, lookup: &Lookup) -> Result<usize, String> {
+fn resolve(k: &Kline<'_>, lookup: &Lookup) -> Result<usize, ParseError> {
     let name = format!("{}@kline_{}", k.symbol.to_ascii_lowercase(), k.interval);
     lookup
         .get(&name)
         .copied()
-        .ok_or_else(|| format!("kline for unsubscribed stream {name}"))
+        .ok_or(ParseError::Unsubscribed(name))
 }
 
-fn push(k: &Kline<'_>, event_time: i64, idx: usize, out: &mut Vec<WsKline>) -> Result<(), String> {
+fn push(
+    k: &Kline<'_>,
+    event_time: i64,
+    idx: usize,
+    out: &mut Vec<WsKline>,
+) -> Result<(), ParseError> {
     out.push(WsKline {
         idx,
         candle: k.to_candle()?,

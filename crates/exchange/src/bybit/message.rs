@@ -6,7 +6,7 @@
 use manus_core::{Candle, Interval};
 use serde::Deserialize;
 
-use crate::feed::proto;
+use crate::feed::wire::{self as proto, ParseError};
 
 /// Our interval in Bybit's spelling (`1`, `60`, `D`, `W`, `M`); `None` for the two Bybit lacks
 /// (8h, 3d).
@@ -94,9 +94,10 @@ pub struct WsKline<'a> {
 
 impl WsKline<'_> {
     /// The normalised candle.
-    pub fn to_candle(&self) -> Result<Candle, String> {
-        let interval = interval_from_code(self.interval)
-            .ok_or_else(|| format!("unknown Bybit interval '{}'", self.interval))?;
+    pub fn to_candle(&self) -> Result<Candle, ParseError> {
+        let interval = interval_from_code(self.interval).ok_or_else(|| {
+            ParseError::Shape(format!("unknown Bybit interval '{}'", self.interval))
+        })?;
         proto::candle(
             interval,
             self.start,
@@ -160,16 +161,22 @@ pub struct TimeResult {
 }
 
 /// Converts REST rows (newest first) into candles, oldest first.
-pub fn rows_to_candles(rows: &[Vec<String>], interval: Interval) -> Result<Vec<Candle>, String> {
+pub fn rows_to_candles(
+    rows: &[Vec<String>],
+    interval: Interval,
+) -> Result<Vec<Candle>, ParseError> {
     let mut out = rows
         .iter()
         .map(|r| {
             if r.len() < 6 {
-                return Err(format!("kline row has {} fields, expected 7", r.len()));
+                return Err(ParseError::Shape(format!(
+                    "kline row has {} fields, expected 7",
+                    r.len()
+                )));
             }
-            let start = r[0]
-                .parse::<i64>()
-                .map_err(|_| format!("kline start '{}' is not an integer", r[0]))?;
+            let start = r[0].parse::<i64>().map_err(|_| {
+                ParseError::Shape(format!("kline start '{}' is not an integer", r[0]))
+            })?;
             proto::candle(interval, start, [&r[1], &r[2], &r[3], &r[4], &r[5]])
         })
         .collect::<Result<Vec<_>, _>>()?;

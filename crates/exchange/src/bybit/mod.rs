@@ -1,18 +1,126 @@
 //! Bybit v5 spot: [`ws`] builds the socket URL and subscriptions and parses pushes, [`rest`]
 //! builds REST paths and parses answers (newest first, reordered), [`message`] holds the serde
-//! structs and the interval mapping (1m→`1`, 1h→`60`, 1d→`D`, 1w→`W`, 1M→`M`).
+//! structs and the interval mapping (1m→`1`, 1h→`60`, 1d→`D`, 1w→`W`, 1M→`M`); [`Bybit`] is
+//! the [`Venue`] over them.
 
 pub mod message;
 pub mod rest;
 pub mod ws;
+
+use std::time::Duration;
+
+use manus_core::{Candle, Interval};
+
+use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
+use crate::feed::{FeedError, StreamKey};
+use crate::venue::Venue;
+
+/// Bybit v5 spot.
+#[derive(Debug)]
+pub struct Bybit;
+
+/// The registry's Bybit.
+pub static BYBIT: Bybit = Bybit;
+
+impl Venue for Bybit {
+    fn name(&self) -> &'static str {
+        "Bybit"
+    }
+    fn default_ws_url(&self) -> &'static str {
+        "wss://stream.bybit.com"
+    }
+    fn default_rest_url(&self) -> &'static str {
+        "https://api.bybit.com"
+    }
+    fn interval_code(&self, interval: Interval) -> Option<&'static str> {
+        message::interval_code(interval)
+    }
+    fn max_streams(&self) -> usize {
+        // No documented per-connection cap beyond 10 topics per request; Binance's is a sane bound.
+        1024
+    }
+    fn ws_url(&self, base: &str, _streams: &[StreamKey]) -> String {
+        ws::url(base)
+    }
+    fn stream_name(&self, key: &StreamKey) -> Result<String, FeedError> {
+        ws::topic(key)
+    }
+    fn subscribe_messages(&self, streams: &[StreamKey]) -> Result<Vec<String>, FeedError> {
+        ws::subscribe_messages(streams)
+    }
+    fn app_ping(&self) -> Option<&'static str> {
+        Some(ws::PING)
+    }
+    fn ping_cap(&self) -> Duration {
+        // Bybit wants a ping every 20 s.
+        Duration::from_secs(20)
+    }
+    fn parse_frame(
+        &self,
+        text: &str,
+        lookup: &Lookup,
+        out: &mut Vec<WsKline>,
+    ) -> Result<Control, ParseError> {
+        ws::parse_frame(text, lookup, out)
+    }
+    fn page_limit(&self) -> u32 {
+        rest::MAX_LIMIT
+    }
+    fn max_body(&self) -> usize {
+        // 1000 kline rows of seven strings are ~130 KB.
+        512 << 10
+    }
+    fn time_path(&self) -> &'static str {
+        rest::TIME_PATH
+    }
+    fn parse_time(&self, body: &str) -> Result<i64, FeedError> {
+        rest::parse_time(body)
+    }
+    fn symbols_path(&self, symbols: &[&str]) -> Result<String, FeedError> {
+        match symbols {
+            [one] => Ok(rest::instruments_path(one)),
+            _ => Err(FeedError::Invalid(
+                "Bybit checks one symbol per request".into(),
+            )),
+        }
+    }
+    fn check_symbol(&self, body: &str, symbol: &str) -> Result<(), FeedError> {
+        rest::check_symbol(body, symbol)
+    }
+    fn klines_path(
+        &self,
+        symbol: &str,
+        interval: Interval,
+        start_ms: Option<i64>,
+        end_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<String, FeedError> {
+        rest::klines_path(symbol, interval, start_ms, end_ms, limit)
+    }
+    fn parse_klines(&self, body: &str, interval: Interval) -> Result<Vec<Candle>, FeedError> {
+        rest::parse_klines(body, interval)
+    }
+    fn parse_error(&self, body: &str) -> Option<FeedError> {
+        rest::parse_error(body)
+    }
+    fn retryable_code(&self, code: i64) -> bool {
+        // 10006 too many visits, 10016 server error.
+        matches!(code, 10006 | 10016)
+    }
+    fn status_hint(&self, status: u16) -> Option<&'static str> {
+        (status == 403)
+            .then_some("Bybit answers 403 to US IP addresses and to clients over its rate limit")
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use manus_core::Interval;
 
     use super::message::{interval_code, interval_from_code};
-    use crate::feed::proto::{Control, Protocol};
+    use crate::feed::wire::Control;
     use crate::feed::{FeedError, StreamKey};
+    use crate::venue::{Venue, lookup};
 
     fn load(name: &str) -> String {
         let path = format!("{}/test_data/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -103,7 +211,7 @@ mod tests {
     #[test]
     fn parses_pushes_acks_and_pongs() {
         let streams = [key("BTCUSDT", Interval::M5)];
-        let lookup = Protocol::Bybit.lookup(&streams).expect("lookup");
+        let lookup = lookup(&super::BYBIT, &streams).expect("lookup");
         let mut out = Vec::new();
         struct Case {
             input: String,
@@ -151,7 +259,7 @@ mod tests {
             },
         ];
         for c in cases {
-            let got = Protocol::Bybit.parse(&c.input, &lookup, &mut out);
+            let got = super::BYBIT.parse_frame(&c.input, &lookup, &mut out);
             match c.ok {
                 Some(expected) => assert_eq!(got, Ok(expected), "{}", c.input),
                 None => assert!(got.is_err(), "{} parsed as {got:?}", c.input),

@@ -74,7 +74,7 @@ pub fn parse_error(body: &str) -> Option<FeedError> {
 pub fn parse_klines(body: &str, interval: Interval) -> Result<Vec<Candle>, FeedError> {
     let (result, _) = open::<KlineResult>(body, "kline")?;
     let rows = result.map(|r| r.list).unwrap_or_default();
-    rows_to_candles(&rows, interval).map_err(FeedError::Parse)
+    rows_to_candles(&rows, interval).map_err(|e| FeedError::Parse(e.to_string()))
 }
 
 /// The server time, ms (from `timeNano`, `timeSecond` or the envelope's `time`).

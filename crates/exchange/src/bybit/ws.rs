@@ -1,8 +1,8 @@
 //! Bybit v5 public spot socket: URL, `kline.{interval}.{symbol}` subscriptions (10 topics per
 //! request), the `{"op":"ping"}` heartbeat and frame parsing.
 
-use crate::feed::StreamKey;
-use crate::feed::proto::{Control, Lookup, WsKline as Parsed};
+use crate::feed::wire::{Control, Lookup, ParseError, WsKline as Parsed};
+use crate::feed::{FeedError, StreamKey};
 
 use super::message::{WsFrame, interval_code};
 
@@ -18,14 +18,14 @@ pub fn url(base: &str) -> String {
 }
 
 /// The topic, e.g. `kline.5.BTCUSDT`; errors for intervals Bybit lacks.
-pub fn topic(key: &StreamKey) -> Result<String, String> {
+pub fn topic(key: &StreamKey) -> Result<String, FeedError> {
     let code = interval_code(key.interval)
-        .ok_or_else(|| format!("Bybit has no {} klines", key.interval))?;
+        .ok_or_else(|| FeedError::Invalid(format!("Bybit has no {} klines", key.interval)))?;
     Ok(format!("kline.{code}.{}", key.symbol))
 }
 
 /// `{"req_id":"1","op":"subscribe","args":[..]}` frames covering every stream.
-pub fn subscribe_messages(streams: &[StreamKey]) -> Result<Vec<String>, String> {
+pub fn subscribe_messages(streams: &[StreamKey]) -> Result<Vec<String>, FeedError> {
     let topics = streams.iter().map(topic).collect::<Result<Vec<_>, _>>()?;
     Ok(topics
         .chunks(TOPICS_PER_REQUEST)
@@ -42,18 +42,20 @@ pub(crate) fn parse_frame(
     text: &str,
     lookup: &Lookup,
     out: &mut Vec<Parsed>,
-) -> Result<Control, String> {
-    let frame: WsFrame<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+) -> Result<Control, ParseError> {
+    let frame: WsFrame<'_> = serde_json::from_str(text).map_err(ParseError::json)?;
     if let Some(topic) = frame.topic {
         if !topic.starts_with("kline.") {
             return Ok(Control::Ignored);
         }
         let idx = *lookup
             .get(topic)
-            .ok_or_else(|| format!("push for unsubscribed topic {topic}"))?;
-        let data = frame.data.ok_or("kline push without 'data'")?;
+            .ok_or_else(|| ParseError::Unsubscribed(topic.to_string()))?;
+        let data = frame
+            .data
+            .ok_or_else(|| ParseError::Shape("kline push without 'data'".into()))?;
         if data.is_empty() {
-            return Err("kline push with empty 'data'".into());
+            return Err(ParseError::Shape("kline push with empty 'data'".into()));
         }
         for k in &data {
             out.push(Parsed {
@@ -72,6 +74,8 @@ pub(crate) fn parse_frame(
         ))),
         (Some("subscribe"), _) => Ok(Control::Subscribed),
         (Some(_), _) => Ok(Control::Ignored),
-        (None, _) => Err("frame is neither a push nor an op answer".into()),
+        (None, _) => Err(ParseError::Shape(
+            "frame is neither a push nor an op answer".into(),
+        )),
     }
 }

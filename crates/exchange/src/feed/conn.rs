@@ -15,8 +15,9 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, warn};
 
 use super::lanes::{Direct, SharedLanes};
-use super::proto::{Control, Lookup, Protocol, WsKline};
-use super::{FeedCounters, FeedEvent};
+use super::wire::{Control, Lookup, WsKline};
+use super::{CloseReason, FeedCounters, FeedEvent};
+use crate::venue::Venue;
 
 /// What a connection task reports.
 #[derive(Debug)]
@@ -50,15 +51,15 @@ pub(crate) enum ConnEvent {
         /// Connection id.
         id: u64,
         /// Why.
-        reason: String,
+        reason: CloseReason,
     },
 }
 
 /// Everything a connection needs.
 #[derive(Clone)]
 pub(crate) struct ConnParams {
-    /// Wire protocol.
-    pub proto: Protocol,
+    /// The exchange's protocol.
+    pub venue: &'static dyn Venue,
     /// Full socket URL.
     pub url: String,
     /// Frames to send after connecting.
@@ -103,6 +104,12 @@ impl Drop for ConnHandle {
     }
 }
 
+/// How often to ping: at a third of the silence timeout, a live but quiet connection always
+/// answers before we give up on it; never less often than the exchange demands.
+fn ping_every(venue: &dyn Venue, silence: Duration) -> Duration {
+    (silence / 3).clamp(Duration::from_millis(10), venue.ping_cap())
+}
+
 /// Starts a connection task.
 pub(crate) fn spawn(id: u64, p: ConnParams) -> ConnHandle {
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -120,32 +127,35 @@ pub(crate) fn spawn(id: u64, p: ConnParams) -> ConnHandle {
 }
 
 /// Runs one connection to its end; returns why it ended.
-async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String {
+async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseReason {
     // TCP_NODELAY: pongs and pings go out at once instead of waiting for an ACK.
     let connect = tokio::time::timeout(
         p.silence,
         tokio_tungstenite::connect_async_with_config(p.url.as_str(), None, true),
     );
     let mut ws = tokio::select! {
-        _ = &mut stop => return "stopped".into(),
+        _ = &mut stop => return CloseReason::Stopped,
         r = connect => match r {
-            Err(_) => return format!("connect to {} timed out", p.url),
-            Ok(Err(e)) => return format!("connect to {}: {e}", p.url),
+            Err(_) => return CloseReason::ConnectTimeout { url: p.url.clone() },
+            Ok(Err(e)) => return CloseReason::Connect { url: p.url.clone(), error: e.to_string() },
             Ok(Ok((ws, _))) => ws,
         },
     };
     for m in &p.subscribe {
         if let Err(e) = ws.send(Message::text(m.as_str())).await {
-            return format!("subscribe: {e}");
+            return CloseReason::Send {
+                what: "subscribe",
+                error: e.to_string(),
+            };
         }
     }
-    // Binance subscribes by URL, so the stream is live now; Bybit is live once acknowledged
+    // Binance subscribes by URL, so the stream is live now; Bybit and OKX are live once acknowledged
     // (or once a push arrives, whichever is first).
     let mut announced = p.subscribe.is_empty();
     if announced && p.tx.send(ConnEvent::Connected { id }).await.is_err() {
-        return "driver gone".into();
+        return CloseReason::Gone("driver");
     }
-    let ping_every = p.proto.ping_every(p.silence);
+    let ping_every = ping_every(p.venue, p.silence);
     let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
     let mut last_frame = Instant::now();
     // One timer for the silence watchdog, re-armed only when it fires early: re-arming it on
@@ -158,15 +168,15 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
         let msg = tokio::select! {
             _ = &mut stop => {
                 let _ = ws.close(None).await;
-                return "stopped".into();
+                return CloseReason::Stopped;
             }
             _ = ping.tick() => {
-                let m = match p.proto.app_ping() {
+                let m = match p.venue.app_ping() {
                     Some(text) => Message::text(text),
                     None => Message::Ping(Vec::new().into()),
                 };
                 if let Err(e) = ws.send(m).await {
-                    return format!("ping: {e}");
+                    return CloseReason::Send { what: "ping", error: e.to_string() };
                 }
                 continue;
             }
@@ -176,17 +186,16 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
                     silence.as_mut().reset(due);
                     continue;
                 }
-                return format!("no frame for {} ms", p.silence.as_millis());
+                return CloseReason::Silence { ms: p.silence.as_millis() as u64 };
             }
             m = ws.next() => m,
         };
         let text = match msg {
-            None => return "closed by the exchange".into(),
-            Some(Err(e)) => return format!("read: {e}"),
+            None => return CloseReason::ClosedByExchange { frame: None },
+            Some(Err(e)) => return CloseReason::Read(e.to_string()),
             Some(Ok(Message::Close(frame))) => {
-                return match frame {
-                    Some(f) => format!("closed by the exchange: {} {}", f.code, f.reason),
-                    None => "closed by the exchange".into(),
+                return CloseReason::ClosedByExchange {
+                    frame: frame.map(|f| (u16::from(f.code), f.reason.to_string())),
                 };
             }
             Some(Ok(Message::Text(t))) => t,
@@ -207,7 +216,7 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
         let received_at = std::time::Instant::now();
         FeedCounters::bump(&p.counters.messages_received);
         buf.clear();
-        let subscribed = match p.proto.parse(text.as_str(), &p.lookup, &mut buf) {
+        let subscribed = match p.venue.parse_frame(text.as_str(), &p.lookup, &mut buf) {
             Err(e) => {
                 FeedCounters::bump(&p.counters.malformed);
                 let head: String = text.as_str().chars().take(120).collect();
@@ -227,7 +236,7 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
         if !announced && (subscribed || !buf.is_empty()) {
             announced = true;
             if p.tx.send(ConnEvent::Connected { id }).await.is_err() {
-                return "driver gone".into();
+                return CloseReason::Gone("driver");
             }
         }
         for kline in buf.drain(..) {
@@ -241,7 +250,7 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
                 match lanes.direct(kline, received_at, &p.out) {
                     Direct::Done => continue,
                     Direct::Driver(k) => k,
-                    Direct::Gone => return "consumer gone".into(),
+                    Direct::Gone => return CloseReason::Gone("consumer"),
                 }
             };
             // From here until the driver has caught up, everything goes through it, in order.
@@ -251,7 +260,9 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
                 match p.tx.try_send(ConnEvent::Lost { id }) {
                     Ok(()) => lost = false,
                     Err(mpsc::error::TrySendError::Full(_)) => continue,
-                    Err(mpsc::error::TrySendError::Closed(_)) => return "driver gone".into(),
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return CloseReason::Gone("driver");
+                    }
                 }
             }
             match p.tx.try_send(ConnEvent::Kline { kline, received_at }) {
@@ -262,7 +273,7 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> String 
                     }
                     lost = true;
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return "driver gone".into(),
+                Err(mpsc::error::TrySendError::Closed(_)) => return CloseReason::Gone("driver"),
             }
         }
     }

@@ -15,18 +15,17 @@ use tracing::{debug, info, warn};
 use super::backoff::Backoff;
 use super::conn::{self, ConnEvent, ConnHandle, ConnParams};
 use super::lanes::SharedLanes;
-use super::proto::{Protocol, WsKline};
 use super::rest::RestClient;
 use super::sequencer::Verdict;
+use super::wire::WsKline;
 use super::{
-    Arrival, FeedConfig, FeedCounters, FeedError, FeedEvent, MarketFeed, Origin, StreamKey,
+    Arrival, CloseReason, FeedConfig, FeedCounters, FeedError, FeedEvent, FeedWarning, MarketFeed,
+    Origin, StreamKey,
 };
 
 /// The exchanges cut connections at 24 h; a daily `rotate_at` must come before that.
 const HARD_CUT: Duration = Duration::from_secs(24 * 3600 - 60);
 const DAY_MS: i64 = 24 * 3600 * 1000;
-/// Streams one Binance connection may carry.
-const BINANCE_MAX_STREAMS: usize = 1024;
 
 /// A live feed for one or many streams on one exchange.
 #[derive(Debug)]
@@ -49,15 +48,15 @@ impl Feed {
                 return Err(FeedError::Invalid(format!("stream {s} listed twice")));
             }
         }
-        let proto = Protocol::of(cfg.exchange);
-        let lookup = proto.lookup(&cfg.streams).map_err(FeedError::Invalid)?;
-        let subscribe = proto
-            .subscribe_messages(&cfg.streams)
-            .map_err(FeedError::Invalid)?;
-        if proto == Protocol::Binance && cfg.streams.len() > BINANCE_MAX_STREAMS {
+        let venue = cfg.exchange.venue();
+        let lookup = crate::venue::lookup(venue, &cfg.streams)?;
+        let subscribe = venue.subscribe_messages(&cfg.streams)?;
+        if cfg.streams.len() > venue.max_streams() {
             return Err(FeedError::Invalid(format!(
-                "{} streams requested; Binance allows {BINANCE_MAX_STREAMS} per connection",
-                cfg.streams.len()
+                "{} streams requested; {} allows {} per connection",
+                cfg.streams.len(),
+                venue.name(),
+                venue.max_streams()
             )));
         }
         let rest =
@@ -75,7 +74,7 @@ impl Feed {
         for s in &cfg.streams {
             if !intervals.contains(&s.interval) {
                 intervals.push(s.interval);
-                // The exchange itself judges the interval (Binance -1120, Bybit 10001).
+                // The exchange itself judges the interval (Binance -1120, Bybit 10001, OKX 51000).
                 rest.klines(&s.symbol, s.interval, None, None, 1).await?;
             }
         }
@@ -86,8 +85,8 @@ impl Feed {
         let (stop_tx, stop_rx) = oneshot::channel();
         let lanes = SharedLanes::new(&cfg.streams, cfg.candle_period);
         let params = ConnParams {
-            proto,
-            url: proto.ws_url(&cfg.ws_url, &cfg.streams),
+            venue,
+            url: venue.ws_url(&cfg.ws_url, &cfg.streams),
             subscribe,
             lookup: Arc::new(lookup),
             silence: cfg.silence_timeout,
@@ -267,9 +266,7 @@ impl Driver {
             Ok(t) => t,
             Err(e) => {
                 return self
-                    .emit(FeedEvent::Warning(format!(
-                        "bootstrap skipped (exchange time unavailable: {e}); continuing from the stream alone"
-                    )))
+                    .emit(FeedEvent::Warning(FeedWarning::BootstrapSkipped(e)))
                     .await;
             }
         };
@@ -288,9 +285,10 @@ impl Driver {
                     }
                 }
                 Err(e) => {
-                    self.emit(FeedEvent::Warning(format!(
-                        "bootstrap of {key} failed: {e}; continuing from the stream alone"
-                    )))
+                    self.emit(FeedEvent::Warning(FeedWarning::BootstrapFailed {
+                        key: key.clone(),
+                        error: e,
+                    }))
                     .await?;
                 }
             }
@@ -339,15 +337,12 @@ impl Driver {
             ConnEvent::Closed { id, reason } => self.on_closed_conn(id, reason).await,
             ConnEvent::Lost { id } => {
                 warn!(id, "klines lost to a full internal channel; backfilling");
-                self.emit(FeedEvent::Warning(
-                    "internal channel overflowed; backfilling the gap".into(),
-                ))
-                .await?;
+                self.emit(FeedEvent::Warning(FeedWarning::Overflow)).await?;
                 self.fill_all().await
             }
             ConnEvent::ExchangeMessage { id, msg } => {
                 warn!(id, %msg, "exchange error on the socket");
-                self.emit(FeedEvent::Warning(format!("exchange says: {msg}")))
+                self.emit(FeedEvent::Warning(FeedWarning::ExchangeMessage(msg)))
                     .await
             }
         }
@@ -382,7 +377,7 @@ impl Driver {
         Ok(())
     }
 
-    async fn on_closed_conn(&mut self, id: u64, reason: String) -> Result<(), Stop> {
+    async fn on_closed_conn(&mut self, id: u64, reason: CloseReason) -> Result<(), Stop> {
         if self.pending.as_ref().is_some_and(|p| p.id == id) {
             self.pending = None;
             warn!(id, %reason, "handover connection failed; retrying later");
@@ -544,10 +539,11 @@ impl Driver {
                     let key = self.key(i);
                     let missing = key.interval.bars_between(from, c.open_time);
                     warn!(stream = %key, missing, "gap the exchange could not fill");
-                    self.emit(FeedEvent::Warning(format!(
-                        "{key}: {missing} candle(s) missing before {} could not be fetched",
-                        c.open_time
-                    )))
+                    self.emit(FeedEvent::Warning(FeedWarning::Unfillable {
+                        key: key.clone(),
+                        missing: missing as u64,
+                        before: c.open_time,
+                    }))
                     .await?;
                     return self.yield_closed(i, c, origin, arrival).await;
                 }
@@ -619,7 +615,10 @@ impl Driver {
             Err(e) => {
                 warn!(stream = %key, error = %e, "backfill failed");
                 return self
-                    .emit(FeedEvent::Warning(format!("backfill of {key} failed: {e}")))
+                    .emit(FeedEvent::Warning(FeedWarning::BackfillFailed {
+                        key,
+                        error: e,
+                    }))
                     .await;
             }
         };

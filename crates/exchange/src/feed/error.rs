@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// An exchange, transport or payload error.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FeedError {
     /// The exchange answered with an error payload, e.g. Binance `{"code":-1121,"msg":"Invalid
     /// symbol."}` or Bybit `{"retCode":10001,"retMsg":"..."}`.
@@ -34,6 +34,16 @@ pub enum FeedError {
     /// The request did not complete (connect, TLS, timeout, body read).
     #[error("HTTP request failed: {0}")]
     Http(String),
+    /// A success answer longer than any legal one (the rest of it was not read).
+    #[error(
+        "response from {url} is longer than {limit} bytes, more than any legal answer; refused"
+    )]
+    BodyTooLarge {
+        /// The request.
+        url: String,
+        /// The cap, bytes.
+        limit: usize,
+    },
     /// The WebSocket failed to connect or dropped.
     #[error("WebSocket error: {0}")]
     Ws(String),
@@ -52,12 +62,13 @@ impl FeedError {
         match self {
             FeedError::RateLimited { .. } | FeedError::Http(_) | FeedError::Ws(_) => true,
             FeedError::Status { status, .. } => *status >= 500,
-            // Binance -1000 unknown, -1001 disconnected, -1003 too much weight, -1006/-1007
-            // backend timeouts; Bybit 10006 too many visits, 10016 server error.
-            FeedError::ExchangeError { code, .. } => {
-                matches!(code, -1000 | -1001 | -1003 | -1006 | -1007 | 10006 | 10016)
-            }
-            FeedError::Parse(_) | FeedError::Invalid(_) => false,
+            // Each venue lists its own retryable codes; the codes of different exchanges do not
+            // overlap (Binance negative, Bybit 10xxx, OKX 5xxxx), so any venue's word counts.
+            // `RestClient` asks its own venue.
+            FeedError::ExchangeError { code, .. } => crate::venue::REGISTRY
+                .iter()
+                .any(|e| e.venue.retryable_code(*code)),
+            FeedError::Parse(_) | FeedError::Invalid(_) | FeedError::BodyTooLarge { .. } => false,
         }
     }
 }

@@ -14,8 +14,8 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::proto::WsKline;
 use super::sequencer::{Sequencer, Verdict};
+use super::wire::WsKline;
 use super::{Arrival, FeedEvent, Origin, StreamKey};
 
 /// One stream's state.
@@ -299,7 +299,8 @@ mod tests {
     fn a_full_channel_leaves_the_candle_to_the_driver() {
         let l = lanes();
         let (tx, rx) = mpsc::channel(1);
-        tx.try_send(FeedEvent::Warning("filler".into())).unwrap();
+        tx.try_send(FeedEvent::Warning(crate::feed::FeedWarning::Overflow))
+            .unwrap();
         let got = l
             .lock()
             .direct(kline(11, 3.0, true), std::time::Instant::now(), &tx);

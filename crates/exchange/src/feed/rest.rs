@@ -1,6 +1,8 @@
 //! [`RestClient`]: klines, server time and symbol checks over HTTP for any [`ExchangeKind`],
-//! with `Retry-After` honoured on 429/418, retries on 5xx and transport errors, and a pause
-//! when Binance's `X-MBX-USED-WEIGHT-1M` nears the limit.
+//! through its [`Venue`] (paths, parsers, error classification, weight rule), with
+//! `Retry-After` honoured on 429/418, retries on 5xx and transport errors, a pause when a
+//! metered exchange's used weight nears the limit, and response bodies capped: an error body
+//! is read up to [`ERROR_BODY_CAP`], a success body up to the venue's largest legal answer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,12 +12,10 @@ use manus_core::{Candle, Interval};
 use tracing::{debug, warn};
 
 use super::{ExchangeKind, FeedError};
-use crate::{binance, bybit};
+use crate::venue::Venue;
 
-/// Candles per page (both exchanges' maximum).
-const PAGE: u32 = 1000;
-/// Binance.US allows 1200 weight per minute; pause for the next minute above this.
-const WEIGHT_SOFT_LIMIT: u32 = 1000;
+/// How much of an error body is read: enough for any exchange's error payload.
+pub const ERROR_BODY_CAP: usize = 4 << 10;
 /// Wait when a 429/418 carries no `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// Longest single wait we honour before giving up (418 bans can last days).
@@ -25,6 +25,7 @@ const MAX_WAIT: Duration = Duration::from_secs(600);
 #[derive(Debug, Clone)]
 pub struct RestClient {
     kind: ExchangeKind,
+    venue: &'static dyn Venue,
     base: String,
     http: reqwest::Client,
     max_retries: u32,
@@ -42,6 +43,7 @@ impl RestClient {
             .map_err(|e| FeedError::Http(e.to_string()))?;
         Ok(RestClient {
             kind,
+            venue: kind.venue(),
             base: base.trim_end_matches('/').to_string(),
             http,
             max_retries: 5,
@@ -68,9 +70,15 @@ impl RestClient {
         self.kind
     }
 
+    /// The exchange's adapter.
+    pub fn venue(&self) -> &'static dyn Venue {
+        self.venue
+    }
+
     /// One GET; the body on 2xx, a typed error otherwise.
     async fn get_once(&self, path: &str) -> Result<String, FeedError> {
-        if self.used_weight.load(Ordering::Relaxed) >= WEIGHT_SOFT_LIMIT {
+        let weight = self.venue.weight_rule();
+        if weight.is_some_and(|w| self.used_weight.load(Ordering::Relaxed) >= w.soft_limit) {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
@@ -85,7 +93,7 @@ impl RestClient {
         }
         let url = format!("{}{}", self.base, path);
         debug!(%url, "GET");
-        let resp = self
+        let mut resp = self
             .http
             .get(&url)
             .send()
@@ -98,7 +106,10 @@ impl RestClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        if let Some(w) = header("x-mbx-used-weight-1m").and_then(|w| w.parse().ok()) {
+        if let Some(w) = weight
+            .and_then(|w| header(w.header))
+            .and_then(|w| w.parse().ok())
+        {
             self.used_weight.store(w, Ordering::Relaxed);
         }
         if status == 429 || status == 418 {
@@ -112,14 +123,24 @@ impl RestClient {
                 retry_after,
             });
         }
-        let body = resp.text().await.map_err(|e| transport_error(&url, e))?;
-        if (200..300).contains(&status) {
+        let ok = (200..300).contains(&status);
+        let cap = if ok {
+            self.venue.max_body()
+        } else {
+            ERROR_BODY_CAP
+        };
+        let body = match read_capped(&mut resp, cap).await? {
+            Capped::Whole(body) => body,
+            Capped::Over(_) if ok => {
+                return Err(FeedError::BodyTooLarge { url, limit: cap });
+            }
+            // An error body only needs its first few KB: keep them, the rest is never read.
+            Capped::Over(head) => String::from_utf8_lossy(&head).into_owned(),
+        };
+        if ok {
             return Ok(body);
         }
-        let typed = match self.kind {
-            ExchangeKind::Bybit => bybit::rest::parse_error(&body),
-            _ => binance::rest::parse_error(&body),
-        };
+        let typed = self.venue.parse_error(&body);
         if status >= 500 {
             // A server-side failure is worth retrying whatever the payload says.
             let body = match typed {
@@ -130,11 +151,8 @@ impl RestClient {
         }
         Err(typed.unwrap_or_else(|| {
             let mut body: String = body.chars().take(200).collect();
-            if status == 403 && self.kind == ExchangeKind::Bybit {
-                body.push_str(" (Bybit answers 403 to US IP addresses and to clients over its rate limit)");
-            }
-            if status == 451 {
-                body.push_str(" (unavailable from this location: Binance global refuses US IP addresses; use binanceus)");
+            if let Some(hint) = self.venue.status_hint(status) {
+                body.push_str(&format!(" ({hint})"));
             }
             FeedError::Status { status, body }
         }))
@@ -147,7 +165,7 @@ impl RestClient {
         loop {
             match self.get_once(path).await {
                 Ok(body) => return Ok(body),
-                Err(e) if e.is_retryable() && attempt < self.max_retries => {
+                Err(e) if self.venue.is_retryable(&e) && attempt < self.max_retries => {
                     attempt += 1;
                     let wait = match &e {
                         FeedError::RateLimited { retry_after, .. } => *retry_after,
@@ -168,53 +186,36 @@ impl RestClient {
         }
     }
 
-    /// The exchange's clock, ms UTC (`/api/v3/time`, `/v5/market/time`).
+    /// The exchange's clock, ms UTC.
     pub async fn server_time(&self) -> Result<i64, FeedError> {
-        match self.kind {
-            ExchangeKind::Bybit => {
-                bybit::rest::parse_time(&self.get(bybit::rest::TIME_PATH).await?)
-            }
-            _ => binance::rest::parse_time(&self.get(binance::rest::TIME_PATH).await?),
-        }
+        self.venue
+            .parse_time(&self.get(self.venue.time_path()).await?)
     }
 
-    /// Checks that `symbol` is listed and trading (`exchangeInfo` / `instruments-info`); an
-    /// unknown symbol gives the exchange's error.
+    /// Checks that `symbol` is listed and trading; an unknown symbol gives the exchange's error.
     pub async fn check_symbol(&self, symbol: &str) -> Result<(), FeedError> {
-        match self.kind {
-            ExchangeKind::Bybit => {
-                let body = self.get(&bybit::rest::instruments_path(symbol)).await?;
-                bybit::rest::check_symbol(&body, symbol)
-            }
-            _ => {
-                let body = self.get(&binance::rest::exchange_info_path(symbol)).await?;
-                binance::rest::check_symbol(&body, symbol)
-            }
-        }
+        self.check_symbols(&[symbol]).await
     }
 
-    /// Checks several symbols with as few requests as the exchange allows: Binance answers
-    /// `exchangeInfo?symbols=[..]` for 100 symbols at a time at the weight of one request (and
-    /// with its own -1121 error when any is unknown); Bybit is asked symbol by symbol.
+    /// Checks several symbols with as few requests as the exchange allows (Binance answers
+    /// 100 symbols at a time at the weight of one request; Bybit and OKX one at a time).
     pub async fn check_symbols(&self, symbols: &[&str]) -> Result<(), FeedError> {
-        if self.kind == ExchangeKind::Bybit || symbols.len() < 2 {
-            for s in symbols {
-                self.check_symbol(s).await?;
-            }
-            return Ok(());
-        }
-        for chunk in symbols.chunks(100) {
-            let body = self
-                .get(&binance::rest::exchange_info_many_path(chunk))
-                .await?;
+        let theirs = symbols
+            .iter()
+            .map(|s| self.venue.symbol(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+        for chunk in theirs.chunks(self.venue.symbols_per_request().max(1)) {
+            let body = self.get(&self.venue.symbols_path(chunk)?).await?;
             for s in chunk {
-                binance::rest::check_symbol(&body, s)?;
+                self.venue.check_symbol(&body, s)?;
             }
         }
         Ok(())
     }
 
-    /// Up to `limit` (≤ 1000) candles, oldest first. The newest row may still be forming.
+    /// Up to `limit` candles (at most the venue's page), oldest first. The newest row may
+    /// still be forming.
     pub async fn klines(
         &self,
         symbol: &str,
@@ -223,21 +224,17 @@ impl RestClient {
         end_ms: Option<i64>,
         limit: u32,
     ) -> Result<Vec<Candle>, FeedError> {
-        match self.kind {
-            ExchangeKind::Bybit => {
-                let path = bybit::rest::klines_path(symbol, interval, start_ms, end_ms, limit)?;
-                bybit::rest::parse_klines(&self.get(&path).await?, interval)
-            }
-            _ => {
-                let path = binance::rest::klines_path(symbol, interval, start_ms, end_ms, limit);
-                binance::rest::parse_klines(&self.get(&path).await?, interval)
-            }
-        }
+        let theirs = self.venue.symbol(symbol)?;
+        let path = self
+            .venue
+            .klines_path(&theirs, interval, start_ms, end_ms, limit)?;
+        self.venue.parse_klines(&self.get(&path).await?, interval)
     }
 
     /// Every candle opening in `[from_ms, to_ms]`, oldest first, gapless as the exchange has
-    /// them, paging 1000 at a time. Each window spans at most 1000 intervals, so the answer is
-    /// complete whether the exchange anchors `limit` at the start (Binance) or the end (Bybit).
+    /// them, a page at a time (the venue's page: 1000 rows, OKX 100). Each window spans at most
+    /// one page of intervals, so the answer is complete whether the exchange anchors `limit` at
+    /// the start (Binance) or the end (Bybit, OKX).
     /// `on_page` gets the running total after each page.
     pub async fn klines_range(
         &self,
@@ -248,12 +245,13 @@ impl RestClient {
         mut on_page: impl FnMut(usize),
     ) -> Result<Vec<Candle>, FeedError> {
         let mut out: Vec<Candle> = Vec::new();
-        let span = interval.duration_ms() * i64::from(PAGE);
+        let page_rows = self.venue.page_limit();
+        let span = interval.duration_ms() * i64::from(page_rows);
         let mut cursor = from_ms;
         while cursor <= to_ms {
             let window_end = to_ms.min(cursor.saturating_add(span - 1));
             let page = self
-                .klines(symbol, interval, Some(cursor), Some(window_end), PAGE)
+                .klines(symbol, interval, Some(cursor), Some(window_end), page_rows)
                 .await?;
             for c in page {
                 let fresh = out.last().is_none_or(|l| c.open_time > l.open_time);
@@ -308,4 +306,33 @@ fn transport_error(url: &str, e: reqwest::Error) -> FeedError {
         cause = c.source();
     }
     FeedError::Http(format!("{url}: {msg}"))
+}
+
+/// A body read up to a cap.
+enum Capped {
+    /// The whole body.
+    Whole(String),
+    /// The body is longer than the cap: its first `cap` bytes (the rest is never read).
+    Over(Vec<u8>),
+}
+
+/// Reads a body up to `cap` bytes, so an endless body costs at most `cap`.
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Capped, FeedError> {
+    let url = resp.url().to_string();
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| transport_error(&url, e))?
+    {
+        if buf.len() + chunk.len() > cap {
+            let room = cap - buf.len();
+            buf.extend_from_slice(&chunk[..room]);
+            return Ok(Capped::Over(buf));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    String::from_utf8(buf)
+        .map(Capped::Whole)
+        .map_err(|_| FeedError::Parse(format!("{url}: body is not UTF-8")))
 }

@@ -12,11 +12,129 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use manus_core::{Candle, Interval};
 use serde_json::{Value, json};
 
-use super::conn::{self, ConnState, Proto};
-use super::state::{Shared, lock};
+use super::conn::{self, ConnState};
+use super::state::{Frames, Shared, Step, lock};
+use super::venue::{Shape, SimVenue};
+
+/// Binance's server side (Binance and Binance.US share it).
+pub(crate) struct Binance;
+
+/// The registry's Binance.
+pub(crate) static BINANCE: Binance = Binance;
+
+impl SimVenue for Binance {
+    fn rest_routes(&self) -> axum::Router<Arc<Shared>> {
+        axum::Router::new()
+            .route("/api/v3/ping", get(ping))
+            .route("/api/v3/time", get(time))
+            .route("/api/v3/exchangeInfo", get(exchange_info))
+            .route("/api/v3/klines", get(klines))
+    }
+    fn ws_routes(&self) -> axum::Router<Arc<Shared>> {
+        axum::Router::new()
+            .route("/ws", get(ws_raw_root))
+            .route("/ws/{*streams}", get(ws_raw))
+            .route("/stream", get(ws_combined))
+    }
+    fn owns(&self, path: &str) -> bool {
+        path.starts_with("/api/v3/")
+    }
+    fn fault(&self, status: u16, _now_ms: i64) -> Response {
+        let (code, msg) = match status {
+            429 | 418 => (
+                -1003,
+                "Too much request weight used; current limit is 1200 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.",
+            ),
+            _ => (
+                -1000,
+                "An unknown error occurred while processing the request.",
+            ),
+        };
+        error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code,
+            msg,
+        )
+    }
+    fn weight(&self, path: &str) -> Option<u32> {
+        Some(weight(path))
+    }
+}
+
+/// `/ws/...`: bare payloads.
+pub(crate) struct Raw;
+/// The registry's raw framing.
+pub(crate) static RAW: Raw = Raw;
+/// `/stream?streams=...`: `{"stream":..,"data":..}` payloads.
+pub(crate) struct Combined;
+/// The registry's combined framing.
+pub(crate) static COMBINED: Combined = Combined;
+
+impl Shape for Raw {
+    fn id(&self) -> &'static str {
+        "binance-raw"
+    }
+    fn name(&self, symbol: &str, interval: Interval) -> Option<String> {
+        Some(stream_name(symbol, interval))
+    }
+    fn render(&self, shared: &Shared, _slot: usize, step: &Step, f: &Frames) -> String {
+        kline_event(
+            &shared.symbols[f.symbol],
+            shared.interval,
+            &f.candle,
+            step.event_time,
+            step.closed,
+        )
+    }
+    fn control(
+        &self,
+        shared: &Shared,
+        _slot: usize,
+        text: &str,
+        st: &mut ConnState,
+    ) -> Vec<String> {
+        control(shared, text, st).into_iter().collect()
+    }
+    fn server_pings(&self) -> bool {
+        true
+    }
+    fn rate_limited(&self) -> bool {
+        true
+    }
+}
+
+impl Shape for Combined {
+    fn id(&self) -> &'static str {
+        "binance-combined"
+    }
+    fn name(&self, symbol: &str, interval: Interval) -> Option<String> {
+        Some(stream_name(symbol, interval))
+    }
+    fn render(&self, shared: &Shared, slot: usize, step: &Step, f: &Frames) -> String {
+        let raw = RAW.render(shared, slot, step, f);
+        let stream = shared.name(slot, f.symbol).unwrap_or("");
+        format!(r#"{{"stream":"{stream}","data":{raw}}}"#)
+    }
+    fn control(
+        &self,
+        shared: &Shared,
+        _slot: usize,
+        text: &str,
+        st: &mut ConnState,
+    ) -> Vec<String> {
+        control(shared, text, st).into_iter().collect()
+    }
+    fn server_pings(&self) -> bool {
+        true
+    }
+    fn rate_limited(&self) -> bool {
+        true
+    }
+}
 
 /// `btcusdt@kline_5m`.
 pub(crate) fn stream_name(symbol: &str, interval: Interval) -> String {
@@ -149,7 +267,7 @@ fn parse_num(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Box
 }
 
 /// Request weight of a Binance REST path (Binance.com's figures).
-pub(crate) fn weight(path: &str) -> u32 {
+fn weight(path: &str) -> u32 {
     match path {
         "/api/v3/klines" => 2,
         "/api/v3/exchangeInfo" => 20,
@@ -158,12 +276,12 @@ pub(crate) fn weight(path: &str) -> u32 {
 }
 
 /// `GET /api/v3/ping`.
-pub(crate) async fn ping() -> Response {
+async fn ping() -> Response {
     json_response("{}".into())
 }
 
 /// `GET /api/v3/time`: the market clock.
-pub(crate) async fn time(State(s): State<Arc<Shared>>) -> Response {
+async fn time(State(s): State<Arc<Shared>>) -> Response {
     json_response(format!(r#"{{"serverTime":{}}}"#, s.clock.now()))
 }
 
@@ -206,7 +324,7 @@ fn symbol_info(shared: &Shared, i: usize) -> Value {
 }
 
 /// `GET /api/v3/exchangeInfo[?symbol=X | ?symbols=["X","Y"]]`.
-pub(crate) async fn exchange_info(
+async fn exchange_info(
     State(s): State<Arc<Shared>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -249,7 +367,7 @@ pub(crate) async fn exchange_info(
 
 /// `GET /api/v3/klines?symbol&interval[&startTime][&endTime][&limit]`: ascending, the forming
 /// candle last when in range, limit 500 by default and capped at 1000.
-pub(crate) async fn klines(
+async fn klines(
     State(s): State<Arc<Shared>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -311,7 +429,7 @@ pub(crate) async fn klines(
 }
 
 /// `GET /ws/<stream>[/<stream>...]`: raw streams (bare payloads).
-pub(crate) async fn ws_raw(
+async fn ws_raw(
     State(s): State<Arc<Shared>>,
     Path(stream): Path<String>,
     ws: WebSocketUpgrade,
@@ -321,16 +439,16 @@ pub(crate) async fn ws_raw(
         .filter(|x| !x.is_empty())
         .map(str::to_string)
         .collect();
-    ws.on_upgrade(move |socket| conn::serve(s, socket, Proto::BinanceRaw, subs))
+    ws.on_upgrade(move |socket| conn::serve(s, socket, &RAW, subs))
 }
 
 /// `GET /ws`: a raw connection that subscribes with `SUBSCRIBE`.
-pub(crate) async fn ws_raw_root(State(s): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| conn::serve(s, socket, Proto::BinanceRaw, BTreeSet::new()))
+async fn ws_raw_root(State(s): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| conn::serve(s, socket, &RAW, BTreeSet::new()))
 }
 
 /// `GET /stream?streams=a/b`: combined streams.
-pub(crate) async fn ws_combined(
+async fn ws_combined(
     State(s): State<Arc<Shared>>,
     Query(q): Query<HashMap<String, String>>,
     ws: WebSocketUpgrade,
@@ -344,12 +462,12 @@ pub(crate) async fn ws_combined(
                 .collect()
         })
         .unwrap_or_default();
-    ws.on_upgrade(move |socket| conn::serve(s, socket, Proto::BinanceCombined, subs))
+    ws.on_upgrade(move |socket| conn::serve(s, socket, &COMBINED, subs))
 }
 
 /// Answers a control message (`SUBSCRIBE`, `UNSUBSCRIBE`, `LIST_SUBSCRIPTIONS`). Like Binance,
 /// a well-formed stream for an unknown symbol is accepted and then never sends anything.
-pub(crate) fn control(_shared: &Shared, text: &str, st: &mut ConnState) -> Option<String> {
+fn control(_shared: &Shared, text: &str, st: &mut ConnState) -> Option<String> {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
         return Some(
             r#"{"error":{"code":3,"msg":"Invalid JSON: expected value at line 1 column 1"}}"#

@@ -12,12 +12,81 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use manus_core::{Candle, Interval};
 use serde_json::{Value, json};
 
-use super::conn::{self, ConnState, Proto};
+use super::conn::{self, ConnState};
 use super::market::q8;
-use super::state::{Shared, lock};
+use super::state::{Frames, Shared, Step, lock};
+use super::venue::{Shape, SimVenue};
+
+/// Bybit's server side.
+pub(crate) struct Bybit;
+
+/// The registry's Bybit.
+pub(crate) static BYBIT: Bybit = Bybit;
+
+impl SimVenue for Bybit {
+    fn rest_routes(&self) -> axum::Router<Arc<Shared>> {
+        axum::Router::new()
+            .route("/v5/market/kline", get(kline))
+            .route("/v5/market/instruments-info", get(instruments_info))
+            .route("/v5/market/time", get(time))
+    }
+    fn ws_routes(&self) -> axum::Router<Arc<Shared>> {
+        axum::Router::new().route("/v5/public/spot", get(ws))
+    }
+    fn owns(&self, path: &str) -> bool {
+        path.starts_with("/v5/")
+    }
+    fn fault(&self, status: u16, now_ms: i64) -> Response {
+        (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            axum::Json(fault_body(status, now_ms)),
+        )
+            .into_response()
+    }
+}
+
+/// `/v5/public/spot` topic frames.
+pub(crate) struct Spot;
+
+/// The registry's Bybit framing.
+pub(crate) static SPOT: Spot = Spot;
+
+impl Shape for Spot {
+    fn id(&self) -> &'static str {
+        "bybit-spot"
+    }
+    fn name(&self, symbol: &str, interval: Interval) -> Option<String> {
+        topic(symbol, interval)
+    }
+    fn render(&self, shared: &Shared, slot: usize, step: &Step, f: &Frames) -> String {
+        kline_frame(
+            shared.name(slot, f.symbol).unwrap_or(""),
+            shared.interval,
+            &f.candle,
+            step.event_time,
+            step.closed,
+        )
+    }
+    fn control(
+        &self,
+        shared: &Shared,
+        _slot: usize,
+        text: &str,
+        st: &mut ConnState,
+    ) -> Vec<String> {
+        control(shared, text, st).into_iter().collect()
+    }
+    fn server_pings(&self) -> bool {
+        false
+    }
+    fn rate_limited(&self) -> bool {
+        false
+    }
+}
 
 /// Bybit's spelling of an interval (`1 3 5 15 30 60 120 240 360 720 D W M`); none for 8h/3d.
 pub(crate) fn interval_code(i: Interval) -> Option<&'static str> {
@@ -79,7 +148,7 @@ pub(crate) fn kline_frame(
 }
 
 /// A Bybit error answer: HTTP 200 with a non-zero `retCode`, as Bybit does.
-pub(crate) fn error(code: i64, msg: &str, time: i64) -> Response {
+fn error(code: i64, msg: &str, time: i64) -> Response {
     axum::Json(json!({
         "retCode": code, "retMsg": msg, "result": {}, "retExtInfo": {}, "time": time
     }))
@@ -127,10 +196,7 @@ fn parse_num(
 
 /// `GET /v5/market/kline?category=spot&symbol&interval[&start][&end][&limit]`: newest first,
 /// the forming candle included, limit 200 by default, 1 to 1000.
-pub(crate) async fn kline(
-    State(s): State<Arc<Shared>>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+async fn kline(State(s): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
     let now = s.clock.now();
     if let Err(e) = check_category(&q, now) {
         return *e;
@@ -205,7 +271,7 @@ pub(crate) async fn kline(
 }
 
 /// `GET /v5/market/instruments-info?category=spot[&symbol]`.
-pub(crate) async fn instruments_info(
+async fn instruments_info(
     State(s): State<Arc<Shared>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
@@ -252,7 +318,7 @@ fn split(symbol: &str) -> (&str, &str) {
 }
 
 /// `GET /v5/market/time`: the market clock.
-pub(crate) async fn time(State(s): State<Arc<Shared>>) -> Response {
+async fn time(State(s): State<Arc<Shared>>) -> Response {
     let now = s.clock.now();
     ok(
         json!({
@@ -264,13 +330,13 @@ pub(crate) async fn time(State(s): State<Arc<Shared>>) -> Response {
 }
 
 /// `GET /v5/public/spot`: subscriptions come as `subscribe` ops.
-pub(crate) async fn ws(State(s): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| conn::serve(s, socket, Proto::Bybit, BTreeSet::new()))
+async fn ws(State(s): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response {
+    ws.on_upgrade(move |socket| conn::serve(s, socket, &SPOT, BTreeSet::new()))
 }
 
 /// Answers `subscribe`, `unsubscribe` and `ping`. Topics for unknown symbols or another
 /// interval fail the whole request, as Bybit does for invalid topics.
-pub(crate) fn control(shared: &Shared, text: &str, st: &mut ConnState) -> Option<String> {
+fn control(shared: &Shared, text: &str, st: &mut ConnState) -> Option<String> {
     let conn_id = format!("sim-{}", st.id);
     let Ok(v) = serde_json::from_str::<Value>(text) else {
         return Some(
@@ -327,16 +393,11 @@ pub(crate) fn control(shared: &Shared, text: &str, st: &mut ConnState) -> Option
 }
 
 /// A Bybit-shaped body for an injected REST failure.
-pub(crate) fn fault_body(status: u16, time: i64) -> Value {
+fn fault_body(status: u16, time: i64) -> Value {
     let (code, msg) = if status == 429 || status == 403 {
         (10006, "Too many visits!")
     } else {
         (10016, "Server error.")
     };
     json!({"retCode": code, "retMsg": msg, "result": {}, "retExtInfo": {}, "time": time})
-}
-
-/// HTTP status for an injected failure code.
-pub(crate) fn status(code: u16) -> StatusCode {
-    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

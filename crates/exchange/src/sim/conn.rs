@@ -10,19 +10,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use super::state::{Event, Frames, Shared, Step, bump, lock, stopped};
-use super::{binance, bybit};
-
-/// Which protocol (and framing) a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Proto {
-    /// Binance `/ws/...`: bare payloads.
-    BinanceRaw,
-    /// Binance `/stream?streams=...`: `{"stream":..,"data":..}` payloads.
-    BinanceCombined,
-    /// Bybit v5 `/v5/public/spot`.
-    Bybit,
-}
+use super::state::{Event, Shared, bump, lock, stopped};
+use super::venue::{Shape, slot};
 
 /// How often Binance connections get a server Ping (Binance global pings every 20 s).
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -33,7 +22,8 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Per-connection state handed to the protocol's control handler.
 #[derive(Debug)]
 pub(crate) struct ConnState {
-    /// Subscribed Binance stream names or Bybit topics, as the client spelled them.
+    /// Subscribed names (Binance streams, Bybit topics, OKX `channel:instId`), as the client
+    /// spelled them.
     pub subs: BTreeSet<String>,
     /// Connection id (Bybit's `conn_id`).
     pub id: u64,
@@ -44,30 +34,10 @@ pub(crate) struct ConnState {
 
 impl ConnState {
     /// Recomputes `wanted` after `subs` changed.
-    pub fn refresh(&mut self, shared: &Shared, proto: Proto) {
+    pub fn refresh(&mut self, shared: &Shared, slot: usize) {
         self.wanted = (0..shared.symbols.len())
-            .map(|i| match proto {
-                Proto::BinanceRaw | Proto::BinanceCombined => {
-                    self.subs.contains(&*shared.streams[i])
-                }
-                Proto::Bybit => shared.topics[i]
-                    .as_deref()
-                    .is_some_and(|t| self.subs.contains(t)),
-            })
+            .map(|i| shared.name(slot, i).is_some_and(|n| self.subs.contains(n)))
             .collect();
-    }
-}
-
-impl Proto {
-    fn frame(self, shared: &Shared, step: &Step, f: &Frames, st: &ConnState) -> Option<Utf8Bytes> {
-        if !st.wanted.get(f.symbol).copied().unwrap_or(false) {
-            return None;
-        }
-        Some(match self {
-            Proto::BinanceRaw => f.binance_raw(shared, step),
-            Proto::BinanceCombined => f.binance_combined(shared, step),
-            Proto::Bybit => f.bybit(shared, step),
-        })
     }
 }
 
@@ -104,16 +74,6 @@ impl Limiter {
     }
 }
 
-/// The flavours of broken frame a client must survive.
-fn malformed(n: u64) -> &'static str {
-    match n % 4 {
-        0 => r#"{"e":"kline","E":17000000"#,
-        1 => "this is not json",
-        2 => r#"{"e":"kline","E":1,"s":"BTCUSDT","k":{"t":"oops","x":"maybe"}}"#,
-        _ => r#"{"topic":"kline.5.BTCUSDT","data":{"start":null},"ts":"x"}"#,
-    }
-}
-
 enum Next {
     Continue,
     Close,
@@ -123,9 +83,10 @@ enum Next {
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     mut socket: WebSocket,
-    proto: Proto,
+    shape: &'static dyn Shape,
     subs: BTreeSet<String>,
 ) {
+    let slot = slot(shape);
     bump(&shared.counters.connections_accepted);
     shared
         .counters
@@ -139,7 +100,7 @@ pub(crate) async fn serve(
         id: shared.next_conn.fetch_add(1, Ordering::Relaxed),
         wanted: Vec::new(),
     };
-    st.refresh(&shared, proto);
+    st.refresh(&shared, slot);
     let silent = *lock(&shared.silent_until);
     if let Some(until) = silent
         && until > tokio::time::Instant::now()
@@ -161,7 +122,8 @@ pub(crate) async fn serve(
                         let frames: Vec<Utf8Bytes> = step
                             .items
                             .iter()
-                            .filter_map(|f| proto.frame(&shared, &step, f, &st))
+                            .filter(|f| st.wanted.get(f.symbol).copied().unwrap_or(false))
+                            .map(|f| f.frame(&shared, slot, &step))
                             .collect();
                         if frames.is_empty() {
                             continue;
@@ -198,7 +160,7 @@ pub(crate) async fn serve(
                     }
                     Ok(Event::Malformed(n)) => {
                         bump(&shared.counters.malformed_sent);
-                        Message::Text(malformed(n).into())
+                        Message::Text(shape.malformed(n).into())
                     }
                     // A consumer too slow for the bus is cut, as real exchanges do.
                     Err(RecvError::Lagged(_)) => {
@@ -214,7 +176,7 @@ pub(crate) async fn serve(
             }
             msg = socket.recv() => {
                 let counted = matches!(msg, Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))));
-                let limit = shared.ws_rate_limit.filter(|_| counted && proto != Proto::Bybit);
+                let limit = shared.ws_rate_limit.filter(|_| counted && shape.rate_limited());
                 if limit.is_some_and(|max| limiter.over(tokio::time::Instant::now(), max)) {
                     // Binance cuts a connection that sends more than 5 messages a second.
                     bump(&shared.counters.rate_limited);
@@ -225,19 +187,16 @@ pub(crate) async fn serve(
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                     Some(Ok(_)) => continue,
                 };
-                let reply = match proto {
-                    Proto::BinanceRaw | Proto::BinanceCombined => binance::control(&shared, &text, &mut st),
-                    Proto::Bybit => bybit::control(&shared, &text, &mut st),
-                };
-                st.refresh(&shared, proto);
-                if let Some(reply) = reply {
-                    if socket.send(Message::Text(reply.into())).await.is_err() {
+                let reply = shape.control(&shared, slot, &text, &mut st);
+                st.refresh(&shared, slot);
+                for r in reply {
+                    if socket.send(Message::Text(r.into())).await.is_err() {
                         return;
                     }
                     bump(&shared.counters.frames_sent);
                 }
             }
-            _ = ping.tick(), if proto != Proto::Bybit => {
+            _ = ping.tick(), if shape.server_pings() => {
                 if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
                     return;
                 }

@@ -13,7 +13,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 
 use super::market::{Generator, opening};
-use super::{FaultPlan, SimStats, binance, bybit};
+use super::venue::SHAPES;
+use super::{FaultPlan, SimStats};
 
 /// Locks a mutex, recovering the data if a holder panicked (the books stay usable).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -129,9 +130,8 @@ pub(crate) struct Frames {
     pub symbol: usize,
     /// The snapshot.
     pub candle: Candle,
-    binance_raw: OnceLock<Utf8Bytes>,
-    binance_combined: OnceLock<Utf8Bytes>,
-    bybit: OnceLock<Utf8Bytes>,
+    /// One rendering per [`SHAPES`] slot.
+    cache: [OnceLock<Utf8Bytes>; SHAPES.len()],
 }
 
 impl Frames {
@@ -139,53 +139,14 @@ impl Frames {
         Frames {
             symbol,
             candle,
-            binance_raw: OnceLock::new(),
-            binance_combined: OnceLock::new(),
-            bybit: OnceLock::new(),
+            cache: std::array::from_fn(|_| OnceLock::new()),
         }
     }
 
-    /// The Binance raw-stream payload.
-    pub fn binance_raw(&self, shared: &Shared, step: &Step) -> Utf8Bytes {
-        self.binance_raw
-            .get_or_init(|| {
-                binance::kline_event(
-                    &shared.symbols[self.symbol],
-                    shared.interval,
-                    &self.candle,
-                    step.event_time,
-                    step.closed,
-                )
-                .into()
-            })
-            .clone()
-    }
-
-    /// The Binance combined-stream payload (`{"stream":..,"data":..}`).
-    pub fn binance_combined(&self, shared: &Shared, step: &Step) -> Utf8Bytes {
-        self.binance_combined
-            .get_or_init(|| {
-                let raw = self.binance_raw(shared, step);
-                let stream = &shared.streams[self.symbol];
-                format!(r#"{{"stream":"{stream}","data":{}}}"#, raw.as_str()).into()
-            })
-            .clone()
-    }
-
-    /// The Bybit topic payload (only called for symbols with a topic).
-    pub fn bybit(&self, shared: &Shared, step: &Step) -> Utf8Bytes {
-        self.bybit
-            .get_or_init(|| {
-                let topic = shared.topics[self.symbol].as_deref().unwrap_or("");
-                bybit::kline_frame(
-                    topic,
-                    shared.interval,
-                    &self.candle,
-                    step.event_time,
-                    step.closed,
-                )
-                .into()
-            })
+    /// The payload in the framing of `slot`.
+    pub fn frame(&self, shared: &Shared, slot: usize, step: &Step) -> Utf8Bytes {
+        self.cache[slot]
+            .get_or_init(|| SHAPES[slot].render(shared, slot, step, self).into())
             .clone()
     }
 }
@@ -271,10 +232,10 @@ pub(crate) struct Shared {
     pub symbols: Vec<String>,
     /// The one interval served.
     pub interval: Interval,
-    /// Per-symbol Binance stream names (`btcusdt@kline_5m`).
-    pub streams: Vec<Arc<str>>,
-    /// Per-symbol Bybit topics (`kline.5.BTCUSDT`; none for intervals Bybit lacks).
-    pub topics: Vec<Option<Arc<str>>>,
+    /// Per shape slot, per symbol: the stream name clients subscribe to (Binance
+    /// `btcusdt@kline_5m`, Bybit `kline.5.BTCUSDT`, OKX `candle5m:BTC-USDT`; none where the
+    /// venue lacks the interval).
+    pub names: Vec<Vec<Option<Arc<str>>>>,
     /// Per-symbol price tick (for exchangeInfo).
     pub ticks: Vec<f64>,
     /// Per-symbol candles.
@@ -313,19 +274,19 @@ impl Shared {
         let (events, _) = broadcast::channel(4096);
         let (shutdown, _) = watch::channel(false);
         let dur = interval.next_open(m0) - m0;
-        let streams = symbols
+        let names = SHAPES
             .iter()
-            .map(|s| binance::stream_name(s, interval).into())
-            .collect();
-        let topics = symbols
-            .iter()
-            .map(|s| bybit::topic(s, interval).map(Into::into))
+            .map(|shape| {
+                symbols
+                    .iter()
+                    .map(|s| shape.name(s, interval).map(Into::into))
+                    .collect()
+            })
             .collect();
         Shared {
             symbols,
             interval,
-            streams,
-            topics,
+            names,
             ticks,
             books: Mutex::new(books),
             events,
@@ -345,6 +306,11 @@ impl Shared {
             next_conn: AtomicU64::new(1),
             ws_rate_limit: None,
         }
+    }
+
+    /// Symbol `i`'s stream name in the framing of `slot`.
+    pub fn name(&self, slot: usize, i: usize) -> Option<&str> {
+        self.names.get(slot)?.get(i)?.as_deref()
     }
 
     /// Index of an upper-case symbol.
