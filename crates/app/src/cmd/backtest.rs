@@ -6,8 +6,7 @@
 
 mod report;
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,6 +23,7 @@ use serde_json::{Map, Value, json};
 use super::common::{load_csv, parse_interval};
 use crate::config::{Settings, StrategyFlags};
 use crate::exit::bad_input;
+use crate::output::AtomicFile;
 use crate::store::NewBacktestRun;
 
 /// Arguments.
@@ -212,7 +212,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(p) = &args.report {
         let html = report::html(&plan, &candles, &report);
-        std::fs::write(p, html).with_context(|| format!("writing {}", p.display()))?;
+        let mut w = AtomicFile::create(p).with_context(|| format!("creating {}", p.display()))?;
+        w.write_all(html.as_bytes())
+            .and_then(|()| w.commit())
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     let summary = summary_json(&plan, &report.metrics);
     if args.save {
@@ -251,8 +254,8 @@ pub fn run_single(
         Backtester::new(engine, plan.config.clone()).map_err(|e| bad_input(e.to_string()))?;
     match signals_out {
         Some(path) => {
-            let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            let mut w = BufWriter::with_capacity(1 << 16, f);
+            let mut w =
+                AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut buf = Vec::with_capacity(512);
             // The writer `signals` uses, so the lines are byte-identical.
             let writer = RecordWriter::new(&plan.symbol, plan.config.interval, bt.engine());
@@ -262,7 +265,8 @@ pub fn run_single(
                 writer.write(c, bt.engine(), &mut buf);
                 w.write_all(&buf)?;
             }
-            w.flush()?;
+            w.commit()
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         None => {
             for c in candles {
@@ -422,8 +426,7 @@ pub fn table(plan: &Plan, m: &Metrics) -> String {
 
 /// Writes the trades as CSV.
 pub fn write_trades(path: &Path, report: &Report) -> anyhow::Result<()> {
-    let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = BufWriter::new(f);
+    let mut w = AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
     writeln!(
         w,
         "side,entry_time,entry_price,exit_time,exit_price,qty,fees,pnl,return_pct,exit_reason"
@@ -444,7 +447,8 @@ pub fn write_trades(path: &Path, report: &Report) -> anyhow::Result<()> {
             t.exit_reason.as_str()
         )?;
     }
-    w.flush()?;
+    w.commit()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
