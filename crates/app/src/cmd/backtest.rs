@@ -228,9 +228,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
         let run = saved_run(&args, &plan, &candles, &report, summary.clone());
         let mut store = crate::store::open(db.as_deref()).context("opening the store")?;
-        let id = store
-            .insert_backtest_run(&run)
-            .context("storing the backtest run")?;
+        let id = store.insert_backtest_run(&run).map_err(|e| {
+            anyhow::anyhow!(
+                "storing the backtest run in {}: {} ({e})",
+                store.location(),
+                e.kind()
+            )
+        })?;
         eprintln!("saved backtest run {id}");
     }
     let out = std::io::stdout();

@@ -341,7 +341,13 @@ pub fn sync(src: &Source, show_progress: bool) -> anyhow::Result<Synced> {
                     })
                     .collect();
                 db.upsert_candles(ex, &src.symbol, iv, &fresh)
-                    .context("writing the candle cache")?;
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "writing the candle cache {}: {} ({e})",
+                            db.location(),
+                            e.kind()
+                        )
+                    })?;
                 fetched += fresh.len();
             }
             bar.finish_and_clear();
