@@ -20,6 +20,59 @@ pub fn bad_input(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(BadInput(msg.into()))
 }
 
+/// For the commands that end on their own (`fetch`, `backtest`, `signals`, ...): the first
+/// SIGINT or SIGTERM removes unfinished output files ([`crate::output`]) and exits at once
+/// with 130 or 143 (128 + the signal), as an interrupted Unix tool does, so a script never
+/// takes an interrupted run for a complete one. What `fetch` stored before stays stored.
+/// The long-running commands (`live`, `demo`, `serve`, `exchange-sim`) handle the signal
+/// themselves as their normal stop and exit 0.
+pub fn exit_on_interrupt() {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("interrupt".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(_) => return,
+            };
+            rt.block_on(async move {
+                #[cfg(unix)]
+                {
+                    use tokio::signal::unix::{SignalKind, signal};
+                    let (Ok(mut int), Ok(mut term)) = (
+                        signal(SignalKind::interrupt()),
+                        signal(SignalKind::terminate()),
+                    ) else {
+                        return;
+                    };
+                    let _ = ready_tx.send(());
+                    let (name, code) = tokio::select! {
+                        _ = int.recv() => ("SIGINT", 130),
+                        _ = term.recv() => ("SIGTERM", 143),
+                    };
+                    crate::output::remove_unfinished();
+                    eprintln!("interrupted ({name}): unfinished output files were removed");
+                    std::process::exit(code);
+                }
+                #[cfg(not(unix))]
+                {
+                    let _ = ready_tx.send(());
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        crate::output::remove_unfinished();
+                        std::process::exit(130);
+                    }
+                }
+            });
+        });
+    // Wait until the handlers are in place, so an early signal is not lost to the default.
+    if spawned.is_ok() {
+        let _ = ready_rx.recv_timeout(std::time::Duration::from_secs(2));
+    }
+}
+
 /// Logs go to stderr (stdout carries data); `RUST_LOG` overrides the default `info`.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

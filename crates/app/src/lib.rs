@@ -6,6 +6,7 @@ pub mod cmd;
 pub mod config;
 pub mod exit;
 pub mod live;
+pub mod output;
 pub mod ranges;
 pub mod store;
 pub mod tui;

@@ -41,6 +41,20 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     exit::init_tracing();
+    // The long-running commands stop on a signal as their normal end (exit 0); the others are
+    // interrupted (exit 130/143, unfinished outputs removed). `lab` is interactive: its keys
+    // arrive in raw mode, not as signals.
+    let long_running = matches!(
+        cli.command,
+        Command::Demo(_)
+            | Command::Live(_)
+            | Command::Serve(_)
+            | Command::ExchangeSim(_)
+            | Command::Lab(_)
+    );
+    if !long_running {
+        exit::exit_on_interrupt();
+    }
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
         Command::Live(a) => cmd::live::run(a),

@@ -25,19 +25,23 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// What can go wrong in the store.
+///
+/// The variants print their cause inline and do not chain it as a `source` as well, so an
+/// error report does not say the same thing twice ("file is not a database: file is not a
+/// database").
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite reported an error.
     #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     /// PostgreSQL reported an error.
-    #[error("postgres: {0}")]
-    Postgres(#[from] ::postgres::Error),
+    #[error("postgres: {}", postgres_text(.0))]
+    Postgres(::postgres::Error),
     /// A stored JSON column does not parse, or a value does not serialise.
     #[error("stored JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// The database file's directory cannot be created.
-    #[error("{path}: {source}")]
+    #[error("{}: {source}", path.display())]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -47,6 +51,122 @@ pub enum StoreError {
     /// The schema is newer than this build, or a stored value is invalid.
     #[error("{0}")]
     Invalid(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        StoreError::Postgres(e)
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Json(e)
+    }
+}
+
+/// The client's own text plus the server's message, which its `Display` leaves to `source`.
+fn postgres_text(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+/// What kind of failure a store error is: write failures are warned once per kind and
+/// summarised by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The disk (or the database's quota) is full.
+    DiskFull,
+    /// The database file or connection is read-only.
+    ReadOnly,
+    /// Another process holds the lock for too long.
+    Busy,
+    /// The operating system failed a read or write.
+    Io,
+    /// The connection to the database server is gone.
+    Connection,
+    /// The database file is damaged or not a database.
+    Corrupt,
+    /// Anything else (a rejected statement, a value that does not serialise).
+    Other,
+}
+
+impl FailureKind {
+    /// A short name for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::DiskFull => "disk full",
+            FailureKind::ReadOnly => "read-only database",
+            FailureKind::Busy => "database locked",
+            FailureKind::Io => "I/O error",
+            FailureKind::Connection => "connection lost",
+            FailureKind::Corrupt => "database corrupt",
+            FailureKind::Other => "write rejected",
+        }
+    }
+
+    /// Whether another attempt may succeed soon (a lock released). An I/O error is not: it is
+    /// most often a full disk or a file-size limit, which fail again at once.
+    pub fn is_transient(self) -> bool {
+        matches!(self, FailureKind::Busy)
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl StoreError {
+    /// Classifies the error (see [`FailureKind`]).
+    pub fn kind(&self) -> FailureKind {
+        use rusqlite::ErrorCode as C;
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => match e.code {
+                C::DiskFull => FailureKind::DiskFull,
+                C::ReadOnly => FailureKind::ReadOnly,
+                C::DatabaseBusy | C::DatabaseLocked => FailureKind::Busy,
+                C::SystemIoFailure | C::CannotOpen => FailureKind::Io,
+                C::DatabaseCorrupt | C::NotADatabase => FailureKind::Corrupt,
+                _ => FailureKind::Other,
+            },
+            StoreError::Sqlite(_) | StoreError::Json(_) | StoreError::Invalid(_) => {
+                FailureKind::Other
+            }
+            StoreError::Postgres(e) => {
+                use ::postgres::error::SqlState;
+                match e.code() {
+                    Some(c) if *c == SqlState::DISK_FULL => FailureKind::DiskFull,
+                    Some(c) if *c == SqlState::READ_ONLY_SQL_TRANSACTION => FailureKind::ReadOnly,
+                    Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => FailureKind::Busy,
+                    Some(c) if *c == SqlState::IO_ERROR => FailureKind::Io,
+                    Some(c) if *c == SqlState::DATA_CORRUPTED => FailureKind::Corrupt,
+                    Some(_) => FailureKind::Other,
+                    None if e.is_closed()
+                        || std::error::Error::source(e)
+                            .is_some_and(|c| c.is::<std::io::Error>()) =>
+                    {
+                        FailureKind::Connection
+                    }
+                    None => FailureKind::Other,
+                }
+            }
+            StoreError::Io { .. } => FailureKind::Io,
+        }
+    }
 }
 
 /// Store result.
@@ -223,10 +343,90 @@ pub struct BacktestRun {
     pub trades: Value,
 }
 
+/// A stored row that could not be read back (damaged by hand, by a disk error or by another
+/// program): skipped, so one bad row does not make the rest of the history unreadable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadRow {
+    /// The table.
+    pub table: &'static str,
+    /// The row's id.
+    pub id: i64,
+    /// Why it does not parse.
+    pub error: String,
+}
+
+impl std::fmt::Display for BadRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} id {}: {}", self.table, self.id, self.error)
+    }
+}
+
+/// The rows a read returned, and the ones it skipped because they do not parse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rows<T> {
+    /// The rows that parsed, in query order.
+    pub rows: Vec<T>,
+    /// The rows skipped.
+    pub bad: Vec<BadRow>,
+}
+
+impl<T> Default for Rows<T> {
+    fn default() -> Self {
+        Rows {
+            rows: Vec::new(),
+            bad: Vec::new(),
+        }
+    }
+}
+
+impl<T> Rows<T> {
+    /// Adds a row, or sets it aside when it did not parse.
+    pub fn push(&mut self, table: &'static str, id: i64, row: Result<T>) {
+        match row {
+            Ok(r) => self.rows.push(r),
+            Err(e) => self.bad.push(BadRow {
+                table,
+                id,
+                error: e.to_string(),
+            }),
+        }
+    }
+
+    /// Logs one warning naming the skipped rows (the first few), if any; returns the good rows.
+    pub fn warn_bad(self) -> Vec<T> {
+        warn_bad_rows(&self.bad);
+        self.rows
+    }
+}
+
+/// Logs one warning naming the skipped rows (the first few), if any.
+pub fn warn_bad_rows(bad: &[BadRow]) {
+    const NAMED: usize = 5;
+    if bad.is_empty() {
+        return;
+    }
+    let named: Vec<String> = bad.iter().take(NAMED).map(BadRow::to_string).collect();
+    let more = bad.len().saturating_sub(NAMED);
+    tracing::warn!(
+        "skipped {} stored row(s) that cannot be read: {}{}",
+        bad.len(),
+        named.join("; "),
+        if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        }
+    );
+}
+
 /// The persistence seam. Synchronous; run it off the candle loop.
 pub trait Store: Send {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// Where the data lives, for messages: the SQLite file's path, or the Postgres URL without
+    /// its password.
+    fn location(&self) -> String;
 
     /// The applied schema version.
     fn schema_version(&mut self) -> Result<i64>;
@@ -261,8 +461,14 @@ pub trait Store: Send {
         outbox: &[NewAlert],
     ) -> Result<bool>;
 
-    /// Stored signals matching `q`.
-    fn signals(&mut self, q: &SignalQuery) -> Result<Vec<StoredSignal>>;
+    /// Stored signals matching `q`, with the rows that do not parse set aside (see [`Rows`]).
+    fn read_signals(&mut self, q: &SignalQuery) -> Result<Rows<StoredSignal>>;
+
+    /// Stored signals matching `q`; rows that do not parse are skipped with a warning naming
+    /// them.
+    fn signals(&mut self, q: &SignalQuery) -> Result<Vec<StoredSignal>> {
+        Ok(self.read_signals(q)?.warn_bad())
+    }
 
     /// The newest stored record of a series.
     fn last_signal(
@@ -297,8 +503,15 @@ pub trait Store: Send {
     /// Stores a backtest run; returns its id.
     fn insert_backtest_run(&mut self, run: &NewBacktestRun) -> Result<i64>;
 
-    /// The newest `limit` backtest runs, newest first.
-    fn backtest_runs(&mut self, limit: usize) -> Result<Vec<BacktestRun>>;
+    /// The newest `limit` backtest runs, newest first, with the rows that do not parse set
+    /// aside (see [`Rows`]).
+    fn read_backtest_runs(&mut self, limit: usize) -> Result<Rows<BacktestRun>>;
+
+    /// The newest `limit` backtest runs, newest first; rows that do not parse are skipped with
+    /// a warning naming them.
+    fn backtest_runs(&mut self, limit: usize) -> Result<Vec<BacktestRun>> {
+        Ok(self.read_backtest_runs(limit)?.warn_bad())
+    }
 
     /// Claims up to `limit` pending alerts due at `now_ms`, oldest first: each claim counts as
     /// an attempt and hides the row from other workers for [`CLAIM_LEASE_MS`].

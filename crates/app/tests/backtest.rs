@@ -388,6 +388,85 @@ fn the_default_decides_and_a_run_that_never_decides_says_why() {
         assert!(
             err.contains("0 BUY/SELL decisions in 3000 candles: confluence all over 11 strategies never agreed"),
             "{cmd}: {err}"
+
+/// Every command that reads a candle CSV reports the same real error, naming the line.
+#[test]
+fn csv_errors_are_reported_alike_by_every_command() {
+    let h = "open_time,open,high,low,close,volume\n";
+    let write = |name: &str, body: &[u8]| {
+        let p = tmp(name);
+        std::fs::write(&p, body).unwrap();
+        p.display().to_string()
+    };
+    let dir = tmp("a-directory.csv");
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Case {
+        file: String,
+        needle: &'static str,
+    }
+    let cases = [
+        Case {
+            file: write(
+                "missing-col.csv",
+                b"open_time,open,high,low,close\n0,1,2,0.5,1\n",
+            ),
+            needle: "line 1: missing column: volume",
+        },
+        Case {
+            file: write("binary.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00"),
+            needle: "line 1: ",
+        },
+        Case {
+            file: dir.display().to_string(),
+            needle: "line 1: read error",
+        },
+        Case {
+            file: write(
+                "good-then-bad.csv",
+                format!("{h}0,1,2,0.5,1,1\n60000,1,x,0.5,1,1\n").as_bytes(),
+            ),
+            needle: "line 3: bad number for high: 'x'",
+        },
+        Case {
+            file: write(
+                "quoted.csv",
+                format!("{h}0,1,2,0.5,1,\"1,234.5\"\n").as_bytes(),
+            ),
+            needle: "line 2: bad number for volume: '1,234.5'",
+        },
+        Case {
+            file: write("zero.csv", format!("{h}0,0,0,0,0,1\n").as_bytes()),
+            needle: "line 2: open 0 is not a positive price",
+        },
+        Case {
+            file: write("empty.csv", b""),
+            // "no candles" (signals, indicators), "has 0 candle(s)" (backtest)
+            needle: "candle",
+        },
+    ];
+    for c in &cases {
+        for cmd in ["signals", "indicators", "backtest"] {
+            let mut args = vec![cmd, "--csv", &c.file];
+            if cmd == "backtest" {
+                args.extend(["--strategies", "macd"]);
+            }
+            let out = manus(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains(c.needle), "{args:?}: {err}");
+        }
+    }
+    // A byte-order mark is accepted by all of them.
+    let bom = write(
+        "bom.csv",
+        format!("\u{feff}{h}0,1,2,0.5,1,1\n60000,1,2,0.5,1,1\n").as_bytes(),
+    );
+    for cmd in ["signals", "indicators"] {
+        let out = manus(&[cmd, "--csv", &bom]);
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }

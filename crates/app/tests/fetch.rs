@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use manus_core::{Candle, Interval};
-use manus_exchange::sim::{SimConfig, SimExchange, SimSource};
+use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
 use serde_json::Value;
 
 /// History candles the simulated exchange starts with (3 REST pages).
@@ -21,6 +21,10 @@ struct Sim {
 
 impl Sim {
     fn start() -> Sim {
+        Self::start_with(FaultPlan::default())
+    }
+
+    fn start_with(faults: FaultPlan) -> Sim {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -35,6 +39,7 @@ impl Sim {
                 seed: 11,
                 start_price: 40_000.0,
             },
+            faults,
             ..SimConfig::default()
         };
         let sim = rt.block_on(SimExchange::start(cfg)).unwrap();
@@ -347,5 +352,70 @@ fn bad_flags_exit_2_before_any_request() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
         assert!(err.contains(msg), "{extra:?}: {err}");
+    }
+}
+
+/// Ctrl+C (or SIGTERM) during a fetch: exit 130 (143) at once, as an interrupted tool does, not
+/// 0; no `--out` file, complete or partial, is left.
+#[test]
+fn an_interrupted_fetch_exits_130_or_143_and_leaves_no_output() {
+    use std::io::{BufRead, BufReader};
+    for (signal, code) in [("-INT", 130), ("-TERM", 143)] {
+        // Every request first answers 429 with a minute's Retry-After: the fetch waits there.
+        let sim = Sim::start_with(FaultPlan {
+            rest_429: Some((1, 60)),
+            ..FaultPlan::default()
+        });
+        let db = tmp("interrupt", "cache.db");
+        let out = tmp("interrupt", "out.csv");
+        let url = sim.url();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_manus"))
+            .args(["fetch", "--exchange", "binanceus", "--symbol", "BTCUSDT"])
+            .args([
+                "--interval",
+                "1m",
+                "--from",
+                "0",
+                "--rest-url",
+                &url,
+                "--db",
+            ])
+            .arg(&db)
+            .arg("--out")
+            .arg(&out)
+            .env("RUST_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("retrying") {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "no retry logged");
+        }
+        let sent = Instant::now();
+        let kill = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            sent.elapsed()
+        );
+        assert_eq!(status.code(), Some(code), "{signal}: {rest}");
+        assert!(rest.contains("interrupted"), "{rest}");
+        let dir = out.parent().unwrap();
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("out.csv"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -159,3 +159,108 @@ fn live_validates_before_starting() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("manus-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A real failing disk without root: the shell caps the size of files the process may write
+/// (`ulimit -f`), and ignores SIGXFSZ so a write past the cap fails (EFBIG) instead of killing
+/// the process. The database soon cannot grow; stdout is a pipe and is not capped.
+#[test]
+fn a_store_that_fails_is_reported_once_and_the_run_exits_non_zero() {
+    let dir = TempDir::new("fsize");
+    let db = dir.0.join("live.db");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 200; exec \"$@\"")
+        .arg("sh")
+        .arg(env!("CARGO_BIN_EXE_manus"))
+        .args([
+            "demo",
+            "--headless",
+            "--max-candles",
+            "60",
+            "--candle-ms",
+            "50",
+        ])
+        .arg("--db")
+        .arg(&db)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The output kept flowing.
+    let records = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(records >= 60, "{records} records; {stderr}");
+    // Warned once at the first failure, naming the file; not once per record.
+    let warned = stderr.matches("cannot store signal records").count();
+    assert_eq!(warned, 1, "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: "), "{stderr}");
+    assert!(last.contains("signal records were not stored in"), "{last}");
+    assert!(last.contains(&db.display().to_string()), "{last}");
+    assert!(last.contains("I/O error"), "{last}");
+}
+
+#[test]
+fn history_serves_the_rows_around_a_corrupt_one() {
+    let dir = TempDir::new("history-corrupt");
+    let db = dir.0.join("manus.db");
+    let out = manus()
+        .args([
+            "demo",
+            "--headless",
+            "--max-candles",
+            "6",
+            "--candle-ms",
+            "50",
+        ])
+        .args(["--symbols", "1", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = rusqlite::Connection::open(&db).unwrap();
+    let total: i64 = raw
+        .query_row("SELECT COUNT(*) FROM signals", [], |r| r.get(0))
+        .unwrap();
+    let bad: i64 = raw
+        .query_row("SELECT MAX(id) FROM signals", [], |r| r.get(0))
+        .unwrap();
+    raw.execute("UPDATE signals SET record = 'x' WHERE id = ?1", [bad])
+        .unwrap();
+    drop(raw);
+    let out = manus()
+        .args(["history", "--symbol", "BTCUSDT", "--interval", "1m"])
+        .args(["--format", "json", "--exchange", "sim", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count() as i64,
+        total - 1
+    );
+    assert!(stderr.contains(&format!("signals id {bad}")), "{stderr}");
+}

@@ -474,3 +474,74 @@ fn postgres_concurrent_writers_store_one_signal() {
     assert_eq!(a.len(), 1);
     s.drop_schema(&schema).unwrap();
 }
+
+/// Stores three signals and two backtest runs, damages one of each through `exec` (raw SQL on
+/// the same database), and checks that the rest is still served and the bad rows are named.
+fn corrupt_rows_are_skipped_and_named(s: &mut dyn Store, exec: &mut dyn FnMut(&str)) {
+    for t in 1..=3 {
+        let r = record("BTCUSDT", Interval::M1, t * 60_000, Action::Buy);
+        assert!(s.insert_signal("binance", &r, &[]).unwrap());
+    }
+    let good = s.insert_backtest_run(&NewBacktestRun::default()).unwrap();
+    let bad = s.insert_backtest_run(&NewBacktestRun::default()).unwrap();
+    exec("UPDATE signals SET record = '{\"symbol\": 42' WHERE open_time = 120000");
+    exec(&format!(
+        "UPDATE backtest_runs SET metrics = 'not json' WHERE id = {bad}"
+    ));
+
+    let read = s.read_signals(&SignalQuery::default()).unwrap();
+    let times: Vec<i64> = read.rows.iter().map(|r| r.record.open_time).collect();
+    assert_eq!(times, [60_000, 180_000]);
+    assert_eq!(read.bad.len(), 1);
+    assert_eq!(read.bad[0].table, "signals");
+    assert!(read.bad[0].error.contains("stored JSON"), "{}", read.bad[0]);
+    // The plain read serves the rest too (and warns).
+    assert_eq!(s.signals(&SignalQuery::default()).unwrap().len(), 2);
+
+    let runs = s.read_backtest_runs(10).unwrap();
+    assert_eq!(runs.rows.iter().map(|r| r.id).collect::<Vec<_>>(), [good]);
+    assert_eq!(runs.bad.len(), 1);
+    assert_eq!((runs.bad[0].table, runs.bad[0].id), ("backtest_runs", bad));
+    assert_eq!(s.backtest_runs(10).unwrap().len(), 1);
+}
+
+#[test]
+fn sqlite_corrupt_rows_are_skipped_and_named() {
+    let dir = TempDir::new();
+    let path = dir.0.join("manus.db");
+    let mut s = SqliteStore::open(&path).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    corrupt_rows_are_skipped_and_named(&mut s, &mut |sql| {
+        raw.execute(sql, []).unwrap();
+    });
+    // SQLite also lets a column hold a value of the wrong type: a blob where text belongs.
+    raw.execute(
+        "UPDATE signals SET record = X'FF00' WHERE open_time = 180000",
+        [],
+    )
+    .unwrap();
+    let read = s.read_signals(&SignalQuery::default()).unwrap();
+    assert_eq!(read.rows.len(), 1);
+    assert_eq!(read.bad.len(), 2);
+}
+
+#[test]
+fn postgres_corrupt_rows_are_skipped_and_named() {
+    let Ok(url) = std::env::var("MANUS_TEST_PG_URL") else {
+        eprintln!(
+            "SKIPPED postgres_corrupt_rows_are_skipped_and_named: MANUS_TEST_PG_URL is unset"
+        );
+        return;
+    };
+    let schema = format!("t_corrupt_{}", std::process::id());
+    let mut s = PostgresStore::open_in_schema(&url, &schema).unwrap();
+    s.drop_schema(&schema).unwrap();
+    let mut s = PostgresStore::open_in_schema(&url, &schema).unwrap();
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    raw.batch_execute(&format!("SET search_path TO {schema}"))
+        .unwrap();
+    corrupt_rows_are_skipped_and_named(&mut s, &mut |sql| {
+        raw.batch_execute(sql).unwrap();
+    });
+    s.drop_schema(&schema).unwrap();
+}

@@ -519,3 +519,80 @@ async fn events_push_snapshot_then_live_candles_and_records() {
     drop(resp);
     srv.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_corrupt_stored_row_is_skipped_not_a_500() {
+    let dir = std::env::temp_dir().join(format!("manus-web-corrupt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("manus.db");
+    let mut s = SqliteStore::open(&path).unwrap();
+    for i in 0..5 {
+        s.insert_signal(
+            "binanceus",
+            &record("BTCUSDT", Interval::M1, i, Action::Buy),
+            &[],
+        )
+        .unwrap();
+    }
+    let good = s.insert_backtest_run(&NewBacktestRun::default()).unwrap();
+    let bad = s.insert_backtest_run(&NewBacktestRun::default()).unwrap();
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute(
+        "UPDATE signals SET record = 'garbage' WHERE id = (SELECT MIN(id) FROM signals)",
+        [],
+    )
+    .unwrap();
+    raw.execute("UPDATE backtest_runs SET trades = '[' WHERE id = ?1", [bad])
+        .unwrap();
+    let hub = LiveHub::new();
+    let srv = web::spawn(
+        "127.0.0.1:0".parse().unwrap(),
+        hub,
+        Some(Arc::new(Mutex::new(Box::new(s) as Box<dyn Store>))),
+        None,
+    )
+    .await
+    .unwrap();
+    let (status, body) = get(&format!("{}/api/signals?symbol=BTCUSDT", srv.url())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"].as_array().unwrap().len(), 4);
+    assert_eq!(body["skipped"], 1);
+    let (status, body) = get(&format!("{}/api/backtests", srv.url())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(body["items"][0]["id"], good);
+    assert_eq!(body["skipped"], 1);
+    let (status, _) = get(&format!("{}/api/backtests/{good}", srv.url())).await;
+    assert_eq!(status, 200);
+    let (status, body) = get(&format!("{}/api/backtests/{bad}", srv.url())).await;
+    assert_eq!(status, 422, "{body}");
+    srv.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn store_counters_are_on_metrics() {
+    use std::sync::atomic::Ordering;
+    let (srv, hub) = server(None).await;
+    let stats = Arc::new(market_manus::store::sink::SinkStats::default());
+    stats.written.store(7, Ordering::Relaxed);
+    stats.dropped.store(2, Ordering::Relaxed);
+    stats.write_errors.store(3, Ordering::Relaxed);
+    hub.attach_store_stats(stats);
+    let text = client()
+        .get(format!("{}/metrics", srv.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "manus_store_records_total{outcome=\"written\"} 7",
+        "manus_store_records_total{outcome=\"failed\"} 3",
+        "manus_store_lost_total 5",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no '{line}' in\n{text}");
+    }
+    srv.shutdown().await;
+}

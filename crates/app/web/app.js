@@ -214,6 +214,11 @@
     $('f-reconnections').textContent = f('reconnections');
     $('f-backfilled').textContent = f('backfilled');
     $('f-connection').textContent = f('connection') + (st.stale ? ' (stale)' : '');
+    if (st.store_written !== undefined) {
+      $('fig-store').hidden = false;
+      $('f-store').textContent = f('store_written') + ' / ' + f('store_lost');
+      $('f-store').classList.toggle('bad', Number(st.store_lost) > 0);
+    }
     const up = Number(st.uptime_s || 0);
     $('f-uptime').textContent = Math.floor(up / 3600) + 'h ' + Math.floor((up % 3600) / 60) + 'm ' + (up % 60) + 's';
   }

@@ -1,12 +1,21 @@
 //! Candle CSV parsing: headered files (`open_time` in ms or `timestamp`/`date`/`time` in ISO 8601
 //! or ms, plus `open,high,low,close,volume` in any order and case) and Binance's headerless
 //! 12-column kline dumps. Errors name the 1-based line. Streams: O(1) memory per row.
+//!
+//! Records are split by the `csv` crate (RFC 4180 quoting: `"1,234.5"` is one field, which then
+//! fails as a number instead of shifting the columns), into one reused `ByteRecord`, so a row
+//! costs no allocation. A UTF-8 byte-order mark is accepted; a line longer than [`MAX_LINE`]
+//! bytes is an error (a binary file or `/dev/zero` fails fast instead of filling memory).
 
-use std::io::BufRead;
+use std::collections::VecDeque;
+use std::io::{self, BufRead, Read};
 
 use crate::error::CoreError;
 use crate::model::{Candle, Interval, parse_iso8601_ms};
 
+/// The longest line accepted, in bytes. A kline row is under 200 bytes; a header with many
+/// extra columns stays far below this.
+pub const MAX_LINE: usize = 64 * 1024;
 #[derive(Debug, Clone, Copy)]
 enum Time {
     Ms,
@@ -39,11 +48,57 @@ const BINANCE: Layout = Layout {
     width: 12,
 };
 
+/// Notes where lines end as bytes pass, and refuses a line longer than [`MAX_LINE`], so the
+/// CSV reader never buffers an endless record. (The reader's own line count skips blank lines;
+/// these offsets give the true line of each record.)
+struct LineCap<R> {
+    inner: R,
+    /// Bytes read so far.
+    pos: u64,
+    /// Offsets of newlines read but not yet behind a parsed record (bounded by the reader's
+    /// buffer), each with whether a `\r` came right before it.
+    pending: VecDeque<(u64, bool)>,
+    /// The last byte read.
+    last: u8,
+    /// Bytes since the last newline.
+    run: usize,
+    /// Set once the cap was hit: the reader stops there.
+    over: bool,
+}
+
+impl<R: Read> Read for LineCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.over {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+        }
+        let n = self.inner.read(buf)?;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            let crlf = self.last == b'\r';
+            self.last = b;
+            if b == b'\n' {
+                self.pending.push_back((self.pos + i as u64, crlf));
+                self.run = 0;
+            } else {
+                self.run += 1;
+                if self.run > MAX_LINE {
+                    self.over = true;
+                    self.pos += i as u64;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+                }
+            }
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// An iterator of candles from CSV text; yields an error (and then stops) at the first bad line.
 pub struct CsvCandles<R> {
-    reader: R,
-    line: String,
+    reader: csv::Reader<LineCap<R>>,
+    record: csv::ByteRecord,
     line_no: usize,
+    /// Newlines before the current record.
+    lines_before: usize,
     layout: Option<Layout>,
     interval: Option<Interval>,
     prev_open: Option<i64>,
@@ -54,10 +109,23 @@ impl<R: BufRead> CsvCandles<R> {
     /// Reads candles from `reader`. With `interval`, a missing close time is derived from it;
     /// without, from the next candle's open (or, for the last, the median step).
     pub fn new(reader: R, interval: Option<Interval>) -> Self {
+        let reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(1 << 16)
+            .from_reader(LineCap {
+                inner: reader,
+                pos: 0,
+                pending: VecDeque::new(),
+                last: 0,
+                run: 0,
+                over: false,
+            });
         CsvCandles {
             reader,
-            line: String::new(),
+            record: csv::ByteRecord::new(),
             line_no: 0,
+            lines_before: 0,
             layout: None,
             interval,
             prev_open: None,
@@ -72,13 +140,61 @@ impl<R: BufRead> CsvCandles<R> {
             reason: reason.into(),
         }))
     }
+
+    /// The next record into `self.record`: `Ok(false)` at the end.
+    fn read_record(&mut self) -> Result<bool, String> {
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(more) => {
+                if let Some(p) = self.record.position() {
+                    // The reader places a record after blank lines at the first of them:
+                    // newlines right at the cursor (`\n` or `\r\n`) are blank lines before it.
+                    let mut start = p.byte();
+                    let cap = self.reader.get_mut();
+                    while let Some(&(nl, crlf)) = cap.pending.front() {
+                        if nl < start {
+                        } else if nl == start || (crlf && nl == start + 1) {
+                            start = nl + 1;
+                        } else {
+                            break;
+                        }
+                        cap.pending.pop_front();
+                        self.lines_before += 1;
+                    }
+                    self.line_no = self.lines_before + 1;
+                }
+                Ok(more)
+            }
+            Err(e) => {
+                let cap = self.reader.get_ref();
+                // The line being read when the error struck: after every newline seen.
+                self.line_no = self.lines_before + cap.pending.len() + 1;
+                if cap.over {
+                    return Err(format!(
+                        "line longer than {MAX_LINE} bytes (not a candle CSV?)"
+                    ));
+                }
+                if let csv::ErrorKind::Io(io) = e.kind() {
+                    return Err(format!("read error: {io}"));
+                }
+                Err(format!("cannot read the CSV: {e}"))
+            }
+        }
+    }
 }
 
-fn header_layout(fields: &[&str]) -> Result<Layout, String> {
-    let names: Vec<String> = fields
-        .iter()
-        .map(|f| f.trim().trim_matches('"').to_ascii_lowercase())
-        .collect();
+/// A field as text, trimmed (and without a byte-order mark, which only the first can carry).
+fn field(rec: &csv::ByteRecord, i: usize) -> Result<&str, String> {
+    let raw = rec.get(i).unwrap_or_default();
+    let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+    std::str::from_utf8(raw)
+        .map(str::trim)
+        .map_err(|_| format!("column {} is not UTF-8 text (a binary file?)", i + 1))
+}
+
+fn header_layout(rec: &csv::ByteRecord) -> Result<Layout, String> {
+    let names: Vec<String> = (0..rec.len())
+        .map(|i| field(rec, i).map(str::to_ascii_lowercase))
+        .collect::<Result<_, _>>()?;
     let find = |want: &[&str]| names.iter().position(|n| want.contains(&n.as_str()));
     let (time, time_kind) = if let Some(i) = find(&["open_time", "opentime"]) {
         (i, Time::Ms)
@@ -101,28 +217,22 @@ fn header_layout(fields: &[&str]) -> Result<Layout, String> {
     })
 }
 
-fn num(fields: &[&str], i: usize, what: &str) -> Result<f64, String> {
-    let raw = fields
-        .get(i)
-        .map(|s| s.trim().trim_matches('"'))
-        .unwrap_or("");
+fn num(rec: &csv::ByteRecord, i: usize, what: &str) -> Result<f64, String> {
+    let raw = field(rec, i)?;
     if raw.is_empty() {
         return Err(format!("missing value for {what}"));
     }
     let v: f64 = raw
         .parse()
-        .map_err(|_| format!("bad number for {what}: '{raw}'"))?;
+        .map_err(|_| format!("bad number for {what}: '{}'", shorten(raw)))?;
     if !v.is_finite() {
-        return Err(format!("bad number for {what}: '{raw}'"));
+        return Err(format!("bad number for {what}: '{}'", shorten(raw)));
     }
     Ok(v)
 }
 
-fn time(fields: &[&str], i: usize, kind: Time) -> Result<i64, String> {
-    let raw = fields
-        .get(i)
-        .map(|s| s.trim().trim_matches('"'))
-        .unwrap_or("");
+fn time(rec: &csv::ByteRecord, i: usize, kind: Time) -> Result<i64, String> {
+    let raw = field(rec, i)?;
     if raw.is_empty() {
         return Err("missing value for time".into());
     }
@@ -130,9 +240,51 @@ fn time(fields: &[&str], i: usize, kind: Time) -> Result<i64, String> {
         return Ok(ms);
     }
     match kind {
-        Time::Ms => Err(format!("bad time (expected ms since epoch): '{raw}'")),
+        Time::Ms => Err(format!(
+            "bad time (expected ms since epoch): '{}'",
+            shorten(raw)
+        )),
         Time::Flexible => parse_iso8601_ms(raw)
-            .ok_or_else(|| format!("bad time (expected ISO 8601 or ms): '{raw}'")),
+            .ok_or_else(|| format!("bad time (expected ISO 8601 or ms): '{}'", shorten(raw))),
+    }
+}
+
+/// At most 40 characters of a value, for messages.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+impl<R: BufRead> CsvCandles<R> {
+    /// Parses the current record with `layout`.
+    fn candle(&self, layout: Layout) -> Result<Candle, String> {
+        let rec = &self.record;
+        let least = layout.volume.max(layout.close).max(layout.time) + 1;
+        if rec.len() < layout.width.min(least) || rec.len() > layout.width {
+            return Err(format!(
+                "expected {} columns, found {}",
+                layout.width,
+                rec.len()
+            ));
+        }
+        let open_time = time(rec, layout.time, layout.time_kind)?;
+        Ok(Candle {
+            open_time,
+            close_time: match (layout.close_time, self.interval) {
+                (Some(i), _) if rec.get(i).is_some_and(|s| !s.trim_ascii().is_empty()) => {
+                    time(rec, i, Time::Ms)?
+                }
+                (_, Some(iv)) => iv.close_time(open_time),
+                _ => i64::MIN, // filled in below
+            },
+            open: num(rec, layout.open, "open")?,
+            high: num(rec, layout.high, "high")?,
+            low: num(rec, layout.low, "low")?,
+            close: num(rec, layout.close, "close")?,
+            volume: num(rec, layout.volume, "volume")?,
+        })
     }
 }
 
@@ -144,74 +296,50 @@ impl<R: BufRead> Iterator for CsvCandles<R> {
             if self.done {
                 return None;
             }
-            self.line.clear();
-            self.line_no += 1;
-            match self.reader.read_line(&mut self.line) {
-                Ok(0) => {
+            match self.read_record() {
+                Ok(true) => {}
+                Ok(false) => {
                     self.done = true;
                     return None;
                 }
-                Ok(_) => {}
-                Err(e) => return self.err(format!("read error: {e}")),
+                Err(e) => return self.err(e),
             }
-            let text = self.line.trim_end_matches(['\n', '\r']);
-            if text.trim().is_empty() {
+            // Blank lines (and a lone byte-order mark) carry nothing.
+            if self.record.iter().all(|f| {
+                f.strip_prefix(b"\xEF\xBB\xBF")
+                    .unwrap_or(f)
+                    .trim_ascii()
+                    .is_empty()
+            }) {
                 continue;
             }
-            let fields: Vec<&str> = text.split(',').collect();
             let layout = match self.layout {
                 Some(l) => l,
                 None => {
-                    let first = fields[0].trim().trim_matches('"');
-                    let l = if first.parse::<f64>().is_ok() {
-                        if fields.len() < 6 {
-                            return self.err(format!("expected a header row or Binance's 12-column kline format, found {} columns", fields.len()));
-                        }
-                        BINANCE
-                    } else {
-                        match header_layout(&fields) {
+                    let first = match field(&self.record, 0) {
+                        Ok(f) => f,
+                        Err(e) => return self.err(e),
+                    };
+                    if first.parse::<f64>().is_err() {
+                        match header_layout(&self.record) {
                             Ok(l) => {
                                 self.layout = Some(l);
                                 continue;
                             }
                             Err(e) => return self.err(e),
                         }
-                    };
-                    self.layout = Some(l);
-                    l
+                    }
+                    if self.record.len() < 6 || self.record.len() > BINANCE.width {
+                        let n = self.record.len();
+                        return self.err(format!(
+                            "expected a header row or Binance's 12-column kline format, found {n} columns"
+                        ));
+                    }
+                    self.layout = Some(BINANCE);
+                    BINANCE
                 }
             };
-            let parsed = (|| -> Result<Candle, String> {
-                if fields.len()
-                    < layout
-                        .width
-                        .min(layout.volume.max(layout.close).max(layout.time) + 1)
-                {
-                    return Err(format!(
-                        "expected {} columns, found {}",
-                        layout.width,
-                        fields.len()
-                    ));
-                }
-                let open_time = time(&fields, layout.time, layout.time_kind)?;
-                let c = Candle {
-                    open_time,
-                    close_time: match (layout.close_time, self.interval) {
-                        (Some(i), _) if fields.get(i).is_some_and(|s| !s.trim().is_empty()) => {
-                            time(&fields, i, Time::Ms)?
-                        }
-                        (_, Some(iv)) => iv.close_time(open_time),
-                        _ => i64::MIN, // filled in below
-                    },
-                    open: num(&fields, layout.open, "open")?,
-                    high: num(&fields, layout.high, "high")?,
-                    low: num(&fields, layout.low, "low")?,
-                    close: num(&fields, layout.close, "close")?,
-                    volume: num(&fields, layout.volume, "volume")?,
-                };
-                Ok(c)
-            })();
-            let mut c = match parsed {
+            let mut c = match self.candle(layout) {
                 Ok(c) => c,
                 Err(e) => return self.err(e),
             };
@@ -322,6 +450,16 @@ mod tests {
         let h = "open_time,open,high,low,close,volume\n";
         let cases = [
             Case {
+                input: "open_time,open,high,low,close,volume\r\n\r\n\n60000,1,2,0.5,1,1\r\n\r\n60000,1,2,0.5,1,1\r\n",
+                line: 6,
+                needle: "non-increasing time",
+            },
+            Case {
+                input: "5\n",
+                line: 1,
+                needle: "found 1 columns",
+            },
+            Case {
                 input: "open_time,open,high,low,close\n0,1,2,0,1\n",
                 line: 1,
                 needle: "missing column: volume",
@@ -371,6 +509,51 @@ mod tests {
                 line: 2,
                 needle: "bad time",
             },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,\"1,234.5\"\n",
+                line: 2,
+                needle: "bad number for volume: '1,234.5'",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1,\"42,000.00\",0.5,1,1\n",
+                line: 2,
+                needle: "bad number for high: '42,000.00'",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n60000,1,2,0.5,1,1,7\n",
+                line: 3,
+                needle: "expected 6 columns, found 7",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,0,2,0,1,1\n",
+                line: 2,
+                needle: "open 0 is not a positive price",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n60000,-1,2,-2,1,1\n",
+                line: 3,
+                needle: "not a positive price",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1e-300,1e-300,1e-300,1e-300,1\n",
+                line: 2,
+                needle: "outside the prices",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1e300,1e300,1e300,1e300,1\n",
+                line: 2,
+                needle: "outside the prices",
+            },
+            Case {
+                input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1e300\n",
+                line: 2,
+                needle: "volume 1",
+            },
+            Case {
+                input: "\u{fffd}\u{0}\u{1}PNG,\u{0}\n",
+                line: 1,
+                needle: "missing column",
+            },
         ];
         let _ = h;
         for c in cases {
@@ -382,5 +565,57 @@ mod tests {
                 other => panic!("{}: expected a CSV error, got {other:?}", c.input),
             }
         }
+    }
+
+    #[test]
+    fn quoted_fields_parse_as_one_value() {
+        let cs =
+            parse("\"open_time\",\"open\",high,low,close,volume\n\"0\",\"1.5\",2,0.5,1,\" 3 \"\n")
+                .unwrap();
+        assert_eq!((cs[0].open, cs[0].volume), (1.5, 3.0));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted() {
+        let headered = "\u{feff}open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n";
+        assert_eq!(parse(headered).unwrap().len(), 1);
+        let binance = "\u{feff}1499040000000,0.0163,0.8,0.0157,0.0157,148976.1,1499644799999,2434.1,308,1756.8,28.4,0\n";
+        assert_eq!(parse(binance).unwrap()[0].high, 0.8);
+    }
+
+    #[test]
+    fn an_endless_line_fails_fast_naming_it() {
+        struct Case {
+            input: Vec<u8>,
+            line: usize,
+        }
+        let long = vec![0u8; MAX_LINE + 1];
+        let mut third = b"open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n".to_vec();
+        third.extend_from_slice(&long);
+        let cases = [
+            Case {
+                input: long.clone(),
+                line: 1,
+            },
+            Case {
+                input: third,
+                line: 3,
+            },
+        ];
+        for c in cases {
+            match load(&c.input[..], None) {
+                Err(CoreError::Csv { line, reason }) => {
+                    assert_eq!(line, c.line, "{reason}");
+                    assert!(reason.contains("longer than"), "{reason}");
+                }
+                other => panic!("expected a CSV error, got {other:?}"),
+            }
+        }
+        // An endless source (as `/dev/zero`) stops at the cap.
+        let endless = std::io::BufReader::new(std::io::repeat(0));
+        assert!(matches!(
+            load(endless, None),
+            Err(CoreError::Csv { line: 1, .. })
+        ));
     }
 }

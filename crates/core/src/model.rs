@@ -27,13 +27,44 @@ pub struct Candle {
     pub volume: f64,
 }
 
+/// The smallest price accepted: far below any traded price, far above where ratios of prices
+/// (returns, Sortino) leave the range of `f64`.
+pub const MIN_PRICE: f64 = 1e-12;
+/// The largest price accepted: squares and sums of squares over long windows (Bollinger, the
+/// variance of returns) stay finite.
+pub const MAX_PRICE: f64 = 1e15;
+/// The largest volume accepted (sums over windows and price × volume stay finite).
+pub const MAX_VOLUME: f64 = 1e18;
+
 impl Candle {
-    /// Checks the invariants every consumer relies on: finite numbers, `low <= open, close <= high`,
-    /// non-negative volume and `close_time >= open_time`.
+    /// Checks the invariants every consumer relies on: finite numbers, prices in
+    /// [[`MIN_PRICE`], [`MAX_PRICE`]], `low <= open, close <= high`, volume in
+    /// [0, [`MAX_VOLUME`]] and `close_time >= open_time`.
     pub fn validate(&self) -> Result<(), String> {
         let fields = [self.open, self.high, self.low, self.close, self.volume];
         if fields.iter().any(|v| !v.is_finite()) {
             return Err("non-finite price or volume".into());
+        }
+        for (name, p) in [
+            ("open", self.open),
+            ("high", self.high),
+            ("low", self.low),
+            ("close", self.close),
+        ] {
+            if p <= 0.0 {
+                return Err(format!("{name} {p} is not a positive price"));
+            }
+            if !(MIN_PRICE..=MAX_PRICE).contains(&p) {
+                return Err(format!(
+                    "{name} {p} is outside the prices indicators can compute with ({MIN_PRICE:e} to {MAX_PRICE:e})"
+                ));
+            }
+        }
+        if self.volume > MAX_VOLUME {
+            return Err(format!(
+                "volume {} is above the largest indicators can compute with ({MAX_VOLUME:e})",
+                self.volume
+            ));
         }
         if self.high < self.low {
             return Err(format!("high {} < low {}", self.high, self.low));

@@ -6,8 +6,7 @@
 
 mod report;
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -25,6 +24,7 @@ use serde_json::{Map, Value, json};
 use super::common::{load_csv, parse_interval};
 use crate::config::{Settings, StrategyFlags};
 use crate::exit::bad_input;
+use crate::output::AtomicFile;
 use crate::store::NewBacktestRun;
 
 /// Arguments.
@@ -222,7 +222,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(p) = &args.report {
         let html = report::html(&plan, &candles, &report);
-        std::fs::write(p, html).with_context(|| format!("writing {}", p.display()))?;
+        let mut w = AtomicFile::create(p).with_context(|| format!("creating {}", p.display()))?;
+        w.write_all(html.as_bytes())
+            .and_then(|()| w.commit())
+            .with_context(|| format!("writing {}", p.display()))?;
     }
     let summary = summary_json(&plan, &report.metrics);
     if args.save {
@@ -235,9 +238,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
         let run = saved_run(&args, &plan, &candles, &report, summary.clone());
         let mut store = crate::store::open(db.as_deref()).context("opening the store")?;
-        let id = store
-            .insert_backtest_run(&run)
-            .context("storing the backtest run")?;
+        let id = store.insert_backtest_run(&run).map_err(|e| {
+            anyhow::anyhow!(
+                "storing the backtest run in {}: {} ({e})",
+                store.location(),
+                e.kind()
+            )
+        })?;
         eprintln!("saved backtest run {id}");
     }
     let out = std::io::stdout();
@@ -262,8 +269,8 @@ pub fn run_single(
     let mut moves = Moves::default();
     match signals_out {
         Some(path) => {
-            let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-            let mut w = BufWriter::with_capacity(1 << 16, f);
+            let mut w =
+                AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
             let mut buf = Vec::with_capacity(512);
             // The writer `signals` uses, so the lines are byte-identical.
             let writer = RecordWriter::new(&plan.symbol, plan.config.interval, bt.engine());
@@ -273,7 +280,8 @@ pub fn run_single(
                 writer.write(c, bt.engine(), &mut buf);
                 w.write_all(&buf)?;
             }
-            w.flush()?;
+            w.commit()
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         None => {
             for c in candles {
@@ -452,8 +460,7 @@ fn annualised(m: &Metrics, value: String) -> String {
 
 /// Writes the trades as CSV.
 pub fn write_trades(path: &Path, report: &Report) -> anyhow::Result<()> {
-    let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = BufWriter::new(f);
+    let mut w = AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
     writeln!(
         w,
         "side,entry_time,entry_price,exit_time,exit_price,qty,fees,pnl,return_pct,exit_reason"
@@ -474,7 +481,8 @@ pub fn write_trades(path: &Path, report: &Report) -> anyhow::Result<()> {
             t.exit_reason.as_str()
         )?;
     }
-    w.flush()?;
+    w.commit()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

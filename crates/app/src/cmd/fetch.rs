@@ -7,8 +7,7 @@
 //! The candle still forming is never stored: the range ends at the bar containing the exchange's
 //! clock ([`RestClient::server_time`]), and every row must close before that clock.
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -17,6 +16,7 @@ use manus_exchange::{ExchangeKind, FeedError, RestClient};
 
 use super::common::parse_interval;
 use crate::exit::bad_input;
+use crate::output::AtomicFile;
 use crate::store::{self, Store, format_ms};
 
 /// Arguments.
@@ -319,7 +319,16 @@ pub fn sync(src: &Source, show_progress: bool) -> anyhow::Result<Synced> {
                 .sum();
             let bar = progress_bar(show_progress, total.max(0) as u64);
             let mut done = 0u64;
-            for &(s, l) in &gaps {
+            // Stored a window at a time, so an interrupted fetch keeps what it downloaded and
+            // the next run asks only for the rest.
+            let windows = gaps.iter().flat_map(|&(s, l)| {
+                std::iter::successors(Some(s), move |&w| {
+                    let next = iv.next_open(window_last(iv, w, l));
+                    (next <= l).then_some(next)
+                })
+                .map(move |w| (w, window_last(iv, w, l)))
+            });
+            for (s, l) in windows {
                 let rows =
                     rt.block_on(client.klines_range(&src.symbol, iv, s, l, |n| {
                         bar.set_position(done + n as u64)
@@ -337,7 +346,13 @@ pub fn sync(src: &Source, show_progress: bool) -> anyhow::Result<Synced> {
                     })
                     .collect();
                 db.upsert_candles(ex, &src.symbol, iv, &fresh)
-                    .context("writing the candle cache")?;
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "writing the candle cache {}: {} ({e})",
+                            db.location(),
+                            e.kind()
+                        )
+                    })?;
                 fetched += fresh.len();
             }
             bar.finish_and_clear();
@@ -356,10 +371,28 @@ pub fn sync(src: &Source, show_progress: bool) -> anyhow::Result<Synced> {
     })
 }
 
+/// Bars per stored window of a fetch (one REST page).
+const WINDOW_BARS: usize = 1000;
+
+/// The last open of the window that starts at `start`: [`WINDOW_BARS`] bars on, at most `last`.
+fn window_last(iv: Interval, start: i64, last: i64) -> i64 {
+    let mut t = start;
+    for _ in 1..WINDOW_BARS {
+        let next = iv.next_open(t);
+        if next > last {
+            break;
+        }
+        t = next;
+    }
+    t
+}
+
 /// Writes candles as a headered CSV that `--csv` reads back.
+///
+/// The file appears only when complete ([`AtomicFile`]): an interruption leaves no file cut
+/// mid-line.
 pub fn write_csv(path: &Path, candles: &[Candle]) -> anyhow::Result<()> {
-    let f = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = BufWriter::with_capacity(1 << 16, f);
+    let mut w = AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
     writeln!(w, "open_time,open,high,low,close,volume")?;
     for c in candles {
         writeln!(
@@ -368,7 +401,7 @@ pub fn write_csv(path: &Path, candles: &[Candle]) -> anyhow::Result<()> {
             c.open_time, c.open, c.high, c.low, c.close, c.volume
         )?;
     }
-    w.flush()
+    w.commit()
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
@@ -449,6 +482,43 @@ mod tests {
     use super::*;
 
     const M: i64 = 60_000;
+
+    #[test]
+    fn a_gap_is_stored_one_page_window_at_a_time() {
+        let iv = Interval::M1;
+        let m = 60_000;
+        struct Case {
+            last: i64,
+            windows: Vec<(i64, i64)>,
+        }
+        let cases = [
+            Case {
+                last: 0,
+                windows: vec![(0, 0)],
+            },
+            Case {
+                last: 999 * m,
+                windows: vec![(0, 999 * m)],
+            },
+            Case {
+                last: 2499 * m,
+                windows: vec![(0, 999 * m), (1000 * m, 1999 * m), (2000 * m, 2499 * m)],
+            },
+        ];
+        for c in cases {
+            let mut got = Vec::new();
+            let mut w = 0;
+            loop {
+                let l = window_last(iv, w, c.last);
+                got.push((w, l));
+                w = iv.next_open(l);
+                if w > c.last {
+                    break;
+                }
+            }
+            assert_eq!(got, c.windows);
+        }
+    }
 
     #[test]
     fn finds_holes_and_the_tail() {

@@ -8,6 +8,7 @@ use manus_core::indicator::{
 };
 
 use super::common::{ignore_broken_pipe, load_csv};
+use crate::exit::bad_input;
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -23,6 +24,12 @@ pub const HEADER: &str = "open_time,rsi_14,ema_9,ema_21,sma_20,bb_upper,bb_middl
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let candles = load_csv(&args.csv, None)?;
+    if candles.is_empty() {
+        return Err(bad_input(format!(
+            "{}: no candles (an empty file, or a header without rows)",
+            args.csv.display()
+        )));
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     ignore_broken_pipe(write_table(&candles, &mut out).and_then(|_| out.flush()))

@@ -2,7 +2,9 @@
 //! strategies on every closed candle and show the dashboard or write JSON lines.
 //!
 //! Everything is validated before anything starts (no symbol, interval or strategy → exit 2).
-//! SIGINT/SIGTERM (or `q`) stop the run gracefully: outputs flushed, exit 0.
+//! SIGINT/SIGTERM (or `q`) stop the run gracefully: outputs flushed, queued records stored
+//! (for at most [`DRAIN_GRACE`]; a second signal stops waiting), exit 0 unless records were
+//! lost, which exits 1 saying how many and why.
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;
@@ -21,6 +23,8 @@ use crate::exit::bad_input;
 use crate::live::run::WebTap;
 use crate::live::{Pipeline, PipelineConfig, RecordSink, Shutdown, Stop, run_headless};
 use crate::ranges;
+use crate::store::hook::DRAIN_GRACE;
+use crate::store::sink::StoreReport;
 use crate::tui::{self, App, MessageLog};
 
 /// Arguments.
@@ -428,6 +432,9 @@ pub async fn execute(
                 .await
                 .context("starting the web server")?
                 .map_err(|e| bad_input(format!("--web {}: {e}", w.addr)))?;
+            if let Some(st) = sink.store_stats() {
+                hub.attach_store_stats(st.sink);
+            }
             sink.attach_web(WebTap {
                 hub,
                 counters: feed.counters(),
@@ -454,10 +461,36 @@ pub async fn execute(
     if let Some(server) = web {
         let _ = tokio::time::timeout(Duration::from_millis(300), server.shutdown()).await;
     }
-    let stop = stop.context("writing records")?;
-    tracing::info!("stopped ({stop:?}): {}", pipeline.summary());
+    // Bounded, and a second Ctrl+C (or SIGTERM) cuts it short: a failing store cannot hold
+    // the exit; what it did not store is counted and reported.
+    let store = match sink.take_store() {
+        Some(hook) => hook.finish(DRAIN_GRACE, shutdown.wait()).await,
+        None => None,
+    };
+    let loss = store.as_ref().and_then(StoreReport::loss);
+    let stop = match stop {
+        Ok(stop) => stop,
+        Err(e) => {
+            if let Some(loss) = &loss {
+                tracing::error!("{loss}");
+            }
+            return Err(anyhow::Error::new(e).context("writing records"));
+        }
+    };
+    let stored = store.as_ref().map_or(String::new(), |r| {
+        format!(
+            "; store: {} written, {} already stored, {} lost",
+            r.stats.written,
+            r.stats.duplicates,
+            r.lost()
+        )
+    });
+    tracing::info!("stopped ({stop:?}): {}{stored}", pipeline.summary());
     if let Some(hint) = pipeline.no_decision_hint() {
         tracing::warn!("{hint}");
+    }
+    if let Some(loss) = loss {
+        return Err(anyhow::anyhow!(loss));
     }
     match stop {
         Stop::FeedEnded => anyhow::bail!("the feed stopped unexpectedly"),

@@ -92,13 +92,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let interval = match interval.or_else(|| infer_interval(&first)) {
         Some(i) => i,
-        None if first.is_empty() => {
-            return Err(bad_input(format!("{}: no candles", path.display())));
-        }
         None => {
-            return Err(bad_input(
-                "cannot infer the interval from the file; pass --interval",
-            ));
+            // A parser that stopped early sends its error next: it (a missing column, a binary
+            // file, a directory) says why, rather than "no candles" or "cannot infer".
+            if let Ok(Err(e)) = chunks.recv() {
+                return Err(anyhow::Error::new(e).context(in_file()));
+            }
+            return Err(bad_input(if first.is_empty() {
+                format!("{}: no candles", path.display())
+            } else {
+                "cannot infer the interval from the file; pass --interval".to_string()
+            }));
         }
     };
     let writer = RecordWriter::new(&symbol, interval, &engine);

@@ -117,6 +117,10 @@ impl RecordSink {
     pub fn attach_store(&mut self, hook: crate::store::hook::StoreHook) {
         self.store = Some(hook);
     }
+    /// Detaches the store hook (to drain it at shutdown); records are no longer stored.
+    pub fn take_store(&mut self) -> Option<crate::store::hook::StoreHook> {
+        self.store.take()
+    }
     /// Publishes every event and record to the web dashboard too.
     pub fn attach_web(&mut self, tap: WebTap) {
         self.web = Some(tap);

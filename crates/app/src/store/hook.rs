@@ -8,11 +8,14 @@ use std::time::Duration;
 use manus_core::record::SignalRecord;
 use tokio::sync::{Notify, watch};
 
-use super::sink::{SignalSink, SinkStats};
+use super::sink::{SignalSink, SinkStats, StoreReport};
 use super::{SharedStore, shared};
 use crate::alerts::config::AlertsConfig;
 use crate::alerts::rules::AlertRules;
 use crate::alerts::worker::{AlertWorker, DeliveryPolicy, DeliveryStats};
+
+/// How long shutdown waits for queued records to be stored before counting them as lost.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Where a live run stores records (`--db`) and which alerts it sends (`--alerts-config`).
 #[derive(Debug, Clone)]
@@ -146,6 +149,18 @@ impl StoreHook {
         self.delivery.clone()
     }
 
+    /// Stops taking records and stores what is queued, for at most `grace` or until `abort`
+    /// resolves (a second Ctrl+C); then stops delivery (undelivered alerts wait in the
+    /// outbox). Returns what happened to the run's records.
+    pub async fn finish(
+        mut self,
+        grace: Duration,
+        abort: impl Future<Output = ()>,
+    ) -> Option<StoreReport> {
+        let sink = self.sink.take()?;
+        Some(sink.drain(grace, abort).await)
+    }
+
     /// The store (for history reads); lock it only off the candle loop.
     pub fn store(&self) -> SharedStore {
         self.store.clone()
@@ -153,18 +168,19 @@ impl StoreHook {
 }
 
 impl Drop for StoreHook {
-    /// Stores what is queued, then stops delivery (undelivered alerts wait in the outbox).
+    /// Stores what is queued (waiting at most [`DRAIN_GRACE`]), then stops delivery
+    /// (undelivered alerts wait in the outbox).
     fn drop(&mut self) {
         if let Some(s) = self.sink.take() {
-            let stats = s.stats();
-            s.close();
-            let stats = stats.snapshot();
-            tracing::info!(
-                written = stats.written,
-                dropped = stats.dropped,
-                duplicates = stats.duplicates,
-                "store writer stopped"
-            );
+            let report = s.close_within(DRAIN_GRACE);
+            match report.loss() {
+                Some(loss) => tracing::error!("{loss}"),
+                None => tracing::info!(
+                    written = report.stats.written,
+                    duplicates = report.stats.duplicates,
+                    "store writer stopped"
+                ),
+            }
         }
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(true);

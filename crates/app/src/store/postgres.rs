@@ -11,8 +11,8 @@ use postgres::{Client, NoTls, Row};
 use super::schema::pending;
 use super::sqlite::{RawAlert, signals_sql};
 use super::{
-    Alert, AlertStatus, BacktestRun, CLAIM_LEASE_MS, NewAlert, NewBacktestRun, Result, SignalQuery,
-    Store, StoreError, StoredSignal, now_ms, parse_json, parse_record,
+    Alert, AlertStatus, BacktestRun, CLAIM_LEASE_MS, NewAlert, NewBacktestRun, Result, Rows,
+    SignalQuery, Store, StoreError, StoredSignal, now_ms, parse_json, parse_record,
 };
 
 /// Columns of an [`Alert`], in [`raw_alert`] order.
@@ -25,6 +25,7 @@ const MIGRATION_LOCK: i64 = 0x6d61_6e75_735f_6462;
 /// A connection to a PostgreSQL database.
 pub struct PostgresStore {
     client: Client,
+    location: String,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -38,7 +39,10 @@ impl PostgresStore {
     /// Connects to `url` and applies migrations.
     pub fn open(url: &str) -> Result<Self> {
         let client = Client::connect(url, NoTls)?;
-        let mut s = PostgresStore { client };
+        let mut s = PostgresStore {
+            client,
+            location: redact(url),
+        };
         s.migrate()?;
         Ok(s)
     }
@@ -63,7 +67,10 @@ impl PostgresStore {
         tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))?;
         tx.commit()?;
         client.batch_execute(&format!("SET search_path TO {schema}"))?;
-        let mut s = PostgresStore { client };
+        let mut s = PostgresStore {
+            client,
+            location: format!("{} (schema {schema})", redact(url)),
+        };
         s.migrate()?;
         Ok(s)
     }
@@ -108,6 +115,23 @@ impl PostgresStore {
     }
 }
 
+/// The URL without its password (and without its query, which may carry one too).
+fn redact(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "postgres".to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = match authority.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or("");
+            format!("{user}@{host}")
+        }
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{host}{path}")
+}
+
 fn raw_alert(r: &Row) -> RawAlert {
     RawAlert {
         id: r.get(0),
@@ -130,6 +154,10 @@ fn raw_alert(r: &Row) -> RawAlert {
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn location(&self) -> String {
+        self.location.clone()
     }
 
     fn schema_version(&mut self) -> Result<i64> {
@@ -263,7 +291,7 @@ impl Store for PostgresStore {
         Ok(true)
     }
 
-    fn signals(&mut self, q: &SignalQuery) -> Result<Vec<StoredSignal>> {
+    fn read_signals(&mut self, q: &SignalQuery) -> Result<Rows<StoredSignal>> {
         // Casts give each optional parameter a type even when it is NULL.
         let sql = signals_sql(q.order, |n| match n {
             4 | 5 | 7 | 8 => format!("${n}::BIGINT"),
@@ -286,14 +314,18 @@ impl Store for PostgresStore {
                 &offset,
             ],
         )?;
-        rows.iter()
-            .map(|r| {
+        let mut out = Rows::default();
+        for r in &rows {
+            let id: i64 = r.get(0);
+            let parsed = (|| {
                 Ok(StoredSignal {
-                    exchange: r.get(0),
-                    record: parse_record(r.get(1))?,
+                    exchange: r.try_get(1)?,
+                    record: parse_record(r.try_get(2)?)?,
                 })
-            })
-            .collect()
+            })();
+            out.push("signals", id, parsed);
+        }
+        Ok(out)
     }
 
     fn last_signal_open_time(
@@ -327,24 +359,28 @@ impl Store for PostgresStore {
         Ok(row.get(0))
     }
 
-    fn backtest_runs(&mut self, limit: usize) -> Result<Vec<BacktestRun>> {
+    fn read_backtest_runs(&mut self, limit: usize) -> Result<Rows<BacktestRun>> {
         let rows = self.client.query(
             "SELECT id, created_at, params, metrics, equity, trades FROM backtest_runs
              ORDER BY id DESC LIMIT $1",
             &[&(limit as i64)],
         )?;
-        rows.iter()
-            .map(|r| {
+        let mut out = Rows::default();
+        for r in &rows {
+            let id: i64 = r.get(0);
+            let parsed = (|| {
                 Ok(BacktestRun {
-                    id: r.get(0),
-                    created_at: r.get(1),
-                    params: parse_json(r.get(2))?,
-                    metrics: parse_json(r.get(3))?,
-                    equity: parse_json(r.get(4))?,
-                    trades: parse_json(r.get(5))?,
+                    id,
+                    created_at: r.try_get(1)?,
+                    params: parse_json(r.try_get(2)?)?,
+                    metrics: parse_json(r.try_get(3)?)?,
+                    equity: parse_json(r.try_get(4)?)?,
+                    trades: parse_json(r.try_get(5)?)?,
                 })
-            })
-            .collect()
+            })();
+            out.push("backtest_runs", id, parsed);
+        }
+        Ok(out)
     }
 
     fn due_alerts(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Alert>> {
@@ -404,5 +440,29 @@ impl Store for PostgresStore {
             &[&st, &(limit as i64)],
         )?;
         rows.iter().map(|r| raw_alert(r).parse()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn the_location_never_carries_the_password() {
+        let cases = [
+            (
+                "postgres://u:secret@db:5432/manus",
+                "postgres://u@db:5432/manus",
+            ),
+            (
+                "postgresql://db/manus?password=secret",
+                "postgresql://db/manus",
+            ),
+            ("postgres://u@h/d", "postgres://u@h/d"),
+            ("nonsense", "postgres"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact(url), want);
+        }
     }
 }

@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::schema::pending;
 use super::{
-    Alert, AlertStatus, BacktestRun, CLAIM_LEASE_MS, NewAlert, NewBacktestRun, Order, Result,
+    Alert, AlertStatus, BacktestRun, CLAIM_LEASE_MS, NewAlert, NewBacktestRun, Order, Result, Rows,
     SignalQuery, Store, StoreError, StoredSignal, now_ms, parse_interval, parse_json, parse_record,
 };
 
@@ -59,6 +59,14 @@ impl SqliteStore {
     fn init(conn: Connection, path: PathBuf) -> Result<Self> {
         // Another process (a second `manus`, `history` reading) may hold the write lock briefly.
         conn.busy_timeout(Duration::from_secs(10))?;
+        // SQLite opens a file it may not write read-only without a word; every later write
+        // would then fail. Say so now, naming the file.
+        if conn.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(StoreError::Invalid(format!(
+                "{}: the database file is read-only (check its permissions and the filesystem)",
+                path.display()
+            )));
+        }
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if path.as_os_str() != ":memory:" && !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Invalid(format!(
@@ -167,7 +175,7 @@ impl RawAlert {
 pub(crate) fn signals_sql(order: Order, placeholder: fn(usize) -> String) -> String {
     let p = placeholder;
     format!(
-        "SELECT exchange, record FROM signals
+        "SELECT id, exchange, record FROM signals
          WHERE ({e} IS NULL OR exchange = {e})
            AND ({s} IS NULL OR symbol = {s})
            AND ({i} IS NULL OR interval = {i})
@@ -194,6 +202,10 @@ pub(crate) fn signals_sql(order: Order, placeholder: fn(usize) -> String) -> Str
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn location(&self) -> String {
+        self.path.display().to_string()
     }
 
     fn schema_version(&mut self) -> Result<i64> {
@@ -328,7 +340,7 @@ impl Store for SqliteStore {
         Ok(true)
     }
 
-    fn signals(&mut self, q: &SignalQuery) -> Result<Vec<StoredSignal>> {
+    fn read_signals(&mut self, q: &SignalQuery) -> Result<Rows<StoredSignal>> {
         let sql = signals_sql(q.order, |n| format!("?{n}"));
         let mut st = self.conn.prepare_cached(&sql)?;
         let limit = q.limit.map_or(-1, |l| l.min(i64::MAX as usize) as i64);
@@ -343,15 +355,25 @@ impl Store for SqliteStore {
                 limit,
                 q.offset as i64
             ],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            // A column of the wrong type is this row's problem, not the query's.
+            |r| {
+                let id: i64 = r.get(0)?;
+                let row = r
+                    .get::<_, String>(1)
+                    .and_then(|e| Ok((e, r.get::<_, String>(2)?)));
+                Ok((id, row))
+            },
         )?;
-        let mut out = Vec::new();
+        let mut out = Rows::default();
         for row in rows {
-            let (exchange, json) = row?;
-            out.push(StoredSignal {
-                exchange,
-                record: parse_record(&json)?,
+            let (id, row) = row?;
+            let parsed = row.map_err(StoreError::from).and_then(|(exchange, json)| {
+                Ok(StoredSignal {
+                    exchange,
+                    record: parse_record(&json)?,
+                })
             });
+            out.push("signals", id, parsed);
         }
         Ok(out)
     }
@@ -389,32 +411,34 @@ impl Store for SqliteStore {
         Ok(self.conn.last_insert_rowid())
     }
 
-    fn backtest_runs(&mut self, limit: usize) -> Result<Vec<BacktestRun>> {
+    fn read_backtest_runs(&mut self, limit: usize) -> Result<Rows<BacktestRun>> {
         let mut st = self.conn.prepare_cached(
             "SELECT id, created_at, params, metrics, equity, trades FROM backtest_runs
              ORDER BY id DESC LIMIT ?1",
         )?;
         let rows = st.query_map(params![limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, String>(5)?,
-            ))
+            let id: i64 = r.get(0)?;
+            let text = |i| r.get::<_, String>(i);
+            let row: rusqlite::Result<_> =
+                (|| Ok((r.get::<_, i64>(1)?, text(2)?, text(3)?, text(4)?, text(5)?)))();
+            Ok((id, row))
         })?;
-        let mut out = Vec::new();
+        let mut out = Rows::default();
         for row in rows {
-            let (id, created_at, p, m, e, t) = row?;
-            out.push(BacktestRun {
-                id,
-                created_at,
-                params: parse_json(&p)?,
-                metrics: parse_json(&m)?,
-                equity: parse_json(&e)?,
-                trades: parse_json(&t)?,
-            });
+            let (id, row) = row?;
+            let parsed = row
+                .map_err(StoreError::from)
+                .and_then(|(created_at, p, m, e, t)| {
+                    Ok(BacktestRun {
+                        id,
+                        created_at,
+                        params: parse_json(&p)?,
+                        metrics: parse_json(&m)?,
+                        equity: parse_json(&e)?,
+                        trades: parse_json(&t)?,
+                    })
+                });
+            out.push("backtest_runs", id, parsed);
         }
         Ok(out)
     }
@@ -484,5 +508,53 @@ impl Store for SqliteStore {
         )?;
         let raw = rows.collect::<rusqlite::Result<Vec<_>>>()?;
         raw.into_iter().map(RawAlert::parse).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_only_database_file_fails_at_open_naming_it() {
+        let dir = std::env::temp_dir().join(format!("manus-ro-{}", std::process::id()));
+        let path = dir.join("live.db");
+        drop(SqliteStore::open(&path).unwrap());
+        // What SQLite falls back to, without a word, on a file it may not write (file mode
+        // 0444 for a user who is not root, a read-only mount).
+        let conn =
+            Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        let e = SqliteStore::init(conn, path.clone())
+            .unwrap_err()
+            .to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(e.contains("read-only"), "{e}");
+        assert!(e.contains(&path.display().to_string()), "{e}");
+    }
+
+    #[test]
+    fn errors_are_classified_by_kind() {
+        use super::super::FailureKind as K;
+        use rusqlite::ffi;
+        let cases = [
+            (ffi::SQLITE_FULL, K::DiskFull),
+            (ffi::SQLITE_READONLY, K::ReadOnly),
+            (ffi::SQLITE_BUSY, K::Busy),
+            (ffi::SQLITE_IOERR, K::Io),
+            (ffi::SQLITE_NOTADB, K::Corrupt),
+            (ffi::SQLITE_CONSTRAINT, K::Other),
+        ];
+        for (code, kind) in cases {
+            let e = StoreError::Sqlite(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+            assert_eq!(e.kind(), kind, "{code}");
+        }
+        // The cause is printed once, not once more as a chained source.
+        let e = StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            ffi::Error::new(ffi::SQLITE_NOTADB),
+            None,
+        ));
+        assert!(std::error::Error::source(&e).is_none());
+        let text = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(text.matches("not a database").count(), 1, "{text}");
     }
 }

@@ -4,13 +4,11 @@
 //! `manus serve --demo` and the browser test.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use manus_core::confluence::{Mode, Rule};
 use manus_core::engine::StrategySpec;
-use manus_core::record::SignalRecord;
 use manus_core::{Interval, SignalEngine, strategy};
 use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
 use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
@@ -19,12 +17,16 @@ use tokio::sync::oneshot;
 
 use super::hub::LiveHub;
 use super::routes::SharedStore;
+use crate::alerts::rules::AlertRules;
 use crate::live::{Pipeline, PipelineConfig};
+use crate::store::sink::{SignalSink, SinkStats};
 
 /// The exchange name demo records are stored under.
 pub const DEMO_EXCHANGE: &str = "sim";
 /// Records queued for the store writer before new ones are dropped (and counted).
 pub const STORE_QUEUE: usize = 4096;
+/// How long the demo's shutdown waits for queued records to be stored.
+const STORE_GRACE: Duration = Duration::from_millis(1500);
 
 /// What the demo market looks like.
 #[derive(Debug, Clone)]
@@ -100,13 +102,15 @@ pub struct Demo {
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     sim: Option<SimExchange>,
-    dropped: Arc<AtomicU64>,
+    store: Option<Arc<SinkStats>>,
 }
 
 impl Demo {
     /// Records the store writer had to drop because its queue was full.
     pub fn store_drops(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.store
+            .as_ref()
+            .map_or(0, |s| s.dropped.load(Ordering::Relaxed))
     }
 
     /// Stops the pipeline loop and the simulated exchange.
@@ -169,11 +173,16 @@ pub async fn start(
     fc.rotate_at = None;
     let engine = SignalEngine::from_specs(&cfg.strategies, cfg.rule.clone())?;
     let pipeline = Pipeline::new(engine, &streams, PipelineConfig::default());
-    let dropped = Arc::new(AtomicU64::new(0));
-    let writer = store.map(|s| store_writer(s, dropped.clone()));
+    // The writer `live` uses: failures warned once per kind and counted (header, /metrics).
+    let sink = store
+        .map(|s| SignalSink::spawn(s, DEMO_EXCHANGE, AlertRules::default(), STORE_QUEUE, None))
+        .transpose()?;
+    let stats = sink.as_ref().map(SignalSink::stats);
+    if let Some(st) = &stats {
+        hub.attach_store_stats(st.clone());
+    }
     let (tx, rx) = oneshot::channel();
     let (ready_tx, ready) = oneshot::channel::<Result<(), DemoError>>();
-    let counted = dropped.clone();
     let thread = std::thread::Builder::new()
         .name("manus-demo-feed".into())
         .spawn(move || {
@@ -191,7 +200,7 @@ pub async fn start(
                 match Feed::connect(fc).await {
                     Ok(feed) => {
                         let _ = ready_tx.send(Ok(()));
-                        pump(feed, pipeline, hub, writer, counted, rx).await;
+                        pump(feed, pipeline, hub, sink, rx).await;
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.into()));
@@ -213,7 +222,7 @@ pub async fn start(
         stop: Some(tx),
         thread: Some(thread),
         sim: Some(sim),
-        dropped,
+        store: stats,
     })
 }
 
@@ -222,8 +231,7 @@ async fn pump(
     mut feed: Feed,
     mut pipeline: Pipeline,
     hub: LiveHub,
-    writer: Option<SyncSender<SignalRecord>>,
-    dropped: Arc<AtomicU64>,
+    sink: Option<SignalSink>,
     mut stop: oneshot::Receiver<()>,
 ) {
     let counters = MarketFeed::counters(&feed);
@@ -237,37 +245,18 @@ async fn pump(
         hub.on_feed_event(&ev);
         if let Some(rec) = pipeline.on_event(ev) {
             hub.publish_record(rec);
-            if let Some(w) = &writer {
-                match w.try_send(rec.clone()) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(TrySendError::Disconnected(_)) => {}
-                }
+            if let Some(s) = &sink {
+                s.submit(rec);
             }
         }
         hub.publish_pipeline_stats(&pipeline, &counters.snapshot());
     }
     feed.shutdown().await;
-}
-
-/// A thread that writes records to the store, so a slow disk never stalls the candle loop.
-fn store_writer(store: SharedStore, dropped: Arc<AtomicU64>) -> SyncSender<SignalRecord> {
-    let (tx, rx) = sync_channel::<SignalRecord>(STORE_QUEUE);
-    let spawned = std::thread::Builder::new()
-        .name("web-demo-store".into())
-        .spawn(move || {
-            while let Ok(rec) = rx.recv() {
-                let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
-                if let Err(e) = s.insert_signal(DEMO_EXCHANGE, &rec, &[]) {
-                    tracing::warn!("storing a demo record failed: {e}");
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("no store writer thread ({e}); demo records are not stored");
-        dropped.fetch_add(1, Ordering::Relaxed);
+    if let Some(s) = sink {
+        // Within the 2 s the shutdown gives this thread.
+        let report = s.drain(STORE_GRACE, std::future::pending()).await;
+        if let Some(loss) = report.loss() {
+            tracing::error!("{loss}");
+        }
     }
-    tx
 }

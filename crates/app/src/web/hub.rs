@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::live::{ConnState, Pipeline};
+use crate::store::sink::SinkStats;
 
 /// Events buffered per subscriber before it counts as lagging.
 pub const CHANNEL_CAPACITY: usize = 1024;
@@ -72,6 +73,8 @@ struct Inner {
     streams: Mutex<BTreeMap<StreamKey, StreamSnap>>,
     counters: HubCounters,
     last_stats: Mutex<Option<Instant>>,
+    // The run's store writer counters, when it stores records (`--db`).
+    store: Mutex<Option<Arc<SinkStats>>>,
 }
 
 /// The live side of the web dashboard: cheap to clone, safe to call from the candle loop.
@@ -153,6 +156,7 @@ impl LiveHub {
                 streams: Mutex::new(BTreeMap::new()),
                 counters: HubCounters::default(),
                 last_stats: Mutex::new(None),
+                store: Mutex::new(None),
             }),
         }
     }
@@ -263,9 +267,27 @@ impl LiveHub {
             }
             *last = Some(Instant::now());
         }
+        let store = self.store_stats().map(|s| s.snapshot());
         for st in pipeline.streams() {
-            self.publish_stats(&st.key, pipeline_stats(pipeline, st.key.as_ref(), counters));
+            let mut stats = pipeline_stats(pipeline, st.key.as_ref(), counters);
+            if let (Some(s), Value::Object(m)) = (&store, &mut stats) {
+                m.insert("store_written".into(), s.written.into());
+                m.insert("store_lost".into(), s.lost().into());
+                m.insert("store_queued".into(), s.depth.into());
+            }
+            self.publish_stats(&st.key, stats);
         }
+    }
+
+    /// Shows the store writer's counters (written, lost, queued) with the header figures and
+    /// on `/metrics`.
+    pub fn attach_store_stats(&self, stats: Arc<SinkStats>) {
+        *lock(&self.inner.store) = Some(stats);
+    }
+
+    /// The store writer's counters, when attached.
+    pub fn store_stats(&self) -> Option<Arc<SinkStats>> {
+        lock(&self.inner.store).clone()
     }
 
     /// A new subscriber to every event published from now on.

@@ -443,7 +443,12 @@ async fn signals(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiRes
         offset,
         order,
     };
-    let mut rows = with_store(&state, move |s| s.signals(&query)).await?;
+    // A stored row that does not parse is skipped (named in the log, counted in the answer),
+    // so one damaged row does not make the whole history unreadable.
+    let read = with_store(&state, move |s| s.read_signals(&query)).await?;
+    crate::store::warn_bad_rows(&read.bad);
+    let skipped = read.bad.len();
+    let mut rows = read.rows;
     let has_more = rows.len() > limit;
     rows.truncate(limit);
     let items: Vec<Value> = rows
@@ -461,13 +466,17 @@ async fn signals(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiRes
         "limit": limit,
         "offset": offset,
         "has_more": has_more,
+        "skipped": skipped,
     })))
 }
 
 async fn backtests(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiResult {
     let p = Params::parse(q.as_deref(), &["limit"])?;
     let limit = p.usize_in("limit", 50, 1, 500)?;
-    let runs = with_store(&state, move |s| s.backtest_runs(limit)).await?;
+    let read = with_store(&state, move |s| s.read_backtest_runs(limit)).await?;
+    crate::store::warn_bad_rows(&read.bad);
+    let skipped = read.bad.len();
+    let runs = read.rows;
     // The list carries parameters and metrics; equity and trades come per run.
     let items: Vec<Value> = runs
         .into_iter()
@@ -480,7 +489,9 @@ async fn backtests(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiR
             })
         })
         .collect();
-    Ok(json_response(&json!({ "items": items })))
+    Ok(json_response(
+        &json!({ "items": items, "skipped": skipped }),
+    ))
 }
 
 async fn backtest(
@@ -494,8 +505,18 @@ async fn backtest(
             "invalid backtest id '{id}': expected a positive whole number"
         ))
     })?;
-    let runs = with_store(&state, |s| s.backtest_runs(10_000)).await?;
-    match runs.into_iter().find(|r| r.id == id) {
+    let read = with_store(&state, |s| s.read_backtest_runs(10_000)).await?;
+    if let Some(bad) = read.bad.iter().find(|b| b.id == id) {
+        crate::store::warn_bad_rows(std::slice::from_ref(bad));
+        return Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "backtest run {id} is stored but cannot be read: {}",
+                bad.error
+            ),
+        ));
+    }
+    match read.rows.into_iter().find(|r| r.id == id) {
         Some(r) => Ok(json_response(&r)),
         None => Err(ApiError(
             StatusCode::NOT_FOUND,
@@ -589,6 +610,49 @@ async fn metrics(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiRes
         "Times a slow client fell behind and was resynchronised.",
         &[(String::new(), ld(&c.lagged))],
     );
+    if let Some(st) = state.hub.store_stats() {
+        let s = st.snapshot();
+        metric(
+            "manus_store_records_total",
+            "counter",
+            "Signal records handed to the store, by outcome (dropped, failed and abandoned are lost).",
+            &[
+                ("{outcome=\"written\"}".into(), s.written as f64),
+                ("{outcome=\"duplicate\"}".into(), s.duplicates as f64),
+                ("{outcome=\"dropped\"}".into(), s.dropped as f64),
+                ("{outcome=\"failed\"}".into(), s.write_errors as f64),
+                ("{outcome=\"abandoned\"}".into(), s.abandoned as f64),
+            ],
+        );
+        metric(
+            "manus_store_lost_total",
+            "counter",
+            "Signal records not stored (dropped, failed or abandoned at shutdown).",
+            &[(String::new(), s.lost() as f64)],
+        );
+        metric(
+            "manus_store_queue_depth",
+            "gauge",
+            "Signal records waiting for the store writer.",
+            &[(String::new(), s.depth as f64)],
+        );
+        let kinds: Vec<(String, f64)> = st
+            .failures()
+            .iter()
+            .map(|f| {
+                (
+                    format!("{{kind=\"{}\"}}", label(f.kind.as_str())),
+                    f.count as f64,
+                )
+            })
+            .collect();
+        metric(
+            "manus_store_write_failures_total",
+            "counter",
+            "Signal records the store failed to write, by kind of failure.",
+            &kinds,
+        );
+    }
     let streams = state.hub.streams();
     let lbl = |s: &str, i: Interval| format!("symbol=\"{}\",interval=\"{}\"", label(s), i.as_str());
     let mut prices = Vec::new();
