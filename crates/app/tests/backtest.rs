@@ -388,6 +388,9 @@ fn the_default_decides_and_a_run_that_never_decides_says_why() {
         assert!(
             err.contains("0 BUY/SELL decisions in 3000 candles: confluence all over 11 strategies never agreed"),
             "{cmd}: {err}"
+        );
+    }
+}
 
 /// Every command that reads a candle CSV reports the same real error, naming the line.
 #[test]

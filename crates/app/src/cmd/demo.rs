@@ -11,8 +11,8 @@ use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
 use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
 
 use super::common::StrategyArgs;
-use crate::exit::bad_input;
 use super::live::{Plan, engine_from, execute, with_runtime};
+use crate::exit::bad_input;
 use crate::live::{PipelineConfig, Shutdown, scripted::synthetic_candles};
 use crate::ranges;
 

@@ -320,11 +320,7 @@ enum Capped {
 async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<Capped, FeedError> {
     let url = resp.url().to_string();
     let mut buf: Vec<u8> = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| transport_error(&url, e))?
-    {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| transport_error(&url, e))? {
         if buf.len() + chunk.len() > cap {
             let room = cap - buf.len();
             buf.extend_from_slice(&chunk[..room]);
