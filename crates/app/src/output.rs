@@ -107,8 +107,17 @@ mod tests {
         v
     }
 
+    /// `remove_unfinished` sweeps every unfinished file of the process: tests that create
+    /// files take turns, or one test's sweep deletes another's file mid-write.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     #[test]
     fn the_target_appears_only_when_committed() {
+        let _turn = serial();
         let d = dir("commit");
         let target = d.join("out.csv");
         let mut f = AtomicFile::create(&target).unwrap();
@@ -123,6 +132,7 @@ mod tests {
 
     #[test]
     fn an_unfinished_file_leaves_the_old_target_untouched() {
+        let _turn = serial();
         struct Case {
             name: &'static str,
             end: fn(AtomicFile),

@@ -9,6 +9,7 @@
 //! [`RestClient`] fetches klines (also for `fetch`/`backtest`); [`FeedError`] classifies what
 //! can go wrong; [`FeedWarning`] and [`CloseReason`] are the typed diagnostics a feed reports.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -224,6 +225,14 @@ pub struct FeedConfig {
     /// Events buffered inside the feed, both between a socket and the driver and between the
     /// driver and the consumer (default 4096, or 64 per stream when more). An overflow is a gap, backfilled over REST.
     pub channel_capacity: usize,
+    /// Per stream, the open time of the newest closed candle the consumer already has (e.g.
+    /// from its store after a restart). The bootstrap then also fetches every candle closed
+    /// since, at most `resume_max` of them, and delivers those as [`Origin::Backfill`] after
+    /// `bootstrap` warm-up candles, so a restart leaves no hole.
+    pub resume_after: HashMap<StreamKey, i64>,
+    /// Most missed candles fetched per stream on resume (default 1000); beyond it the oldest
+    /// are left as a gap, reported once as [`FeedWarning::ResumeCapped`].
+    pub resume_max: usize,
 }
 
 impl FeedConfig {
@@ -247,6 +256,8 @@ impl FeedConfig {
             max_connection_age: Duration::from_secs(23 * 3600),
             rotate_at: Some(DEFAULT_ROTATE_AT),
             channel_capacity,
+            resume_after: HashMap::new(),
+            resume_max: 1000,
         }
     }
 }

@@ -34,6 +34,26 @@ pub enum FeedWarning {
         /// Why.
         error: FeedError,
     },
+    /// A resumed stream was down for longer than the resume cap: the oldest missed candles
+    /// are not fetched and stay a hole in the consumer's history.
+    #[error(
+        "{key}: down for {missed} candles, more than the resume cap of {cap}: {gap} candle(s) \
+         from {from} to {to} (open times, ms) are left as a gap"
+    )]
+    ResumeCapped {
+        /// The stream.
+        key: Arc<StreamKey>,
+        /// Candles closed since the consumer's last one.
+        missed: u64,
+        /// The cap (`FeedConfig::resume_max`).
+        cap: u64,
+        /// Candles not fetched.
+        gap: u64,
+        /// Open time of the first candle not fetched, ms.
+        from: i64,
+        /// Open time of the last candle not fetched, ms.
+        to: i64,
+    },
     /// The exchange's own history lacks candles the stream skipped.
     #[error("{key}: {missing} candle(s) missing before {before} could not be fetched")]
     Unfillable {

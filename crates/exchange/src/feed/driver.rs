@@ -259,7 +259,7 @@ impl Driver {
     }
 
     async fn bootstrap(&mut self) -> Result<(), Stop> {
-        if self.cfg.bootstrap == 0 {
+        if self.cfg.bootstrap == 0 && self.cfg.resume_after.is_empty() {
             return Ok(());
         }
         let now = match self.rest.server_time().await {
@@ -272,16 +272,42 @@ impl Driver {
         };
         for i in 0..self.cfg.streams.len() {
             let key = self.lanes.lock().streams[i].key.clone();
+            let resume = self.cfg.resume_after.get(&key).copied();
+            let plan = resume.map(|last| {
+                resume_plan(key.interval, last, now, self.cfg.resume_max as u64)
+            });
+            let missed = plan.map_or(0, |p| p.fetch);
+            if let Some(p) = plan
+                && p.gap > 0
+            {
+                self.emit(FeedEvent::Warning(FeedWarning::ResumeCapped {
+                    key: key.clone(),
+                    missed: p.missed,
+                    cap: self.cfg.resume_max as u64,
+                    gap: p.gap,
+                    from: p.gap_from,
+                    to: p.gap_to,
+                }))
+                .await?;
+            }
+            let count = self.cfg.bootstrap + missed as usize;
             match self
                 .rest
-                .last_closed(&key.symbol, key.interval, self.cfg.bootstrap, now)
+                .last_closed(&key.symbol, key.interval, count, now)
                 .await
             {
                 Ok(rows) => {
-                    info!(stream = %key, candles = rows.len(), "bootstrapped");
+                    info!(stream = %key, candles = rows.len(), resumed = missed, "bootstrapped");
+                    // Candles after the consumer's newest are history it lacks: delivered as
+                    // backfill (records), the ones before as warm-up (no records).
+                    let newest_known = resume.unwrap_or(i64::MAX);
                     for c in rows {
-                        self.offer_closed(i, c, Origin::Bootstrap, rest_arrival())
-                            .await?;
+                        let origin = if c.open_time > newest_known {
+                            Origin::Backfill
+                        } else {
+                            Origin::Bootstrap
+                        };
+                        self.offer_closed(i, c, origin, rest_arrival()).await?;
                     }
                 }
                 Err(e) => {
@@ -694,6 +720,51 @@ fn until_time_of_day(now_ms: i64, at: Duration) -> Duration {
     Duration::from_millis((next - now_ms) as u64)
 }
 
+/// What a resumed stream fetches: `missed` candles closed after the consumer's newest (`last`,
+/// an open time) and before `now`; at most `cap` of them (`fetch`), the oldest `gap` left out,
+/// from open time `gap_from` to `gap_to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ResumePlan {
+    pub missed: u64,
+    pub fetch: u64,
+    pub gap: u64,
+    pub gap_from: i64,
+    pub gap_to: i64,
+}
+
+/// Counts the candles closed after open time `last` by `now`, stepping back from the forming
+/// candle (calendar-aware, so months work), at most `cap + 1` steps.
+pub(crate) fn resume_plan(interval: Interval, last: i64, now: i64, cap: u64) -> ResumePlan {
+    let forming = interval.floor(now);
+    let mut open = forming;
+    let mut missed = 0u64;
+    // Fixed-length intervals are counted at once; the step loop is for calendar months.
+    let step = interval.duration_ms();
+    if interval.floor(forming - 1) == forming - step {
+        missed = u64::try_from((forming - last) / step - 1).unwrap_or(0);
+    } else {
+        loop {
+            open = interval.floor(open - 1);
+            if open <= last || missed > cap {
+                break;
+            }
+            missed += 1;
+        }
+    }
+    let fetch = missed.min(cap);
+    let gap = missed - fetch;
+    // The gap runs from the candle after `last` to the one before the first fetched.
+    let gap_from = interval.floor(last) + step;
+    let first_fetched = forming - step * fetch as i64;
+    ResumePlan {
+        missed,
+        fetch,
+        gap,
+        gap_from,
+        gap_to: first_fetched - step,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -727,5 +798,77 @@ mod tests {
             let got = until_time_of_day(c.now, Duration::from_secs(c.at_h * 3600));
             assert_eq!(got.as_millis() as i64, c.expected_ms);
         }
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+
+    const M: i64 = 60_000;
+
+    #[test]
+    fn resume_plan_counts_missed_candles_and_caps_them() {
+        struct Case {
+            name: &'static str,
+            last: i64,
+            now: i64,
+            cap: u64,
+            expected: ResumePlan,
+        }
+        let cases = [
+            Case {
+                name: "nothing missed: the last closed candle is the newest known",
+                last: 99 * M,
+                now: 100 * M + 5_000,
+                cap: 1000,
+                expected: ResumePlan {
+                    missed: 0,
+                    fetch: 0,
+                    gap: 0,
+                    gap_from: 100 * M,
+                    gap_to: 99 * M,
+                },
+            },
+            Case {
+                name: "25 candles closed while down",
+                last: 74 * M,
+                now: 100 * M + 5_000,
+                cap: 1000,
+                expected: ResumePlan {
+                    missed: 25,
+                    fetch: 25,
+                    gap: 0,
+                    gap_from: 75 * M,
+                    gap_to: 74 * M,
+                },
+            },
+            Case {
+                name: "past the cap: the oldest are a gap",
+                last: 0,
+                now: 100 * M + 5_000,
+                cap: 10,
+                expected: ResumePlan {
+                    missed: 99,
+                    fetch: 10,
+                    gap: 89,
+                    gap_from: M,
+                    gap_to: 89 * M,
+                },
+            },
+        ];
+        for c in cases {
+            assert_eq!(
+                resume_plan(Interval::M1, c.last, c.now, c.cap),
+                c.expected,
+                "{}",
+                c.name
+            );
+        }
+        // Calendar months are stepped, not divided.
+        let jan = 1_704_067_200_000; // 2024-01-01
+        let may_10 = 1_715_299_200_000; // 2024-05-10
+        let p = resume_plan(Interval::Mo1, jan, may_10, 1000);
+        assert_eq!((p.missed, p.fetch), (3, 3), "Feb, Mar, Apr closed; May forms");
     }
 }
