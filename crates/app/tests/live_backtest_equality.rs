@@ -95,10 +95,9 @@ fn live_records_equal_backtest_records_for_the_same_candles() {
         )
         .unwrap();
     }
-    let dir = std::env::temp_dir().join(format!("manus-eq-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let csv_path = dir.join("truth.csv");
-    let bt_path = dir.join("backtest.jsonl");
+    let dir = tempfile::tempdir().unwrap(); // removed on drop, also when the test fails
+    let csv_path = dir.path().join("truth.csv");
+    let bt_path = dir.path().join("backtest.jsonl");
     std::fs::write(&csv_path, csv).unwrap();
     let bt = manus()
         .arg("backtest")
@@ -132,5 +131,4 @@ fn live_records_equal_backtest_records_for_the_same_candles() {
         non_hold > 0,
         "no BUY/SELL in the compared records: a weak comparison"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

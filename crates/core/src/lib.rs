@@ -15,6 +15,8 @@ pub mod model;
 pub mod record;
 pub mod smc;
 pub mod strategy;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use engine::SignalEngine;
 pub use error::CoreError;
