@@ -138,6 +138,7 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
 /// The HTTP client notifiers share: a bounded request time, so a dead service cannot hold a
 /// delivery forever.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, SendError> {
+    manus_exchange::tls::install_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .timeout(timeout)

@@ -126,6 +126,7 @@ struct Page {
 
 impl Page {
     async fn open(browser: &Browser) -> Page {
+        manus_exchange::tls::install_crypto_provider();
         let list: Vec<Value> = reqwest::get(format!("http://127.0.0.1:{}/json/list", browser.port))
             .await
             .unwrap()

@@ -82,6 +82,7 @@ async fn server(token: Option<&str>) -> (WebServer, LiveHub) {
 }
 
 fn client() -> reqwest::Client {
+    manus_exchange::tls::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

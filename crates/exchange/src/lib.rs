@@ -6,6 +6,7 @@ pub mod binance;
 pub mod bybit;
 pub mod feed;
 pub mod sim;
+pub mod tls;
 
 pub use feed::{
     ExchangeKind, Feed, FeedConfig, FeedCounters, FeedError, FeedEvent, MarketFeed, Origin,

@@ -27,6 +27,7 @@ async fn start(c: SimConfig) -> SimExchange {
 }
 
 fn http() -> reqwest::Client {
+    manus_exchange::tls::install_crypto_provider();
     reqwest::Client::new()
 }
 
