@@ -161,7 +161,11 @@ pub fn service_missing(test: &str, why: &str) {
              service is a failure, not a skip."
         );
     }
-    eprintln!(
+    // Straight to the stderr handle, not `eprintln!`: the test harness captures the macros'
+    // output of passing tests, which would make the skip silent.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
         "\n*** SKIPPED {test}: {why} (CI=true or MANUS_REQUIRE_SERVICES=1 makes this a failure) ***\n"
     );
 }
