@@ -144,6 +144,7 @@ pub const MAX_RESPONSE_BODY: usize = 4 * 1024;
 /// would carry the body, the webhook signature and (in the URL) bot and webhook tokens to
 /// another host.
 pub fn http_client(timeout: Duration) -> Result<reqwest::Client, SendError> {
+    manus_exchange::tls::install_crypto_provider();
     reqwest::Client::builder()
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .timeout(timeout)

@@ -39,6 +39,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before anything can build a TLS client: the one crypto provider (ring).
+    manus_exchange::tls::install_crypto_provider();
     let cli = Cli::parse();
     exit::init_tracing();
     // The long-running commands stop on a signal as their normal end (exit 0); the others are

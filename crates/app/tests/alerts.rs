@@ -25,26 +25,15 @@ use market_manus::store::sink::SignalSink;
 use market_manus::store::sqlite::SqliteStore;
 use market_manus::store::{AlertStatus, NewAlert, SharedStore, now_ms, shared};
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-struct TempDir(PathBuf);
+/// A test's directory: removed on drop, also when the test fails.
+struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     fn new() -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("manus-alerts-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
+        TempDir(tempfile::tempdir().unwrap())
     }
     fn db(&self) -> PathBuf {
-        self.0.join("manus.db")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join("manus.db")
     }
 }
 

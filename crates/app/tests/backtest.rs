@@ -1,7 +1,6 @@
 //! `manus backtest` end to end on the bundled sample: the JSON summary, trades, signal records
 //! (byte-identical to `manus signals`), the HTML report, sweeps, `--config` and bad input.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -21,10 +20,9 @@ fn sample() -> String {
     .to_string()
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("manus-backtest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A fresh directory for a test's files, removed when dropped (also when the test fails).
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temp dir")
 }
 
 fn json(out: &Output) -> Value {
@@ -38,7 +36,8 @@ fn json(out: &Output) -> Value {
 
 #[test]
 fn json_summary_agrees_with_the_trades_file() {
-    let trades = tmp("trades.csv");
+    let dir = tmp();
+    let trades = dir.path().join("trades.csv");
     let csv = sample();
     let out = manus(&[
         "backtest",
@@ -105,7 +104,8 @@ fn json_summary_agrees_with_the_trades_file() {
 #[test]
 fn signals_out_is_byte_identical_to_the_signals_command() {
     let csv = sample();
-    let file = tmp("signals.jsonl");
+    let dir = tmp();
+    let file = dir.path().join("signals.jsonl");
     let bt = manus(&[
         "backtest",
         "--csv",
@@ -196,7 +196,8 @@ fn sweep_ranks_and_matches_single_runs() {
 
 #[test]
 fn config_file_is_read_and_flags_override_it() {
-    let cfg = tmp("manus.toml");
+    let dir = tmp();
+    let cfg = dir.path().join("manus.toml");
     std::fs::write(
         &cfg,
         "symbols = [\"BTCUSDT\"]\n[[strategies]]\nid = \"ema_crossover\"\nparams = { fast = 5, slow = 30 }\n[confluence]\nmode = \"all\"\n[backtest]\nfee_bps = 0.0\n",
@@ -252,7 +253,8 @@ fn config_file_is_read_and_flags_override_it() {
 
 #[test]
 fn report_is_self_contained_html() {
-    let report = tmp("report.html");
+    let dir = tmp();
+    let report = dir.path().join("report.html");
     let csv = sample();
     let out = manus(&[
         "backtest",
@@ -314,7 +316,8 @@ fn bad_input_exits_2_with_a_clear_message() {
 
 #[test]
 fn save_stores_the_run_for_the_dashboard() {
-    let db = tmp("save.db");
+    let dir = tmp();
+    let db = dir.path().join("save.db");
     let _ = std::fs::remove_file(&db);
     let csv = sample();
     let out = manus(&[
@@ -396,12 +399,13 @@ fn the_default_decides_and_a_run_that_never_decides_says_why() {
 #[test]
 fn csv_errors_are_reported_alike_by_every_command() {
     let h = "open_time,open,high,low,close,volume\n";
+    let files = tmp();
     let write = |name: &str, body: &[u8]| {
-        let p = tmp(name);
+        let p = files.path().join(name);
         std::fs::write(&p, body).unwrap();
         p.display().to_string()
     };
-    let dir = tmp("a-directory.csv");
+    let dir = files.path().join("a-directory.csv");
     std::fs::create_dir_all(&dir).unwrap();
     struct Case {
         file: String,

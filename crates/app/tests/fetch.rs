@@ -1,7 +1,7 @@
 //! `manus fetch` and `manus backtest --exchange` end to end: the real binary against an
 //! in-process simulated exchange on 127.0.0.1:0, with a temporary SQLite cache.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -75,12 +75,9 @@ fn manus(args: &[&str]) -> Output {
         .expect("run manus")
 }
 
-fn tmp(test: &str, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("manus-fetch-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    let _ = std::fs::remove_file(&p);
-    p
+/// A fresh directory for a test's files, removed when dropped (also when the test fails).
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("a temp dir")
 }
 
 fn ok(out: &Output) -> String {
@@ -160,8 +157,9 @@ fn fetches_closed_candles_and_then_only_the_missing_ones() {
     let truth = sim.ex().closed_candles("BTCUSDT");
     assert_eq!(truth.len(), HISTORY);
     let t = |i: usize| truth[i].open_time;
-    let db = tmp("gaps", "cache.db");
-    let out = tmp("gaps", "out.csv");
+    let dir = tmp();
+    let db = dir.path().join("cache.db");
+    let out = dir.path().join("out.csv");
 
     // A slice in the middle: exactly those candles.
     let s = fetch(&sim, &db, t(100), Some(t(600)), Some(out.as_path()));
@@ -236,8 +234,9 @@ fn fetches_closed_candles_and_then_only_the_missing_ones() {
 fn honours_a_429_retry_after_and_succeeds() {
     let sim = Sim::start();
     let truth = sim.ex().closed_candles("BTCUSDT");
-    let db = tmp("429", "cache.db");
-    let out = tmp("429", "out.csv");
+    let dir = tmp();
+    let db = dir.path().join("cache.db");
+    let out = dir.path().join("out.csv");
     sim.ex().fail_rest(1, 429, Some(1));
     let started = Instant::now();
     let s = fetch(
@@ -260,7 +259,8 @@ fn honours_a_429_retry_after_and_succeeds() {
 #[test]
 fn an_unknown_symbol_exits_2_with_the_exchange_message() {
     let sim = Sim::start();
-    let db = tmp("symbol", "cache.db");
+    let dir = tmp();
+    let db = dir.path().join("cache.db");
     let url = sim.url();
     let out = manus(&[
         "fetch",
@@ -284,7 +284,8 @@ fn an_unknown_symbol_exits_2_with_the_exchange_message() {
 
 #[test]
 fn bad_flags_exit_2_before_any_request() {
-    let db = tmp("flags", "cache.db");
+    let dir = tmp();
+    let db = dir.path().join("cache.db");
     let db = db.to_str().unwrap();
     let base = ["fetch", "--symbol", "BTCUSDT", "--db", db];
     let cases: [(&[&str], &str); 5] = [
@@ -366,8 +367,9 @@ fn an_interrupted_fetch_exits_130_or_143_and_leaves_no_output() {
             rest_429: Some((1, 60)),
             ..FaultPlan::default()
         });
-        let db = tmp("interrupt", "cache.db");
-        let out = tmp("interrupt", "out.csv");
+        let files = tmp();
+        let db = files.path().join("cache.db");
+        let out = files.path().join("out.csv");
         let url = sim.url();
         let mut child = Command::new(env!("CARGO_BIN_EXE_manus"))
             .args(["fetch", "--exchange", "binanceus", "--symbol", "BTCUSDT"])
@@ -416,6 +418,5 @@ fn an_interrupted_fetch_exits_130_or_143_and_leaves_no_output() {
             .filter(|n| n.contains("out.csv"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

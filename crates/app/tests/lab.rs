@@ -16,9 +16,8 @@ fn spawn(config: &std::path::Path, csv: &str) -> OsSession {
 
 #[test]
 fn menu_flow_through_a_pty() {
-    let dir = std::env::temp_dir().join(format!("manus-lab-pty-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("lab.toml");
+    let dir = tempfile::tempdir().unwrap(); // removed on drop, also when the test fails
+    let config = dir.path().join("lab.toml");
     let csv = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../data/btcusdt_5m_sample.csv"
@@ -89,5 +88,4 @@ fn menu_flow_through_a_pty() {
     s.expect("Strategies: ema_crossover(slow=30)").unwrap();
     s.send_line("0").unwrap();
     s.expect(Eof).unwrap();
-    std::fs::remove_dir_all(&dir).ok();
 }

@@ -57,6 +57,9 @@ fn live_records_equal_backtest_records_for_the_same_candles() {
             "any",
         ])
         .args(["--ws-url", &sim.ws_url(), "--rest-url", &sim.rest_url()])
+        // The simulator drops every 0.6 s, so the default backoff (up to 30 s, reset only
+        // after 60 s connected) would make this test take anywhere from 6 to 80 s.
+        .args(["--reconnect-backoff", "20ms..200ms"])
         .args(["--bootstrap", "1000", "--headless"])
         .args(["--max-candles", &LIVE_CANDLES.to_string()])
         .output()
@@ -66,6 +69,19 @@ fn live_records_equal_backtest_records_for_the_same_candles() {
         "live failed: {}",
         String::from_utf8_lossy(&live.stderr)
     );
+    // Logs on a redirected stderr: plain text, one line per backfill, counted right.
+    let log = String::from_utf8_lossy(&live.stderr);
+    assert!(
+        !log.contains('\x1b'),
+        "ANSI codes on a redirected stderr: {log}"
+    );
+    assert!(
+        log.contains("BTCUSDT 1m: backfilled")
+            && !log.contains("backfilled stream=")
+            && !log.contains("disconnected id="),
+        "each backfill and disconnect logged once, in one format: {log}"
+    );
+    assert!(!log.contains(" 1 candles"), "{log}");
     let live_text = String::from_utf8(live.stdout).unwrap();
     let live_lines: Vec<&str> = live_text.lines().collect();
     assert!(
@@ -95,10 +111,9 @@ fn live_records_equal_backtest_records_for_the_same_candles() {
         )
         .unwrap();
     }
-    let dir = std::env::temp_dir().join(format!("manus-eq-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let csv_path = dir.join("truth.csv");
-    let bt_path = dir.join("backtest.jsonl");
+    let dir = tempfile::tempdir().unwrap(); // removed on drop, also when the test fails
+    let csv_path = dir.path().join("truth.csv");
+    let bt_path = dir.path().join("backtest.jsonl");
     std::fs::write(&csv_path, csv).unwrap();
     let bt = manus()
         .arg("backtest")
@@ -132,5 +147,4 @@ fn live_records_equal_backtest_records_for_the_same_candles() {
         non_hold > 0,
         "no BUY/SELL in the compared records: a weak comparison"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }

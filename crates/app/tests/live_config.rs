@@ -26,9 +26,8 @@ fn live_reads_the_settings_file_and_flags_override_it() {
             ..SimConfig::default()
         }))
         .expect("sim starts");
-    let dir = std::env::temp_dir().join(format!("manus-live-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cfg = dir.join("manus.toml");
+    let dir = tempfile::tempdir().unwrap(); // removed on drop, also when the test fails
+    let cfg = dir.path().join("manus.toml");
     std::fs::write(
         &cfg,
         r#"
@@ -101,5 +100,4 @@ mode = "any"
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
     rt.block_on(sim.shutdown());
-    let _ = std::fs::remove_dir_all(&dir);
 }

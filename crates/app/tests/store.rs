@@ -1,11 +1,10 @@
 //! The store's contract, run identically against SQLite and PostgreSQL. The Postgres half uses
 //! the server named by `MANUS_TEST_PG_URL` (set up by `scripts/setup-test-deps`), each test in
-//! a schema of its own; it is skipped, loudly, only when the variable is unset.
-
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! a schema of its own. When the variable is unset it is skipped loudly on a dev machine and
+//! fails under CI or `scripts/test` (`manus_core::testing::service_missing`).
 
 use manus_core::record::{SignalRecord, Signals};
+use manus_core::testing::candle;
 use manus_core::{Action, Candle, Interval};
 use market_manus::store::postgres::PostgresStore;
 use market_manus::store::sqlite::SqliteStore;
@@ -15,31 +14,10 @@ use market_manus::store::{
 };
 use serde_json::json;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("manus-store-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs `f` on a fresh SQLite file, then reopens the file and runs `reopen` on it.
 fn with_sqlite(f: impl FnOnce(&mut dyn Store), reopen: impl FnOnce(&mut dyn Store)) {
-    let dir = TempDir::new();
-    let path = dir.0.join("nested").join("manus.db");
+    let dir = tempfile::tempdir().unwrap(); // removed on drop, also on failure
+    let path = dir.path().join("nested").join("manus.db");
     {
         let mut s = SqliteStore::open(&path).unwrap();
         f(&mut s);
@@ -48,25 +26,44 @@ fn with_sqlite(f: impl FnOnce(&mut dyn Store), reopen: impl FnOnce(&mut dyn Stor
     reopen(&mut s);
 }
 
-/// Runs `f` in a fresh Postgres schema, then reconnects and runs `reopen`; skipped without
-/// `MANUS_TEST_PG_URL`.
+/// The test server's URL from `MANUS_TEST_PG_URL`; `None` (after a loud SKIPPED line) when it is
+/// unset on a dev machine, a test failure when it is unset under CI or `scripts/test`.
+fn pg_url(test: &str) -> Option<String> {
+    match std::env::var("MANUS_TEST_PG_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            manus_core::testing::service_missing(
+                &format!("postgres test '{test}'"),
+                "MANUS_TEST_PG_URL is unset (scripts/setup-test-deps starts a server and writes it to target/test-env)",
+            );
+            None
+        }
+    }
+}
+
+/// Opens the test server in `schema`, naming the URL when it cannot be reached.
+fn pg_open(url: &str, schema: &str) -> PostgresStore {
+    PostgresStore::open_in_schema(url, schema).unwrap_or_else(|e| {
+        panic!("cannot use PostgreSQL at MANUS_TEST_PG_URL={url} (schema {schema}): {e}")
+    })
+}
+
+/// Runs `f` in a fresh Postgres schema, then reconnects and runs `reopen`; see [`pg_url`] for
+/// a missing server.
 fn with_postgres(name: &str, f: impl FnOnce(&mut dyn Store), reopen: impl FnOnce(&mut dyn Store)) {
-    let Ok(url) = std::env::var("MANUS_TEST_PG_URL") else {
-        eprintln!(
-            "SKIPPED postgres test '{name}': MANUS_TEST_PG_URL is unset (run scripts/setup-test-deps)"
-        );
+    let Some(url) = pg_url(name) else {
         return;
     };
     let schema = format!("t_{name}_{}", std::process::id());
     {
-        let mut s = PostgresStore::open_in_schema(&url, &schema).unwrap();
+        let mut s = pg_open(&url, &schema);
         s.drop_schema(&schema).unwrap();
     }
     {
-        let mut s = PostgresStore::open_in_schema(&url, &schema).unwrap();
+        let mut s = pg_open(&url, &schema);
         f(&mut s);
     }
-    let mut s = PostgresStore::open_in_schema(&url, &schema).unwrap();
+    let mut s = pg_open(&url, &schema);
     reopen(&mut s);
     s.drop_schema(&schema).unwrap();
 }
@@ -83,18 +80,6 @@ macro_rules! both_backends {
             $(#[test] fn $name() { with_postgres(stringify!($name), $body, $reopen) })*
         }
     };
-}
-
-fn candle(open_time: i64, close: f64) -> Candle {
-    Candle {
-        open_time,
-        close_time: open_time + 59_999,
-        open: close,
-        high: close + 1.0,
-        low: close - 1.0,
-        close,
-        volume: 2.5,
-    }
 }
 
 fn record(symbol: &str, interval: Interval, open_time: i64, action: Action) -> SignalRecord {
@@ -134,14 +119,14 @@ fn migrations_are_applied_once(s: &mut dyn Store) {
 
 fn candles_dedupe_by_key(s: &mut dyn Store) {
     let m = 60_000;
-    let first: Vec<Candle> = (0..3).map(|i| candle(i * m, 10.0 + i as f64)).collect();
+    let first: Vec<Candle> = (0..3).map(|i| candle(i, 10.0 + i as f64)).collect();
     assert_eq!(
         s.upsert_candles("binance", "BTCUSDT", Interval::M1, &first)
             .unwrap(),
         3
     );
     // Overlaps bar 2 with a corrected close, adds bar 3.
-    let second = vec![candle(2 * m, 99.0), candle(3 * m, 13.0)];
+    let second = vec![candle(2, 99.0), candle(3, 13.0)];
     s.upsert_candles("binance", "BTCUSDT", Interval::M1, &second)
         .unwrap();
     // Other series must not leak into the range.
@@ -409,8 +394,8 @@ both_backends! {
 
 #[test]
 fn sqlite_refuses_a_newer_schema() {
-    let dir = TempDir::new();
-    let path = dir.0.join("manus.db");
+    let dir = tempfile::tempdir().unwrap(); // removed on drop, also on failure
+    let path = dir.path().join("manus.db");
     drop(SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute(
@@ -425,8 +410,8 @@ fn sqlite_refuses_a_newer_schema() {
 
 #[test]
 fn sqlite_file_is_in_wal_mode() {
-    let dir = TempDir::new();
-    let path = dir.0.join("manus.db");
+    let dir = tempfile::tempdir().unwrap(); // removed on drop, also on failure
+    let path = dir.path().join("manus.db");
     drop(SqliteStore::open(&path).unwrap());
     let conn = rusqlite::Connection::open(&path).unwrap();
     let mode: String = conn
@@ -437,17 +422,11 @@ fn sqlite_file_is_in_wal_mode() {
 
 #[test]
 fn postgres_concurrent_writers_store_one_signal() {
-    let Ok(url) = std::env::var("MANUS_TEST_PG_URL") else {
-        eprintln!(
-            "SKIPPED postgres_concurrent_writers_store_one_signal: MANUS_TEST_PG_URL is unset"
-        );
+    let Some(url) = pg_url("postgres_concurrent_writers_store_one_signal") else {
         return;
     };
     let schema = format!("t_concurrent_{}", std::process::id());
-    PostgresStore::open_in_schema(&url, &schema)
-        .unwrap()
-        .drop_schema(&schema)
-        .unwrap();
+    pg_open(&url, &schema).drop_schema(&schema).unwrap();
     let r = record("BTCUSDT", Interval::M1, 0, Action::Buy);
     let handles: Vec<_> = (0..4)
         .map(|_| {
@@ -463,13 +442,13 @@ fn postgres_concurrent_writers_store_one_signal() {
         .map(|h| h.join().unwrap())
         .filter(|w| *w)
         .count();
-    let mut s = PostgresStore::open_in_schema(&url, &schema).unwrap();
+    let mut s = pg_open(&url, &schema);
     assert_eq!(wins, 1);
     assert_eq!(s.alerts(None, 10).unwrap().len(), 1);
     // Two workers never claim the same alert.
     let now = now_ms() + 1_000;
     let a = s.due_alerts(now, 10).unwrap();
-    let mut s2 = PostgresStore::open_in_schema(&url, &schema).unwrap();
+    let mut s2 = pg_open(&url, &schema);
     assert!(s2.due_alerts(now, 10).unwrap().is_empty());
     assert_eq!(a.len(), 1);
     s.drop_schema(&schema).unwrap();
@@ -507,8 +486,8 @@ fn corrupt_rows_are_skipped_and_named(s: &mut dyn Store, exec: &mut dyn FnMut(&s
 
 #[test]
 fn sqlite_corrupt_rows_are_skipped_and_named() {
-    let dir = TempDir::new();
-    let path = dir.0.join("manus.db");
+    let dir = tempfile::tempdir().unwrap(); // removed on drop, also on failure
+    let path = dir.path().join("manus.db");
     let mut s = SqliteStore::open(&path).unwrap();
     let raw = rusqlite::Connection::open(&path).unwrap();
     corrupt_rows_are_skipped_and_named(&mut s, &mut |sql| {

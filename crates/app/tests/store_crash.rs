@@ -2,20 +2,12 @@
 //! each kill the SQLite file must pass its integrity check and hold whole, parseable records;
 //! the second run must continue the same file without duplicating or rewriting any record.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use manus_core::record::SignalRecord;
 use rusqlite::{Connection, OpenFlags};
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn spawn_demo(db: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_manus"))
@@ -96,9 +88,8 @@ fn rows(db: &Path) -> Vec<(i64, String)> {
 
 #[test]
 fn kill_9_mid_stream_leaves_a_consistent_store_and_the_rerun_does_not_duplicate() {
-    let dir = TempDir(std::env::temp_dir().join(format!("manus-crash-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&dir.0);
-    let db = dir.0.join("manus.db");
+    let dir = tempfile::tempdir().unwrap(); // removed on drop, also when the test fails
+    let db = dir.path().join("manus.db");
 
     let mut first = spawn_demo(&db);
     wait_for(&mut first, &db, 30);

@@ -2,8 +2,9 @@
 //! exchange feeds the real feed and pipeline (`web::demo`), which publish to the dashboard.
 //! Checks: the chart draws (canvas present, candles loaded), a new candle appears, a BUY/SELL
 //! marker shows up, the strategy table and header figures fill, the history filters work, and a
-//! screenshot is not blank. Skips (loudly) only when no Chromium is installed; set
-//! `MANUS_CHROMIUM` (written by `scripts/setup-test-deps`) to pick the binary.
+//! screenshot is not blank. Without a Chromium it skips loudly on a dev machine and fails under
+//! CI or `scripts/test`; set `MANUS_CHROMIUM` (written by `scripts/setup-test-deps`) to pick
+//! the binary.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -125,6 +126,7 @@ struct Page {
 
 impl Page {
     async fn open(browser: &Browser) -> Page {
+        manus_exchange::tls::install_crypto_provider();
         let list: Vec<Value> = reqwest::get(format!("http://127.0.0.1:{}/json/list", browser.port))
             .await
             .unwrap()
@@ -223,8 +225,9 @@ fn distinct_colours(png_bytes: &[u8]) -> (usize, u32, u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_a_real_browser() {
     let Some(bin) = find_browser() else {
-        eprintln!(
-            "\n*** SKIPPED web_browser: no Chromium found (install Debian's `chromium`, e.g. with scripts/setup-test-deps, or set MANUS_CHROMIUM) ***\n"
+        manus_core::testing::service_missing(
+            "web_browser",
+            "no Chromium found (install Debian's `chromium`, e.g. with scripts/setup-test-deps, or set MANUS_CHROMIUM)",
         );
         return;
     };

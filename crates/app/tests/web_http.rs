@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use manus_core::record::{SignalRecord, Signals};
-use manus_core::{Action, Candle, Interval};
+use manus_core::testing::candle;
+use manus_core::{Action, Interval};
 use manus_exchange::feed::StreamKey;
 use market_manus::store::sqlite::SqliteStore;
 use market_manus::store::{NewBacktestRun, Store};
@@ -34,18 +35,6 @@ fn record(symbol: &str, interval: Interval, i: i64, action: Action) -> SignalRec
         latency_us: Some(7),
         backfilled: Some(false),
         stale: None,
-    }
-}
-
-fn candle(i: i64, close: f64) -> Candle {
-    Candle {
-        open_time: i * 60_000,
-        close_time: i * 60_000 + 59_999,
-        open: close - 0.5,
-        high: close + 1.0,
-        low: close - 1.0,
-        close,
-        volume: 2.0,
     }
 }
 
@@ -96,6 +85,7 @@ async fn server(token: Option<&str>) -> (WebServer, LiveHub) {
 }
 
 fn client() -> reqwest::Client {
+    manus_exchange::tls::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

@@ -2,9 +2,6 @@
 //! `ema_crossover` sweep over 100,000 candles spread over every core with rayon (as
 //! `manus backtest --sweep` runs it). Figures go in `docs/PERFORMANCE.md` (## Backtest).
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -17,7 +14,7 @@ use rayon::prelude::*;
 /// The tests' seeded synthetic series (regime-switching drift, clustered volatility, gaps), so
 /// every strategy trades.
 fn synthetic(n: usize) -> Vec<Candle> {
-    common::synthetic(7, n)
+    manus_core::testing::synthetic(7, n)
 }
 
 fn config() -> Config {

@@ -1,9 +1,6 @@
 //! Per-candle cost of all 11 strategies plus confluence, and the `signals` pipeline (CSV parse,
 //! engine, JSON records) over 1,000,000 candles. Figures go in `docs/PERFORMANCE.md`.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::hint::black_box;
 use std::io::Write;
 
@@ -15,7 +12,7 @@ use manus_core::{Candle, Interval, SignalEngine, csv, strategy};
 /// The tests' seeded synthetic series (regime-switching drift, clustered volatility, gaps), so
 /// every strategy trades.
 fn synthetic(n: usize) -> Vec<Candle> {
-    common::synthetic(7, n)
+    manus_core::testing::synthetic(7, n)
 }
 
 fn all_ids() -> Vec<&'static str> {

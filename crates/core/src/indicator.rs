@@ -443,22 +443,7 @@ impl Stoch {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn candles(closes: &[f64]) -> Vec<Candle> {
-        closes
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| Candle {
-                open_time: i as i64 * 60_000,
-                close_time: i as i64 * 60_000 + 59_999,
-                open: c,
-                high: c + 1.0,
-                low: c - 1.0,
-                close: c,
-                volume: 1.0,
-            })
-            .collect()
-    }
+    use crate::testing::candles;
 
     #[test]
     fn sma_warms_up_then_streams() {

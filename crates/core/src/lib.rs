@@ -16,6 +16,8 @@ pub mod record;
 pub mod smc;
 pub mod strategy;
 pub mod summary;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use engine::SignalEngine;
 pub use error::CoreError;

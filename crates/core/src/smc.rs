@@ -58,37 +58,3 @@ impl Side {
         }
     }
 }
-
-/// Hand-built candle sequences for the detector unit tests.
-#[cfg(test)]
-pub(crate) mod test_bars {
-    use crate::model::Candle;
-
-    /// Candles from `(open, high, low, close)` tuples, one minute apart.
-    pub fn bars(ohlc: &[(f64, f64, f64, f64)]) -> Vec<Candle> {
-        ohlc.iter()
-            .enumerate()
-            .map(|(i, &(open, high, low, close))| Candle {
-                open_time: i as i64 * 60_000,
-                close_time: i as i64 * 60_000 + 59_999,
-                open,
-                high,
-                low,
-                close,
-                volume: 1.0,
-            })
-            .collect()
-    }
-
-    /// Candles that only matter by their high and low: open and close at the midpoint.
-    pub fn hl(hl: &[(f64, f64)]) -> Vec<Candle> {
-        let ohlc: Vec<_> = hl
-            .iter()
-            .map(|&(h, l)| {
-                let m = (h + l) / 2.0;
-                (m, h, l, m)
-            })
-            .collect();
-        bars(&ohlc)
-    }
-}

@@ -4,8 +4,7 @@
 //! strategies, HOLD never claims confidence or agreeing strategies, and warming-up is flagged
 //! exactly until the longest warm-up has passed.
 
-mod common;
-use common::{sample, synthetic};
+use manus_core::testing::{sample, synthetic};
 
 use manus_core::confluence::{Mode, Rule};
 use manus_core::strategy::{self, registry::DEFAULT_SELECTION};

@@ -18,8 +18,7 @@
 //! Series: `data/btcusdt_5m_sample.csv` (3000 candles) and a seeded synthetic series with
 //! trends, volatility clustering and gaps.
 
-mod common;
-use common::{sample, synthetic};
+use manus_core::testing::{sample, synthetic};
 
 use manus_core::confluence::{Mode, Rule};
 use manus_core::smc::liquidity::{Liquidity, SweepEvent};

@@ -17,8 +17,7 @@
 //!    after a 1000-candle history are the same (action, and score within 1e-9) on every candle;
 //! 3. check that the comparison can fail: after only 20 candles of history they are not.
 
-mod common;
-use common::{sample, synthetic};
+use manus_core::testing::{sample, synthetic};
 
 use manus_core::strategy::{self, IDS};
 use manus_core::{Action, Candle};

@@ -9,6 +9,7 @@ pub mod feed;
 pub mod okx;
 pub mod sim;
 pub mod venue;
+pub mod tls;
 
 pub use feed::{
     ExchangeKind, Feed, FeedConfig, FeedCounters, FeedError, FeedEvent, MarketFeed, Origin,

@@ -292,8 +292,18 @@ async fn channel_overflow_is_a_gap_that_gets_backfilled() {
         s.live("BTCUSDT") >= 3
     })
     .await;
-    // A consumer that lags: nothing read for 25 candles' worth of frames.
-    tokio::time::sleep(Duration::from_millis(25 * CANDLE_MS)).await;
+    // A consumer that lags: nothing read while the socket delivers 25 candles' worth of frames
+    // (4 per candle), far more than the 4-event channel holds. Waits on the feed's own counter
+    // rather than on a guessed time.
+    let counters = feed.counters();
+    let target = counters.snapshot().messages_received + 25 * 4;
+    let lagged = tokio::time::timeout(Duration::from_secs(10), async {
+        while counters.snapshot().messages_received < target {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(lagged.is_ok(), "the socket stopped delivering frames");
     let more = collect(&mut feed, Duration::from_secs(10), |s| {
         s.live("BTCUSDT") >= 10
     })
@@ -408,7 +418,8 @@ async fn a_conflicting_final_is_a_correction_and_stale_updates_are_dropped() {
         for f in script {
             ws.send(Message::text(f)).await.expect("send");
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Holds the socket open until the test aborts this task.
+        std::future::pending::<()>().await;
     });
     let mut cfg = feed_config(&sim, ExchangeKind::BinanceUs, &["BTCUSDT"], 0);
     cfg.ws_url = format!("ws://{addr}");
@@ -484,7 +495,8 @@ async fn a_failed_bootstrap_warns_and_the_stream_goes_on() {
                 .await
                 .expect("send");
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Holds the socket open until the test aborts this task.
+        std::future::pending::<()>().await;
     });
     let mut cfg = feed_config(&sim, ExchangeKind::BinanceUs, &["BTCUSDT"], 100);
     cfg.ws_url = format!("ws://{addr}");

@@ -27,6 +27,7 @@ async fn start(c: SimConfig) -> SimExchange {
 }
 
 fn http() -> reqwest::Client {
+    manus_exchange::tls::install_crypto_provider();
     reqwest::Client::new()
 }
 
@@ -441,11 +442,14 @@ async fn drop_all_closes_sockets_while_the_market_runs_on() {
         // Frames already queued may still arrive, then the socket ends.
         while next_text(ws).await.is_some() {}
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        sim.closed_candles("BTCUSDT").len() > before,
-        "market kept running"
-    );
+    // Waits for the market's next close rather than sleeping a guessed time.
+    let kept_running = tokio::time::timeout(Duration::from_secs(10), async {
+        while sim.closed_candles("BTCUSDT").len() <= before {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    })
+    .await;
+    assert!(kept_running.is_ok(), "market kept running");
     let s = sim.stats();
     assert_eq!(s.connections_dropped, 2);
     assert_eq!(s.connections_open, 0);
@@ -683,7 +687,9 @@ async fn bybit_subscribe_frames_and_rest_newest_first() {
     sim.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Paused time: the market clock and its driver run on tokio's clock, so the sleep below lets
+// exactly 200 ms of market time pass (ten 20 ms candles), however loaded the machine is.
+#[tokio::test(start_paused = true)]
 async fn replay_serves_the_list_and_stops_at_its_end() {
     let list: Vec<Candle> = (0..8)
         .map(|i| {
@@ -705,6 +711,7 @@ async fn replay_serves_the_list_and_stops_at_its_end() {
     };
     let sim = start(c).await;
     assert_eq!(sim.closed_candles("BTCUSDT").len(), 5);
+    // Long enough for the 3 remaining candles and 7 more that must not come.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let truth = sim.closed_candles("BTCUSDT");
     assert_eq!(truth.len(), 8, "stops at the end of the list");

@@ -600,9 +600,9 @@ mod tests {
 
     #[test]
     fn missing_selection_is_named_then_a_backtest_runs() {
-        let dir = std::env::temp_dir().join(format!("manus-lab-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut l = lab(&dir);
+        let tmp = tempfile::tempdir().unwrap(); // removed on drop, also when the test fails
+        let dir = tmp.path();
+        let mut l = lab(dir);
         let text = drive(&mut l, "5\n6\n0\n");
         assert!(text.contains("Cannot run a backtest: missing asset (menu 1), timeframe (menu 3), strategy (menu 2)."), "{text}");
         assert!(
@@ -630,6 +630,5 @@ mod tests {
         let saved = Settings::load(&dir.join("lab.toml")).unwrap();
         assert_eq!(saved.symbols, vec!["ETHUSDT".to_string()]);
         assert_eq!(saved.strategies[0].params["fast"].as_integer(), Some(5));
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -77,6 +77,10 @@ pub struct Args {
     /// over without a gap (default 03:00:30, a quiet minute away from candle closes).
     #[arg(long, value_name = "HH:MM[:SS]", value_parser = parse_time_of_day)]
     pub reconnect_at: Option<Duration>,
+    /// Reconnect delays after a drop: the first delay's ceiling and the cap, doubling in
+    /// between with full jitter (default 500ms..30s). Units: ms, s, m.
+    #[arg(long, value_name = "FIRST..CAP", value_parser = parse_backoff)]
+    pub reconnect_backoff: Option<(Duration, Duration)>,
     #[command(flatten)]
     pub web: WebArgs,
 }
@@ -97,6 +101,35 @@ fn parse_time_of_day(s: &str) -> Result<Duration, String> {
         return Err(bad());
     }
     Ok(Duration::from_secs(h * 3600 + m * 60 + sec))
+}
+
+/// Parses a duration such as `250ms`, `2s` or `1m`.
+fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().ok()?;
+    match unit {
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" => Some(Duration::from_secs(n.checked_mul(60)?)),
+        _ => None,
+    }
+}
+
+/// Parses `FIRST..CAP`, e.g. `500ms..30s`: both positive, the cap not below the first.
+fn parse_backoff(s: &str) -> Result<(Duration, Duration), String> {
+    let bad = || format!("'{s}': expected FIRST..CAP with units ms, s or m, e.g. 500ms..30s");
+    let (a, b) = s.split_once("..").ok_or_else(bad)?;
+    let (first, cap) = (
+        parse_duration(a).ok_or_else(bad)?,
+        parse_duration(b).ok_or_else(bad)?,
+    );
+    if first.is_zero() || cap < first {
+        return Err(format!(
+            "'{s}': the first delay must be positive and the cap at least the first"
+        ));
+    }
+    Ok((first, cap))
 }
 
 /// `--web ADDR [--web-token T]`: serve the web dashboard from this run.
@@ -296,6 +329,10 @@ impl Args {
         feed.bootstrap = self.bootstrap;
         if let Some(at) = self.reconnect_at {
             feed.rotate_at = Some(at);
+        }
+        if let Some((first, cap)) = self.reconnect_backoff {
+            feed.backoff_initial = first;
+            feed.backoff_max = cap;
         }
         let title = format!(
             "{} · {} · {}",
@@ -577,6 +614,23 @@ mod tests {
                 (Err(e), Err(want)) => assert!(e.contains(want), "{}: {e}", c.input),
                 (got, want) => panic!("{}: {got:?}, expected {want:?}", c.input),
             }
+        }
+    }
+
+    #[test]
+    fn reconnect_backoff_parses_and_rejects_clearly() {
+        let ms = Duration::from_millis;
+        assert_eq!(parse_backoff("20ms..200ms"), Ok((ms(20), ms(200))));
+        assert_eq!(parse_backoff("1s..2m"), Ok((ms(1_000), ms(120_000))));
+        for bad in [
+            "", "20ms", "20..200", "20ms..", "x..1s", "1h..2h", "-1s..2s",
+        ] {
+            let e = parse_backoff(bad).unwrap_err();
+            assert!(e.contains("FIRST..CAP"), "{bad}: {e}");
+        }
+        for bad in ["0ms..1s", "2s..1s"] {
+            let e = parse_backoff(bad).unwrap_err();
+            assert!(e.contains("at least the first"), "{bad}: {e}");
         }
     }
 }

@@ -280,6 +280,9 @@ impl Pipeline {
     /// Handles one feed event; returns the record of a live or backfilled closed candle (the
     /// stream's `last_record`, rebuilt in place: no allocation per candle).
     pub fn on_event(&mut self, ev: FeedEvent) -> Option<&SignalRecord> {
+        if let Some((level, text)) = describe(&ev) {
+            event(level, text);
+        }
         match ev {
             FeedEvent::Update {
                 key,
@@ -309,27 +312,18 @@ impl Pipeline {
                 self.on_closed(i, &candle, origin, arrival.received_at)
             }
             FeedEvent::Connected { url } => {
-                event(Level::Info, format!("connected to {url}"));
                 self.conn = ConnState::Connected(url);
                 None
             }
             FeedEvent::Disconnected { reason } => {
-                event(Level::Warn, format!("disconnected: {reason}"));
                 self.conn = ConnState::Disconnected(reason.to_string());
                 None
             }
             FeedEvent::Reconnecting { in_ms, attempt } => {
-                event(
-                    Level::Info,
-                    format!("reconnecting in {in_ms} ms (attempt {attempt})"),
-                );
                 self.conn = ConnState::Reconnecting { attempt, in_ms };
                 None
             }
-            FeedEvent::Backfilled { key, count } => {
-                event(Level::Info, format!("{key}: backfilled {count} candles"));
-                None
-            }
+            FeedEvent::Backfilled { .. } => None,
             FeedEvent::Stale { key, stale } => {
                 let i = self.known(&key)?;
                 let st = &mut self.streams[i];
@@ -344,21 +338,11 @@ impl Pipeline {
                 }
                 None
             }
-            FeedEvent::Correction { key, kept, ignored } => {
+            FeedEvent::Correction { .. } => {
                 self.totals.corrections += 1;
-                event(
-                    Level::Warn,
-                    format!(
-                        "{key}: exchange re-sent candle {} with close {} (kept {})",
-                        kept.open_time, ignored.close, kept.close
-                    ),
-                );
                 None
             }
-            FeedEvent::Warning(w) => {
-                event(Level::Warn, w.to_string());
-                None
-            }
+            FeedEvent::Warning(_) => None,
         }
     }
 
@@ -574,6 +558,44 @@ impl Pipeline {
 const MAX_CLOCK_LEAD_MS: i64 = 60_000;
 
 /// Feed messages go to tracing: stderr when headless, the dashboard's message panel otherwise.
+/// The one log line for a feed event that is reported as it comes (connection changes,
+/// backfills, corrections, warnings); `None` for candles and for staleness, which is reported
+/// on a change of state only. The feed itself logs these at debug level, so each appears once.
+pub(crate) fn describe(ev: &FeedEvent) -> Option<(Level, String)> {
+    Some(match ev {
+        FeedEvent::Connected { url } => (Level::Info, format!("connected to {url}")),
+        FeedEvent::Disconnected { reason } => (Level::Warn, format!("disconnected: {reason}")),
+        FeedEvent::Reconnecting { in_ms, attempt } => (
+            Level::Info,
+            format!("reconnecting in {in_ms} ms (attempt {attempt})"),
+        ),
+        FeedEvent::Backfilled { key, count } => (
+            Level::Info,
+            format!("{key}: backfilled {}", plural(*count, "candle")),
+        ),
+        FeedEvent::Correction { key, kept, ignored } => (
+            Level::Warn,
+            format!(
+                "{key}: exchange re-sent candle {} with close {} (kept {})",
+                kept.open_time, ignored.close, kept.close
+            ),
+        ),
+        FeedEvent::Warning(w) => (Level::Warn, w.to_string()),
+        FeedEvent::Update { .. } | FeedEvent::Closed { .. } | FeedEvent::Stale { .. } => {
+            return None;
+        }
+    })
+}
+
+/// `1 candle`, `2 candles`.
+pub(crate) fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 fn event(level: Level, text: String) {
     match level {
         Level::Info => tracing::info!("{text}"),

@@ -360,3 +360,79 @@ fn a_full_disk_names_the_file() {
     assert_eq!(e.kind(), io::ErrorKind::StorageFull);
     assert!(e.to_string().starts_with("/dev/full: "), "{e}");
 }
+
+#[test]
+fn feed_events_read_as_one_plain_line_each() {
+    use super::pipeline::{Level, describe, plural};
+    let k = key("SOLUSDT", Interval::M1);
+    struct Case {
+        ev: FeedEvent,
+        want: Option<(Level, &'static str)>,
+    }
+    let cases = [
+        Case {
+            ev: FeedEvent::Backfilled {
+                key: k.clone(),
+                count: 1,
+            },
+            want: Some((Level::Info, "SOLUSDT 1m: backfilled 1 candle")),
+        },
+        Case {
+            ev: FeedEvent::Backfilled {
+                key: k.clone(),
+                count: 12,
+            },
+            want: Some((Level::Info, "SOLUSDT 1m: backfilled 12 candles")),
+        },
+        Case {
+            ev: FeedEvent::Disconnected {
+                reason: manus_exchange::feed::CloseReason::Read("connection reset".into()),
+            },
+            want: Some((Level::Warn, "disconnected: read: connection reset")),
+        },
+        Case {
+            ev: FeedEvent::Reconnecting {
+                in_ms: 250,
+                attempt: 2,
+            },
+            want: Some((Level::Info, "reconnecting in 250 ms (attempt 2)")),
+        },
+        Case {
+            ev: FeedEvent::Stale {
+                key: k.clone(),
+                stale: true,
+            },
+            want: None,
+        },
+    ];
+    for c in cases {
+        let got = describe(&c.ev);
+        let want = c.want.map(|(l, t)| (l, t.to_string()));
+        assert_eq!(got, want, "{:?}", c.ev);
+    }
+    assert_eq!(plural(0, "candle"), "0 candles");
+    assert_eq!(plural(1, "candle"), "1 candle");
+}
+
+#[test]
+fn a_backfill_is_logged_once() {
+    let log = Shared::default();
+    let writer = log.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let k = key("SOLUSDT", Interval::M1);
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    tracing::subscriber::with_default(sub, || {
+        p.on_event(FeedEvent::Backfilled {
+            key: k.clone(),
+            count: 1,
+        });
+    });
+    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.matches("backfilled").count(), 1, "{text}");
+    assert!(text.contains("SOLUSDT 1m: backfilled 1 candle\n"), "{text}");
+}

@@ -372,23 +372,12 @@ fn to_json<T: Serialize + ?Sized>(v: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use manus_core::testing::candle;
 
     fn key() -> StreamKey {
         StreamKey {
             symbol: "BTCUSDT".into(),
             interval: Interval::M1,
-        }
-    }
-
-    fn candle(i: i64, close: f64) -> Candle {
-        Candle {
-            open_time: i * 60_000,
-            close_time: i * 60_000 + 59_999,
-            open: close - 1.0,
-            high: close + 1.0,
-            low: close - 2.0,
-            close,
-            volume: 1.0,
         }
     }
 

@@ -100,7 +100,7 @@ impl Fvgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smc::test_bars::bars;
+    use crate::testing::bars;
 
     #[derive(Debug, PartialEq)]
     enum Ev {

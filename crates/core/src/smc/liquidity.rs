@@ -229,7 +229,7 @@ fn add(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smc::test_bars::bars;
+    use crate::testing::bars;
 
     /// `(candle, side, level, touches)` of every sweep; `(candle, Conflict)` as side `None`.
     type Seen = (usize, Option<Side>, f64, u32);

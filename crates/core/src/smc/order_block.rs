@@ -115,7 +115,7 @@ impl OrderBlocks {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smc::test_bars::bars;
+    use crate::testing::bars;
 
     #[derive(Debug, PartialEq)]
     enum Ev {

@@ -164,7 +164,7 @@ impl Structure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smc::test_bars::bars;
+    use crate::testing::bars;
 
     /// `(candle index, side, kind, level)` of every break.
     fn breaks(length: usize, ohlc: &[(f64, f64, f64, f64)]) -> Vec<(u64, Side, BreakKind, f64)> {

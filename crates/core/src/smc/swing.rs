@@ -105,7 +105,7 @@ impl Swings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smc::test_bars::hl;
+    use crate::testing::hl;
 
     /// `(confirmed on candle, is_high, swing index, price)`.
     type Seen = (u64, bool, u64, f64);

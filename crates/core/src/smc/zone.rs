@@ -169,7 +169,7 @@ fn scan(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smc::test_bars::bars;
+    use crate::testing::bars;
 
     #[derive(Debug, Clone, Copy, PartialEq)]
     enum Ev {

@@ -519,8 +519,8 @@ impl Strategy for SmcLiquiditySweep {
 mod tests {
     use super::*;
     use crate::model::Action;
-    use crate::smc::test_bars::bars;
     use crate::strategy::build;
+    use crate::testing::bars;
     use serde_json::{Map, Value};
 
     type Ohlc = (f64, f64, f64, f64);

@@ -2,6 +2,9 @@
 //! driver task subscribes first (buffering), bootstraps history over REST, and merges the two
 //! through a per-stream [`Sequencer`], filling every gap (reconnects, lost frames, channel
 //! overflow) over REST so the closed candles it yields are gapless and duplicate-free.
+//!
+//! What the consumer receives as a [`FeedEvent`] (disconnects, backfills, staleness, corrections,
+//! warnings) is logged here at debug level only: the consumer reports it, once.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -362,12 +365,12 @@ impl Driver {
             ConnEvent::Connected { id } => self.on_connected(id).await,
             ConnEvent::Closed { id, reason } => self.on_closed_conn(id, reason).await,
             ConnEvent::Lost { id } => {
-                warn!(id, "klines lost to a full internal channel; backfilling");
+                debug!(id, "klines lost to a full internal channel; backfilling");
                 self.emit(FeedEvent::Warning(FeedWarning::Overflow)).await?;
                 self.fill_all().await
             }
             ConnEvent::ExchangeMessage { id, msg } => {
-                warn!(id, %msg, "exchange error on the socket");
+                debug!(id, %msg, "exchange error on the socket");
                 self.emit(FeedEvent::Warning(FeedWarning::ExchangeMessage(msg)))
                     .await
             }
@@ -420,7 +423,7 @@ impl Driver {
         {
             self.backoff.reset();
         }
-        warn!(id, %reason, "disconnected");
+        debug!(id, %reason, "disconnected");
         self.emit(FeedEvent::Disconnected { reason }).await?;
         self.rotate_due = None;
         if let Some(p) = self.pending.take() {
@@ -465,7 +468,7 @@ impl Driver {
                 s.stale = true;
                 s.key.clone()
             };
-            warn!(stream = %key, "stale: no closed candle for two and a half periods");
+            debug!(stream = %key, "stale: no closed candle for two and a half periods");
             self.emit(FeedEvent::Stale { key, stale: true }).await?;
         }
         Ok(())
@@ -549,7 +552,7 @@ impl Driver {
             }
             Verdict::Correction(kept) => {
                 let key = self.key(i);
-                warn!(stream = %key, open_time = c.open_time, "exchange re-sent a final candle with different values; the first stands");
+                debug!(stream = %key, open_time = c.open_time, "exchange re-sent a final candle with different values; the first stands");
                 self.emit(FeedEvent::Correction {
                     key,
                     kept,
@@ -564,7 +567,7 @@ impl Driver {
                 if let Verdict::Gap { from } = self.classify(i, &c) {
                     let key = self.key(i);
                     let missing = key.interval.bars_between(from, c.open_time);
-                    warn!(stream = %key, missing, "gap the exchange could not fill");
+                    debug!(stream = %key, missing, "gap the exchange could not fill");
                     self.emit(FeedEvent::Warning(FeedWarning::Unfillable {
                         key: key.clone(),
                         missing: missing as u64,
@@ -613,7 +616,7 @@ impl Driver {
         })
         .await?;
         if was_stale {
-            info!(stream = %key, "fresh again");
+            debug!(stream = %key, "fresh again");
             self.emit(FeedEvent::Stale { key, stale: false }).await?;
         }
         Ok(())
@@ -639,7 +642,7 @@ impl Driver {
         {
             Ok(rows) => rows,
             Err(e) => {
-                warn!(stream = %key, error = %e, "backfill failed");
+                debug!(stream = %key, error = %e, "backfill failed");
                 return self
                     .emit(FeedEvent::Warning(FeedWarning::BackfillFailed {
                         key,
@@ -669,7 +672,7 @@ impl Driver {
                 .counters
                 .backfilled
                 .fetch_add(count as u64, std::sync::atomic::Ordering::Relaxed);
-            info!(stream = %key, count, "backfilled");
+            debug!(stream = %key, count, "backfilled");
             self.emit(FeedEvent::Backfilled { key, count }).await?;
         }
         Ok(())

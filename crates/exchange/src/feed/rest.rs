@@ -36,6 +36,7 @@ pub struct RestClient {
 impl RestClient {
     /// A client for `kind` at `base` (scheme, host, port; paths are appended).
     pub fn new(kind: ExchangeKind, base: &str) -> Result<Self, FeedError> {
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
