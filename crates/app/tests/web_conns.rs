@@ -30,6 +30,8 @@ async fn server(limits: ConnLimits) -> (WebServer, LiveHub) {
 }
 
 fn client() -> reqwest::Client {
+    // reqwest is built without a default TLS provider: install the workspace's one.
+    manus_exchange::tls::install_crypto_provider();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()

@@ -44,6 +44,7 @@ async fn a_descriptor_flood_does_not_lock_out_a_token_holder() {
     )
     .await
     .unwrap();
+    manus_exchange::tls::install_crypto_provider();
     let c = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
