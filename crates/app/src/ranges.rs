@@ -138,6 +138,12 @@ pub const QUEUE_CAPACITY: Range = Range::new("[alerts.delivery] queue_capacity",
 pub const POLL_INTERVAL_MS: Range =
     Range::new("[alerts.delivery] poll_interval_ms", 10.0, 3_600_000.0);
 
+/// How many periods after its candle closed an alert may still be sent.
+pub const MAX_ALERT_AGE_CANDLES: Range =
+    Range::new("[alerts.delivery] max_alert_age_candles", 1.0, 1_000_000.0);
+/// Missed candles a restarted run fetches per stream.
+pub const RESUME_MAX: Range = Range::new("--resume-max", 0.0, 100_000.0);
+
 /// Every range, for the documentation table and its test.
 pub const ALL: &[Range] = &[
     THRESHOLD,
@@ -162,6 +168,8 @@ pub const ALL: &[Range] = &[
     TIMEOUT_MS,
     QUEUE_CAPACITY,
     POLL_INTERVAL_MS,
+    MAX_ALERT_AGE_CANDLES,
+    RESUME_MAX,
 ];
 
 #[cfg(test)]

@@ -185,6 +185,19 @@ pub struct NewAlert {
     pub notifier: String,
     /// The text to send.
     pub message: String,
+    /// Why it is recorded but not sent (e.g. its candle closed long ago, found on resume).
+    pub skipped: Option<String>,
+}
+
+impl NewAlert {
+    /// The status it is stored with: pending, or skipped when it must not be sent.
+    pub fn status(&self) -> AlertStatus {
+        if self.skipped.is_some() {
+            AlertStatus::Skipped
+        } else {
+            AlertStatus::Pending
+        }
+    }
 }
 
 /// Delivery state of an outbox row.
@@ -197,6 +210,8 @@ pub enum AlertStatus {
     Delivered,
     /// Given up on.
     Failed,
+    /// Recorded, never sent: the candle had closed too long before (a restart's resume).
+    Skipped,
 }
 
 impl AlertStatus {
@@ -206,6 +221,7 @@ impl AlertStatus {
             AlertStatus::Pending => "pending",
             AlertStatus::Delivered => "delivered",
             AlertStatus::Failed => "failed",
+            AlertStatus::Skipped => "skipped",
         }
     }
 
@@ -215,6 +231,7 @@ impl AlertStatus {
             "pending" => Ok(AlertStatus::Pending),
             "delivered" => Ok(AlertStatus::Delivered),
             "failed" => Ok(AlertStatus::Failed),
+            "skipped" => Ok(AlertStatus::Skipped),
             other => Err(StoreError::Invalid(format!(
                 "unknown alert status '{other}'"
             ))),
@@ -499,6 +516,15 @@ pub trait Store: Send {
             .last_signal(exchange, symbol, interval)?
             .map(|r| r.open_time))
     }
+
+    /// Open times of every stored record of one series, oldest first (`exchange` `None`: any
+    /// exchange), for `history --gaps`.
+    fn signal_open_times(
+        &mut self,
+        exchange: Option<&str>,
+        symbol: &str,
+        interval: Interval,
+    ) -> Result<Vec<i64>>;
 
     /// Stores a backtest run; returns its id.
     fn insert_backtest_run(&mut self, run: &NewBacktestRun) -> Result<i64>;

@@ -165,6 +165,7 @@ fn queue_one(store: &SharedStore, notifier: &str) {
         rule: "r".into(),
         notifier: notifier.into(),
         message: "BUY BTCUSDT".into(),
+        skipped: None,
     };
     assert!(
         s.insert_signal("binance", &record(1, Action::Buy, 1.0), &[a])

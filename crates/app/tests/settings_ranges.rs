@@ -149,6 +149,16 @@ fn cases() -> Vec<Case> {
             &["0", "1000000000000000"],
         ),
         delivery(ranges::POLL_INTERVAL_MS, "poll_interval_ms = {}", &["9"]),
+        delivery(
+            ranges::MAX_ALERT_AGE_CANDLES,
+            "max_alert_age_candles = {}",
+            &["0"],
+        ),
+        c(
+            ranges::RESUME_MAX,
+            &["{live}", "--resume-max", "{}"],
+            &["100001"],
+        ),
     ]
 }
 

@@ -110,6 +110,7 @@ fn alert(rule: &str, notifier: &str) -> NewAlert {
         rule: rule.into(),
         notifier: notifier.into(),
         message: format!("{rule} via {notifier}"),
+        skipped: None,
     }
 }
 

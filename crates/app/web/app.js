@@ -310,10 +310,11 @@
       tb.textContent = '';
       for (const r of res.items) {
         const tr = document.createElement('tr');
-        cell(tr, fmtTime(r.open_time)); cell(tr, r.exchange || ''); cell(tr, r.symbol); cell(tr, r.interval);
+        // A candle filled in after a drop or a restart is marked, as in the live view.
+        cell(tr, fmtTime(r.open_time) + (r.backfilled ? ' (backfilled)' : '')); cell(tr, r.exchange || ''); cell(tr, r.symbol); cell(tr, r.interval);
         cell(tr, fmtNum(r.close)); cell(tr, r.confluence, r.confluence);
         cell(tr, (100 * r.confidence).toFixed(0) + '%'); cell(tr, (r.agreeing || []).join(', '));
-        tr.dataset.symbol = r.symbol; tr.dataset.decision = r.confluence; tr.dataset.openTime = String(r.open_time);
+        tr.dataset.symbol = r.symbol; tr.dataset.decision = r.confluence; tr.dataset.openTime = String(r.open_time); tr.dataset.backfilled = r.backfilled ? 'true' : 'false';
         tb.appendChild(tr);
       }
       const from = res.items.length ? res.offset + 1 : 0;

@@ -8,8 +8,8 @@ pub mod bybit;
 pub mod feed;
 pub mod okx;
 pub mod sim;
-pub mod venue;
 pub mod tls;
+pub mod venue;
 
 pub use feed::{
     ExchangeKind, Feed, FeedConfig, FeedCounters, FeedError, FeedEvent, MarketFeed, Origin,

@@ -147,6 +147,9 @@ pub struct DeliveryConfig {
     pub queue_capacity: usize,
     /// How often the worker looks for due alerts when nothing wakes it, ms.
     pub poll_interval_ms: u64,
+    /// Alerts for candles that closed more than this many periods ago (found when a restarted
+    /// run resumes) are recorded as skipped, not sent.
+    pub max_alert_age_candles: u64,
 }
 
 impl Default for DeliveryConfig {
@@ -158,6 +161,7 @@ impl Default for DeliveryConfig {
             timeout_ms: 10_000,
             queue_capacity: 1_024,
             poll_interval_ms: 1_000,
+            max_alert_age_candles: crate::alerts::rules::DEFAULT_MAX_ALERT_AGE_CANDLES,
         }
     }
 }
@@ -174,6 +178,9 @@ impl DeliveryConfig {
         r::QUEUE_CAPACITY.usize(self.queue_capacity).map_err(err)?;
         r::POLL_INTERVAL_MS
             .u64(self.poll_interval_ms)
+            .map_err(err)?;
+        r::MAX_ALERT_AGE_CANDLES
+            .u64(self.max_alert_age_candles)
             .map_err(err)?;
         Ok(())
     }
@@ -359,7 +366,7 @@ impl AlertsConfig {
                 notifiers,
             });
         }
-        Ok(AlertRules::new(rules))
+        Ok(AlertRules::new(rules).with_max_age_candles(self.delivery.max_alert_age_candles))
     }
 }
 

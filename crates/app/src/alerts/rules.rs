@@ -41,11 +41,24 @@ impl AlertRule {
 }
 
 /// The rules and, per rule and series, the decision last alerted.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AlertRules {
     rules: Vec<AlertRule>,
     /// (rule index, exchange, symbol, interval) → decision alerted and still in force.
     alerted: HashMap<(usize, String, String, Interval), Action>,
+    /// Alerts for candles that closed more than this many periods ago are recorded as
+    /// skipped, not sent.
+    max_age_candles: u64,
+}
+
+/// Default [`AlertRules::max_age_candles`]: a restart after a long outage must not flood a
+/// chat with stale calls; the current and the previous candle still alert.
+pub const DEFAULT_MAX_ALERT_AGE_CANDLES: u64 = 2;
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        AlertRules::new(Vec::new())
+    }
 }
 
 impl AlertRules {
@@ -54,7 +67,29 @@ impl AlertRules {
         AlertRules {
             rules,
             alerted: HashMap::new(),
+            max_age_candles: DEFAULT_MAX_ALERT_AGE_CANDLES,
         }
+    }
+
+    /// Sets how many periods after its candle closed an alert may still be sent.
+    pub fn with_max_age_candles(mut self, n: u64) -> Self {
+        self.max_age_candles = n;
+        self
+    }
+
+    /// Why an alert for `record` must not be sent at `now_ms` (its candle closed too long
+    /// ago), or `None`.
+    pub fn staleness(&self, record: &SignalRecord, now_ms: i64) -> Option<String> {
+        let closed = record.interval.close_time(record.open_time) + 1;
+        let period = record.interval.duration_ms();
+        let age = now_ms - closed;
+        (age > self.max_age_candles as i64 * period).then(|| {
+            format!(
+                "not sent: its candle closed {} s ago, more than {} periods",
+                age / 1000,
+                self.max_age_candles
+            )
+        })
     }
 
     /// The rules.
@@ -105,6 +140,7 @@ impl AlertRules {
                 rule: rule.name.clone(),
                 notifier: n.clone(),
                 message: message.clone(),
+                skipped: None,
             }));
         }
         out

@@ -42,6 +42,45 @@ pub struct Args {
     /// Database: a SQLite file or a postgres:// URL (default: the platform data directory).
     #[arg(long, env = "MANUS_DB")]
     pub db: Option<String>,
+    /// List the holes in the stored history instead (from, to, candles missing), e.g. an
+    /// outage longer than `live --resume-max`; says so when there are none.
+    #[arg(long)]
+    pub gaps: bool,
+}
+
+/// A hole in a stored series: candles from `from` to `to` (open times, ms) are missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gap {
+    /// Open time of the first missing candle.
+    pub from: i64,
+    /// Open time of the last missing candle.
+    pub to: i64,
+    /// How many candles are missing.
+    pub missing: u64,
+}
+
+/// The holes between consecutive stored open times (ascending), stepping the interval's own
+/// grid (calendar months included).
+pub fn gaps(open_times: &[i64], interval: manus_core::Interval) -> Vec<Gap> {
+    let mut out = Vec::new();
+    for w in open_times.windows(2) {
+        let expected = interval.close_time(w[0]) + 1;
+        if w[1] <= expected {
+            continue;
+        }
+        let (mut t, mut last, mut missing) = (expected, expected, 0u64);
+        while t < w[1] {
+            last = t;
+            missing += 1;
+            t = interval.close_time(t) + 1;
+        }
+        out.push(Gap {
+            from: expected,
+            to: last,
+            missing,
+        });
+    }
+    out
 }
 
 /// Output formats.
@@ -118,6 +157,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )));
     }
     let mut st = store::open(args.db.as_deref())?;
+    if args.gaps {
+        let times = st.signal_open_times(args.exchange.as_deref(), &symbol, interval)?;
+        let found = gaps(&times, interval);
+        let out = std::io::stdout();
+        let mut out = BufWriter::new(out.lock());
+        let what = format!("{symbol} {interval}");
+        let result = (|| -> std::io::Result<()> {
+            match (times.first(), times.last(), found.is_empty()) {
+                (None, _, _) => writeln!(out, "{what}: no stored records")?,
+                (Some(a), Some(b), true) => writeln!(
+                    out,
+                    "{what}: no gaps in {} stored records from {} to {}",
+                    times.len(),
+                    format_ms(*a),
+                    format_ms(*b)
+                )?,
+                _ => {
+                    writeln!(out, "from,to,missing")?;
+                    for g in &found {
+                        writeln!(
+                            out,
+                            "{},{},{}",
+                            format_ms(g.from),
+                            format_ms(g.to),
+                            g.missing
+                        )?;
+                    }
+                }
+            }
+            out.flush()
+        })();
+        return ignore_broken_pipe(result);
+    }
 
     // Without --since the newest rows are the interesting ones; print them oldest first.
     let order = if since.is_some() {
@@ -228,6 +300,61 @@ fn csv_field(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use manus_core::Interval;
+
+    #[test]
+    fn gaps_are_the_missing_candles_between_stored_ones() {
+        use super::{Gap, gaps};
+        const M: i64 = 60_000;
+        struct Case {
+            times: Vec<i64>,
+            expected: Vec<Gap>,
+        }
+        let cases = [
+            Case {
+                times: vec![0, M, 2 * M, 3 * M],
+                expected: vec![],
+            },
+            Case {
+                times: vec![0, M, 5 * M, 6 * M, 8 * M],
+                expected: vec![
+                    Gap {
+                        from: 2 * M,
+                        to: 4 * M,
+                        missing: 3,
+                    },
+                    Gap {
+                        from: 7 * M,
+                        to: 7 * M,
+                        missing: 1,
+                    },
+                ],
+            },
+            Case {
+                times: vec![],
+                expected: vec![],
+            },
+        ];
+        for c in cases {
+            assert_eq!(gaps(&c.times, Interval::M1), c.expected, "{:?}", c.times);
+        }
+        // Months step the calendar: Jan and Apr 2024 stored, Feb and Mar missing.
+        let (jan, feb, mar, apr) = (
+            1_704_067_200_000,
+            1_706_745_600_000,
+            1_709_251_200_000,
+            1_711_929_600_000,
+        );
+        assert_eq!(
+            gaps(&[jan, apr], Interval::Mo1),
+            vec![Gap {
+                from: feb,
+                to: mar,
+                missing: 2
+            }]
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -54,6 +54,11 @@ pub struct Args {
     /// Closed candles fetched per stream to warm the strategies up.
     #[arg(long, default_value_t = 500)]
     pub bootstrap: usize,
+    /// With --db: on start each stream resumes from its newest stored record, fetching and
+    /// storing (as backfilled) what closed while the program was down; at most this many
+    /// candles per stream, beyond which the oldest stay a gap (listed by `history --gaps`).
+    #[arg(long, default_value_t = 1000)]
+    pub resume_max: usize,
     /// Closed candles kept per stream in the rolling window.
     #[arg(long, default_value_t = 1000)]
     pub window: usize,
@@ -307,6 +312,7 @@ impl Args {
         }
         ranges::WINDOW.usize(self.window)?;
         ranges::BOOTSTRAP.usize(self.bootstrap)?;
+        ranges::RESUME_MAX.usize(self.resume_max)?;
         if let Some(n) = self.max_candles {
             ranges::MAX_CANDLES.u64(n)?;
         }
@@ -327,6 +333,7 @@ impl Args {
             feed.rest_url = parse_base_url("--rest-url", u, &["http", "https"])?;
         }
         feed.bootstrap = self.bootstrap;
+        feed.resume_max = self.resume_max;
         if let Some(at) = self.reconnect_at {
             feed.rotate_at = Some(at);
         }
@@ -423,7 +430,7 @@ where
 
 /// Connects the feed and runs the pipeline (dashboard or headless) until it stops.
 pub async fn execute(
-    plan: Plan,
+    mut plan: Plan,
     messages: Option<MessageLog>,
     side: &tokio::runtime::Handle,
     shutdown: &mut Shutdown,
@@ -443,6 +450,7 @@ pub async fn execute(
             t.start()?
         };
         shared_store = Some(hook.store());
+        plan.feed.resume_after = resume_points(&hook.store(), &t.exchange, &plan.feed.streams)?;
         sink.attach_store(hook);
     }
     let streams = plan.feed.streams.clone();
@@ -533,6 +541,35 @@ pub async fn execute(
         Stop::FeedEnded => anyhow::bail!("the feed stopped unexpectedly"),
         Stop::Shutdown | Stop::MaxCandles | Stop::OutputClosed => Ok(()),
     }
+}
+
+/// Where each stream resumes: the open time of its newest stored record (streams never stored
+/// start fresh). Read on a plain thread: the Postgres client blocks and must not run on a
+/// runtime thread.
+fn resume_points(
+    store: &crate::store::SharedStore,
+    exchange: &str,
+    streams: &[StreamKey],
+) -> anyhow::Result<std::collections::HashMap<StreamKey, i64>> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut st = store.lock().unwrap_or_else(|p| p.into_inner());
+            let mut out = std::collections::HashMap::new();
+            for k in streams {
+                if let Some(t) = st.last_signal_open_time(exchange, &k.symbol, k.interval)? {
+                    tracing::info!(
+                        "{k}: resuming after the stored candle of {}",
+                        crate::store::format_ms(t)
+                    );
+                    out.insert(k.clone(), t);
+                }
+            }
+            anyhow::Ok(out)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading resume points panicked"))?
+    })
+    .context("reading where each stream resumes")
 }
 
 /// Unknown symbols and invalid requests are the user's input (exit 2); the rest exit 1.

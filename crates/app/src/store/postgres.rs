@@ -24,8 +24,31 @@ const MIGRATION_LOCK: i64 = 0x6d61_6e75_735f_6462;
 
 /// A connection to a PostgreSQL database.
 pub struct PostgresStore {
-    client: Client,
+    /// Always `Some` until dropped (see the `Drop` impl).
+    client: Option<Client>,
     location: String,
+}
+
+impl Drop for PostgresStore {
+    /// The client's own drop blocks on a runtime of its own, which panics on a tokio thread
+    /// (the last handle of a live run's store can go there): close it on a plain thread then.
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
+impl PostgresStore {
+    fn client_mut(&mut self) -> &mut Client {
+        // Taken only by `drop`.
+        self.client
+            .as_mut()
+            .expect("the client lives until the store is dropped")
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -40,7 +63,7 @@ impl PostgresStore {
     pub fn open(url: &str) -> Result<Self> {
         let client = Client::connect(url, NoTls)?;
         let mut s = PostgresStore {
-            client,
+            client: Some(client),
             location: redact(url),
         };
         s.migrate()?;
@@ -68,7 +91,7 @@ impl PostgresStore {
         tx.commit()?;
         client.batch_execute(&format!("SET search_path TO {schema}"))?;
         let mut s = PostgresStore {
-            client,
+            client: Some(client),
             location: format!("{} (schema {schema})", redact(url)),
         };
         s.migrate()?;
@@ -83,13 +106,13 @@ impl PostgresStore {
         {
             return Err(StoreError::Invalid(format!("bad schema name '{schema}'")));
         }
-        self.client
+        self.client_mut()
             .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
         Ok(())
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let mut tx = self.client.transaction()?;
+        let mut tx = self.client_mut().transaction()?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])?;
         tx.batch_execute(
             "CREATE TABLE IF NOT EXISTS schema_version (
@@ -162,7 +185,7 @@ impl Store for PostgresStore {
 
     fn schema_version(&mut self) -> Result<i64> {
         Ok(self
-            .client
+            .client_mut()
             .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])?
             .get(0))
     }
@@ -174,7 +197,7 @@ impl Store for PostgresStore {
         interval: Interval,
         candles: &[Candle],
     ) -> Result<usize> {
-        let mut tx = self.client.transaction()?;
+        let mut tx = self.client_mut().transaction()?;
         let st = tx.prepare(
             "INSERT INTO candles
                (exchange, symbol, interval, open_time, close_time, open, high, low, close, volume)
@@ -213,7 +236,7 @@ impl Store for PostgresStore {
         from: i64,
         to: i64,
     ) -> Result<Vec<Candle>> {
-        let rows = self.client.query(
+        let rows = self.client_mut().query(
             "SELECT open_time, close_time, open, high, low, close, volume FROM candles
              WHERE exchange = $1 AND symbol = $2 AND interval = $3
                AND open_time >= $4 AND open_time < $5
@@ -243,7 +266,7 @@ impl Store for PostgresStore {
         let json = serde_json::to_string(record)?;
         let now = now_ms();
         let iv = record.interval.as_str();
-        let mut tx = self.client.transaction()?;
+        let mut tx = self.client_mut().transaction()?;
         let inserted = tx.execute(
             "INSERT INTO signals
                (exchange, symbol, interval, open_time, confluence, confidence, record, created_at)
@@ -267,8 +290,8 @@ impl Store for PostgresStore {
             let st = tx.prepare(
                 "INSERT INTO alert_outbox
                    (exchange, symbol, interval, open_time, rule, notifier, message,
-                    next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+                    next_attempt_at, created_at, status, last_error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)
                  ON CONFLICT DO NOTHING",
             )?;
             for a in outbox {
@@ -283,6 +306,8 @@ impl Store for PostgresStore {
                         &a.notifier,
                         &a.message,
                         &now,
+                        &a.status().as_str(),
+                        &a.skipped,
                     ],
                 )?;
             }
@@ -301,7 +326,7 @@ impl Store for PostgresStore {
         let interval = q.interval.map(|i| i.as_str());
         let decision = q.decision.map(|d| d.as_str());
         let offset = q.offset as i64;
-        let rows = self.client.query(
+        let rows = self.client_mut().query(
             &sql,
             &[
                 &q.exchange,
@@ -328,6 +353,25 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
+    fn signal_open_times(
+        &mut self,
+        exchange: Option<&str>,
+        symbol: &str,
+        interval: Interval,
+    ) -> Result<Vec<i64>> {
+        Ok(self
+            .client_mut()
+            .query(
+                "SELECT DISTINCT open_time FROM signals
+                 WHERE ($1::TEXT IS NULL OR exchange = $1) AND symbol = $2 AND interval = $3
+                 ORDER BY open_time",
+                &[&exchange, &symbol, &interval.as_str()],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+    }
+
     fn last_signal_open_time(
         &mut self,
         exchange: &str,
@@ -335,7 +379,7 @@ impl Store for PostgresStore {
         interval: Interval,
     ) -> Result<Option<i64>> {
         Ok(self
-            .client
+            .client_mut()
             .query_one(
                 "SELECT MAX(open_time) FROM signals
                  WHERE exchange = $1 AND symbol = $2 AND interval = $3",
@@ -345,7 +389,7 @@ impl Store for PostgresStore {
     }
 
     fn insert_backtest_run(&mut self, run: &NewBacktestRun) -> Result<i64> {
-        let row = self.client.query_one(
+        let row = self.client_mut().query_one(
             "INSERT INTO backtest_runs (created_at, params, metrics, equity, trades)
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
             &[
@@ -360,7 +404,7 @@ impl Store for PostgresStore {
     }
 
     fn read_backtest_runs(&mut self, limit: usize) -> Result<Rows<BacktestRun>> {
-        let rows = self.client.query(
+        let rows = self.client_mut().query(
             "SELECT id, created_at, params, metrics, equity, trades FROM backtest_runs
              ORDER BY id DESC LIMIT $1",
             &[&(limit as i64)],
@@ -384,7 +428,7 @@ impl Store for PostgresStore {
     }
 
     fn due_alerts(&mut self, now_ms: i64, limit: usize) -> Result<Vec<Alert>> {
-        let rows = self.client.query(
+        let rows = self.client_mut().query(
             &format!(
                 "UPDATE alert_outbox SET attempts = attempts + 1, next_attempt_at = $2
                  WHERE id IN (SELECT id FROM alert_outbox
@@ -404,7 +448,7 @@ impl Store for PostgresStore {
     }
 
     fn mark_delivered(&mut self, id: i64, now_ms: i64) -> Result<()> {
-        self.client.execute(
+        self.client_mut().execute(
             "UPDATE alert_outbox SET status = 'delivered', delivered_at = $2, last_error = NULL
              WHERE id = $1 AND status = 'pending'",
             &[&id, &now_ms],
@@ -413,7 +457,7 @@ impl Store for PostgresStore {
     }
 
     fn mark_retry(&mut self, id: i64, next_at_ms: i64, error: &str) -> Result<()> {
-        self.client.execute(
+        self.client_mut().execute(
             "UPDATE alert_outbox SET next_attempt_at = $2, last_error = $3
              WHERE id = $1 AND status = 'pending'",
             &[&id, &next_at_ms, &error],
@@ -422,7 +466,7 @@ impl Store for PostgresStore {
     }
 
     fn mark_failed(&mut self, id: i64, error: &str) -> Result<()> {
-        self.client.execute(
+        self.client_mut().execute(
             "UPDATE alert_outbox SET status = 'failed', last_error = $2
              WHERE id = $1 AND status = 'pending'",
             &[&id, &error],
@@ -432,7 +476,7 @@ impl Store for PostgresStore {
 
     fn alerts(&mut self, status: Option<AlertStatus>, limit: usize) -> Result<Vec<Alert>> {
         let st = status.map(|s| s.as_str());
-        let rows = self.client.query(
+        let rows = self.client_mut().query(
             &format!(
                 "SELECT {ALERT_COLS} FROM alert_outbox WHERE ($1::TEXT IS NULL OR status = $1)
                  ORDER BY id LIMIT $2"

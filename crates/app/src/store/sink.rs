@@ -433,7 +433,17 @@ impl Writer {
 
     fn write(&mut self, record: &SignalRecord) {
         self.seed(record);
-        let outbox = self.rules.evaluate(&self.exchange, record);
+        let mut outbox = self.rules.evaluate(&self.exchange, record);
+        // Evaluated (so "once per move" holds) but recorded as skipped when the candle closed
+        // long ago: a resume after an outage must not flood a chat with stale calls.
+        if !outbox.is_empty()
+            && let Some(why) = self.rules.staleness(record, crate::store::now_ms())
+        {
+            for a in &mut outbox {
+                a.skipped = Some(why.clone());
+            }
+        }
+        let queued = outbox.iter().filter(|a| a.skipped.is_none()).count();
         let mut delay = Duration::from_millis(50);
         let mut attempt = 1;
         loop {
@@ -444,10 +454,10 @@ impl Writer {
             match res {
                 Ok(true) => {
                     self.stats.written.fetch_add(1, Ordering::Relaxed);
-                    if !outbox.is_empty() {
+                    if queued > 0 {
                         self.stats
                             .alerts_queued
-                            .fetch_add(outbox.len() as u64, Ordering::Relaxed);
+                            .fetch_add(queued as u64, Ordering::Relaxed);
                         if let Some(w) = &self.wake {
                             w.notify_one();
                         }
@@ -601,6 +611,9 @@ mod tests {
         }
         fn alerts(&mut self, s: Option<AlertStatus>, limit: usize) -> Result<Vec<Alert>> {
             self.inner.alerts(s, limit)
+        }
+        fn signal_open_times(&mut self, e: Option<&str>, s: &str, i: Interval) -> Result<Vec<i64>> {
+            self.inner.signal_open_times(e, s, i)
         }
     }
 

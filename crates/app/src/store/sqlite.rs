@@ -319,8 +319,8 @@ impl Store for SqliteStore {
             let mut st = tx.prepare_cached(
                 "INSERT INTO alert_outbox
                    (exchange, symbol, interval, open_time, rule, notifier, message,
-                    next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                    next_attempt_at, created_at, status, last_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)
                  ON CONFLICT DO NOTHING",
             )?;
             for a in outbox {
@@ -332,7 +332,9 @@ impl Store for SqliteStore {
                     a.rule,
                     a.notifier,
                     a.message,
-                    now
+                    now,
+                    a.status().as_str(),
+                    a.skipped,
                 ])?;
             }
         }
@@ -376,6 +378,23 @@ impl Store for SqliteStore {
             out.push("signals", id, parsed);
         }
         Ok(out)
+    }
+
+    fn signal_open_times(
+        &mut self,
+        exchange: Option<&str>,
+        symbol: &str,
+        interval: Interval,
+    ) -> Result<Vec<i64>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT open_time FROM signals
+             WHERE (?1 IS NULL OR exchange = ?1) AND symbol = ?2 AND interval = ?3
+             ORDER BY open_time",
+        )?;
+        let rows = st.query_map(params![exchange, symbol, interval.as_str()], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     fn last_signal_open_time(

@@ -276,9 +276,8 @@ impl Driver {
         for i in 0..self.cfg.streams.len() {
             let key = self.lanes.lock().streams[i].key.clone();
             let resume = self.cfg.resume_after.get(&key).copied();
-            let plan = resume.map(|last| {
-                resume_plan(key.interval, last, now, self.cfg.resume_max as u64)
-            });
+            let plan =
+                resume.map(|last| resume_plan(key.interval, last, now, self.cfg.resume_max as u64));
             let missed = plan.map_or(0, |p| p.fetch);
             if let Some(p) = plan
                 && p.gap > 0
@@ -302,10 +301,15 @@ impl Driver {
                 Ok(rows) => {
                     info!(stream = %key, candles = rows.len(), resumed = missed, "bootstrapped");
                     // Candles after the consumer's newest are history it lacks: delivered as
-                    // backfill (records), the ones before as warm-up (no records).
-                    let newest_known = resume.unwrap_or(i64::MAX);
+                    // backfill (records), the ones before as warm-up (no records). Past the cap
+                    // the oldest missed ones are warm-up too: they stay a known gap.
+                    let backfill_from = match (resume, plan) {
+                        (Some(_), Some(p)) if p.gap > 0 => p.gap_to + 1,
+                        (Some(last), _) => last + 1,
+                        (None, _) => i64::MAX,
+                    };
                     for c in rows {
-                        let origin = if c.open_time > newest_known {
+                        let origin = if c.open_time >= backfill_from {
                             Origin::Backfill
                         } else {
                             Origin::Bootstrap
@@ -872,6 +876,10 @@ mod resume_tests {
         let jan = 1_704_067_200_000; // 2024-01-01
         let may_10 = 1_715_299_200_000; // 2024-05-10
         let p = resume_plan(Interval::Mo1, jan, may_10, 1000);
-        assert_eq!((p.missed, p.fetch), (3, 3), "Feb, Mar, Apr closed; May forms");
+        assert_eq!(
+            (p.missed, p.fetch),
+            (3, 3),
+            "Feb, Mar, Apr closed; May forms"
+        );
     }
 }
