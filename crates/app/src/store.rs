@@ -640,3 +640,32 @@ pub(crate) fn parse_record(json: &str) -> Result<SignalRecord> {
 pub(crate) fn parse_json(json: &str) -> Result<Value> {
     Ok(serde_json::from_str(json)?)
 }
+
+/// Where each stream resumes: the open time of its newest stored record (streams never stored
+/// start fresh). Read on a plain thread: the Postgres client blocks and must not run on a
+/// runtime thread.
+pub fn resume_points(
+    store: &SharedStore,
+    exchange: &str,
+    streams: &[manus_exchange::feed::StreamKey],
+) -> Result<std::collections::HashMap<manus_exchange::feed::StreamKey, i64>> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut st = store.lock().unwrap_or_else(|p| p.into_inner());
+            let mut out = std::collections::HashMap::new();
+            for k in streams {
+                if let Some(t) = st.last_signal_open_time(exchange, &k.symbol, k.interval)? {
+                    tracing::info!(
+                        "{k}: resuming after the stored candle of {}",
+                        format_ms(t)
+                    );
+                    out.insert(k.clone(), t);
+                }
+            }
+            Ok(out)
+        })
+        .join()
+        .unwrap_or_else(|_| Err(StoreError::Invalid("reading resume points panicked".into())))
+    })
+}
+

@@ -644,3 +644,66 @@ async fn an_endless_error_body_is_capped() {
     let w = written.load(Ordering::Relaxed);
     assert!(w < 64 * 1024 * 1024, "server wrote {w} bytes");
 }
+
+#[test]
+fn a_resumed_candle_that_closed_long_ago_is_recorded_not_sent_and_once_per_move_holds() {
+    let dir = TempDir::new();
+    let store = open(&dir);
+    let rules = AlertRules::new(vec![AlertRule {
+        name: "r".into(),
+        symbols: vec![],
+        intervals: vec![],
+        min_confidence: 0.5,
+        strategies: vec![],
+        notifiers: vec!["hook".into()],
+    }]);
+    // Minutes before now: a resume after an hour's outage replays these candles.
+    let minute_ago = |m: i64| {
+        let mut r = record(0, Action::Hold, 0.0);
+        r.open_time = (now_ms() / 60_000 - m) * 60_000;
+        r.backfilled = Some(true);
+        r
+    };
+    let with = |mut r: SignalRecord, a: Action| {
+        r.confluence = a;
+        r.confidence = 0.9;
+        r
+    };
+    let feed = [
+        with(minute_ago(60), Action::Buy), // stale move: recorded as skipped
+        with(minute_ago(59), Action::Buy), // the same move: nothing
+        with(minute_ago(30), Action::Hold), // re-arms
+        with(minute_ago(2), Action::Sell), // closed within two periods: sent
+    ];
+    let sink = SignalSink::spawn(store.clone(), "binance", rules, 16, None).unwrap();
+    for r in &feed {
+        assert!(sink.submit(r));
+    }
+    let stats = sink.stats();
+    sink.close();
+    assert_eq!(
+        stats.snapshot().alerts_queued,
+        1,
+        "only the fresh one is queued"
+    );
+    let mut s = store.lock().unwrap();
+    let skipped = s.alerts(Some(AlertStatus::Skipped), 10).unwrap();
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].open_time, feed[0].open_time);
+    assert!(
+        skipped[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("more than 2 periods")),
+        "{skipped:?}"
+    );
+    let pending = s.alerts(Some(AlertStatus::Pending), 10).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].open_time, feed[3].open_time);
+    // A skipped row is never due for delivery.
+    let due = s.due_alerts(now_ms() + 3_600_000, 10).unwrap();
+    assert_eq!(
+        due.iter().map(|a| a.open_time).collect::<Vec<_>>(),
+        [feed[3].open_time]
+    );
+}

@@ -77,9 +77,13 @@ impl AlertRules {
         self
     }
 
-    /// Why an alert for `record` must not be sent at `now_ms` (its candle closed too long
-    /// ago), or `None`.
+    /// Why an alert for `record` must not be sent at `now_ms` (a backfilled candle that closed
+    /// too long ago), or `None`. Live records are never stale: their candle just closed (and a
+    /// simulated market's clock need not match ours).
     pub fn staleness(&self, record: &SignalRecord, now_ms: i64) -> Option<String> {
+        if record.backfilled != Some(true) {
+            return None;
+        }
         let closed = record.interval.close_time(record.open_time) + 1;
         let period = record.interval.duration_ms();
         let age = now_ms - closed;

@@ -450,7 +450,9 @@ pub async fn execute(
             t.start()?
         };
         shared_store = Some(hook.store());
-        plan.feed.resume_after = resume_points(&hook.store(), &t.exchange, &plan.feed.streams)?;
+        plan.feed.resume_after =
+            crate::store::resume_points(&hook.store(), &t.exchange, &plan.feed.streams)
+                .context("reading where each stream resumes")?;
         sink.attach_store(hook);
     }
     let streams = plan.feed.streams.clone();
@@ -541,35 +543,6 @@ pub async fn execute(
         Stop::FeedEnded => anyhow::bail!("the feed stopped unexpectedly"),
         Stop::Shutdown | Stop::MaxCandles | Stop::OutputClosed => Ok(()),
     }
-}
-
-/// Where each stream resumes: the open time of its newest stored record (streams never stored
-/// start fresh). Read on a plain thread: the Postgres client blocks and must not run on a
-/// runtime thread.
-fn resume_points(
-    store: &crate::store::SharedStore,
-    exchange: &str,
-    streams: &[StreamKey],
-) -> anyhow::Result<std::collections::HashMap<StreamKey, i64>> {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let mut st = store.lock().unwrap_or_else(|p| p.into_inner());
-            let mut out = std::collections::HashMap::new();
-            for k in streams {
-                if let Some(t) = st.last_signal_open_time(exchange, &k.symbol, k.interval)? {
-                    tracing::info!(
-                        "{k}: resuming after the stored candle of {}",
-                        crate::store::format_ms(t)
-                    );
-                    out.insert(k.clone(), t);
-                }
-            }
-            anyhow::Ok(out)
-        })
-        .join()
-        .map_err(|_| anyhow::anyhow!("reading resume points panicked"))?
-    })
-    .context("reading where each stream resumes")
 }
 
 /// Unknown symbols and invalid requests are the user's input (exit 2); the rest exit 1.

@@ -171,6 +171,13 @@ pub async fn start(
     fc.backoff_initial = Duration::from_millis(50);
     fc.backoff_max = Duration::from_millis(1000);
     fc.rotate_at = None;
+    // With a store, each stream resumes from its newest stored record, as `live` does.
+    if let Some(s) = &store {
+        match crate::store::resume_points(s, DEMO_EXCHANGE, &streams) {
+            Ok(points) => fc.resume_after = points,
+            Err(e) => tracing::warn!("cannot read where each stream resumes: {e}"),
+        }
+    }
     let engine = SignalEngine::from_specs(&cfg.strategies, cfg.rule.clone())?;
     let pipeline = Pipeline::new(engine, &streams, PipelineConfig::default());
     // The writer `live` uses: failures warned once per kind and counted (header, /metrics).
