@@ -117,6 +117,9 @@ pub struct Settings {
     /// Kline interval, e.g. `5m`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval: Option<String>,
+    /// Candle CSV the Lab backtests on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<PathBuf>,
     /// Selected strategies, in order.
     pub strategies: Vec<StrategyEntry>,
     /// Confluence rule.

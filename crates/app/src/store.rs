@@ -655,10 +655,7 @@ pub fn resume_points(
             let mut out = std::collections::HashMap::new();
             for k in streams {
                 if let Some(t) = st.last_signal_open_time(exchange, &k.symbol, k.interval)? {
-                    tracing::info!(
-                        "{k}: resuming after the stored candle of {}",
-                        format_ms(t)
-                    );
+                    tracing::info!("{k}: resuming after the stored candle of {}", format_ms(t));
                     out.insert(k.clone(), t);
                 }
             }
@@ -668,4 +665,3 @@ pub fn resume_points(
         .unwrap_or_else(|_| Err(StoreError::Invalid("reading resume points panicked".into())))
     })
 }
-

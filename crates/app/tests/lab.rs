@@ -8,7 +8,14 @@ use expectrl::{Eof, Expect, Regex, Session};
 
 fn spawn(config: &std::path::Path, csv: &str) -> OsSession {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_manus"));
-    cmd.args(["lab", "--config", config.to_str().unwrap(), "--csv", csv]);
+    cmd.args([
+        "lab",
+        "--numbers",
+        "--config",
+        config.to_str().unwrap(),
+        "--csv",
+        csv,
+    ]);
     let mut s = Session::spawn(cmd).expect("spawn manus lab in a pty");
     s.set_expect_timeout(Some(Duration::from_secs(20)));
     s
@@ -87,5 +94,46 @@ fn menu_flow_through_a_pty() {
     s.expect("Asset: BTCUSDT on bybit   Timeframe: 5m").unwrap();
     s.expect("Strategies: ema_crossover(slow=30)").unwrap();
     s.send_line("0").unwrap();
+    s.expect(Eof).unwrap();
+}
+
+/// On a terminal the Lab asks with arrow-key menus: the same flow driven by key presses.
+#[test]
+fn arrow_keys_through_a_pty() {
+    const DOWN: &str = "\x1b[B";
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("lab.toml");
+    let csv = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/btcusdt_5m_sample.csv"
+    );
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_manus"));
+    cmd.args(["lab", "--config", config.to_str().unwrap(), "--csv", csv]);
+    cmd.env_remove("MANUS_LAB_NUMBERS");
+    let mut s = Session::spawn(cmd).expect("spawn manus lab in a pty");
+    s.set_expect_timeout(Some(Duration::from_secs(20)));
+    let key = |s: &mut OsSession, keys: &str| s.send(keys).unwrap();
+
+    // Main menu: third item, Select timeframe; then the third timeframe, 5m.
+    s.expect("Select timeframe").unwrap();
+    key(&mut s, &format!("{DOWN}{DOWN}\r"));
+    s.expect("Timeframe").unwrap();
+    key(&mut s, &format!("{DOWN}{DOWN}\r"));
+    s.expect("Timeframe: 5m").unwrap();
+
+    // Second item, Configure strategies; the fourth entry is the smc preset; then Done.
+    key(&mut s, &format!("{DOWN}\r"));
+    s.expect("Preset smc").unwrap();
+    key(&mut s, &format!("{DOWN}{DOWN}{DOWN}\r"));
+    s.expect("Edit a strategy's parameters").unwrap();
+    key(&mut s, &DOWN.repeat(6));
+    key(&mut s, "\r");
+    s.expect("Strategies: smc_bos, smc_choch, smc_order_block, smc_fvg, smc_liquidity_sweep")
+        .unwrap();
+
+    // Last item: Exit.
+    key(&mut s, &DOWN.repeat(7));
+    key(&mut s, "\r");
+    s.expect("Bye.").unwrap();
     s.expect(Eof).unwrap();
 }

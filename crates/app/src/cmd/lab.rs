@@ -18,18 +18,56 @@ use crate::config::{Settings, StrategyEntry, StrategyFlags};
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Settings file to load at start (if it exists) and to save to.
-    #[arg(long, default_value = "manus.toml")]
-    pub config: PathBuf,
+    /// Settings file to load at start (if it exists) and to save to (default:
+    /// `$XDG_CONFIG_HOME/market-manus/lab.toml`, else `~/.config/market-manus/lab.toml`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Candle CSV used by "Run backtest" (asked for when not given).
     #[arg(long)]
     pub csv: Option<PathBuf>,
+    /// Number entry instead of arrow-key menus (also when input or output is not a terminal,
+    /// or MANUS_LAB_NUMBERS is set): for scripts.
+    #[arg(long)]
+    pub numbers: bool,
+}
+
+/// How the Lab asks: arrow-key menus on a terminal, typed numbers for scripts and pipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prompts {
+    /// Typed numbers and values, one per line.
+    Numbers,
+    /// Arrow-key selection and multi-select (dialoguer), on the terminal.
+    Arrows,
+}
+
+impl Prompts {
+    fn for_terminal(numbers: bool) -> Self {
+        use std::io::IsTerminal;
+        let terminal = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+        if terminal && !numbers && std::env::var_os("MANUS_LAB_NUMBERS").is_none() {
+            Prompts::Arrows
+        } else {
+            Prompts::Numbers
+        }
+    }
+}
+
+/// An arrow-key choice among `items`; `None` on Esc (or when the terminal cannot be read).
+fn pick(prompt: &str, items: &[String], default: usize) -> Option<usize> {
+    dialoguer::Select::new()
+        .with_prompt(prompt)
+        .items(items)
+        .default(default.min(items.len().saturating_sub(1)))
+        .interact_opt()
+        .ok()
+        .flatten()
 }
 
 /// Runs the command on the process's stdin and stdout.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let settings = if args.config.exists() {
-        Settings::load(&args.config)?
+    let path = args.config.unwrap_or_else(default_settings_path);
+    let settings = if path.exists() {
+        Settings::load(&path)?
     } else {
         // A new Lab starts from the default selection every other command uses.
         Settings {
@@ -43,14 +81,58 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..Settings::default()
         }
     };
+    let csv = args.csv.or_else(|| settings.data.clone());
     let mut lab = Lab {
         settings,
-        path: args.config,
-        csv: args.csv,
+        path,
+        csv,
+        prompts: Prompts::for_terminal(args.numbers),
     };
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     lab.run(&mut stdin.lock(), &mut stdout.lock())
+}
+
+/// The main menu, in the numbers' order (the last is 0).
+const MENU: [&str; 8] = [
+    "Select asset",
+    "Configure strategies",
+    "Select timeframe",
+    "Confluence mode",
+    "Run backtest",
+    "Real-time test",
+    "Save/load settings",
+    "Exit",
+];
+
+/// The Lab's name for the built-in simulated exchange (real-time test offline).
+const SIM: &str = "sim";
+
+/// Where the Lab keeps its settings unless told otherwise: the platform's config directory.
+pub fn default_settings_path() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        });
+    match base {
+        Some(b) => b.join("market-manus").join("lab.toml"),
+        None => PathBuf::from("lab.toml"),
+    }
+}
+
+/// The repository's sample candles: next to the working directory (a checkout), else where
+/// this binary was built from.
+fn sample_csv() -> Option<PathBuf> {
+    let local = PathBuf::from("data/btcusdt_5m_sample.csv");
+    let built = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/btcusdt_5m_sample.csv"
+    ));
+    [local, built].into_iter().find(|p| p.is_file())
 }
 
 /// The Lab's state: the settings being edited, where they are saved, the backtest data.
@@ -62,6 +144,8 @@ pub struct Lab {
     pub path: PathBuf,
     /// Candle CSV for backtests.
     pub csv: Option<PathBuf>,
+    /// Arrow keys or numbers.
+    pub prompts: Prompts,
 }
 
 /// Reads one trimmed line; `None` at end of input.
@@ -143,9 +227,22 @@ impl Lab {
                 out,
                 "\n1) Select asset\n2) Configure strategies\n3) Select timeframe\n4) Confluence mode\n5) Run backtest\n6) Real-time test\n7) Save/load settings\n0) Exit"
             )?;
-            let Some(choice) = ask(input, out, "Choice: ")? else {
-                writeln!(out)?;
-                return Ok(());
+            let choice = match self.prompts {
+                Prompts::Numbers => match ask(input, out, "Choice: ")? {
+                    Some(c) => c,
+                    None => {
+                        writeln!(out)?;
+                        return Ok(());
+                    }
+                },
+                Prompts::Arrows => {
+                    out.flush()?;
+                    let items = MENU.map(String::from);
+                    match pick("Choose (arrows, Enter; Esc exits)", &items, 0) {
+                        Some(i) => ((i + 1) % MENU.len()).to_string(),
+                        None => "0".into(),
+                    }
+                }
             };
             let done = match choice.as_str() {
                 "1" => self.select_asset(input, out)?,
@@ -191,9 +288,29 @@ impl Lab {
             .exchange
             .clone()
             .unwrap_or_else(|| "binanceus".into());
-        let names = manus_exchange::ExchangeKind::names();
-        let Some(ex) = ask(input, out, &format!("Exchange ({names}) [{current}]: "))? else {
-            return Ok(true);
+        let names = format!(
+            "{}, or {SIM} (built in, offline)",
+            manus_exchange::ExchangeKind::names()
+        );
+        let ex = match self.prompts {
+            Prompts::Numbers => {
+                let Some(ex) = ask(input, out, &format!("Exchange ({names}) [{current}]: "))?
+                else {
+                    return Ok(true);
+                };
+                ex
+            }
+            Prompts::Arrows => {
+                let mut items: Vec<String> = manus_exchange::ExchangeKind::names()
+                    .split(", ")
+                    .map(String::from)
+                    .collect();
+                items.push(SIM.into());
+                let at = items.iter().position(|i| *i == current).unwrap_or(0);
+                pick("Exchange (sim: built in, offline)", &items, at)
+                    .map(|i| items[i].clone())
+                    .unwrap_or_default()
+            }
         };
         let ex = if ex.is_empty() {
             current
@@ -202,6 +319,7 @@ impl Lab {
         };
         let ex = match ex.parse::<manus_exchange::ExchangeKind>() {
             Ok(kind) => kind.as_str().to_string(),
+            Err(_) if ex == SIM => ex,
             Err(_) => {
                 writeln!(out, "Unknown exchange '{ex}'; choose {names}.")?;
                 return Ok(false);
@@ -217,6 +335,9 @@ impl Lab {
         input: &mut dyn BufRead,
         out: &mut dyn Write,
     ) -> anyhow::Result<bool> {
+        if self.prompts == Prompts::Arrows {
+            return self.configure_strategies_with_arrows(input, out);
+        }
         loop {
             writeln!(out, "Strategies ([x] = selected):")?;
             for (i, id) in strategy::IDS.iter().enumerate() {
@@ -314,6 +435,73 @@ impl Lab {
         }
     }
 
+    /// The arrow-key strategies menu: a multi-select of strategies, the presets, parameters.
+    fn configure_strategies_with_arrows(
+        &mut self,
+        input: &mut dyn BufRead,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<bool> {
+        let entry = |id: &str| StrategyEntry {
+            id: id.to_string(),
+            params: toml::Table::new(),
+        };
+        loop {
+            let mut items = vec!["Choose strategies (Space toggles, Enter confirms)".to_string()];
+            items.extend(
+                strategy::PRESETS
+                    .iter()
+                    .map(|p| format!("Preset {}: {}", p.name, p.ids.join(", "))),
+            );
+            items.push("Edit a strategy's parameters".into());
+            items.push("Done".into());
+            let done = items.len() - 1;
+            match pick("Strategies", &items, 0) {
+                None => return Ok(false),
+                Some(i) if i == done => return Ok(false),
+                Some(0) => {
+                    let ids: Vec<String> = strategy::REGISTRY
+                        .iter()
+                        .map(|e| format!("{:20} {}", e.id, e.summary))
+                        .collect();
+                    let on: Vec<bool> = strategy::IDS
+                        .iter()
+                        .map(|id| self.settings.strategies.iter().any(|e| e.id == *id))
+                        .collect();
+                    let chosen = dialoguer::MultiSelect::new()
+                        .with_prompt("Strategies")
+                        .items(&ids)
+                        .defaults(&on)
+                        .interact_opt()
+                        .ok()
+                        .flatten();
+                    if let Some(chosen) = chosen {
+                        // Keep the parameters of strategies that stay selected.
+                        let keep = std::mem::take(&mut self.settings.strategies);
+                        for i in chosen {
+                            let id = strategy::IDS[i];
+                            let e = keep.iter().find(|e| e.id == id).cloned();
+                            self.settings
+                                .strategies
+                                .push(e.unwrap_or_else(|| entry(id)));
+                        }
+                    }
+                }
+                Some(i) if i <= strategy::PRESETS.len() => {
+                    let p = &strategy::PRESETS[i - 1];
+                    self.settings.strategies = p.ids.iter().map(|id| entry(id)).collect();
+                }
+                Some(_) => {
+                    let ids: Vec<String> = strategy::IDS.iter().map(|s| s.to_string()).collect();
+                    if let Some(i) = pick("Which strategy", &ids, 0)
+                        && self.edit_params(strategy::IDS[i], input, out)?
+                    {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+    }
+
     fn edit_params(
         &mut self,
         id: &str,
@@ -385,6 +573,19 @@ impl Lab {
         input: &mut dyn BufRead,
         out: &mut dyn Write,
     ) -> anyhow::Result<bool> {
+        if self.prompts == Prompts::Arrows {
+            let items: Vec<String> = Interval::ALL.iter().map(|i| i.to_string()).collect();
+            let at = self
+                .settings
+                .interval
+                .as_deref()
+                .and_then(|c| items.iter().position(|i| i == c))
+                .unwrap_or(0);
+            if let Some(i) = pick("Timeframe", &items, at) {
+                self.settings.interval = Some(items[i].clone());
+            }
+            return Ok(false);
+        }
         for (i, iv) in Interval::ALL.iter().enumerate() {
             write!(out, "{:>3}) {:<4}", i + 1, iv.as_str())?;
             if i % 5 == 4 {
@@ -412,11 +613,27 @@ impl Lab {
         out: &mut dyn Write,
     ) -> anyhow::Result<bool> {
         let modes = [Mode::All, Mode::Any, Mode::Majority, Mode::Weighted];
-        for (i, m) in modes.iter().enumerate() {
-            writeln!(out, "  {}) {m}", i + 1)?;
-        }
-        let Some(line) = ask(input, out, "Confluence mode: ")? else {
-            return Ok(true);
+        let line = match self.prompts {
+            Prompts::Numbers => {
+                for (i, m) in modes.iter().enumerate() {
+                    writeln!(out, "  {}) {m}", i + 1)?;
+                }
+                let Some(line) = ask(input, out, "Confluence mode: ")? else {
+                    return Ok(true);
+                };
+                line
+            }
+            Prompts::Arrows => {
+                let items = modes.map(|m| m.to_string());
+                let at = modes
+                    .iter()
+                    .position(|m| m.as_str() == self.settings.confluence.mode)
+                    .unwrap_or(2);
+                match pick("Confluence mode", &items, at) {
+                    Some(i) => (i + 1).to_string(),
+                    None => return Ok(false),
+                }
+            }
         };
         let mode = line
             .parse::<usize>()
@@ -460,32 +677,76 @@ impl Lab {
         if self.say_missing(out, "run a backtest")? {
             return Ok(false);
         }
+        let mut download = None;
         if self.csv.is_none() {
-            let Some(p) = ask(input, out, "Candle CSV file for the backtest: ")? else {
+            let market = format!(
+                "{} on {}",
+                self.settings.symbols.join(","),
+                self.settings.exchange.as_deref().unwrap_or("binanceus")
+            );
+            writeln!(
+                out,
+                "Data for the backtest:\n  1) the sample file (3,000 synthetic 5m BTCUSDT candles)\n  2) download {market} history into the local cache (needs the internet)\n  or type the path of a candle CSV file"
+            )?;
+            let Some(p) = ask(input, out, "Data: ")? else {
                 return Ok(true);
             };
-            if p.is_empty() {
-                writeln!(
-                    out,
-                    "Cannot run a backtest: missing data (a candle CSV file)."
-                )?;
-                return Ok(false);
+            match p.as_str() {
+                "" => {
+                    writeln!(
+                        out,
+                        "Cannot run a backtest: missing data (a candle CSV file)."
+                    )?;
+                    return Ok(false);
+                }
+                "1" => match sample_csv() {
+                    Some(path) => self.csv = Some(path),
+                    None => {
+                        writeln!(
+                            out,
+                            "The sample file is not here (data/btcusdt_5m_sample.csv in a checkout)."
+                        )?;
+                        return Ok(false);
+                    }
+                },
+                "2" => {
+                    let Some(from) = ask(input, out, "From (UTC date, e.g. 2024-01-01): ")? else {
+                        return Ok(true);
+                    };
+                    download = Some(from);
+                }
+                path => self.csv = Some(PathBuf::from(path)),
             }
-            self.csv = Some(PathBuf::from(p));
         }
-        let args = bt::Args {
+        let mut args = bt::Args {
             csv: self.csv.clone(),
             strategy: StrategyFlags::default(),
             top: 20,
             ..bt::Args::default()
         };
+        if let Some(from) = download {
+            // The same cache `manus fetch` fills: only what is missing is downloaded.
+            args.source.exchange = Some(
+                self.settings
+                    .exchange
+                    .clone()
+                    .unwrap_or_else(|| "binanceus".into()),
+            );
+            args.source.from = Some(from);
+            writeln!(out, "Downloading (only what the cache lacks)...")?;
+            out.flush()?;
+        }
         let result = bt::load_candles(&args, &self.settings).and_then(|(candles, interval)| {
             let plan = bt::plan(&args, &self.settings, interval)?;
             let report = bt::run_single(&plan, &candles, None)?;
             Ok(bt::table(&plan, &report.metrics))
         });
         match result {
-            Ok(table) => write!(out, "\nBacktest result:\n{table}")?,
+            Ok(table) => {
+                write!(out, "\nBacktest result:\n{table}")?;
+                // Kept with the settings, so the next session backtests the same data.
+                self.settings.data = self.csv.clone();
+            }
             Err(e) => {
                 writeln!(out, "Backtest failed: {e:#}")?;
                 self.csv = None;
@@ -505,6 +766,48 @@ impl Lab {
         }
         let s = &self.settings;
         let flags = s.strategy_args(&StrategyFlags::default());
+        if s.exchange.as_deref() == Some(SIM) {
+            // The simulated exchange: the real pipeline, offline (`manus demo`, one stream).
+            #[derive(Debug, Parser)]
+            struct Demo {
+                #[command(flatten)]
+                args: super::demo::Args,
+            }
+            let mut argv: Vec<String> = vec![
+                "demo".into(),
+                "--symbols".into(),
+                "1".into(),
+                "--strategies".into(),
+                flags.strategies,
+                "--confluence".into(),
+                flags.confluence,
+                "--threshold".into(),
+                flags.threshold.to_string(),
+            ];
+            for p in flags.params {
+                argv.extend(["--param".into(), p]);
+            }
+            for w in flags.weights {
+                argv.extend(["--weight".into(), w]);
+            }
+            let demo = match Demo::try_parse_from(&argv) {
+                Ok(d) => d,
+                Err(e) => {
+                    writeln!(out, "Cannot start the real-time test: {e}")?;
+                    return Ok(false);
+                }
+            };
+            writeln!(
+                out,
+                "Starting the real-time test on the simulated exchange ({}); press q or Ctrl-C to return.",
+                argv[1..].join(" ")
+            )?;
+            out.flush()?;
+            if let Err(e) = super::demo::run(demo.args) {
+                writeln!(out, "Real-time test ended: {}", crate::exit::message(&e))?;
+            }
+            return Ok(false);
+        }
         let mut argv: Vec<String> = vec![
             "live".into(),
             "--exchange".into(),
@@ -540,7 +843,8 @@ impl Lab {
         )?;
         out.flush()?;
         if let Err(e) = super::live::run(live.args) {
-            writeln!(out, "Real-time test ended: {e:#}")?;
+            // The whole cause chain (DNS, refused, TLS, timed out), each cause once.
+            writeln!(out, "Real-time test ended: {}", crate::exit::message(&e))?;
         }
         Ok(false)
     }
@@ -595,7 +899,39 @@ mod tests {
             settings: Settings::default(),
             path: dir.join("lab.toml"),
             csv: None,
+            prompts: Prompts::Numbers,
         }
+    }
+
+    #[test]
+    fn the_sample_file_and_the_simulated_exchange_need_nothing_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = lab(dir.path());
+        // Asset on the built-in exchange, 5m, default strategies; backtest on the sample;
+        // save: the data path is kept with the settings.
+        let text = drive(
+            &mut l,
+            "1\nbtcusdt\nsim\n2\np trend\n\n3\n3\n5\n1\n7\n1\n\n0\n",
+        );
+        assert!(text.contains("Asset: BTCUSDT on sim"), "{text}");
+        assert!(text.contains("1) the sample file"), "{text}");
+        assert!(text.contains("Backtest result:"), "{text}");
+        let saved = Settings::load(&dir.path().join("lab.toml")).unwrap();
+        assert!(
+            saved
+                .data
+                .as_deref()
+                .is_some_and(|p| p.ends_with("btcusdt_5m_sample.csv")),
+            "{saved:?}"
+        );
+        assert_eq!(saved.exchange.as_deref(), Some(SIM));
+    }
+
+    #[test]
+    fn settings_live_in_the_config_directory_by_default() {
+        // Only the path is computed: nothing is written.
+        let p = default_settings_path();
+        assert!(p.ends_with("market-manus/lab.toml"), "{}", p.display());
     }
 
     #[test]
