@@ -42,7 +42,12 @@ fn demo_headless_emits_gapless_records_and_backfills_after_drops() {
     for r in &recs {
         assert!(["BTCUSDT", "ETHUSDT", "SOLUSDT"].contains(&r.symbol.as_str()));
         assert_eq!(r.interval.as_str(), "1m");
-        assert_eq!(r.signals.0.len(), 11, "all strategies by default");
+        let default = manus_core::strategy::parse_selection(
+            manus_core::strategy::registry::DEFAULT_SELECTION,
+        )
+        .unwrap();
+        let ids: Vec<&str> = r.signals.0.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, default, "the default selection, as everywhere");
         assert!(r.latency_us.is_some() && r.backfilled.is_some(), "{r:?}");
         assert!((0.0..=1.0).contains(&r.confidence));
         if let Some(prev) = last.insert(r.symbol.clone(), r.open_time) {

@@ -45,7 +45,8 @@ impl Moves {
             if self.candles == 1 { "" } else { "s" }
         );
         let warmup = engine.warmup() as u64;
-        let cause = if self.candles < warmup {
+        // The engine's own count: a live run warms up on bootstrap candles it makes no record of.
+        let cause = if engine.candles() < warmup {
             format!(
                 "the strategies need {warmup} candles of warm-up before they can speak; give \
                  more history"

@@ -15,10 +15,11 @@ use crate::exit::bad_input;
 /// Strategy selection and confluence flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StrategyArgs {
-    /// Comma-separated strategy ids, or `all`.
-    #[arg(long, default_value = "all")]
+    /// Comma-separated strategy ids and presets: trend (ema_crossover, macd, adx,
+    /// bollinger_breakout, smc_bos), reversal, smc, all.
+    #[arg(long, default_value = strategy::registry::DEFAULT_SELECTION)]
     pub strategies: String,
-    /// How decisions combine: all, any, majority or weighted.
+    /// How views combine: all, any, majority or weighted.
     #[arg(long, default_value = "majority")]
     pub confluence: String,
     /// Override a strategy parameter, e.g. `--param rsi_mean_reversion.period=7` (repeatable).

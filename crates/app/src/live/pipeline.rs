@@ -525,9 +525,11 @@ impl Pipeline {
     }
 
     /// When no stream decided anything in the records emitted, one line saying so and why.
+    /// Quiet for short runs: the default moves about 5 times per 100 candles, so fewer than
+    /// [`HINT_AFTER`] records without one say nothing yet.
     pub fn no_decision_hint(&self) -> Option<String> {
-        let emitted = self.streams.iter().any(|s| s.moves.candles > 0);
-        if !emitted || self.streams.iter().any(|s| s.moves.moves > 0) {
+        let emitted: u64 = self.streams.iter().map(|s| s.moves.candles).sum();
+        if emitted < HINT_AFTER || self.streams.iter().any(|s| s.moves.moves > 0) {
             return None;
         }
         let st = self.streams.first()?;
@@ -553,6 +555,9 @@ impl Pipeline {
         )
     }
 }
+
+/// Records a live run emits before a run without any decision is worth a hint.
+pub const HINT_AFTER: u64 = 100;
 
 /// How far the exchange's clock may run ahead of ours and still give a feed lag (clock skew).
 const MAX_CLOCK_LEAD_MS: i64 = 60_000;

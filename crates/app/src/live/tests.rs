@@ -118,17 +118,39 @@ fn records_match_a_batch_run_of_the_same_engine() {
 #[test]
 fn a_run_without_any_decision_ends_with_a_hint() {
     let k = key("BTCUSDT", Interval::M1);
-    let mut p = pipeline(&[&k], PipelineConfig::default());
+    // Crossover strategies on a market that never moves: no view, no decision.
+    let engine =
+        SignalEngine::from_ids(&["ema_crossover", "macd"], Rule::new(Mode::Any, 2)).unwrap();
+    let mut p = Pipeline::new(engine, &[(*k).clone()], PipelineConfig::default());
+    let flat = |i: i64| manus_core::Candle {
+        open_time: i * 60_000,
+        close_time: i * 60_000 + 59_999,
+        open: 100.0,
+        high: 100.0,
+        low: 100.0,
+        close: 100.0,
+        volume: 1.0,
+    };
     assert_eq!(p.no_decision_hint(), None, "nothing emitted yet");
-    // Ten live candles: every strategy is still warming up, so nothing can be decided.
-    for c in synthetic_candles(&k, 0, 10) {
-        p.on_event(closed(&k, c, Origin::Live));
+    for i in 0..50 {
+        p.on_event(closed(&k, flat(i), Origin::Live));
     }
-    let hint = p.no_decision_hint().expect("no move in 10 candles");
-    assert!(hint.contains("BTCUSDT") && hint.contains("0 BUY/SELL decisions in 10 candles"));
-    assert!(hint.contains("warm-up"), "{hint}");
-    // Once the market produces a decision the hint goes away.
-    for c in synthetic_candles(&k, 10 * 60_000, 400) {
+    assert_eq!(p.no_decision_hint(), None, "too short a run to judge");
+    for i in 50..150 {
+        p.on_event(closed(&k, flat(i), Origin::Live));
+    }
+    let hint = p.no_decision_hint().expect("no move in 150 candles");
+    assert!(
+        hint.contains("BTCUSDT") && hint.contains("0 BUY/SELL decisions in 150 candles"),
+        "{hint}"
+    );
+    assert!(
+        hint.contains("no selected strategy ever had a view"),
+        "{hint}"
+    );
+    // A market that moves produces decisions, and the hint goes away.
+    let mut p = pipeline(&[&k], PipelineConfig::default());
+    for c in synthetic_candles(&k, 0, 400) {
         p.on_event(closed(&k, c, Origin::Live));
     }
     assert_eq!(p.no_decision_hint(), None);
