@@ -759,78 +759,51 @@ impl Lab {
         if self.say_missing(out, "start a real-time test")? {
             return Ok(false);
         }
+        /// What the real-time test runs: `live`, or `demo` for the built-in exchange.
         #[derive(Debug, Parser)]
-        struct Live {
-            #[command(flatten)]
-            args: super::live::Args,
+        struct Run {
+            #[command(subcommand)]
+            what: What,
+        }
+        #[derive(Debug, clap::Subcommand)]
+        enum What {
+            Live(super::live::Args),
+            Demo(super::demo::Args),
         }
         let s = &self.settings;
         let flags = s.strategy_args(&StrategyFlags::default());
-        if s.exchange.as_deref() == Some(SIM) {
+        let sim = s.exchange.as_deref() == Some(SIM);
+        let mut argv: Vec<String> = if sim {
             // The simulated exchange: the real pipeline, offline (`manus demo`, one stream).
-            #[derive(Debug, Parser)]
-            struct Demo {
-                #[command(flatten)]
-                args: super::demo::Args,
-            }
-            let mut argv: Vec<String> = vec![
-                "demo".into(),
-                "--symbols".into(),
-                "1".into(),
-                "--strategies".into(),
-                flags.strategies,
-                "--confluence".into(),
-                flags.confluence,
-                "--threshold".into(),
-                flags.threshold.to_string(),
-            ];
-            for p in flags.params {
-                argv.extend(["--param".into(), p]);
-            }
-            for w in flags.weights {
-                argv.extend(["--weight".into(), w]);
-            }
-            let demo = match Demo::try_parse_from(&argv) {
-                Ok(d) => d,
-                Err(e) => {
-                    writeln!(out, "Cannot start the real-time test: {e}")?;
-                    return Ok(false);
-                }
-            };
-            writeln!(
-                out,
-                "Starting the real-time test on the simulated exchange ({}); press q or Ctrl-C to return.",
-                argv[1..].join(" ")
-            )?;
-            out.flush()?;
-            if let Err(e) = super::demo::run(demo.args) {
-                writeln!(out, "Real-time test ended: {}", crate::exit::message(&e))?;
-            }
-            return Ok(false);
-        }
-        let mut argv: Vec<String> = vec![
-            "live".into(),
-            "--exchange".into(),
-            s.exchange.clone().unwrap_or_else(|| "binanceus".into()),
-            "--symbol".into(),
-            s.symbols.join(","),
-            "--interval".into(),
-            s.interval.clone().unwrap_or_default(),
+            ["lab", "demo", "--symbols", "1"].map(String::from).to_vec()
+        } else {
+            vec![
+                "lab".into(),
+                "live".into(),
+                "--exchange".into(),
+                s.exchange.clone().unwrap_or_else(|| "binanceus".into()),
+                "--symbol".into(),
+                s.symbols.join(","),
+                "--interval".into(),
+                s.interval.clone().unwrap_or_default(),
+            ]
+        };
+        argv.extend([
             "--strategies".into(),
             flags.strategies,
             "--confluence".into(),
             flags.confluence,
             "--threshold".into(),
             flags.threshold.to_string(),
-        ];
+        ]);
         for p in flags.params {
             argv.extend(["--param".into(), p]);
         }
         for w in flags.weights {
             argv.extend(["--weight".into(), w]);
         }
-        let live = match Live::try_parse_from(&argv) {
-            Ok(l) => l,
+        let run = match Run::try_parse_from(&argv) {
+            Ok(r) => r,
             Err(e) => {
                 writeln!(out, "Cannot start the real-time test: {e}")?;
                 return Ok(false);
@@ -842,7 +815,11 @@ impl Lab {
             argv[1..].join(" ")
         )?;
         out.flush()?;
-        if let Err(e) = super::live::run(live.args) {
+        let result = match run.what {
+            What::Live(args) => super::live::run(args),
+            What::Demo(args) => super::demo::run(args),
+        };
+        if let Err(e) = result {
             // The whole cause chain (DNS, refused, TLS, timed out), each cause once.
             writeln!(out, "Real-time test ended: {}", crate::exit::message(&e))?;
         }

@@ -62,18 +62,7 @@ fn app() -> App {
 }
 
 fn render(app: &mut App) -> String {
-    app.prepare();
-    let mut t = Terminal::new(TestBackend::new(140, 40)).unwrap();
-    t.draw(|f| f.render_widget(&*app, f.area())).unwrap();
-    let buf = t.backend().buffer().clone();
-    let mut s = String::new();
-    for y in 0..buf.area.height {
-        for x in 0..buf.area.width {
-            s.push_str(buf[(x, y)].symbol());
-        }
-        s.push('\n');
-    }
-    s
+    render_at(app, 140, 40)
 }
 
 #[test]
