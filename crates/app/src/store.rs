@@ -601,17 +601,23 @@ pub fn is_postgres_url(db: &str) -> bool {
 /// The default SQLite file: `$XDG_DATA_HOME/market-manus/manus.db`, else
 /// `~/.local/share/market-manus/manus.db`, else `./manus.db`.
 pub fn default_db_path() -> PathBuf {
-    let base = std::env::var_os("XDG_DATA_HOME")
+    user_file("XDG_DATA_HOME", ".local/share", "manus.db")
+}
+
+/// `$VAR/market-manus/FILE`, else `~/HOME_SUB/market-manus/FILE` (the XDG base directory rules),
+/// else `FILE` in the working directory.
+pub fn user_file(var: &str, home_sub: &str, file: &str) -> PathBuf {
+    let base = std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME")
                 .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".local").join("share"))
+                .map(|h| PathBuf::from(h).join(home_sub))
         });
     match base {
-        Some(b) => b.join("market-manus").join("manus.db"),
-        None => PathBuf::from("manus.db"),
+        Some(b) => b.join("market-manus").join(file),
+        None => PathBuf::from(file),
     }
 }
 

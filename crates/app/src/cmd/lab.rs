@@ -110,18 +110,7 @@ const SIM: &str = "sim";
 
 /// Where the Lab keeps its settings unless told otherwise: the platform's config directory.
 pub fn default_settings_path() -> PathBuf {
-    let base = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|h| PathBuf::from(h).join(".config"))
-        });
-    match base {
-        Some(b) => b.join("market-manus").join("lab.toml"),
-        None => PathBuf::from("lab.toml"),
-    }
+    crate::store::user_file("XDG_CONFIG_HOME", ".config", "lab.toml")
 }
 
 /// The repository's sample candles: next to the working directory (a checkout), else where
