@@ -102,6 +102,7 @@ fn record(symbol: &str, interval: Interval, open_time: i64, action: Action) -> S
         latency_us: Some(42),
         backfilled: None,
         stale: Some(false),
+        exchange_time: None,
     }
 }
 

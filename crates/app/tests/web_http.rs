@@ -35,6 +35,7 @@ fn record(symbol: &str, interval: Interval, i: i64, action: Action) -> SignalRec
         latency_us: Some(7),
         backfilled: Some(false),
         stale: None,
+        exchange_time: None,
     }
 }
 

@@ -45,6 +45,10 @@ pub struct SignalRecord {
     /// the first record after staleness ended).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stale: Option<bool>,
+    /// The exchange's clock when the record was made (live only, never written out): how old a
+    /// resumed candle is, on the clock that made it.
+    #[serde(skip)]
+    pub exchange_time: Option<i64>,
 }
 
 /// Strategy id → action, kept in selection order and serialised as a JSON object.
@@ -108,6 +112,7 @@ impl SignalRecord {
             latency_us: None,
             backfilled: None,
             stale: None,
+            exchange_time: None,
         };
         r.refill_from_engine(symbol, interval, candle, engine);
         r
@@ -148,6 +153,7 @@ impl SignalRecord {
         self.latency_us = None;
         self.backfilled = None;
         self.stale = None;
+        self.exchange_time = None;
     }
 
     /// Appends the record as one JSON line (with `\n`) to `buf`.

@@ -192,6 +192,7 @@ mod tests {
             latency_us: None,
             backfilled: None,
             stale: None,
+            exchange_time: None,
         }
     }
 

@@ -416,6 +416,7 @@ impl Pipeline {
         }
         let backfilled = origin == Origin::Backfill;
         rec.backfilled = Some(backfilled);
+        rec.exchange_time = (st.last_event_time > 0).then_some(st.last_event_time);
         let elapsed = received_at.elapsed();
         rec.latency_us = Some(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
         if backfilled {

@@ -437,7 +437,10 @@ impl Writer {
         // Evaluated (so "once per move" holds) but recorded as skipped when the candle closed
         // long ago: a resume after an outage must not flood a chat with stale calls.
         if !outbox.is_empty()
-            && let Some(why) = self.rules.staleness(record, crate::store::now_ms())
+            && let Some(why) = self.rules.staleness(
+                record,
+                record.exchange_time.unwrap_or_else(crate::store::now_ms),
+            )
         {
             for a in &mut outbox {
                 a.skipped = Some(why.clone());
@@ -664,6 +667,7 @@ mod tests {
             latency_us: None,
             backfilled: None,
             stale: None,
+            exchange_time: None,
         }
     }
 

@@ -450,6 +450,7 @@ mod tests {
             latency_us: Some(12),
             backfilled: Some(false),
             stale: None,
+            exchange_time: None,
         };
         hub.publish_record(&rec);
         let ev = rx.try_recv().unwrap();

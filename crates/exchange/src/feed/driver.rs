@@ -309,12 +309,18 @@ impl Driver {
                         (None, _) => i64::MAX,
                     };
                     for c in rows {
-                        let origin = if c.open_time >= backfill_from {
-                            Origin::Backfill
+                        let (origin, arrival) = if c.open_time >= backfill_from {
+                            // Stamped with the exchange's clock of the fetch: how old a
+                            // resumed candle is, on the clock that made it.
+                            let arrival = Arrival {
+                                event_time: now,
+                                ..rest_arrival()
+                            };
+                            (Origin::Backfill, arrival)
                         } else {
-                            Origin::Bootstrap
+                            (Origin::Bootstrap, rest_arrival())
                         };
-                        self.offer_closed(i, c, origin, rest_arrival()).await?;
+                        self.offer_closed(i, c, origin, arrival).await?;
                     }
                 }
                 Err(e) => {
