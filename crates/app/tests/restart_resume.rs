@@ -11,12 +11,16 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::{Read, Write as _};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use manus_core::Interval;
 use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange};
-use market_manus::store::{Order, SignalQuery, Store, postgres::PostgresStore};
+use market_manus::store::{
+    AlertStatus, Order, SignalQuery, Store, StoredSignal, postgres::PostgresStore,
+};
 use serde_json::Value;
 
 const SYMBOL: &str = "BTCUSDT";
@@ -158,6 +162,111 @@ fn comparable(mut v: Value) -> (i64, Value) {
     (obj["open_time"].as_i64().expect("open_time"), v)
 }
 
+/// Strategies that decide often, so that resumed stretches hold moves to alert on.
+const BUSY: [&str; 4] = ["--strategies", "all", "--confluence", "any"];
+
+type Keys = Arc<Mutex<Vec<String>>>;
+
+/// A webhook on loopback: answers 200 and keeps each delivery's idempotency key.
+fn webhook() -> (String, Keys) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let keys = Keys::default();
+    let seen = keys.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { continue };
+            if let Some(head) = read_request(&mut c) {
+                if let Some(k) = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("x-manus-idempotency-key:"))
+                {
+                    seen.lock().unwrap().push(k.trim().to_string());
+                }
+                let _ = c.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        }
+    });
+    (url, keys)
+}
+
+/// Reads one request (headers, then the body Content-Length announces); its lower-cased head.
+fn read_request(c: &mut std::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = c.read(&mut chunk).ok().filter(|&n| n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if buf.len() >= end + 4 + len {
+            return Some(head);
+        }
+    }
+}
+
+/// The outbox holds one row per alerted move; none was delivered twice beyond what a kill in
+/// mid-delivery can repeat (at least once, under one idempotency key); a resumed candle that
+/// closed more than two periods before the resume was recorded as skipped, not sent.
+fn check_alerts(db: &Db, rows: &[StoredSignal], delivered: &Keys) {
+    let outbox = (db.open)().alerts(None, 10_000).unwrap();
+    let by_time: HashMap<i64, &StoredSignal> =
+        rows.iter().map(|r| (r.record.open_time, r)).collect();
+    let keys = delivered.lock().unwrap().clone();
+    let mut distinct = keys.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(
+        keys.len() - distinct.len() <= 3,
+        "{} repeated deliveries for 3 kills",
+        keys.len() - distinct.len()
+    );
+    let sent = outbox
+        .iter()
+        .filter(|a| a.status == AlertStatus::Delivered)
+        .count();
+    // Delivery runs beside the candles and may still be pending when a run stops; what was
+    // marked delivered did reach the webhook.
+    assert!(
+        !outbox.is_empty(),
+        "no move was alerted: the test would be vacuous"
+    );
+    assert!(
+        distinct.len() >= sent,
+        "{sent} delivered, {} received",
+        distinct.len()
+    );
+    let backfilled_at = |t: i64| by_time.get(&t).map(|r| r.record.backfilled == Some(true));
+    let mut skipped = 0;
+    for a in &outbox {
+        let resumed = backfilled_at(a.open_time).expect("an alert's record is stored");
+        if a.status == AlertStatus::Skipped {
+            assert!(resumed, "only resumed candles are skipped: {a:?}");
+            skipped += 1;
+        } else if resumed {
+            // Sent for a resumed candle: it was recent, so at most two more resumed candles
+            // follow it before the stream is live again (or the run ended).
+            let more_resumed = (3..=4)
+                .filter(|k| backfilled_at(a.open_time + k * MINUTE) == Some(true))
+                .count();
+            assert_eq!(more_resumed, 0, "a stale resumed candle alerted: {a:?}");
+        }
+    }
+    eprintln!(
+        "alerts: {} rows, {sent} delivered, {skipped} skipped",
+        outbox.len()
+    );
+}
+
 /// Backtest records of the exchange's candles, by open time.
 fn backtest_truth(sim: &SimExchange) -> HashMap<i64, Value> {
     let mut csv = String::from("open_time,open,high,low,close,volume\n");
@@ -178,6 +287,7 @@ fn backtest_truth(sim: &SimExchange) -> HashMap<i64, Value> {
         .arg("--csv")
         .arg(&csv_path)
         .args(["--symbol", SYMBOL, "--interval", "1m", "--json"])
+        .args(BUSY)
         .arg("--signals-out")
         .arg(&out)
         .output()
@@ -197,6 +307,27 @@ fn backtest_truth(sim: &SimExchange) -> HashMap<i64, Value> {
 fn killed_three_times_the_history_stays_whole(db: Db) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sim = sim_market(&rt);
+    // Every decision alerts through a webhook on loopback.
+    let (hook, delivered) = webhook();
+    let dir = tempfile::tempdir().unwrap();
+    let alerts = dir.path().join("alerts.toml");
+    std::fs::write(
+        &alerts,
+        format!(
+            "[alerts]\n[[alerts.webhook]]\nname = \"hook\"\nurl = \"{hook}\"\n\
+             [[alerts.rules]]\nname = \"every-move\"\nmin_confidence = 0.0\n\
+             [alerts.delivery]\nbackoff_base_ms = 50\npoll_interval_ms = 20\n"
+        ),
+    )
+    .unwrap();
+    let alerts = alerts.display().to_string();
+    let mut flags: Vec<&str> = BUSY.to_vec();
+    flags.extend(["--alerts-config", alerts.as_str()]);
+    let spawn_live = |sim: &SimExchange, db: &Db, extra: &[&str]| {
+        let mut all = flags.clone();
+        all.extend_from_slice(extra);
+        spawn_live(sim, db, &all)
+    };
     // Run 1: killed after a few live records.
     let mut child = spawn_live(&sim, &db, &[]);
     wait_until(&mut child, &db, "10 records", |t| t.len() >= 10);
@@ -275,6 +406,7 @@ fn killed_three_times_the_history_stays_whole(db: Db) {
         decided > 0,
         "every record HOLD: the comparison would be weak"
     );
+    check_alerts(&db, &rows, &delivered);
 }
 
 #[test]
