@@ -212,10 +212,12 @@ impl Lab {
         loop {
             writeln!(out, "\n=== Market Manus Strategy Lab ===")?;
             write!(out, "{}", self.summary())?;
-            writeln!(
-                out,
-                "\n1) Select asset\n2) Configure strategies\n3) Select timeframe\n4) Confluence mode\n5) Run backtest\n6) Real-time test\n7) Save/load settings\n0) Exit"
-            )?;
+            if self.prompts == Prompts::Numbers {
+                writeln!(
+                    out,
+                    "\n1) Select asset\n2) Configure strategies\n3) Select timeframe\n4) Confluence mode\n5) Run backtest\n6) Real-time test\n7) Save/load settings\n0) Exit"
+                )?;
+            }
             let choice = match self.prompts {
                 Prompts::Numbers => match ask(input, out, "Choice: ")? {
                     Some(c) => c,
