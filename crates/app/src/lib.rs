@@ -8,6 +8,7 @@ pub mod exit;
 pub mod live;
 pub mod output;
 pub mod ranges;
+pub mod session;
 pub mod store;
 pub mod tui;
 pub mod web;

@@ -5,15 +5,14 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use manus_core::Interval;
 use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
-use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
+use manus_exchange::sim::{FaultPlan, SimConfig, SimSource};
 
 use super::common::StrategyArgs;
-use super::live::{Plan, engine_from, execute, with_runtime};
+use super::live::{Plan, engine_from};
 use crate::exit::bad_input;
-use crate::live::{PipelineConfig, Shutdown, scripted::synthetic_candles};
+use crate::live::{PipelineConfig, scripted::synthetic_candles};
 use crate::ranges;
 
 /// The demo's named symbols; more (`--symbols N`) are numbered.
@@ -153,6 +152,7 @@ impl Args {
                 "demo · simulated {} · {} symbols · {}",
                 exchange, self.symbols, interval
             ),
+            on_record: None,
         };
         Ok((sim, plan))
     }
@@ -160,27 +160,10 @@ impl Args {
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (sim_cfg, mut plan) = args.validate()?;
-    with_runtime(plan.headless, |messages, side| async move {
-        let mut shutdown = Shutdown::install().context("installing signal handlers")?;
-        // The exchange runs on the side runtime, as a remote exchange would run elsewhere.
-        let sim = side
-            .spawn(SimExchange::start(sim_cfg))
-            .await
-            .context("starting the simulated exchange")?
-            .context("starting the simulated exchange")?;
-        tracing::info!(
-            "simulated exchange on {} (WebSocket {}, REST {})",
-            sim.addr(),
-            sim.ws_url(),
-            sim.rest_url()
-        );
-        plan.feed.ws_url = sim.ws_url();
-        plan.feed.rest_url = sim.rest_url();
-        let result = execute(plan, messages, &side, &mut shutdown).await;
-        let _ = tokio::time::timeout(Duration::from_millis(300), side.spawn(sim.shutdown())).await;
-        result
-    })
+    let (sim_cfg, plan) = args.validate()?;
+    crate::session::LiveSession::from_plan(plan)
+        .simulated(sim_cfg)
+        .run()
 }
 
 #[cfg(test)]

@@ -194,6 +194,8 @@ pub struct Plan {
     pub web: Option<WebPlan>,
     /// Dashboard title.
     pub title: String,
+    /// Records go to this callback instead of stdout or a file (library use).
+    pub on_record: Option<crate::live::run::RecordFn>,
 }
 
 /// Splits a comma list, trimming and dropping empty parts.
@@ -373,17 +375,14 @@ impl Args {
                 .transpose()?,
             web: self.web.plan()?,
             title,
+            on_record: None,
         })
     }
 }
 
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let plan = args.plan()?;
-    with_runtime(plan.headless, |messages, side| async move {
-        let mut shutdown = Shutdown::install().context("installing signal handlers")?;
-        execute(plan, messages, &side, &mut shutdown).await
-    })
+    crate::session::LiveSession::from_plan(args.plan()?).run()
 }
 
 /// Builds the runtimes (routing log lines to the dashboard when there is one), runs `f` and
@@ -435,11 +434,12 @@ pub async fn execute(
     side: &tokio::runtime::Handle,
     shutdown: &mut Shutdown,
 ) -> anyhow::Result<()> {
-    let mut sink = match &plan.signals_out {
-        Some(p) => RecordSink::file(p)
+    let mut sink = match (plan.on_record.take(), &plan.signals_out) {
+        (Some(f), _) => RecordSink::callback(f),
+        (None, Some(p)) => RecordSink::file(p)
             .map_err(|e| bad_input(format!("cannot write {}: {e}", p.display())))?,
-        None if plan.headless => RecordSink::stdout(),
-        None => RecordSink::null(),
+        (None, None) if plan.headless => RecordSink::stdout(),
+        (None, None) => RecordSink::null(),
     };
     // Store hook (store helper): `--db` stores every record and queues its alerts.
     let mut shared_store = None;

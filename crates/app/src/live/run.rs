@@ -36,6 +36,17 @@ pub struct RecordSink {
     store: Option<crate::store::hook::StoreHook>,
     // Web hook: candles, records and header figures go to the dashboard when `--web` is given.
     web: Option<WebTap>,
+    // A library user's callback (`LiveSession::on_record`).
+    callback: Option<RecordFn>,
+}
+
+/// A callback that receives every record a live run emits.
+pub struct RecordFn(pub Box<dyn FnMut(&SignalRecord) + Send>);
+
+impl std::fmt::Debug for RecordFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecordFn")
+    }
 }
 
 /// What the web dashboard needs from the loop: its hub and the feed's counters.
@@ -96,7 +107,14 @@ impl RecordSink {
             written: 0,
             store: None,
             web: None,
+            callback: None,
         }
+    }
+    /// Records go to `f` (and nowhere else unless attached).
+    pub fn callback(f: RecordFn) -> Self {
+        let mut s = Self::null();
+        s.callback = Some(f);
+        s
     }
     /// Records to stdout.
     pub fn stdout() -> Self {
@@ -135,6 +153,9 @@ impl RecordSink {
     }
     /// Appends one record.
     pub fn write(&mut self, rec: &SignalRecord) -> io::Result<()> {
+        if let Some(f) = &mut self.callback {
+            (f.0)(rec);
+        }
         if let Some(w) = &self.web {
             w.hub.publish_record(rec);
         }
