@@ -137,7 +137,7 @@ pub struct Settings {
 /// Longest piece of the offending line an error quotes.
 const SNIPPET: usize = 80;
 
-/// A TOML error as `line L, column C: MESSAGE` with at most [`SNIPPET`] characters of the
+/// A TOML error as `line L, column C: MESSAGE` with at most `SNIPPET` characters of the
 /// offending line: the parser's own text quotes the whole line, however long.
 pub fn toml_error(text: &str, e: &toml::de::Error) -> String {
     let Some(span) = e.span() else {

@@ -1,5 +1,8 @@
-//! The `manus` application: command-line commands ([`cmd`]), the live pipeline ([`live`]), the
-//! terminal dashboard ([`tui`]). `anyhow` is used only in this crate.
+//! The `manus` application and its library API: [`session::LiveSession`] runs the live pipeline
+//! from your own code (exchange feed, engines, store, alerts, web page; see `examples/`), the
+//! command-line commands ([`cmd`]) build on it; also the live pipeline's parts ([`live`]), the
+//! terminal dashboard ([`tui`]), the store ([`store`]), alerts ([`alerts`]) and the web page
+//! ([`web`]). `anyhow` is used only in this crate.
 
 pub mod alerts;
 pub mod cmd;

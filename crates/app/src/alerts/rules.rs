@@ -51,7 +51,7 @@ pub struct AlertRules {
     max_age_candles: u64,
 }
 
-/// Default [`AlertRules::max_age_candles`]: a restart after a long outage must not flood a
+/// Default of `AlertRules::with_max_age_candles`: a restart after a long outage must not flood a
 /// chat with stale calls; the current and the previous candle still alert.
 pub const DEFAULT_MAX_ALERT_AGE_CANDLES: u64 = 2;
 

@@ -30,7 +30,7 @@ pub enum AlertsCommand {
 /// `manus alerts test` arguments.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
-    /// The settings file with an [alerts] section.
+    /// The settings file with an `[alerts]` section.
     #[arg(long, env = "MANUS_CONFIG")]
     pub config: PathBuf,
     /// Test only the notifier with this name.

@@ -74,7 +74,7 @@ pub struct Args {
     /// Store records (and queue alerts) in this database: a SQLite file or a postgres:// URL.
     #[arg(long, env = "MANUS_DB")]
     pub db: Option<String>,
-    /// Settings file whose [alerts] section configures notifiers and rules (needs a database:
+    /// Settings file whose `[alerts]` section configures notifiers and rules (needs a database:
     /// --db or the config's db).
     #[arg(long)]
     pub alerts_config: Option<PathBuf>,

@@ -131,7 +131,7 @@ impl Spec for RsiSpec {
     }
 }
 
-/// Relative Strength Index (Wilder smoothing), in-house: see the [module docs](self).
+/// Relative Strength Index (Wilder smoothing), in-house: see the module docs (`indicator/rsi.rs`).
 pub type Rsi = Streamed<RsiSpec>;
 
 impl Rsi {
