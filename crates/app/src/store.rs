@@ -9,6 +9,7 @@
 //! `spawn_blocking`, never on the candle loop (the Postgres client must not run inside a tokio
 //! runtime thread).
 
+pub mod cache;
 pub mod hook;
 pub mod postgres;
 pub mod schema;

@@ -163,7 +163,7 @@ pub fn load_candles(args: &Args, settings: &Settings) -> anyhow::Result<(Vec<Can
                 .as_ref()
                 .map(|p| p.to_string_lossy().into_owned())
         });
-        return super::fetch::load_for_backtest(
+        return super::common::load_for_backtest(
             exchange,
             args.symbol
                 .as_deref()

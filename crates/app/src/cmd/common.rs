@@ -7,10 +7,14 @@ use std::path::Path;
 use anyhow::Context;
 use manus_core::confluence::{Mode, Rule};
 use manus_core::engine::StrategySpec;
+use manus_core::model::parse_iso8601_ms;
 use manus_core::{Candle, Interval, SignalEngine, strategy};
+use manus_exchange::ExchangeKind;
 use serde_json::{Map, Value};
 
 use crate::exit::bad_input;
+use crate::store::cache::{Source, summary, sync};
+use crate::store::format_ms;
 
 /// Strategy selection and confluence flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -116,5 +120,122 @@ pub fn ignore_broken_pipe(r: std::io::Result<()>) -> anyhow::Result<()> {
     match r {
         Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
+    }
+}
+
+impl Source {
+    /// Validates the command-line spellings into a source (bad input → exit 2).
+    pub fn from_flags(
+        exchange: &str,
+        symbol: &str,
+        interval: Interval,
+        from: &str,
+        to: Option<&str>,
+        rest_url: Option<&str>,
+        db: Option<&str>,
+    ) -> anyhow::Result<Source> {
+        let exchange: ExchangeKind = exchange.parse().map_err(|e| bad_input(format!("{e}")))?;
+        let symbol = symbol.trim().to_ascii_uppercase();
+        if symbol.is_empty() {
+            return Err(bad_input("--symbol is empty"));
+        }
+        let venue = exchange.venue();
+        if !venue.supports(interval) {
+            return Err(bad_input(format!(
+                "{} has no {interval} klines",
+                venue.name()
+            )));
+        }
+        let from_ms = parse_time("--from", from)?;
+        let to_ms = to.map(|t| parse_time("--to", t)).transpose()?;
+        if let Some(t) = to_ms
+            && from_ms >= t
+        {
+            return Err(bad_input(format!(
+                "--from ({}) must be before --to ({})",
+                format_ms(from_ms),
+                format_ms(t)
+            )));
+        }
+        Ok(Source {
+            exchange,
+            symbol,
+            interval,
+            from_ms,
+            to_ms,
+            rest_url: match rest_url {
+                Some(u) => crate::cmd::live::parse_base_url("--rest-url", u, &["http", "https"])?,
+                None => exchange.default_rest_url().to_string(),
+            },
+            db: db.map(str::to_string),
+        })
+    }
+}
+
+/// Parses a time flag: ms since the epoch, `YYYY-MM-DD` or an ISO 8601 date-time (UTC).
+pub fn parse_time(flag: &str, s: &str) -> anyhow::Result<i64> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse()
+            .map_err(|_| bad_input(format!("{flag} '{s}': number out of range")));
+    }
+    parse_iso8601_ms(t).ok_or_else(|| {
+        bad_input(format!(
+            "{flag} '{s}': expected YYYY-MM-DD, an ISO 8601 date-time (2024-01-31T12:00:00Z) or ms since the epoch"
+        ))
+    })
+}
+
+/// The candles `backtest --exchange` runs on: the range is brought into the cache (progress
+/// and summary on stderr, stdout stays the backtest's), then read back from it.
+pub fn load_for_backtest(
+    exchange: &str,
+    symbol: Option<&str>,
+    interval: Option<Interval>,
+    from: Option<&str>,
+    to: Option<&str>,
+    rest_url: Option<&str>,
+    db: Option<&str>,
+) -> anyhow::Result<(Vec<Candle>, Interval)> {
+    let missing = |flag: &str| bad_input(format!("--exchange needs {flag}"));
+    let interval = interval.ok_or_else(|| missing("--interval"))?;
+    let src = Source::from_flags(
+        exchange,
+        symbol.ok_or_else(|| missing("--symbol"))?,
+        interval,
+        from.ok_or_else(|| missing("--from"))?,
+        to,
+        rest_url,
+        db,
+    )?;
+    let synced = sync(&src, true)?;
+    tracing::info!("{}", summary(&src, &synced));
+    if synced.candles.len() < 2 {
+        return Err(bad_input(format!(
+            "{} candle(s) in the range; a backtest needs at least 2",
+            synced.candles.len()
+        )));
+    }
+    Ok((synced.candles, interval))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_time_flags() {
+        assert_eq!(
+            parse_time("--from", "1700000000000").unwrap(),
+            1_700_000_000_000
+        );
+        assert_eq!(parse_time("--from", "1970-01-02").unwrap(), 86_400_000);
+        assert_eq!(
+            parse_time("--from", "1970-01-01T00:01:00Z").unwrap(),
+            60_000
+        );
+        assert!(parse_time("--from", "yesterday").is_err());
+        assert!(parse_time("--from", "").is_err());
     }
 }
