@@ -62,18 +62,28 @@ impl AtomicFile {
     }
 }
 
+impl AtomicFile {
+    /// The error, naming the file the user asked for (a full disk says where).
+    fn named(&self, e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), format!("{}: {e}", self.target.display()))
+    }
+}
+
 impl Write for AtomicFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.as_mut().map_or(Ok(0), |o| o.write(buf))
+        let r = self.out.as_mut().map_or(Ok(0), |o| o.write(buf));
+        r.map_err(|e| self.named(e))
     }
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self.out.as_mut() {
+        let r = match self.out.as_mut() {
             Some(o) => o.write_all(buf),
             None => Err(io::Error::other("file already committed")),
-        }
+        };
+        r.map_err(|e| self.named(e))
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.out.as_mut().map_or(Ok(()), BufWriter::flush)
+        let r = self.out.as_mut().map_or(Ok(()), BufWriter::flush);
+        r.map_err(|e| self.named(e))
     }
 }
 
@@ -127,6 +137,23 @@ mod tests {
         f.commit().unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"a,b\n1,2\n");
         assert_eq!(names(&d), ["out.csv"]);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn write_errors_name_the_target_and_keep_their_kind() {
+        let _turn = serial();
+        let d = dir("named");
+        let target = d.join("trades.csv");
+        let f = AtomicFile::create(&target).unwrap();
+        let e = f.named(io::Error::from(io::ErrorKind::StorageFull));
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}: ", target.display())),
+            "{e}"
+        );
+        drop(f);
         let _ = std::fs::remove_dir_all(&d);
     }
 
