@@ -20,10 +20,9 @@ use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifier
 use manus_exchange::feed::{FeedCounters, MarketFeed};
 use tokio::sync::mpsc;
 
-use crate::alerts::worker::DeliveryStats;
 use crate::live::run::pump;
 use crate::live::{Pipeline, RecordSink, Shutdown, Stop};
-use crate::store::sink::SinkStats;
+pub use crate::store::hook::StoreStats;
 use crate::tui::screen::{Screen, ScreenWriter};
 
 /// Frames per second at most.
@@ -102,15 +101,6 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for MessageLog {
             buf: Vec::with_capacity(128),
         }
     }
-}
-
-/// The store writer's and alert worker's counters (shared atomics, read once per frame).
-#[derive(Debug, Clone)]
-pub struct StoreStats {
-    /// Writer queue depth, drops and writes.
-    pub sink: Arc<SinkStats>,
-    /// Delivery counters; `None` when no notifier is configured.
-    pub delivery: Option<Arc<DeliveryStats>>,
 }
 
 /// Everything the dashboard draws.

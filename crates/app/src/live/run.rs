@@ -144,9 +144,9 @@ impl RecordSink {
         self.web = Some(tap);
     }
     /// The attached store's writer and delivery counters (shared atomics), for the dashboard.
-    pub fn store_stats(&self) -> Option<crate::tui::StoreStats> {
+    pub fn store_stats(&self) -> Option<crate::store::hook::StoreStats> {
         let hook = self.store.as_ref()?;
-        Some(crate::tui::StoreStats {
+        Some(crate::store::hook::StoreStats {
             sink: hook.sink_stats()?,
             delivery: hook.delivery_stats(),
         })

@@ -68,6 +68,17 @@ impl StoreTarget {
     }
 }
 
+/// The store writer's and alert worker's counters (shared atomics, read once per dashboard
+/// frame): owned here, so the live loop and the dashboard both depend on the store, not on each
+/// other.
+#[derive(Debug, Clone)]
+pub struct StoreStats {
+    /// Writer queue depth, drops and writes.
+    pub sink: Arc<SinkStats>,
+    /// Delivery counters; `None` when no notifier is configured.
+    pub delivery: Option<Arc<crate::alerts::worker::DeliveryStats>>,
+}
+
 /// The store side of a live run.
 pub struct StoreHook {
     sink: Option<SignalSink>,
