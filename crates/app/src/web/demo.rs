@@ -53,6 +53,7 @@ pub struct DemoConfig {
 
 impl Default for DemoConfig {
     fn default() -> Self {
+        let specs = default_specs();
         DemoConfig {
             symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
             interval: Interval::M1,
@@ -61,8 +62,8 @@ impl Default for DemoConfig {
             bootstrap: 300,
             seed: 7,
             drop_every: Some(60),
-            strategies: default_specs(),
-            rule: Rule::new(Mode::default(), default_specs().len()),
+            rule: Rule::new(Mode::default(), specs.len()),
+            strategies: specs,
         }
     }
 }

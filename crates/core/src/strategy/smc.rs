@@ -213,12 +213,6 @@ fn gate(seen: u64, warmup: usize, d: Decision) -> Decision {
     }
 }
 
-/// A signal whose view ends when the close goes back through `level`: below it for a BUY,
-/// above it for a SELL.
-fn until_back_through(d: Decision, level: f64) -> Signal {
-    Signal::until_close_beyond(d, level)
-}
-
 /// A break needs a confirmed swing (candle `2L`) and a later close: `2L + 2` candles.
 fn break_warmup(swing_length: usize) -> usize {
     2 * swing_length.max(1) + 2
@@ -237,7 +231,7 @@ impl Breaks {
         // The view ends when the close goes back through the broken level.
         let signal = match self.structure.update(c).brk {
             Some(b) if b.kind == self.kind => {
-                Some(until_back_through(break_decision(&b, c), b.level))
+                Some(Signal::until_close_beyond(break_decision(&b, c), b.level))
             }
             _ => None,
         };
@@ -323,7 +317,7 @@ fn zone_signal(r: &Retest, c: &Candle, bull: &'static str, bear: &'static str) -
             r.zone.top,
         ),
     };
-    until_back_through(Decision::new(r.zone.side.action(), score, reason), level)
+    Signal::until_close_beyond(Decision::new(r.zone.side.action(), score, reason), level)
 }
 
 /// Order Block retest: price returns into a live block left by a structure break.
@@ -456,7 +450,7 @@ fn sweep_signal(s: &Sweep) -> Signal {
         }
         Side::Bear => Reason::new("sweep of highs: high", s.wick, "> swing high", s.level),
     };
-    until_back_through(Decision::new(s.side.action(), score, reason), s.wick)
+    Signal::until_close_beyond(Decision::new(s.side.action(), score, reason), s.wick)
 }
 
 /// Liquidity Sweep: a wick through a swing (or equal highs/lows) that closes back inside.
