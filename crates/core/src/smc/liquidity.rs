@@ -20,8 +20,6 @@
 //! lows at once it is a conflict. A swing confirmed on a candle cannot be swept by that candle:
 //! its high (low) is at most (least) the swing's. Cost per candle: `O(swing_length + max_levels)`.
 
-use std::collections::VecDeque;
-
 use super::Side;
 use super::swing::{Confirmed, SwingPoint, Swings};
 use crate::model::Candle;
@@ -77,8 +75,9 @@ pub struct LiquidityUpdate {
 #[derive(Debug, Clone)]
 pub struct Liquidity {
     swings: Swings,
-    highs: VecDeque<Pool>,
-    lows: VecDeque<Pool>,
+    // Vecs, as in `zone::ZoneBook`: scanned on every candle, shifted only when full.
+    highs: Vec<Pool>,
+    lows: Vec<Pool>,
     tolerance_pct: f64,
     max_levels: usize,
     max_age: usize,
@@ -97,8 +96,8 @@ impl Liquidity {
         let max_levels = max_levels.max(1);
         Liquidity {
             swings: Swings::new(swing_length),
-            highs: VecDeque::with_capacity(max_levels),
-            lows: VecDeque::with_capacity(max_levels),
+            highs: Vec::with_capacity(max_levels),
+            lows: Vec::with_capacity(max_levels),
             tolerance_pct,
             max_levels,
             max_age,
@@ -151,7 +150,7 @@ impl Liquidity {
 
 /// Removes expired pools and pools `c` trades through; returns the sweep, if any.
 fn take(
-    pools: &mut VecDeque<Pool>,
+    pools: &mut Vec<Pool>,
     side: Side,
     c: &Candle,
     index: u64,
@@ -194,13 +193,7 @@ fn take(
 }
 
 /// Adds a confirmed swing as a pool, or merges it into the nearest pool within tolerance.
-fn add(
-    pools: &mut VecDeque<Pool>,
-    p: SwingPoint,
-    tol: f64,
-    max: usize,
-    extreme: fn(f64, f64) -> f64,
-) {
+fn add(pools: &mut Vec<Pool>, p: SwingPoint, tol: f64, max: usize, extreme: fn(f64, f64) -> f64) {
     let band = tol * p.price.abs();
     let nearest = pools
         .iter_mut()
@@ -217,9 +210,9 @@ fn add(
         return;
     }
     if pools.len() >= max {
-        pools.pop_front();
+        pools.remove(0);
     }
-    pools.push_back(Pool {
+    pools.push(Pool {
         price: p.price,
         touches: 1,
         last: p.index,

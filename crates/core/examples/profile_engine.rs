@@ -1,0 +1,27 @@
+//! A fixed amount of engine work for instruction-count profiling, which is repeatable on a busy
+//! machine where wall-clock benches are not: `valgrind --tool=callgrind
+//! target/release/examples/profile_engine SELECTION N [skip]` runs N candles of the seeded
+//! synthetic series through `SignalEngine::on_closed` (MAJORITY); with `skip` it only builds the
+//! series and the engine. (total − skip total) / N is the per-candle count.
+
+use std::hint::black_box;
+
+use manus_core::confluence::{Mode, Rule};
+use manus_core::{SignalEngine, strategy};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (selection, n, skip) = match args.as_slice() {
+        [s, n] => (s, n, false),
+        [s, n, k] if k == "skip" => (s, n, true),
+        _ => return Err("usage: profile_engine SELECTION N [skip]".into()),
+    };
+    let n: usize = n.parse()?;
+    let ids = strategy::parse_selection(selection)?;
+    let candles = manus_core::testing::synthetic(7, n);
+    let mut engine = SignalEngine::from_ids(&ids, Rule::new(Mode::Majority, ids.len()))?;
+    for c in candles.iter().filter(|_| !skip) {
+        black_box(engine.on_closed(c));
+    }
+    Ok(())
+}
