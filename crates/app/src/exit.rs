@@ -116,18 +116,25 @@ pub fn colour_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> b
     is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// Whether the user's input caused `e` (exit code 2): the library modules' typed errors say
+/// so themselves; this is the one place that knows them all.
+pub fn is_bad_input(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<BadInput>()
+            || c.is::<manus_core::CoreError>()
+            || c.is::<crate::ranges::RangeError>()
+            || c.downcast_ref::<crate::config::ConfigError>()
+                .is_some_and(|e| e.is_bad_input())
+    })
+}
+
 /// Prints the error chain and picks the exit code.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", message(&e));
-            let bad = e.chain().any(|c| {
-                c.is::<BadInput>()
-                    || c.is::<manus_core::CoreError>()
-                    || c.is::<crate::ranges::RangeError>()
-            });
-            ExitCode::from(if bad { 2 } else { 1 })
+            ExitCode::from(if is_bad_input(&e) { 2 } else { 1 })
         }
     }
 }

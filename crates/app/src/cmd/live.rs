@@ -17,8 +17,8 @@ use manus_core::{Interval, SignalEngine, strategy};
 use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
 use manus_exchange::{Feed, FeedError};
 
-use super::common::StrategyArgs;
-use crate::config::{Settings, StrategyFlags};
+use super::common::{StrategyArgs, StrategyFlags};
+use crate::config::{ExchangeChoice, Settings};
 use crate::exit::bad_input;
 use crate::live::run::WebTap;
 use crate::live::{Pipeline, PipelineConfig, RecordSink, Shutdown, Stop, run_headless};
@@ -292,17 +292,22 @@ impl Args {
             Some(p) => Settings::load(p)?,
             None => Settings::default(),
         };
-        let exchange: ExchangeKind = self
-            .exchange
-            .clone()
-            .or_else(|| settings.exchange.clone())
-            .unwrap_or_else(|| "binanceus".into())
-            .parse()
-            .map_err(|e| bad_input(format!("{e}")))?;
+        let exchange: ExchangeKind = match (&self.exchange, settings.exchange) {
+            (Some(e), _) => e.parse().map_err(|e| bad_input(format!("{e}")))?,
+            (None, Some(ExchangeChoice::Venue(k))) => k,
+            (None, Some(ExchangeChoice::Sim)) => {
+                return Err(bad_input(
+                    "exchange = \"sim\" is the Lab's built-in simulator; `live` needs a real \
+                     exchange (pass --exchange, or run `manus demo`)",
+                ));
+            }
+            (None, None) => ExchangeKind::BinanceUs,
+        };
         let file_symbols = (!settings.symbols.is_empty()).then(|| settings.symbols.join(","));
         let symbols = parse_symbols(self.symbol.as_deref().or(file_symbols.as_deref()))?;
-        let intervals = parse_intervals(self.interval.as_deref().or(settings.interval.as_deref()))?;
-        let engine = engine_from(&settings.strategy_args(&self.strategy))?;
+        let file_interval = settings.interval.map(|i| i.as_str());
+        let intervals = parse_intervals(self.interval.as_deref().or(file_interval))?;
+        let engine = engine_from(&StrategyArgs::from_settings(&settings, &self.strategy))?;
         let db = self
             .db
             .clone()
