@@ -125,6 +125,10 @@ pub fn is_bad_input(e: &anyhow::Error) -> bool {
             || c.is::<crate::ranges::RangeError>()
             || c.downcast_ref::<crate::config::ConfigError>()
                 .is_some_and(|e| e.is_bad_input())
+            || c.downcast_ref::<crate::store::cache::CacheError>()
+                .is_some_and(|e| e.is_bad_input())
+            || c.downcast_ref::<crate::wiring::WiringError>()
+                .is_some_and(|e| e.is_bad_input())
     })
 }
 

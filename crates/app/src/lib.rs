@@ -5,6 +5,7 @@
 //! ([`web`]). `anyhow` is used only in this crate.
 
 pub mod alerts;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod exit;
@@ -15,3 +16,4 @@ pub mod session;
 pub mod store;
 pub mod tui;
 pub mod web;
+pub mod wiring;

@@ -250,7 +250,7 @@ impl LiveSessionBuilder {
         let store = self
             .db
             .as_deref()
-            .map(|db| crate::store::hook::StoreTarget::new(db, self.exchange.as_str(), None))
+            .map(|db| crate::wiring::StoreTarget::new(db, self.exchange.as_str(), None))
             .transpose()?;
         let plan = Plan {
             feed,

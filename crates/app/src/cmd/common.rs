@@ -12,10 +12,10 @@ use manus_core::{Candle, Interval, SignalEngine, strategy};
 use manus_exchange::ExchangeKind;
 use serde_json::{Map, Value};
 
+use crate::clock::format_ms;
 use crate::config::Settings;
 use crate::exit::bad_input;
 use crate::store::cache::{Source, summary, sync};
-use crate::store::format_ms;
 
 /// Strategy selection and confluence flags.
 #[derive(Debug, Clone, clap::Args)]

@@ -23,9 +23,9 @@ use crate::exit::bad_input;
 use crate::live::run::WebTap;
 use crate::live::{Pipeline, PipelineConfig, RecordSink, Shutdown, Stop, run_headless};
 use crate::ranges;
-use crate::store::hook::DRAIN_GRACE;
 use crate::store::sink::StoreReport;
 use crate::tui::{self, App, MessageLog};
+use crate::wiring::DRAIN_GRACE;
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -189,7 +189,7 @@ pub struct Plan {
     /// Records file.
     pub signals_out: Option<PathBuf>,
     /// Store and alerts (`--db`), if any.
-    pub store: Option<crate::store::hook::StoreTarget>,
+    pub store: Option<crate::wiring::StoreTarget>,
     /// Serve the web dashboard from this run (`--web`).
     pub web: Option<WebPlan>,
     /// Dashboard title.
@@ -371,7 +371,7 @@ impl Args {
             store: db
                 .as_deref()
                 .map(|db| {
-                    crate::store::hook::StoreTarget::new(
+                    crate::wiring::StoreTarget::new(
                         db,
                         exchange.as_str(),
                         self.alerts_config.as_deref(),
