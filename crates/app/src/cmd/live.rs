@@ -90,9 +90,24 @@ pub struct Args {
     pub web: WebArgs,
 }
 
+/// A `--reconnect-at` or `--reconnect-backoff` value that does not parse (clap takes any
+/// error type for a value parser, so these need no `String`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimingFlagError {
+    /// Not `HH:MM` or `HH:MM:SS` within a day.
+    #[error("'{0}': expected a UTC time of day as HH:MM or HH:MM:SS, e.g. 03:00:30")]
+    TimeOfDay(String),
+    /// Not `FIRST..CAP` with units.
+    #[error("'{0}': expected FIRST..CAP with units ms, s or m, e.g. 500ms..30s")]
+    BackoffFormat(String),
+    /// A zero first delay, or a cap below it.
+    #[error("'{0}': the first delay must be positive and the cap at least the first")]
+    BackoffOrder(String),
+}
+
 /// Parses `HH:MM` or `HH:MM:SS` (UTC) into the offset from midnight.
-fn parse_time_of_day(s: &str) -> Result<Duration, String> {
-    let bad = || format!("'{s}': expected a UTC time of day as HH:MM or HH:MM:SS, e.g. 03:00:30");
+fn parse_time_of_day(s: &str) -> Result<Duration, TimingFlagError> {
+    let bad = || TimingFlagError::TimeOfDay(s.to_string());
     let parts: Vec<u64> = s
         .split(':')
         .map(|p| p.parse::<u64>().map_err(|_| bad()))
@@ -122,17 +137,15 @@ fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 /// Parses `FIRST..CAP`, e.g. `500ms..30s`: both positive, the cap not below the first.
-fn parse_backoff(s: &str) -> Result<(Duration, Duration), String> {
-    let bad = || format!("'{s}': expected FIRST..CAP with units ms, s or m, e.g. 500ms..30s");
+fn parse_backoff(s: &str) -> Result<(Duration, Duration), TimingFlagError> {
+    let bad = || TimingFlagError::BackoffFormat(s.to_string());
     let (a, b) = s.split_once("..").ok_or_else(bad)?;
     let (first, cap) = (
         parse_duration(a).ok_or_else(bad)?,
         parse_duration(b).ok_or_else(bad)?,
     );
     if first.is_zero() || cap < first {
-        return Err(format!(
-            "'{s}': the first delay must be positive and the cap at least the first"
-        ));
+        return Err(TimingFlagError::BackoffOrder(s.to_string()));
     }
     Ok((first, cap))
 }
@@ -576,8 +589,10 @@ mod tests {
             Ok(Duration::from_secs(23 * 3600 + 59 * 60))
         );
         for bad in ["24:00", "3", "03:60", "03:00:61", "aa:bb", "1:2:3:4"] {
-            let e = parse_time_of_day(bad).unwrap_err();
-            assert!(e.contains("HH:MM"), "{bad}: {e}");
+            assert_eq!(
+                parse_time_of_day(bad),
+                Err(TimingFlagError::TimeOfDay(bad.into()))
+            );
         }
     }
 
@@ -640,12 +655,16 @@ mod tests {
         for bad in [
             "", "20ms", "20..200", "20ms..", "x..1s", "1h..2h", "-1s..2s",
         ] {
-            let e = parse_backoff(bad).unwrap_err();
-            assert!(e.contains("FIRST..CAP"), "{bad}: {e}");
+            assert_eq!(
+                parse_backoff(bad),
+                Err(TimingFlagError::BackoffFormat(bad.into()))
+            );
         }
         for bad in ["0ms..1s", "2s..1s"] {
-            let e = parse_backoff(bad).unwrap_err();
-            assert!(e.contains("at least the first"), "{bad}: {e}");
+            assert_eq!(
+                parse_backoff(bad),
+                Err(TimingFlagError::BackoffOrder(bad.into()))
+            );
         }
     }
 }
