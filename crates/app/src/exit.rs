@@ -172,6 +172,35 @@ mod tests {
         assert_eq!(message(&e), "opening x.db: file is not a database");
     }
 
+    #[test]
+    fn library_errors_say_whether_the_input_is_at_fault() {
+        use crate::config::{ConfigError, Settings};
+        use crate::store::cache::CacheError;
+        let parse = Settings::from_toml("interval = \"7m\"").unwrap_err();
+        assert!(matches!(parse, ConfigError::Parse { .. }));
+        let write = ConfigError::Write {
+            path: "x".into(),
+            source: std::io::Error::other("disk full"),
+        };
+        let empty = CacheError::EmptyRange {
+            interval: manus_core::Interval::M1,
+            symbol: "BTCUSDT".into(),
+            at: "2026-01-01 00:00:00".into(),
+        };
+        let runtime = CacheError::Runtime(std::io::Error::other("no threads"));
+        // Wrapped in context, as commands do: the chain is searched.
+        let cases: [(anyhow::Error, bool); 5] = [
+            (anyhow::Error::new(parse).context("loading"), true),
+            (anyhow::Error::new(write), false),
+            (anyhow::Error::new(empty).context("fetch"), true),
+            (anyhow::Error::new(runtime), false),
+            (bad_input("x"), true),
+        ];
+        for (e, bad) in cases {
+            assert_eq!(is_bad_input(&e), bad, "{e:#}");
+        }
+    }
+
     use std::ffi::OsStr;
 
     #[test]
