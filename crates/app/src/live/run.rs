@@ -131,7 +131,7 @@ impl RecordSink {
     pub fn null() -> Self {
         Self::new(Box::new(io::sink()))
     }
-    /// Also hands every record to the store (non-blocking; see [`crate::store::hook`]).
+    /// Also hands every record to the store (non-blocking; see [`crate::wiring`]).
     pub fn attach_store(&mut self, hook: crate::wiring::StoreHook) {
         self.store = Some(hook);
     }
