@@ -125,8 +125,8 @@ impl StoreTarget {
 }
 
 /// The store writer's and alert worker's counters (shared atomics, read once per dashboard
-/// frame): owned here, so the live loop and the dashboard both depend on the store, not on each
-/// other.
+/// frame): owned here, so the live loop and the dashboard both depend on this module, not on
+/// each other.
 #[derive(Debug, Clone)]
 pub struct StoreStats {
     /// Writer queue depth, drops and writes.

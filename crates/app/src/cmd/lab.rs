@@ -637,9 +637,11 @@ impl Lab {
                 return Ok(true);
             };
             if !t.is_empty() {
+                // The range the settings file is read with, so a saved Lab file loads again.
+                let range = crate::ranges::THRESHOLD;
                 match t.parse::<f64>() {
-                    Ok(v) if v.is_finite() && v >= 0.0 => self.settings.confluence.threshold = v,
-                    _ => writeln!(out, "Not a threshold: '{t}'.")?,
+                    Ok(v) if range.f64(v).is_ok() => self.settings.confluence.threshold = v,
+                    _ => writeln!(out, "Not a threshold: '{t}' ({}).", range.valid())?,
                 }
             }
         }
