@@ -18,7 +18,12 @@
 //! ```
 //!
 //! `run` blocks until Ctrl+C (or `max_candles` closed candles): the candle path runs on a
-//! current-thread runtime of its own, as in the binary.
+//! current-thread runtime of its own, as in the binary. [`LiveSession::run_until`] stops on a
+//! [`Stopper`](crate::live::Stopper) instead (embedding, tests).
+//!
+//! The session is where the parts meet: it runs the [`live`](crate::live) pipeline and attaches
+//! the terminal dashboard, the store hook and (through [`web_tap`]) the web page; those parts do
+//! not import one another.
 
 use std::time::Duration;
 
@@ -30,9 +35,18 @@ use manus_core::{Interval, SignalEngine, strategy};
 use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
 use manus_exchange::sim::{SimConfig, SimExchange};
 
-use crate::cmd::live::{Plan, execute, with_runtime};
 use crate::live::run::RecordFn;
 use crate::live::{PipelineConfig, Shutdown};
+
+mod plan;
+mod run;
+pub mod web_tap;
+
+pub use plan::{Plan, WebPlan, WebReadyFn};
+use run::{execute, with_runtime};
+
+/// The exchange name records of a simulated run are stored under (as `manus demo` stores them).
+pub const SIM_EXCHANGE: &str = "sim";
 
 /// A live run, ready to start.
 #[derive(Debug)]
@@ -57,6 +71,7 @@ pub struct LiveSessionBuilder {
     db: Option<String>,
     simulated: Option<SimConfig>,
     on_record: Option<RecordFn>,
+    web: Option<WebPlan>,
 }
 
 impl LiveSession {
@@ -76,6 +91,7 @@ impl LiveSession {
             db: None,
             simulated: None,
             on_record: None,
+            web: None,
         }
     }
 
@@ -100,12 +116,25 @@ impl LiveSession {
 
     /// Runs until Ctrl+C / SIGTERM, `max_candles`, or a fatal error.
     pub fn run(self) -> anyhow::Result<()> {
+        self.run_with(None)
+    }
+
+    /// Runs until `shutdown` (from [`Shutdown::manual`]) is triggered, `max_candles`, or a fatal
+    /// error; no signal handlers are installed. Blocks: call it on a thread of its own.
+    pub fn run_until(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        self.run_with(Some(shutdown))
+    }
+
+    fn run_with(self, shutdown: Option<Shutdown>) -> anyhow::Result<()> {
         let LiveSession {
             mut plan,
             simulated,
         } = self;
         with_runtime(plan.headless, |messages, side| async move {
-            let mut shutdown = Shutdown::install().context("installing signal handlers")?;
+            let mut shutdown = match shutdown {
+                Some(s) => s,
+                None => Shutdown::install().context("installing signal handlers")?,
+            };
             let sim = match simulated {
                 // The exchange runs on the side runtime, as a remote exchange would elsewhere.
                 Some(cfg) => {
@@ -201,6 +230,24 @@ impl LiveSessionBuilder {
         self
     }
 
+    /// Also serves the web dashboard at `addr` (anything but loopback needs a `token`, which
+    /// every request must then carry); with [`Self::db`] its history pages read that store.
+    pub fn web(mut self, addr: std::net::SocketAddr, token: Option<String>) -> Self {
+        self.web = Some(WebPlan {
+            addr,
+            token,
+            on_ready: None,
+        });
+        self
+    }
+    /// With [`Self::web`]: called once with the dashboard's URL when it listens.
+    pub fn on_web_ready(mut self, f: impl FnOnce(&str) + Send + 'static) -> Self {
+        if let Some(w) = &mut self.web {
+            w.on_ready = Some(WebReadyFn(Box::new(f)));
+        }
+        self
+    }
+
     /// Checks everything (symbols, intervals, strategies, ranges) into a session.
     pub fn build(self) -> anyhow::Result<LiveSession> {
         if self.symbols.is_empty() || self.intervals.is_empty() {
@@ -247,10 +294,18 @@ impl LiveSessionBuilder {
             feed.backoff_max = Duration::from_secs(2);
             feed.rotate_at = None;
         }
+        if let Some(w) = &self.web {
+            crate::web::check_policy(w.addr, w.token.as_deref())?;
+        }
+        // A simulated market is not the exchange's: its records are kept apart.
+        let stored_as = match self.simulated {
+            Some(_) => SIM_EXCHANGE,
+            None => self.exchange.as_str(),
+        };
         let store = self
             .db
             .as_deref()
-            .map(|db| crate::store::hook::StoreTarget::new(db, self.exchange.as_str(), None))
+            .map(|db| crate::store::hook::StoreTarget::new(db, stored_as, None))
             .transpose()?;
         let plan = Plan {
             feed,
@@ -263,7 +318,7 @@ impl LiveSessionBuilder {
             headless: true,
             signals_out: None,
             store,
-            web: None,
+            web: self.web,
             title: "session".into(),
             on_record: self.on_record,
         };
