@@ -72,6 +72,7 @@ pub struct LiveSessionBuilder {
     simulated: Option<SimConfig>,
     on_record: Option<RecordFn>,
     web: Option<WebPlan>,
+    alerts: Option<std::path::PathBuf>,
 }
 
 impl LiveSession {
@@ -92,6 +93,7 @@ impl LiveSession {
             simulated: None,
             on_record: None,
             web: None,
+            alerts: None,
         }
     }
 
@@ -219,6 +221,12 @@ impl LiveSessionBuilder {
         self.db = Some(db.to_string());
         self
     }
+    /// With [`Self::db`]: notifiers and rules from the `[alerts]` section of this settings file
+    /// (as `--alerts-config`); records' alerts are queued in the store and delivered.
+    pub fn alerts(mut self, settings: impl Into<std::path::PathBuf>) -> Self {
+        self.alerts = Some(settings.into());
+        self
+    }
     /// Runs against the built-in simulated exchange instead (offline; `manus demo`).
     pub fn simulated(mut self, sim: SimConfig) -> Self {
         self.simulated = Some(sim);
@@ -302,10 +310,13 @@ impl LiveSessionBuilder {
             Some(_) => SIM_EXCHANGE,
             None => self.exchange.as_str(),
         };
+        if self.alerts.is_some() && self.db.is_none() {
+            anyhow::bail!("alerts need a database for their outbox: set one with `db`");
+        }
         let store = self
             .db
             .as_deref()
-            .map(|db| crate::store::hook::StoreTarget::new(db, stored_as, None))
+            .map(|db| crate::store::hook::StoreTarget::new(db, stored_as, self.alerts.as_deref()))
             .transpose()?;
         let plan = Plan {
             feed,

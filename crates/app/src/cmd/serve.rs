@@ -39,6 +39,10 @@ pub struct Args {
     /// Demo: real milliseconds per candle.
     #[arg(long, default_value_t = 1000, requires = "demo")]
     pub demo_candle_ms: u64,
+    /// Demo: settings file whose `[alerts]` section configures notifiers and rules, as for
+    /// `live` (needs the store: not with --no-store).
+    #[arg(long, requires = "demo", value_name = "FILE")]
+    pub alerts_config: Option<std::path::PathBuf>,
     /// Demo: strategies and confluence (the same flags and defaults as `live`).
     #[command(flatten)]
     pub strategy: crate::cmd::common::StrategyArgs,
@@ -149,6 +153,14 @@ fn run_demo(
         .on_web_ready(move |url| announce(url, with_token));
     if let Some(db) = &db {
         b = b.db(db);
+    }
+    if let Some(path) = &args.alerts_config {
+        if db.is_none() {
+            return Err(bad_input(
+                "--alerts-config needs the store for the alert outbox: drop --no-store",
+            ));
+        }
+        b = b.alerts(path);
     }
     b.build()?.run()
 }
