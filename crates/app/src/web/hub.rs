@@ -320,7 +320,7 @@ impl LiveHub {
             candles: snap.candles.iter().copied().collect(),
             forming: snap.forming,
             records: snap.records.iter().cloned().collect(),
-            stats: snap.stats.clone(),
+            stats: snap.stats,
         })
     }
 
