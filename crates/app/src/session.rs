@@ -216,7 +216,8 @@ impl LiveSessionBuilder {
         self.max_candles = Some(n);
         self
     }
-    /// Store records (and resume after a restart): a SQLite path or a `postgres://` URL.
+    /// Store records (and resume after a restart): a SQLite path or a `postgres://` URL. A
+    /// simulated run's records are stored under exchange [`SIM_EXCHANGE`].
     pub fn db(mut self, db: &str) -> Self {
         self.db = Some(db.to_string());
         self

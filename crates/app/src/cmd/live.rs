@@ -3,7 +3,7 @@
 //!
 //! Everything is validated before anything starts (no symbol, interval or strategy → exit 2).
 //! SIGINT/SIGTERM (or `q`) stop the run gracefully: outputs flushed, queued records stored
-//! (for at most [`DRAIN_GRACE`]; a second signal stops waiting), exit 0 unless records were
+//! (for at most [`DRAIN_GRACE`](crate::store::hook::DRAIN_GRACE); a second signal stops waiting), exit 0 unless records were
 //! lost, which exits 1 saying how many and why. This file turns flags into a
 //! [`Plan`]; [`crate::session`] runs it.
 

@@ -1,5 +1,5 @@
-//! [`LiveHub`]: the publish side the live pipeline calls, and the subscribe side the web pages
-//! read. Publishing never blocks: events go into a bounded [`tokio::sync::broadcast`] channel,
+//! [`LiveHub`]: the publish side a live session calls (its web tap, on the candle path), and the
+//! subscribe side the web pages read. Publishing never blocks: events go into a bounded [`tokio::sync::broadcast`] channel,
 //! and a browser that falls behind loses its place and is sent a fresh snapshot instead.
 //!
 //! The hub also keeps a small per-stream snapshot (recent closed candles, the forming candle,
