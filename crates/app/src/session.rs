@@ -1,6 +1,6 @@
 //! [`LiveSession`]: one typed way to run the live pipeline (exchange feed, per-stream engines,
-//! outputs, store and alerts, web page), used by `manus live`, `manus demo` and the Lab's
-//! real-time test, and the library API for running it from your own code:
+//! outputs, store and alerts, web page), used by `manus live`, `manus demo`, `manus serve
+//! --demo` and the Lab's real-time test, and the library API for running it from your own code:
 //!
 //! ```no_run
 //! use manus_core::{Interval, confluence::Mode};
@@ -22,8 +22,9 @@
 //! [`Stopper`](crate::live::Stopper) instead (embedding, tests).
 //!
 //! The session is where the parts meet: it runs the [`live`](crate::live) pipeline and attaches
-//! the terminal dashboard, the store hook and (through [`web_tap`]) the web page; those parts do
-//! not import one another.
+//! the terminal dashboard, the store hook and (through [`web_tap`]) the web page. The live
+//! pipeline and the web page do not import each other: what both need ([`crate::stats`]) sits
+//! below them.
 
 use std::time::Duration;
 
