@@ -23,6 +23,7 @@ mod driver;
 mod error;
 mod lanes;
 pub mod rest;
+mod rotation;
 mod sequencer;
 pub mod wire;
 
@@ -216,11 +217,12 @@ pub struct FeedConfig {
     /// How long one candle lasts in real time; `None` means the interval's own length. The
     /// simulated exchange runs accelerated and sets this (e.g. 200 ms).
     pub candle_period: Option<Duration>,
-    /// Reconnect proactively after this long, before the exchange's 24 h cut-off (default 23 h).
+    /// Without `rotate_at`: reconnect proactively after this long, before the exchange's 24 h
+    /// cut-off (default 23 h).
     pub max_connection_age: Duration,
-    /// UTC time of day for the daily proactive reconnect (default [`DEFAULT_ROTATE_AT`]); when
-    /// set it replaces `max_connection_age` (which then only applies if the time is out of
-    /// reach before the cut-off). The new socket is live before the old one closes.
+    /// UTC time of day for the daily proactive reconnect, once a day (default
+    /// [`DEFAULT_ROTATE_AT`]); when set it replaces `max_connection_age` (the next occurrence
+    /// is always less than a day away). The new socket is live before the old one closes.
     pub rotate_at: Option<Duration>,
     /// Events buffered inside the feed, both between a socket and the driver and between the
     /// driver and the consumer (default 4096, or 64 per stream when more). An overflow is a gap, backfilled over REST.
