@@ -21,6 +21,7 @@ mod conn;
 mod diag;
 mod driver;
 mod error;
+mod keepalive;
 mod lanes;
 pub mod rest;
 mod rotation;
@@ -206,7 +207,9 @@ pub struct FeedConfig {
     pub rest_url: String,
     /// Closed candles to fetch before the first live one (default 500; pages past 1000).
     pub bootstrap: usize,
-    /// Reconnect when no frame arrives for this long (default 30 s).
+    /// Reconnect when no frame (kline, pong, server ping) arrives for this long (default 30 s;
+    /// at least a ping interval and a half, and until the server's own next ping while it has
+    /// not answered one of ours: see `feed/keepalive.rs`).
     pub silence_timeout: Duration,
     /// First reconnect delay (default 500 ms), doubling with full jitter.
     pub backoff_initial: Duration,

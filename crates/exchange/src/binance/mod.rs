@@ -4,6 +4,7 @@
 
 pub mod message;
 pub mod rest;
+pub mod subscribe;
 pub mod ws;
 
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub struct Binance {
     rest: &'static str,
     /// Request weight per minute the host allows.
     weight_limit: u32,
+    /// How often the server pings.
+    server_ping: Duration,
 }
 
 /// Binance.US: 1200 request weight per minute.
@@ -30,6 +33,8 @@ pub static BINANCE_US: Binance = Binance {
     ws: "wss://stream.binance.us:9443",
     rest: "https://api.binance.us",
     weight_limit: 1200,
+    // "The WebSocket server will send a ping frame every 3 minutes" (Binance.US API docs).
+    server_ping: Duration::from_secs(180),
 };
 
 /// Binance global: 6000 request weight per minute; answers US addresses with HTTP 451.
@@ -38,6 +43,8 @@ pub static BINANCE: Binance = Binance {
     ws: "wss://stream.binance.com:9443",
     rest: "https://api.binance.com",
     weight_limit: 6000,
+    // "The WebSocket server will send a ping frame every 20 seconds" (spot API docs).
+    server_ping: Duration::from_secs(20),
 };
 
 impl Venue for Binance {
@@ -58,17 +65,25 @@ impl Venue for Binance {
         1024
     }
     fn ws_url(&self, base: &str, streams: &[StreamKey]) -> String {
-        ws::url(base, streams)
+        subscribe::url(base, streams)
     }
     fn stream_name(&self, key: &StreamKey) -> Result<String, FeedError> {
         Ok(ws::stream_name(key))
     }
-    fn subscribe_messages(&self, _streams: &[StreamKey]) -> Result<Vec<String>, FeedError> {
-        // The URL subscribes.
-        Ok(Vec::new())
+    fn subscribe_messages(&self, streams: &[StreamKey]) -> Result<Vec<String>, FeedError> {
+        // The URL subscribes to what fits in it; messages carry the rest.
+        Ok(subscribe::messages(streams))
     }
     fn app_ping(&self) -> Option<&'static str> {
         None
+    }
+    fn server_ping_every(&self) -> Option<Duration> {
+        Some(self.server_ping)
+    }
+    fn max_incoming_per_sec(&self) -> Option<u32> {
+        // "WebSocket connections have a limit of 5 incoming messages per second" (pings,
+        // pongs and control messages count).
+        Some(5)
     }
     fn ping_cap(&self) -> Duration {
         Duration::from_secs(60)
@@ -173,12 +188,12 @@ mod tests {
     fn urls_raw_for_one_stream_combined_for_many() {
         let one = [key("BTCUSDT", Interval::M1)];
         assert_eq!(
-            super::ws::url("ws://127.0.0.1:9000/", &one),
+            super::subscribe::url("ws://127.0.0.1:9000/", &one),
             "ws://127.0.0.1:9000/ws/btcusdt@kline_1m"
         );
         let two = [key("BTCUSDT", Interval::M1), key("ETHUSDT", Interval::Mo1)];
         assert_eq!(
-            super::ws::url("wss://stream.binance.us:9443", &two),
+            super::subscribe::url("wss://stream.binance.us:9443", &two),
             "wss://stream.binance.us:9443/stream?streams=btcusdt@kline_1m/ethusdt@kline_1M"
         );
     }
@@ -228,7 +243,7 @@ mod tests {
         let cases = [
             Case {
                 input: load("binance_ws_subscribe_ack.json"),
-                ok: Some(Control::Ignored),
+                ok: Some(Control::Subscribed),
             },
             Case {
                 input: r#"{"code":2,"msg":"Invalid request"}"#.into(),

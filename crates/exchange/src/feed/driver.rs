@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::conn::{self, ConnEvent, ConnHandle, ConnParams};
+use super::keepalive::Keepalive;
 use super::lanes::SharedLanes;
 use super::rest::RestClient;
 use super::rotation::rotation_wait;
@@ -89,7 +90,7 @@ impl Feed {
             url: venue.ws_url(&cfg.ws_url, &cfg.streams),
             subscribe,
             lookup: Arc::new(lookup),
-            silence: cfg.silence_timeout,
+            keepalive: Keepalive::plan(venue, cfg.silence_timeout),
             counters: counters.clone(),
             tx: conn_tx,
             lanes: lanes.clone(),
@@ -376,6 +377,7 @@ impl Driver {
                 self.emit(FeedEvent::Warning(FeedWarning::Overflow)).await?;
                 self.fill_all().await
             }
+            ConnEvent::ServerShutdown { id } => self.on_server_shutdown(id),
             ConnEvent::ExchangeMessage { id, msg } => {
                 debug!(id, %msg, "exchange error on the socket");
                 self.emit(FeedEvent::Warning(FeedWarning::ExchangeMessage(msg)))
@@ -409,6 +411,17 @@ impl Driver {
         if reconnect {
             FeedCounters::bump(&self.params.counters.reconnections);
             self.fill_all().await?;
+        }
+        Ok(())
+    }
+
+    /// The active connection's server is going away: start the same handover as the daily
+    /// renewal, so the new socket is live before the old one closes.
+    fn on_server_shutdown(&mut self, id: u64) -> Result<(), Stop> {
+        let active = self.active.as_ref().is_some_and(|a| a.id == id);
+        if active && self.pending.is_none() {
+            info!(id, "server going away (serverShutdown); handing over");
+            self.pending = Some(self.spawn_conn());
         }
         Ok(())
     }

@@ -109,6 +109,8 @@ pub(crate) async fn serve(
         return;
     }
     let mut limiter = Limiter::default();
+    // Set by a shutdown announcement: the connection closes then.
+    let mut close_at: Option<tokio::time::Instant> = None;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     loop {
         tokio::select! {
@@ -119,10 +121,12 @@ pub(crate) async fn serve(
             ev = rx.recv() => {
                 let msg = match ev {
                     Ok(Event::Klines(step)) => {
+                        let quiet = shared.drills.quiet_now();
                         let frames: Vec<Utf8Bytes> = step
                             .items
                             .iter()
                             .filter(|f| st.wanted.get(f.symbol).copied().unwrap_or(false))
+                            .filter(|f| !quiet.as_ref().is_some_and(|q| q.get(f.symbol).copied().unwrap_or(false)))
                             .map(|f| f.frame(&shared, slot, &step))
                             .collect();
                         if frames.is_empty() {
@@ -157,6 +161,16 @@ pub(crate) async fn serve(
                             Next::Continue => continue,
                             Next::Close => return,
                         }
+                    }
+                    Ok(Event::ServerShutdown(grace)) => {
+                        let Some(notice) = shape.shutdown_notice(shared.clock.now()) else {
+                            continue;
+                        };
+                        if close_at.is_none() {
+                            close_at = Some(tokio::time::Instant::now() + grace);
+                        }
+                        bump(&shared.drills.shutdown_notices);
+                        Message::Text(notice.into())
                     }
                     Ok(Event::Malformed(n)) => {
                         bump(&shared.counters.malformed_sent);
@@ -195,6 +209,10 @@ pub(crate) async fn serve(
                     }
                     bump(&shared.counters.frames_sent);
                 }
+            }
+            _ = tokio::time::sleep_until(close_at.unwrap_or_else(tokio::time::Instant::now)), if close_at.is_some() => {
+                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutdown".into() }))).await;
+                return;
             }
             _ = ping.tick(), if shape.server_pings() => {
                 if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
