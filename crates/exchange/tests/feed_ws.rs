@@ -1,0 +1,172 @@
+//! What real exchanges do to a WebSocket that the plain market does not, against the simulated
+//! exchange over loopback: hundreds of Binance streams (a URL the servers would refuse, 5
+//! incoming messages a second), a `serverShutdown` announcement, and a quiet market.
+
+mod feed_common;
+
+use std::time::Duration;
+
+use feed_common::*;
+use manus_core::Interval;
+use manus_exchange::sim::{FaultPlan, MAX_REQUEST_LINE, SimExchange};
+use manus_exchange::{ExchangeKind, Feed, FeedEvent, Origin};
+
+async fn sim(cfg: manus_exchange::sim::SimConfig) -> SimExchange {
+    SimExchange::start(cfg).await.expect("sim starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_binance_streams_subscribe_within_the_limits_and_stream() {
+    let names: Vec<String> = (0..500).map(|i| format!("S{i:03}USDT")).collect();
+    let symbols: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut sc = sim_config(&symbols, 20);
+    // Slow enough for a debug build to parse 500 streams' frames on a shared machine.
+    sc.candle_ms = 400;
+    sc.updates_per_candle = 1;
+    sc.faults = FaultPlan {
+        ws_rate_limit: Some(5),
+        ..FaultPlan::default()
+    };
+    let sim = sim(sc).await;
+
+    // The old way, every stream in the URL, is refused like the real servers refuse it.
+    let all: Vec<String> = symbols
+        .iter()
+        .map(|s| format!("{}@kline_1m", s.to_ascii_lowercase()))
+        .collect();
+    let long = format!("{}/stream?streams={}", sim.ws_url(), all.join("/"));
+    assert!(long.len() > MAX_REQUEST_LINE);
+    let refused = tokio_tungstenite::connect_async(long.as_str()).await;
+    assert!(refused.is_err(), "a {}-character URL was accepted", long.len());
+    assert_eq!(sim.stats().urls_refused, 1);
+
+    let mut cfg = feed_config(&sim, ExchangeKind::Binance, &symbols, 0);
+    cfg.candle_period = Some(Duration::from_millis(400));
+    cfg.silence_timeout = Duration::from_secs(5);
+    let mut feed = Feed::connect(cfg).await.expect("connect");
+    let seen = collect(&mut feed, Duration::from_secs(60), |s| {
+        symbols.iter().all(|sym| s.live(sym) >= 3)
+    })
+    .await;
+    feed.shutdown().await;
+    let short: Vec<&&str> = symbols.iter().filter(|s| seen.live(s) < 3).collect();
+    assert!(short.is_empty(), "{} streams short of 3 live candles: {:?}", short.len(), &short[..short.len().min(5)]);
+    let st = sim.stats();
+    assert_eq!(st.rate_limited, 0, "cut for more than 5 messages a second");
+    assert_eq!(st.urls_refused, 1, "only the probe above was refused");
+    assert_eq!(st.connections_accepted, 1, "one connection, no reconnects");
+    assert_eq!(
+        seen.events_where(|e| matches!(e, FeedEvent::Disconnected { .. })),
+        0,
+        "{:?}",
+        seen.events
+    );
+    for sym in [symbols[0], symbols[250], symbols[499]] {
+        assert_matches_truth(
+            sym,
+            &seen.closed[sym],
+            &sim.closed_candles(sym),
+            Interval::M1,
+        );
+    }
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_shutdown_hands_over_with_no_gap_raw_and_combined() {
+    // One stream: a raw `/ws/..` socket; two: combined `/stream?streams=..`.
+    for symbols in [&["BTCUSDT"][..], &["BTCUSDT", "ETHUSDT"][..]] {
+        let sim = sim(sim_config(symbols, 100)).await;
+        let mut feed = Feed::connect(feed_config(&sim, ExchangeKind::BinanceUs, symbols, 20))
+            .await
+            .expect("connect");
+        let counters = feed.counters();
+        let mut seen = collect(&mut feed, Duration::from_secs(10), |s| {
+            symbols.iter().all(|sym| s.live(sym) >= 5)
+        })
+        .await;
+        // The old socket is closed 20 candles after the notice: the feed must have moved on.
+        sim.server_shutdown(Duration::from_millis(20 * CANDLE_MS));
+        let more = collect(&mut feed, Duration::from_secs(10), |s| {
+            symbols.iter().all(|sym| s.live(sym) >= 40)
+        })
+        .await;
+        feed.shutdown().await;
+        let st = sim.stats();
+        assert_eq!(st.shutdown_notices, 1, "{symbols:?}");
+        assert_eq!(st.connections_accepted, 2, "{symbols:?}: one handover");
+        assert_eq!(counters.snapshot().reconnections, 1, "{symbols:?}");
+        assert_eq!(
+            more.events_where(|e| matches!(e, FeedEvent::Disconnected { .. })),
+            0,
+            "{symbols:?}: {:?}",
+            more.events
+        );
+        assert_eq!(
+            more.events_where(|e| matches!(e, FeedEvent::Connected { .. })),
+            1,
+            "{symbols:?}: {:?}",
+            more.events
+        );
+        for sym in symbols {
+            // No gap to fill: every candle after the notice came live.
+            assert_eq!(more.count(sym, Origin::Backfill), 0, "{sym}");
+            let mut all = seen.closed.remove(*sym).unwrap_or_default();
+            all.extend(more.closed.get(*sym).cloned().unwrap_or_default());
+            assert_matches_truth(sym, &all, &sim.closed_candles(sym), Interval::M1);
+        }
+        sim.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_market_marks_streams_stale_without_reconnecting() {
+    for kind in [ExchangeKind::BinanceUs, ExchangeKind::Bybit] {
+        let sim = sim(sim_config(&["BTCUSDT", "ETHUSDT"], 100)).await;
+        let mut cfg = feed_config(&sim, kind, &["BTCUSDT", "ETHUSDT"], 20);
+        cfg.silence_timeout = Duration::from_secs(1);
+        let mut feed = Feed::connect(cfg).await.expect("connect");
+        let counters = feed.counters();
+        let mut seen = collect(&mut feed, Duration::from_secs(10), |s| {
+            s.live("BTCUSDT") >= 5 && s.live("ETHUSDT") >= 5
+        })
+        .await;
+        // No kline frame for six silence timeouts (300 candles): only pongs keep it alive.
+        let quiet = Duration::from_secs(6);
+        sim.quiet(&[], quiet);
+        let during = collect(&mut feed, quiet, |_| false).await;
+        let after = collect(&mut feed, Duration::from_secs(10), |s| {
+            s.live("BTCUSDT") >= 5 && s.live("ETHUSDT") >= 5
+        })
+        .await;
+        feed.shutdown().await;
+        assert_eq!(sim.stats().connections_accepted, 1, "{kind:?}: reconnected");
+        assert_eq!(counters.snapshot().reconnections, 0, "{kind:?}");
+        for ev in during.events.iter().chain(&after.events) {
+            assert!(
+                !matches!(ev, FeedEvent::Disconnected { .. }),
+                "{kind:?}: {ev:?}"
+            );
+        }
+        // Each stream said it was stale, and fresh again once klines returned.
+        assert_eq!(
+            during.events_where(|e| matches!(e, FeedEvent::Stale { stale: true, .. })),
+            2,
+            "{kind:?}: {:?}",
+            during.events
+        );
+        assert_eq!(
+            after.events_where(|e| matches!(e, FeedEvent::Stale { stale: false, .. })),
+            2,
+            "{kind:?}: {:?}",
+            after.events
+        );
+        for sym in ["BTCUSDT", "ETHUSDT"] {
+            let mut all = seen.closed.remove(sym).unwrap_or_default();
+            all.extend(during.closed.get(sym).cloned().unwrap_or_default());
+            all.extend(after.closed.get(sym).cloned().unwrap_or_default());
+            assert_matches_truth(sym, &all, &sim.closed_candles(sym), Interval::M1);
+        }
+        sim.shutdown().await;
+    }
+}
