@@ -37,8 +37,8 @@ use std::time::Duration;
 use manus_core::{Candle, Interval};
 use tokio::task::JoinHandle;
 
-use market::{Generator, Replay, Walk, opening, regrid, tick_for};
 pub use drills::{MAX_REQUEST_LINE, MAX_STREAMS};
+use market::{Generator, Replay, Walk, opening, regrid, tick_for};
 pub use state::MAX_HISTORY;
 
 /// Most closed candles kept over all symbols (56 bytes each: about 1 GB).

@@ -37,7 +37,11 @@ async fn five_hundred_binance_streams_subscribe_within_the_limits_and_stream() {
     let long = format!("{}/stream?streams={}", sim.ws_url(), all.join("/"));
     assert!(long.len() > MAX_REQUEST_LINE);
     let refused = tokio_tungstenite::connect_async(long.as_str()).await;
-    assert!(refused.is_err(), "a {}-character URL was accepted", long.len());
+    assert!(
+        refused.is_err(),
+        "a {}-character URL was accepted",
+        long.len()
+    );
     assert_eq!(sim.stats().urls_refused, 1);
 
     let mut cfg = feed_config(&sim, ExchangeKind::Binance, &symbols, 0);
@@ -50,7 +54,12 @@ async fn five_hundred_binance_streams_subscribe_within_the_limits_and_stream() {
     .await;
     feed.shutdown().await;
     let short: Vec<&&str> = symbols.iter().filter(|s| seen.live(s) < 3).collect();
-    assert!(short.is_empty(), "{} streams short of 3 live candles: {:?}", short.len(), &short[..short.len().min(5)]);
+    assert!(
+        short.is_empty(),
+        "{} streams short of 3 live candles: {:?}",
+        short.len(),
+        &short[..short.len().min(5)]
+    );
     let st = sim.stats();
     assert_eq!(st.rate_limited, 0, "cut for more than 5 messages a second");
     assert_eq!(st.urls_refused, 1, "only the probe above was refused");

@@ -55,8 +55,7 @@ pub fn messages(streams: &[StreamKey]) -> Vec<String> {
         .enumerate()
         .map(|(i, chunk)| {
             let params: Vec<String> = chunk.iter().map(stream_name).collect();
-            serde_json::json!({ "method": "SUBSCRIBE", "params": params, "id": i + 1 })
-                .to_string()
+            serde_json::json!({ "method": "SUBSCRIBE", "params": params, "id": i + 1 }).to_string()
         })
         .collect()
 }
@@ -81,7 +80,9 @@ mod tests {
         let streams = keys(20, Interval::M15);
         assert_eq!(in_url(&streams), 20);
         assert!(messages(&streams).is_empty());
-        assert!(url("ws://h", &streams).starts_with("ws://h/stream?streams=sym0000usdt@kline_15m/"));
+        assert!(
+            url("ws://h", &streams).starts_with("ws://h/stream?streams=sym0000usdt@kline_15m/")
+        );
     }
 
     #[test]

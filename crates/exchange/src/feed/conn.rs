@@ -153,7 +153,8 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
     if announced && p.tx.send(ConnEvent::Connected { id }).await.is_err() {
         return CloseReason::Gone("driver");
     }
-    let mut ping = tokio::time::interval_at(Instant::now() + ka.ping_every, ka.ping_every);
+    // The first ping goes out at once: its pong tells early whether the server answers pings.
+    let mut ping = tokio::time::interval(ka.ping_every);
     let mut last_frame = Instant::now();
     // Whether the server answered a ping of ours: until then, a quiet connection gets until
     // the server's own next ping (see `super::keepalive`).

@@ -68,10 +68,7 @@ pub(crate) async fn request_line_limit(
     req: Request,
     next: Next,
 ) -> Response {
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     let line = req.method().as_str().len() + 1 + target + " HTTP/1.1".len();
     if line > MAX_REQUEST_LINE {
         bump(&s.drills.urls_refused);
