@@ -179,3 +179,41 @@ async fn a_quiet_market_marks_streams_stale_without_reconnecting() {
         sim.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binance_connection_takes_at_most_1024_streams() {
+    use futures_util::{SinkExt, StreamExt};
+    use manus_exchange::sim::MAX_STREAMS;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let sim = sim(sim_config(&["BTCUSDT"], 10)).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("{}/stream", sim.ws_url()))
+        .await
+        .expect("connect");
+    let names = |from: usize, n: usize| -> Vec<String> {
+        (from..from + n)
+            .map(|i| format!("s{i}usdt@kline_1m"))
+            .collect()
+    };
+    let mut reply = async |params: Vec<String>, id: u64| -> serde_json::Value {
+        let req = serde_json::json!({"method": "SUBSCRIBE", "params": params, "id": id});
+        ws.send(Message::text(req.to_string())).await.expect("send");
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let v: serde_json::Value = serde_json::from_str(&t).expect("json");
+                    if v.get("id").is_some() {
+                        return v;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => panic!("socket ended: {other:?}"),
+            }
+        }
+    };
+    let ok = reply(names(0, MAX_STREAMS), 1).await;
+    assert_eq!(ok, serde_json::json!({"result": null, "id": 1}));
+    let refused = reply(names(MAX_STREAMS, 1), 2).await;
+    assert_eq!(refused["error"]["code"], 2, "{refused}");
+    sim.shutdown().await;
+}

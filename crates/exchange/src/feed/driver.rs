@@ -419,7 +419,10 @@ impl Driver {
     /// renewal, so the new socket is live before the old one closes.
     fn on_server_shutdown(&mut self, id: u64) -> Result<(), Stop> {
         let active = self.active.as_ref().is_some_and(|a| a.id == id);
-        if active && self.pending.is_none() {
+        let pending = self.pending.as_ref().is_some_and(|p| p.id == id);
+        if (active && self.pending.is_none()) || pending {
+            // A handover socket that landed on the departing server is replaced (dropping
+            // its handle closes it).
             info!(id, "server going away (serverShutdown); handing over");
             self.pending = Some(self.spawn_conn());
         }
