@@ -163,6 +163,10 @@ pub struct SimStats {
     pub shutdown_notices: u64,
     /// Requests refused with HTTP 414 for a request line past [`MAX_REQUEST_LINE`].
     pub urls_refused: u64,
+    /// Pongs Binance connections received in answer to the server's pings.
+    pub pongs: u64,
+    /// The slowest such answer, µs.
+    pub slowest_pong_us: u64,
 }
 
 /// Why the simulated exchange could not start.
@@ -472,6 +476,12 @@ impl SimExchange {
     /// affected: they are on another server.
     pub fn server_shutdown(&self, grace: Duration) {
         self.shared.publish(state::Event::ServerShutdown(grace));
+    }
+
+    /// Binance connections opened from now on ping every `every` (default 20 s, as Binance
+    /// global; Binance.US documents 3 minutes).
+    pub fn set_server_ping(&self, every: Duration) {
+        self.shared.drills.set_server_ping(every);
     }
 
     /// Sends no kline frames for these symbols (all when empty) for `d`, as a market where

@@ -143,6 +143,8 @@ async fn server_shutdown_hands_over_with_no_gap_raw_and_combined() {
 async fn a_quiet_market_marks_streams_stale_without_reconnecting() {
     for kind in [ExchangeKind::BinanceUs, ExchangeKind::Bybit] {
         let sim = sim(sim_config(&["BTCUSDT", "ETHUSDT"], 100)).await;
+        // Binance's server pings (every 20 s for real) come every 200 ms here.
+        sim.set_server_ping(Duration::from_millis(200));
         let mut cfg = feed_config(&sim, kind, &["BTCUSDT", "ETHUSDT"], 20);
         cfg.silence_timeout = Duration::from_secs(1);
         let mut feed = Feed::connect(cfg).await.expect("connect");
@@ -160,7 +162,18 @@ async fn a_quiet_market_marks_streams_stale_without_reconnecting() {
         })
         .await;
         feed.shutdown().await;
-        assert_eq!(sim.stats().connections_accepted, 1, "{kind:?}: reconnected");
+        let st = sim.stats();
+        assert_eq!(st.connections_accepted, 1, "{kind:?}: reconnected");
+        if kind == ExchangeKind::BinanceUs {
+            // Every server ping was answered, quiet or not, and promptly (Binance allows a
+            // minute).
+            assert!(st.pongs >= 30, "{kind:?}: {} pongs", st.pongs);
+            assert!(
+                st.slowest_pong_us < 1_000_000,
+                "{kind:?}: slowest pong {} µs",
+                st.slowest_pong_us
+            );
+        }
         assert_eq!(counters.snapshot().reconnections, 0, "{kind:?}");
         for ev in during.events.iter().chain(&after.events) {
             assert!(

@@ -111,7 +111,10 @@ pub(crate) async fn serve(
     let mut limiter = Limiter::default();
     // Set by a shutdown announcement: the connection closes then.
     let mut close_at: Option<tokio::time::Instant> = None;
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    let ping_every = shared.drills.server_ping().unwrap_or(PING_EVERY);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    // When the unanswered server ping went out (how fast clients answer is a statistic).
+    let mut ping_sent: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = stopped(&mut shutdown) => {
@@ -196,6 +199,10 @@ pub(crate) async fn serve(
                     bump(&shared.counters.rate_limited);
                     return;
                 }
+                if let (Some(Ok(Message::Pong(_))), Some(t)) = (&msg, ping_sent) {
+                    shared.drills.pong(t.elapsed());
+                    ping_sent = None;
+                }
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
@@ -218,6 +225,7 @@ pub(crate) async fn serve(
                 if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
                     return;
                 }
+                ping_sent.get_or_insert_with(tokio::time::Instant::now);
             }
         }
     }

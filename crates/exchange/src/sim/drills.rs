@@ -4,6 +4,7 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -34,6 +35,12 @@ pub(crate) struct Drills {
     pub shutdown_notices: AtomicU64,
     /// Requests refused for a too long request line.
     pub urls_refused: AtomicU64,
+    /// Server ping interval for connections opened from now on, ms (0: the default).
+    server_ping_ms: AtomicU64,
+    /// Pongs received in answer to a server ping.
+    pub pongs: AtomicU64,
+    /// The slowest of those answers, µs.
+    pub slowest_pong_us: AtomicU64,
 }
 
 impl Drills {
@@ -47,6 +54,27 @@ impl Drills {
             }
         }
         self.any_quiet.store(true, Ordering::Release);
+    }
+
+    /// Sets the server ping interval of connections opened from now on.
+    pub fn set_server_ping(&self, every: Duration) {
+        let ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.server_ping_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The server ping interval, if one was set.
+    pub fn server_ping(&self) -> Option<Duration> {
+        match self.server_ping_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// Records the answer to a server ping sent `after` ago.
+    pub fn pong(&self, after: Duration) {
+        bump(&self.pongs);
+        let us = u64::try_from(after.as_micros()).unwrap_or(u64::MAX);
+        self.slowest_pong_us.fetch_max(us, Ordering::Relaxed);
     }
 
     /// Which symbols are quiet now, or `None` when none is (the common case costs one load).

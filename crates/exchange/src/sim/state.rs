@@ -329,6 +329,8 @@ impl Shared {
         let mut s = self.counters.snapshot();
         s.shutdown_notices = self.drills.shutdown_notices.load(Ordering::Relaxed);
         s.urls_refused = self.drills.urls_refused.load(Ordering::Relaxed);
+        s.pongs = self.drills.pongs.load(Ordering::Relaxed);
+        s.slowest_pong_us = self.drills.slowest_pong_us.load(Ordering::Relaxed);
         s
     }
 
