@@ -129,6 +129,8 @@ pub fn is_bad_input(e: &anyhow::Error) -> bool {
                 .is_some_and(|e| e.is_bad_input())
             || c.downcast_ref::<crate::wiring::WiringError>()
                 .is_some_and(|e| e.is_bad_input())
+            || c.downcast_ref::<crate::session::SessionError>()
+                .is_some_and(|e| e.is_bad_input())
     })
 }
 
