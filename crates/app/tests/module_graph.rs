@@ -235,3 +235,28 @@ fn top_level_modules_depend_one_way() {
         .collect();
     assert!(found.is_empty(), "{}", explain.join("\n"));
 }
+
+/// Beyond "no circle": the edges that would put a layer under one it serves. `cmd` and `exit`
+/// are the binary's edge (only `cmd` reaches `exit`, nothing reaches `cmd`); the store knows
+/// nothing about alerts or the session; settings know no command.
+#[test]
+fn lower_modules_do_not_reach_up() {
+    let (edges, _) = graph();
+    let forbidden = |from: &str, to: &str| {
+        (to == "exit" && from != "cmd")
+            || to == "cmd"
+            || (from == "store"
+                && ["alerts", "wiring", "session", "live", "web", "tui"].contains(&to))
+            || (from == "alerts" && ["wiring", "session", "live", "web", "tui"].contains(&to))
+            || (from == "config" && to != "ranges")
+    };
+    let wrong: Vec<String> = edges
+        .iter()
+        .filter(|((a, b), _)| forbidden(a, b))
+        .map(|((a, b), files)| {
+            let files: Vec<&str> = files.iter().map(String::as_str).collect();
+            format!("{a} → {b} ({})", files.join(", "))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
