@@ -245,3 +245,6 @@ pub(crate) fn fmt_ms(ms: i64) -> String {
         .find(|i| i.duration_ms() == ms)
         .map_or_else(|| format!("{ms} ms"), |i| i.to_string())
 }
+
+#[cfg(test)]
+mod tests;

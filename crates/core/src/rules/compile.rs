@@ -16,7 +16,7 @@ use crate::strategy::Params;
 use crate::strategy::params::MAX_PERIOD;
 use crate::strategy::smc::{BosConfig, FvgConfig, OrderBlockConfig, SweepConfig};
 
-use super::eval::{Arith, Cmp, Det, Field, Ind, Ix, Node, On, Program, Ring, Slot, OUTS};
+use super::eval::{Arith, Cmp, Det, Field, Ind, Ix, Node, OUTS, On, Program, Ring, Slot};
 use super::parse::{Arg, BinOp, Expr, Kind};
 
 /// Most nodes one strategy compiles to (all its rules together).
@@ -58,11 +58,42 @@ impl Ty {
 
 /// Every function name, for the "unknown function" error.
 pub const FUNCTIONS: &[&str] = &[
-    "sma", "ema", "rsi", "stddev", "bb_upper", "bb_middle", "bb_lower", "macd", "macd_signal",
-    "macd_hist", "stoch_k", "stoch_d", "atr", "adx", "plus_di", "minus_di", "highest", "lowest",
-    "change", "abs", "min", "max", "clamp", "crosses_above", "crosses_below", "on", "bos_up",
-    "bos_down", "choch_up", "choch_down", "ob_retest_bull", "ob_retest_bear", "fvg_retrace_bull",
-    "fvg_retrace_bear", "sweep_low", "sweep_high",
+    "sma",
+    "ema",
+    "rsi",
+    "stddev",
+    "bb_upper",
+    "bb_middle",
+    "bb_lower",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "stoch_k",
+    "stoch_d",
+    "atr",
+    "adx",
+    "plus_di",
+    "minus_di",
+    "highest",
+    "lowest",
+    "change",
+    "abs",
+    "min",
+    "max",
+    "clamp",
+    "crosses_above",
+    "crosses_below",
+    "on",
+    "bos_up",
+    "bos_down",
+    "choch_up",
+    "choch_down",
+    "ob_retest_bull",
+    "ob_retest_bear",
+    "fvg_retrace_bull",
+    "fvg_retrace_bear",
+    "sweep_low",
+    "sweep_high",
 ];
 
 /// Compiles the expressions of one strategy into one program.
@@ -83,7 +114,10 @@ impl Compiler {
             return Ok(ix);
         }
         if self.prog.slots.len() >= MAX_NODES {
-            return fault(col, format!("the strategy is larger than {MAX_NODES} operations"));
+            return fault(
+                col,
+                format!("the strategy is larger than {MAX_NODES} operations"),
+            );
         }
         let ix = self.prog.slots.len() as Ix;
         self.prog.slots.push(Slot {
@@ -119,17 +153,26 @@ impl Compiler {
             }
             Kind::Bool(b) => {
                 let v = if *b { 1.0 } else { 0.0 };
-                Ok((self.add(format!("{v:?}"), col, || Node::Const(v))?, Ty::Bool))
+                Ok((
+                    self.add(format!("{v:?}"), col, || Node::Const(v))?,
+                    Ty::Bool,
+                ))
             }
             Kind::Str(_) => fault(col, "a string is only valid as the timeframe of on(...)"),
             Kind::Name(n) => self.name(n, col, &[]),
             Kind::Neg(x) => {
                 let a = self.expect(x, Ty::Num)?;
-                Ok((self.add(format!("neg({a})"), col, || Node::Neg(a))?, Ty::Num))
+                Ok((
+                    self.add(format!("neg({a})"), col, || Node::Neg(a))?,
+                    Ty::Num,
+                ))
             }
             Kind::Not(x) => {
                 let a = self.expect(x, Ty::Bool)?;
-                Ok((self.add(format!("not({a})"), col, || Node::Not(a))?, Ty::Bool))
+                Ok((
+                    self.add(format!("not({a})"), col, || Node::Not(a))?,
+                    Ty::Bool,
+                ))
             }
             Kind::Bin(op, a, b) => self.binary(*op, a, b, col),
             Kind::Index(x, k) => {
@@ -234,7 +277,10 @@ impl Compiler {
             } else {
                 fault(
                     col,
-                    format!("{name} takes {n} argument(s): {name}({sig}); got {}", vals.len()),
+                    format!(
+                        "{name} takes {n} argument(s): {name}({sig}); got {}",
+                        vals.len()
+                    ),
                 )
             }
         };
@@ -263,7 +309,15 @@ impl Compiler {
                     .position(|p| *p == name)
                     .unwrap_or(0);
                 let ind = Ind::Bbands(Bbands::new(n, k));
-                self.indicator(name, format!("bb({x},{n},{k:?})"), col, ind, Some(x), part, args)
+                self.indicator(
+                    name,
+                    format!("bb({x},{n},{k:?})"),
+                    col,
+                    ind,
+                    Some(x),
+                    part,
+                    args,
+                )
             }
             "macd" | "macd_signal" | "macd_hist" => {
                 arity(4, "x, fast, slow, signal")?;
@@ -286,7 +340,15 @@ impl Compiler {
                 let d = whole(vals[2], "d", 1, MAX_PERIOD)?;
                 let part = usize::from(name == "stoch_d");
                 let ind = Ind::Stoch(Stoch::new(k, ks, d));
-                self.indicator(name, format!("stoch({k},{ks},{d})"), col, ind, None, part, args)
+                self.indicator(
+                    name,
+                    format!("stoch({k},{ks},{d})"),
+                    col,
+                    ind,
+                    None,
+                    part,
+                    args,
+                )
             }
             "atr" | "adx" | "plus_di" | "minus_di" => {
                 arity(1, "n")?;
@@ -315,7 +377,10 @@ impl Compiler {
             "abs" => {
                 arity(1, "x")?;
                 let x = self.expect(vals[0], Ty::Num)?;
-                Ok((self.add(format!("abs({x})"), col, || Node::Abs(x))?, Ty::Num))
+                Ok((
+                    self.add(format!("abs({x})"), col, || Node::Abs(x))?,
+                    Ty::Num,
+                ))
             }
             "min" | "max" => {
                 arity(2, "a, b")?;
@@ -357,7 +422,10 @@ impl Compiler {
             }
             _ => fault(
                 col,
-                format!("unknown function '{name}'; functions: {}", FUNCTIONS.join(", ")),
+                format!(
+                    "unknown function '{name}'; functions: {}",
+                    FUNCTIONS.join(", ")
+                ),
             ),
         }
     }
@@ -403,7 +471,10 @@ impl Compiler {
 
     fn on(&mut self, tf: &Expr, body: &Expr, col: usize) -> Result<(Ix, Ty), Fault> {
         let Kind::Str(s) = &tf.kind else {
-            return fault(tf.col, "the timeframe of on(...) is a string such as \"1h\"");
+            return fault(
+                tf.col,
+                "the timeframe of on(...) is a string such as \"1h\"",
+            );
         };
         if self.within.is_some() {
             return fault(col, "on(...) cannot be nested");
@@ -420,16 +491,27 @@ impl Compiler {
             return fault(body.col, "on(...) needs a number or a condition");
         }
         if self.prog.slots.len() + sub.prog.slots.len() >= MAX_NODES {
-            return fault(col, format!("the strategy is larger than {MAX_NODES} operations"));
+            return fault(
+                col,
+                format!("the strategy is larger than {MAX_NODES} operations"),
+            );
         }
         self.uses.extend(std::mem::take(&mut sub.uses));
         let key = format!("on({interval},{body})");
         let prog = sub.prog;
-        let ix = self.add(key, col, || Node::On(Box::new(On::new(interval, prog, root))))?;
+        let ix = self.add(key, col, || {
+            Node::On(Box::new(On::new(interval, prog, root)))
+        })?;
         Ok((ix, ty))
     }
 
-    fn smc(&mut self, name: &str, part: usize, col: usize, args: &[Arg]) -> Result<(Ix, Ty), Fault> {
+    fn smc(
+        &mut self,
+        name: &str,
+        part: usize,
+        col: usize,
+        args: &[Arg],
+    ) -> Result<(Ix, Ty), Fault> {
         let family = smc_family(name);
         let mut named: Vec<(&str, f64, usize)> = Vec::new();
         for a in args {
@@ -462,13 +544,19 @@ impl Compiler {
         if let Some((n, _, c)) = named.iter().find(|(n, _, _)| !allowed.contains(n)) {
             return fault(
                 *c,
-                format!("{name} has no argument '{n}'; arguments: {}", allowed.join(", ")),
+                format!(
+                    "{name} has no argument '{n}'; arguments: {}",
+                    allowed.join(", ")
+                ),
             );
         }
         let int = |key: &str, default: usize| -> Result<usize, Fault> {
             let v = get(key, default as f64);
-            if v.fract() != 0.0 || v < 0.0 || v > 1e12 {
-                let c = named.iter().find(|(n, _, _)| *n == key).map_or(col, |x| x.2);
+            if v.fract() != 0.0 || !(0.0..=1e12).contains(&v) {
+                let c = named
+                    .iter()
+                    .find(|(n, _, _)| *n == key)
+                    .map_or(col, |x| x.2);
                 return fault(c, format!("{key} must be a whole number, got {v}"));
             }
             Ok(v as usize)
@@ -485,7 +573,11 @@ impl Compiler {
                 };
                 cfg.validate().map_err(bad)?;
                 let l = cfg.swing_length;
-                (format!("structure({l})"), Det::Structure(Structure::new(l)), 2 * l + 1)
+                (
+                    format!("structure({l})"),
+                    Det::Structure(Structure::new(l)),
+                    2 * l + 1,
+                )
             }
             Family::OrderBlock => {
                 let d = OrderBlockConfig::default();
@@ -510,7 +602,11 @@ impl Compiler {
                 };
                 cfg.validate().map_err(bad)?;
                 let (z, a, m) = (cfg.max_zones, cfg.max_age, cfg.fvg_min_size_pct);
-                (format!("fvg({z},{a},{m:?})"), Det::Fvgs(Fvgs::new(m, z, a)), 3)
+                (
+                    format!("fvg({z},{a},{m:?})"),
+                    Det::Fvgs(Fvgs::new(m, z, a)),
+                    3,
+                )
             }
             Family::Sweep => {
                 let d = SweepConfig::default();
@@ -585,7 +681,10 @@ fn whole(e: &Expr, what: &str, lo: usize, hi: usize) -> Result<usize, Fault> {
 fn constant(e: &Expr, what: &str, lo: f64, hi: f64) -> Result<f64, Fault> {
     match e.kind {
         Kind::Num(v) if (lo..=hi).contains(&v) => Ok(v),
-        _ => fault(e.col, format!("{what} must be a number in {lo}..={hi}, found `{e}`")),
+        _ => fault(
+            e.col,
+            format!("{what} must be a number in {lo}..={hi}, found `{e}`"),
+        ),
     }
 }
 

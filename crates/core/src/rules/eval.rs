@@ -54,6 +54,8 @@ pub(crate) enum Cmp {
 }
 
 /// A streaming indicator's state.
+// Boxed in `Node::Ind`, so the largest variant costs nothing elsewhere.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub(crate) enum Ind {
     Sma(Sma),

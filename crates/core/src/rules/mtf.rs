@@ -121,7 +121,10 @@ mod tests {
         assert!(gap.is_none());
         let h = own.expect("the third 5m candle closes the 15m one");
         assert_eq!((h.open_time, h.close_time), (0, 3 * m5 - 1));
-        assert_eq!((h.open, h.high, h.low, h.close, h.volume), (10.0, 13.0, 9.0, 12.0, 3.0));
+        assert_eq!(
+            (h.open, h.high, h.low, h.close, h.volume),
+            (10.0, 13.0, 9.0, 12.0, 3.0)
+        );
         // Missing the last candle of the next bucket: it closes when the one after arrives.
         a.push(&c(3 * m5, 20.0)).unwrap();
         a.push(&c(4 * m5, 21.0)).unwrap();
@@ -137,7 +140,10 @@ mod tests {
         let mut bad = c(0, 1.0);
         bad.close_time = 7 * 60_000 - 1;
         let e = a.push(&bad).unwrap_err();
-        assert!(e.contains("1h is not a multiple of the stream's interval (420000 ms)"), "{e}");
+        assert!(
+            e.contains("1h is not a multiple of the stream's interval (420000 ms)"),
+            "{e}"
+        );
         assert!(tiles(Interval::Mo1, 3_600_000) && !tiles(Interval::W1, 3 * DAY));
         assert!(!tiles(Interval::M5, 3_600_000), "lower than the base");
     }

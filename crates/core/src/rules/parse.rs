@@ -305,7 +305,10 @@ fn postfix(i: &mut In<'_>) -> ModalResult<Expr> {
         0..,
         preceded(
             (ws, '['),
-            cut_err(terminated(delimited(ws, expr, ws), ']'.context(expected("']'")))),
+            cut_err(terminated(
+                delimited(ws, expr, ws),
+                ']'.context(expected("']'")),
+            )),
         ),
     )
     .parse_next(i)?;

@@ -231,7 +231,11 @@ pub fn preset(name: &str) -> Option<&'static Preset> {
 /// Builds the strategy `id` with `params` overriding its defaults; unknown names, wrong types
 /// and values out of range are errors naming the strategy and the parameter.
 pub fn build(id: &str, params: &Map<String, Value>) -> Result<Box<dyn Strategy>, CoreError> {
-    let Some(d) = REGISTRY.iter().find(|e| e.id == id).map(Ok).or_else(|| rule(id).map(Err))
+    let Some(d) = REGISTRY
+        .iter()
+        .find(|e| e.id == id)
+        .map(Ok)
+        .or_else(|| rule(id).map(Err))
     else {
         return Err(unknown(id));
     };
