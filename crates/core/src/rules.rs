@@ -19,7 +19,8 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::model::Interval;
+use crate::indicator::Indicator;
+use crate::model::{Candle, Interval};
 use crate::strategy::params::MAX_HOLD;
 use crate::strategy::registry;
 
@@ -235,6 +236,55 @@ impl RuleDef {
             }
         }
         Ok(())
+    }
+}
+
+/// One numeric expression of the language as an [`Indicator`], e.g. `ema(rsi(close, 14), 5)`
+/// or `on("1h", atr(14))`: for tests, and anywhere a derived series is wanted.
+#[derive(Debug, Clone)]
+pub struct Formula {
+    prog: eval::Program,
+    root: eval::Ix,
+    lookback: usize,
+}
+
+impl Formula {
+    /// Compiles a numeric expression (errors name the key `expr`).
+    pub fn new(src: &str) -> Result<Self, RuleError> {
+        let err = |col, message| RuleError::Expr {
+            id: "formula".to_string(),
+            key: "expr",
+            col,
+            message,
+        };
+        let e = parse::parse(src).map_err(|e| err(e.col, e.message))?;
+        let mut c = Compiler::default();
+        let root = c.expect(&e, Ty::Num).map_err(|f| err(f.col, f.message))?;
+        let lookback = compile::lookbacks(&c.prog, None)[root as usize];
+        Ok(Formula {
+            prog: c.prog,
+            root,
+            lookback,
+        })
+    }
+}
+
+impl Indicator for Formula {
+    type Output = f64;
+    fn update(&mut self, c: &Candle) -> Option<f64> {
+        // A timeframe the stream does not tile has no value (the strategy reports the error).
+        self.prog.step(c).ok()?;
+        Some(self.prog.value(self.root)).filter(|v| !v.is_nan())
+    }
+    fn peek(&self, c: &Candle) -> Option<f64> {
+        self.clone().update(c)
+    }
+    fn reset(&mut self) {
+        self.prog.reset();
+    }
+    /// Exact for expressions without `on(...)`; with it, in higher-timeframe candles.
+    fn lookback(&self) -> usize {
+        self.lookback
     }
 }
 

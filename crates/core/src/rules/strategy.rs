@@ -72,8 +72,11 @@ impl Strategy for RuleStrategy {
             self.warmup = self.warmup_at(Some(base_of(c)));
         }
         self.seen += 1;
-        let buy = self.prog.value(self.buy) == 1.0;
-        let sell = self.prog.value(self.sell) == 1.0;
+        // Nothing is said before the warm-up has passed, even when an `or` could already be
+        // decided: the declared warm-up is when the strategy starts speaking.
+        let ready = self.seen >= self.warmup as u64;
+        let buy = ready && self.prog.value(self.buy) == 1.0;
+        let sell = ready && self.prog.value(self.sell) == 1.0;
         let strength = self
             .score
             .map(|ix| self.prog.value(ix).abs())
@@ -97,7 +100,7 @@ impl Strategy for RuleStrategy {
             }
             (false, false) => None,
         };
-        let idle = if self.seen < self.warmup as u64 {
+        let idle = if !ready {
             Decision::WARMING_UP
         } else if buy && sell {
             Decision::hold(Reason::text("buy and sell rules both true"))
