@@ -7,6 +7,8 @@
 //! interval = "5m"
 //! db = "manus.db"
 //!
+//! strategy_files = ["my_rules.toml"]   # rule strategies (docs/RULES.md), relative to this file
+//!
 //! [[strategies]]
 //! id = "ema_crossover"
 //! params = { fast = 9, slow = 21 }
@@ -120,6 +122,9 @@ pub struct Settings {
     /// Candle CSV the Lab backtests on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<PathBuf>,
+    /// Files of rule strategies whose ids become selectable (relative to the settings file).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub strategy_files: Vec<PathBuf>,
     /// Selected strategies, in order.
     pub strategies: Vec<StrategyEntry>,
     /// Confluence rule.
@@ -176,13 +181,20 @@ impl Settings {
     pub fn load(path: &Path) -> anyhow::Result<Settings> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| bad_input(format!("cannot read {}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| {
+        let mut s: Settings = toml::from_str(&text).map_err(|e| {
             bad_input(format!(
                 "bad settings in {}: {}",
                 path.display(),
                 toml_error(&text, &e)
             ))
-        })
+        })?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for f in &mut s.strategy_files {
+            if f.is_relative() {
+                *f = dir.join(&*f);
+            }
+        }
+        Ok(s)
     }
 
     /// Serialises to TOML text.
@@ -203,6 +215,11 @@ impl Settings {
     /// selection replaces the file's, flag params and weights override the file's, and the
     /// file's params for strategies no longer selected are dropped.
     pub fn strategy_args(&self, flags: &StrategyFlags) -> StrategyArgs {
+        let mut strategy_files = self.strategy_files.clone();
+        strategy_files.extend(flags.strategy_files.iter().cloned());
+        // Their ids must be known to sort the file's params and weights; a bad file is
+        // reported by `resolve`, which loads them again (loading is idempotent).
+        let _ = crate::cmd::strategy::load_files(&strategy_files);
         let file_ids: Vec<&str> = self.strategies.iter().map(|s| s.id.as_str()).collect();
         let strategies = match (&flags.strategies, file_ids.is_empty()) {
             (Some(s), _) => s.clone(),
@@ -241,6 +258,7 @@ impl Settings {
             params,
             weights,
             threshold: flags.threshold.unwrap_or(self.confluence.threshold),
+            strategy_files,
         }
     }
 }
@@ -264,6 +282,10 @@ pub struct StrategyFlags {
     /// Threshold of the weighted mean score under `weighted` (default: the config's, else 0.3).
     #[arg(long)]
     pub threshold: Option<f64>,
+    /// A file of rule strategies whose ids become selectable (repeatable; adds to the config's
+    /// `strategy_files`).
+    #[arg(long = "strategy-file", value_name = "FILE")]
+    pub strategy_files: Vec<PathBuf>,
 }
 
 #[cfg(test)]

@@ -35,11 +35,15 @@ pub struct StrategyArgs {
     /// Threshold of the weighted mean score under `weighted`.
     #[arg(long, default_value_t = 0.3)]
     pub threshold: f64,
+    /// A file of rule strategies whose ids become selectable (repeatable; `docs/RULES.md`).
+    #[arg(long = "strategy-file", value_name = "FILE")]
+    pub strategy_files: Vec<std::path::PathBuf>,
 }
 
 impl StrategyArgs {
     /// Validates the flags into strategy specs and a confluence rule.
     pub fn resolve(&self) -> anyhow::Result<(Vec<StrategySpec>, Rule)> {
+        super::strategy::load_files(&self.strategy_files)?;
         let ids = strategy::parse_selection(&self.strategies)?;
         let mode: Mode = self.confluence.parse()?;
         let mut specs: Vec<StrategySpec> = ids

@@ -459,10 +459,12 @@ impl Compiler {
 
     /// How a use is listed: as written, with the timeframe when inside `on(...)`.
     fn written(&self, name: &str, args: &[Arg]) -> String {
-        let e = Expr {
-            kind: Kind::Call(name.to_string(), args.to_vec()),
-            col: 0,
+        let kind = if args.is_empty() && smc_part(name).is_some() {
+            Kind::Name(name.to_string())
+        } else {
+            Kind::Call(name.to_string(), args.to_vec())
         };
+        let e = Expr { kind, col: 0 };
         match self.within {
             Some(tf) => format!("{e} on {tf}"),
             None => e.to_string(),

@@ -226,7 +226,10 @@ fn warming_up_is_false_even_under_not() {
         [false, false, true, true]
     );
     // Decidable before close[2] exists, but nothing is said before the warm-up (3 candles).
-    assert_eq!(buys("close[2] > 100 or true", &closes), [false, false, true, true]);
+    assert_eq!(
+        buys("close[2] > 100 or true", &closes),
+        [false, false, true, true]
+    );
     assert_eq!(
         buys("not (close[2] > 100 and false)", &closes),
         [false, false, true, true]
