@@ -1,0 +1,113 @@
+//! Per-candle cost of rule strategies once warm: the `trend_pullback` example alone, and ten
+//! rule strategies together in one engine. Figures go in `docs/PERFORMANCE.md`.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use manus_core::confluence::{Mode, Rule};
+use manus_core::rules::parse_file;
+use manus_core::strategy::Strategy;
+use manus_core::{Candle, SignalEngine};
+
+/// Candles to warm on (the longest warm-up here is 2400 five-minute candles), then to measure.
+const WARM: usize = 5_000;
+const MEASURED: usize = 100_000;
+
+fn candles() -> Vec<Candle> {
+    manus_core::testing::synthetic(7, WARM + MEASURED)
+}
+
+const EXAMPLES: &str = include_str!("../../../docs/examples/strategies.toml");
+
+/// Six more, so ten in all, covering the other functions.
+const MORE: &str = r#"
+[[strategy]]
+id = "bb_revert"
+buy  = "close < bb_lower(close, 20, 2) and stoch_k(14, 3, 3) < 20"
+sell = "close > bb_upper(close, 20, 2) and stoch_k(14, 3, 3) > 80"
+[[strategy]]
+id = "macd_trend"
+buy  = "crosses_above(macd(close, 12, 26, 9), macd_signal(close, 12, 26, 9)) and plus_di(14) > minus_di(14)"
+sell = "crosses_below(macd(close, 12, 26, 9), macd_signal(close, 12, 26, 9)) and plus_di(14) < minus_di(14)"
+hold = 12
+[[strategy]]
+id = "breakout"
+buy  = "close > highest(high, 20)[1] and volume > sma(volume, 20)"
+sell = "close < lowest(low, 20)[1] and volume > sma(volume, 20)"
+hold = 6
+[[strategy]]
+id = "momentum"
+buy  = "change(close, 12) > 2 * atr(14) and ema(rsi(close, 14), 5) > 55"
+sell = "change(close, 12) < -2 * atr(14) and ema(rsi(close, 14), 5) < 45"
+hold = 6
+[[strategy]]
+id = "structure_htf"
+buy  = "(bos_up or choch_up) and on(\"1h\", adx(14) > 20)"
+sell = "(bos_down or choch_down) and on(\"1h\", adx(14) > 20)"
+hold = 12
+[[strategy]]
+id = "sweep_vol"
+buy  = "sweep_low and stddev(close, 20) / close < 0.01"
+sell = "sweep_high and stddev(close, 20) / close < 0.01"
+hold = 6
+"#;
+
+fn warmed(s: &mut dyn Strategy, cs: &[Candle]) {
+    for c in cs {
+        black_box(s.on_candle(c).expect("no error"));
+    }
+}
+
+fn rules(c: &mut Criterion) {
+    let cs = candles();
+    let (warm, measured) = cs.split_at(WARM);
+    let examples = parse_file(EXAMPLES).expect("examples parse");
+    let pullback = examples
+        .iter()
+        .find(|d| d.id == "trend_pullback")
+        .expect("trend_pullback");
+    let mut ten = examples.clone();
+    ten.extend(parse_file(MORE).expect("more parse"));
+    assert_eq!(ten.len(), 10);
+
+    let mut g = c.benchmark_group("rules");
+    g.throughput(Throughput::Elements(measured.len() as u64));
+    g.bench_function("trend_pullback_per_candle_warm", |b| {
+        let mut s = pullback.compile(pullback.hold).expect("compiles");
+        warmed(&mut s, warm);
+        b.iter_batched(
+            || s.clone(),
+            |mut s| {
+                for c in measured {
+                    black_box(s.on_candle(c).expect("no error"));
+                }
+                s
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("ten_rule_strategies_any_per_candle_warm", |b| {
+        let strategies: Vec<Box<dyn Strategy>> = ten
+            .iter()
+            .map(|d| Box::new(d.compile(d.hold).expect("compiles")) as Box<dyn Strategy>)
+            .collect();
+        let mut engine = SignalEngine::new(strategies, Rule::new(Mode::Any, 10)).expect("engine");
+        for c in warm {
+            engine.on_closed(c);
+        }
+        b.iter_batched(
+            || engine.clone(),
+            |mut e| {
+                for c in measured {
+                    black_box(e.on_closed(c));
+                }
+                e
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, rules);
+criterion_main!(benches);
