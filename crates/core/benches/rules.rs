@@ -106,6 +106,48 @@ fn rules(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The built-ins on the same candles, for a figure independent of the machine's load.
+    g.bench_function("builtin_11_strategies_any_per_candle_warm", |b| {
+        let n = manus_core::strategy::IDS.len();
+        let mut engine =
+            SignalEngine::from_ids(&manus_core::strategy::IDS, Rule::new(Mode::Any, n))
+                .expect("engine");
+        for c in warm {
+            engine.on_closed(c);
+        }
+        b.iter_batched(
+            || engine.clone(),
+            |mut e| {
+                for c in measured {
+                    black_box(e.on_closed(c));
+                }
+                e
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    // Each of the ten alone: where the time goes.
+    let mut g = c.benchmark_group("rules_each");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(measured.len() as u64));
+    for d in &ten {
+        g.bench_function(d.id, |b| {
+            let mut s = d.compile(d.hold).expect("compiles");
+            warmed(&mut s, warm);
+            b.iter_batched(
+                || s.clone(),
+                |mut s| {
+                    for c in measured {
+                        black_box(s.on_candle(c).expect("no error"));
+                    }
+                    s
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 

@@ -418,7 +418,10 @@ impl Program {
                 Node::Hist(r) => {
                     let x = v(r.input);
                     r.buf[r.pos] = x;
-                    r.pos = (r.pos + 1) % r.buf.len();
+                    r.pos += 1;
+                    if r.pos == r.buf.len() {
+                        r.pos = 0;
+                    }
                     r.buf[r.pos]
                 }
                 Node::Cross { a, b, above, prev } => {
