@@ -291,26 +291,23 @@ fn reference<I: Indicator<Output = f64>>(
 fn on_equals_resample_compute_align() {
     let cs = gappy(11, 120);
     assert!(cs.len() > 20_000);
-    let cases: [(
-        &str,
-        Interval,
-        fn() -> Box<dyn Fn(&[Candle], Interval) -> Vec<Option<f64>>>,
-    ); 4] = [
-        ("on(\"1h\", ema(close, 5))", Interval::H1, || {
-            Box::new(|cs, tf| reference(cs, tf, Ema::new(5)))
+    type Reference = fn(&[Candle], Interval) -> Vec<Option<f64>>;
+    let cases: [(&str, Interval, Reference); 4] = [
+        ("on(\"1h\", ema(close, 5))", Interval::H1, |cs, tf| {
+            reference(cs, tf, Ema::new(5))
         }),
-        ("on(\"4h\", rsi(close, 6))", Interval::H4, || {
-            Box::new(|cs, tf| reference(cs, tf, Rsi::new(6)))
+        ("on(\"4h\", rsi(close, 6))", Interval::H4, |cs, tf| {
+            reference(cs, tf, Rsi::new(6))
         }),
-        ("on(\"1d\", ema(close, 3))", Interval::D1, || {
-            Box::new(|cs, tf| reference(cs, tf, Ema::new(3)))
+        ("on(\"1d\", ema(close, 3))", Interval::D1, |cs, tf| {
+            reference(cs, tf, Ema::new(3))
         }),
-        ("on(\"15m\", rsi(close, 14))", Interval::M15, || {
-            Box::new(|cs, tf| reference(cs, tf, Rsi::new(14)))
+        ("on(\"15m\", rsi(close, 14))", Interval::M15, |cs, tf| {
+            reference(cs, tf, Rsi::new(14))
         }),
     ];
-    for (formula, tf, make) in cases {
-        let expected = make()(&cs, tf);
+    for (formula, tf, reference) in cases {
+        let expected = reference(&cs, tf);
         let mut f = Formula::new(formula).unwrap();
         let got: Vec<Option<f64>> = cs.iter().map(|c| f.update(c)).collect();
         let with_values = expected.iter().flatten().count();
