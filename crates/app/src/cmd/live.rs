@@ -303,6 +303,10 @@ impl Args {
         let symbols = parse_symbols(self.symbol.as_deref().or(file_symbols.as_deref()))?;
         let intervals = parse_intervals(self.interval.as_deref().or(settings.interval.as_deref()))?;
         let engine = engine_from(&settings.strategy_args(&self.strategy))?;
+        for &i in &intervals {
+            strategy::registry::check_interval(&engine.ids(), i)
+                .map_err(|e| bad_input(e.to_string()))?;
+        }
         let db = self
             .db
             .clone()
