@@ -159,7 +159,7 @@ impl Compiler {
                 ))
             }
             Kind::Str(_) => fault(col, "a string is only valid as the timeframe of on(...)"),
-            Kind::Name(n) => self.name(n, col, &[]),
+            Kind::Name(n) => self.name(n, col, None),
             Kind::Neg(x) => {
                 let a = self.expect(x, Ty::Num)?;
                 Ok((
@@ -186,7 +186,7 @@ impl Compiler {
                 })?;
                 Ok((ix, ty))
             }
-            Kind::Call(name, args) => self.name(name, col, args),
+            Kind::Call(name, args) => self.name(name, col, Some(args)),
         }
     }
 
@@ -246,7 +246,8 @@ impl Compiler {
     }
 
     /// A call, or a bare name (`close`, `bos_up`).
-    fn name(&mut self, name: &str, col: usize, args: &[Arg]) -> Result<(Ix, Ty), Fault> {
+    fn name(&mut self, name: &str, col: usize, call: Option<&[Arg]>) -> Result<(Ix, Ty), Fault> {
+        let args = call.unwrap_or_default();
         let field = match name {
             "open" => Some(Field::Open),
             "high" => Some(Field::High),
@@ -256,7 +257,7 @@ impl Compiler {
             _ => None,
         };
         if let Some(f) = field {
-            if !args.is_empty() {
+            if call.is_some() {
                 return fault(col, format!("`{name}` is a candle field, not a function"));
             }
             return Ok((self.add(name.to_string(), col, || Node::Field(f))?, Ty::Num));

@@ -18,7 +18,7 @@ use crate::smc::order_block::OrderBlocks;
 use crate::smc::structure::{BreakKind, Structure};
 use crate::smc::zone::ZoneEvent;
 
-use super::mtf::Aggregator;
+use super::mtf::{Aggregator, NotAMultiple};
 
 /// Index of a node in its program.
 pub(crate) type Ix = u32;
@@ -317,7 +317,7 @@ impl Program {
     }
 
     /// Steps every node over one closed candle, children first.
-    pub(crate) fn step(&mut self, c: &Candle) -> Result<(), String> {
+    pub(crate) fn step(&mut self, c: &Candle) -> Result<(), NotAMultiple> {
         for i in 0..self.slots.len() {
             let (before, rest) = self.slots.split_at_mut(i);
             let slot = &mut rest[0];

@@ -6,6 +6,8 @@
 //! close time reaches the higher candle's close time, or, when base candles are missing at its
 //! end, on the first base candle that opens after it. A forming higher candle is never seen.
 
+use thiserror::Error;
+
 use crate::model::{Candle, Interval};
 
 const DAY: i64 = 86_400_000;
@@ -22,6 +24,19 @@ pub fn tiles(tf: Interval, base_ms: i64) -> bool {
 /// The base interval of a closed candle, from its own times (`close_time = next_open - 1`).
 pub fn base_of(c: &Candle) -> i64 {
     c.close_time - c.open_time + 1
+}
+
+/// A higher timeframe the stream's candles do not tile.
+#[derive(Debug, Clone, Copy, Error, PartialEq, Eq)]
+#[error(
+    "on(\"{tf}\"): {tf} is not a multiple of the stream's interval ({})",
+    crate::rules::fmt_ms(*base_ms)
+)]
+pub struct NotAMultiple {
+    /// The timeframe of `on(...)`.
+    pub tf: Interval,
+    /// The stream's interval, in ms.
+    pub base_ms: i64,
 }
 
 /// One higher timeframe's forming candle.
@@ -44,16 +59,14 @@ impl Aggregator {
 
     /// Adds one closed base candle; returns the higher candles it closes, oldest first (the one
     /// a gap left behind, then its own). Errors when the base interval does not tile `tf`.
-    pub fn push(&mut self, c: &Candle) -> Result<[Option<Candle>; 2], String> {
+    pub fn push(&mut self, c: &Candle) -> Result<[Option<Candle>; 2], NotAMultiple> {
         if self.base_ms.is_none() {
             let base = base_of(c);
             if !tiles(self.tf, base) {
-                return Err(format!(
-                    "on(\"{}\"): {} is not a multiple of the stream's interval ({})",
-                    self.tf,
-                    self.tf,
-                    crate::rules::fmt_ms(base)
-                ));
+                return Err(NotAMultiple {
+                    tf: self.tf,
+                    base_ms: base,
+                });
             }
             self.base_ms = Some(base);
         }
@@ -139,7 +152,7 @@ mod tests {
         let mut a = Aggregator::new(Interval::H1);
         let mut bad = c(0, 1.0);
         bad.close_time = 7 * 60_000 - 1;
-        let e = a.push(&bad).unwrap_err();
+        let e = a.push(&bad).unwrap_err().to_string();
         assert!(
             e.contains("1h is not a multiple of the stream's interval (420000 ms)"),
             "{e}"
