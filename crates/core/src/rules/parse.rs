@@ -128,13 +128,13 @@ pub fn parse(src: &str) -> Result<Expr, SyntaxError> {
         });
     }
     check_depth(src)?;
-    let col_of = |byte: usize| src[..byte.min(src.len())].chars().count() + 1;
+    let col_of = |byte: usize| src.get(..byte).map_or(1, |s| s.chars().count() + 1);
     delimited(ws, expr, ws)
         .parse(LocatingSlice::new(src))
         .map_err(|e| {
             let at = e.offset();
             let ctx = e.inner().to_string();
-            let found = src[at.min(src.len())..].chars().next();
+            let found = src.get(at..).and_then(|s| s.chars().next());
             let message = match (found, ctx.is_empty()) {
                 (Some(ch), true) => format!("unexpected '{ch}'"),
                 (None, true) => "unexpected end of expression".into(),
@@ -175,7 +175,7 @@ fn check_depth(src: &str) -> Result<(), SyntaxError> {
 
 /// The parser records byte offsets; columns are characters (non-ASCII only in strings).
 fn fix_cols(e: &mut Expr, src: &str) {
-    e.col = src[..e.col.min(src.len())].chars().count() + 1;
+    e.col = src.get(..e.col).map_or(1, |s| s.chars().count() + 1);
     match &mut e.kind {
         Kind::Neg(x) | Kind::Not(x) => fix_cols(x, src),
         Kind::Bin(_, a, b) | Kind::Index(a, b) => {

@@ -410,3 +410,69 @@ fn on_uses_only_closed_higher_candles() {
         [false, false, false, false, false, true, true, true, false]
     );
 }
+
+mod property_tests {
+    use proptest::prelude::{Strategy as Gen, prop, prop_assert, proptest};
+
+    use super::*;
+
+    /// Tokens of the language, glued at random: mostly nonsense, sometimes valid.
+    fn soup() -> impl Gen<Value = String> {
+        let token = prop::sample::select(vec![
+            "close",
+            "high",
+            "rsi(",
+            "ema(",
+            "on(",
+            "\"1h\"",
+            "'5m'",
+            "bos_up",
+            "sweep_low(",
+            "swing_length",
+            "=",
+            "==",
+            "<",
+            ">=",
+            "and",
+            "or",
+            "not",
+            "-",
+            "+",
+            "*",
+            "/",
+            "(",
+            ")",
+            "[",
+            "]",
+            ",",
+            "1",
+            "14",
+            "2.5",
+            "0",
+            "true",
+            " ",
+            "é",
+            "crosses_above(",
+            "x",
+        ]);
+        prop::collection::vec(token, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        /// Any input is an error with a column inside the text, or a strategy that runs.
+        #[test]
+        fn never_panics(buy in soup()) {
+            match def(&buy, "false").compile(1) {
+                Ok(mut s) => {
+                    for c in &candles(&[1.0, 2.0, 3.0, 2.0, 1.0, 4.0]) {
+                        let _ = s.on_candle(c);
+                    }
+                }
+                Err(RuleError::Expr { col, .. }) => {
+                    prop_assert!(col >= 1 && col <= buy.chars().count() + 1, "{col} in {buy:?}");
+                }
+                Err(e) => prop_assert!(false, "{e}"),
+            }
+        }
+    }
+}
