@@ -20,37 +20,7 @@ fn candles() -> Vec<Candle> {
 const EXAMPLES: &str = include_str!("../../../docs/examples/strategies.toml");
 
 /// Six more, so ten in all, covering the other functions.
-const MORE: &str = r#"
-[[strategy]]
-id = "bb_revert"
-buy  = "close < bb_lower(close, 20, 2) and stoch_k(14, 3, 3) < 20"
-sell = "close > bb_upper(close, 20, 2) and stoch_k(14, 3, 3) > 80"
-[[strategy]]
-id = "macd_trend"
-buy  = "crosses_above(macd(close, 12, 26, 9), macd_signal(close, 12, 26, 9)) and plus_di(14) > minus_di(14)"
-sell = "crosses_below(macd(close, 12, 26, 9), macd_signal(close, 12, 26, 9)) and plus_di(14) < minus_di(14)"
-hold = 12
-[[strategy]]
-id = "breakout"
-buy  = "close > highest(high, 20)[1] and volume > sma(volume, 20)"
-sell = "close < lowest(low, 20)[1] and volume > sma(volume, 20)"
-hold = 6
-[[strategy]]
-id = "momentum"
-buy  = "change(close, 12) > 2 * atr(14) and ema(rsi(close, 14), 5) > 55"
-sell = "change(close, 12) < -2 * atr(14) and ema(rsi(close, 14), 5) < 45"
-hold = 6
-[[strategy]]
-id = "structure_htf"
-buy  = "(bos_up or choch_up) and on(\"1h\", adx(14) > 20)"
-sell = "(bos_down or choch_down) and on(\"1h\", adx(14) > 20)"
-hold = 12
-[[strategy]]
-id = "sweep_vol"
-buy  = "sweep_low and stddev(close, 20) / close < 0.01"
-sell = "sweep_high and stddev(close, 20) / close < 0.01"
-hold = 6
-"#;
+const MORE: &str = include_str!("more_rules.toml");
 
 fn warmed(s: &mut dyn Strategy, cs: &[Candle]) {
     for c in cs {

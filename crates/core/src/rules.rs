@@ -222,8 +222,8 @@ impl RuleDef {
     /// Every `on(tf, ...)` must be a multiple of the stream's interval.
     pub fn check_interval(&self, interval: Interval) -> Result<(), RuleError> {
         let s = self.compile(self.hold)?;
-        for slot in &s.prog.slots {
-            if let eval::Node::On(on) = &slot.node
+        for node in &s.prog.nodes {
+            if let eval::Node::On(on) = node
                 && !mtf::tiles(on.tf, interval.duration_ms())
             {
                 return Err(def(

@@ -16,7 +16,7 @@ use crate::strategy::Params;
 use crate::strategy::params::MAX_PERIOD;
 use crate::strategy::smc::{BosConfig, FvgConfig, OrderBlockConfig, SweepConfig};
 
-use super::eval::{Arith, Cmp, Det, Field, Ind, Ix, Node, OUTS, On, Program, Ring, Slot};
+use super::eval::{Arith, Cmp, Det, Field, Ind, Ix, Node, On, Program, Ring};
 use super::parse::{Arg, BinOp, Expr, Kind};
 
 /// Most nodes one strategy compiles to (all its rules together).
@@ -113,23 +113,19 @@ impl Compiler {
         if let Some(&ix) = self.keys.get(&key) {
             return Ok(ix);
         }
-        if self.prog.slots.len() >= MAX_NODES {
+        if self.prog.nodes.len() >= MAX_NODES {
             return fault(
                 col,
                 format!("the strategy is larger than {MAX_NODES} operations"),
             );
         }
-        let ix = self.prog.slots.len() as Ix;
-        self.prog.slots.push(Slot {
-            node: node(),
-            out: [f64::NAN; OUTS],
-        });
+        let ix = self.prog.push(node());
         self.keys.insert(key, ix);
         Ok(ix)
     }
 
     fn is_close(&self, ix: Ix) -> bool {
-        matches!(self.prog.slots[ix as usize].node, Node::Field(Field::Close))
+        matches!(self.prog.nodes[ix as usize], Node::Field(Field::Close))
     }
 
     /// Compiles `e` expecting type `want`.
@@ -493,7 +489,7 @@ impl Compiler {
         if ty == Ty::Str {
             return fault(body.col, "on(...) needs a number or a condition");
         }
-        if self.prog.slots.len() + sub.prog.slots.len() >= MAX_NODES {
+        if self.prog.nodes.len() + sub.prog.nodes.len() >= MAX_NODES {
             return fault(
                 col,
                 format!("the strategy is larger than {MAX_NODES} operations"),
@@ -695,10 +691,10 @@ fn constant(e: &Expr, what: &str, lo: f64, hi: f64) -> Result<f64, Fault> {
 /// the stream's interval, needed to convert the lookback of `on(...)` to base candles; unknown,
 /// one higher candle counts as one base candle.
 pub(crate) fn lookbacks(prog: &Program, base_ms: Option<i64>) -> Vec<usize> {
-    let mut lb: Vec<usize> = Vec::with_capacity(prog.slots.len());
-    for s in &prog.slots {
+    let mut lb: Vec<usize> = Vec::with_capacity(prog.nodes.len());
+    for node in &prog.nodes {
         let of = |ix: &Ix| lb[*ix as usize];
-        let v = match &s.node {
+        let v = match node {
             Node::Const(_) | Node::Field(_) => 0,
             Node::Neg(a) | Node::Not(a) | Node::Abs(a) | Node::Pick(a, _) => of(a),
             Node::Arith(_, a, b)

@@ -288,17 +288,14 @@ pub(crate) enum Node {
 /// Outputs per node: the value, plus the other lines of multi-output indicators and detectors.
 pub(crate) const OUTS: usize = 4;
 
-/// A node and its outputs on the last candle.
-#[derive(Debug, Clone)]
-pub(crate) struct Slot {
-    pub(crate) node: Node,
-    pub(crate) out: [f64; OUTS],
-}
-
-/// A compiled set of expressions.
+/// A compiled set of expressions: the nodes in dependency order, each node's value on the last
+/// candle, and the extra lines of multi-output nodes (kept apart so the common path writes one
+/// `f64`).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Program {
-    pub(crate) slots: Vec<Slot>,
+    pub(crate) nodes: Vec<Node>,
+    vals: Vec<f64>,
+    outs: Vec<[f64; OUTS]>,
 }
 
 fn truth(b: bool) -> f64 {
@@ -311,18 +308,25 @@ fn finite(v: f64) -> f64 {
 }
 
 impl Program {
+    /// Appends a node (its children must already be in).
+    pub(crate) fn push(&mut self, node: Node) -> Ix {
+        self.nodes.push(node);
+        self.vals.push(f64::NAN);
+        self.outs.push([f64::NAN; OUTS]);
+        (self.nodes.len() - 1) as Ix
+    }
+
     /// The value of node `ix` on the last candle.
     pub(crate) fn value(&self, ix: Ix) -> f64 {
-        self.slots[ix as usize].out[0]
+        self.vals[ix as usize]
     }
 
     /// Steps every node over one closed candle, children first.
     pub(crate) fn step(&mut self, c: &Candle) -> Result<(), NotAMultiple> {
-        for i in 0..self.slots.len() {
-            let (before, rest) = self.slots.split_at_mut(i);
-            let slot = &mut rest[0];
-            let v = |ix: Ix| before[ix as usize].out[0];
-            let value = match &mut slot.node {
+        let Program { nodes, vals, outs } = self;
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let v = |ix: Ix| vals[ix as usize];
+            let value = match node {
                 Node::Const(x) => *x,
                 Node::Field(f) => match f {
                     Field::Open => c.open,
@@ -409,12 +413,12 @@ impl Program {
                         }
                     };
                     match candle {
-                        Some(cd) => ind.update(&cd, &mut slot.out),
-                        None => slot.out = [f64::NAN; OUTS],
+                        Some(cd) => ind.update(&cd, &mut outs[i]),
+                        None => outs[i] = [f64::NAN; OUTS],
                     }
-                    continue;
+                    outs[i][0]
                 }
-                Node::Pick(ix, part) => before[*ix as usize].out[*part],
+                Node::Pick(ix, part) => outs[*ix as usize][*part],
                 Node::Hist(r) => {
                     let x = v(r.input);
                     r.buf[r.pos] = x;
@@ -437,8 +441,8 @@ impl Program {
                     }
                 }
                 Node::Smc(det, _) => {
-                    det.update(c, &mut slot.out);
-                    continue;
+                    det.update(c, &mut outs[i]);
+                    outs[i][0]
                 }
                 Node::On(on) => {
                     let On {
@@ -455,16 +459,17 @@ impl Program {
                     *value
                 }
             };
-            slot.out[0] = value;
+            vals[i] = value;
         }
         Ok(())
     }
 
     /// Forgets all history.
     pub(crate) fn reset(&mut self) {
-        for s in &mut self.slots {
-            s.out = [f64::NAN; OUTS];
-            match &mut s.node {
+        self.vals.fill(f64::NAN);
+        self.outs.fill([f64::NAN; OUTS]);
+        for node in &mut self.nodes {
+            match node {
                 Node::Ind(i, _) => i.reset(),
                 Node::Smc(d, _) => d.reset(),
                 Node::Hist(r) => {

@@ -31,7 +31,7 @@ impl RuleStrategy {
         (buy, sell, score): (Ix, Ix, Option<Ix>),
         hold: usize,
     ) -> Self {
-        let has_on = prog.slots.iter().any(|s| matches!(s.node, Node::On(_)));
+        let has_on = prog.nodes.iter().any(|n| matches!(n, Node::On(_)));
         let mut s = RuleStrategy {
             id,
             prog,

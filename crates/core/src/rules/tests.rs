@@ -187,13 +187,13 @@ fn size_and_depth_are_limited() {
     let s = def(&same, "ema(close, 9) < close").compile(1).unwrap();
     let indicators = s
         .prog
-        .slots
+        .nodes
         .iter()
-        .filter(|s| matches!(s.node, eval::Node::Ind(..)))
+        .filter(|n| matches!(n, eval::Node::Ind(..)))
         .count();
     assert_eq!(indicators, 1, "one ema for every use, in buy and sell");
     // close, ema, >, 59 ands, <
-    assert_eq!(s.prog.slots.len(), 63);
+    assert_eq!(s.prog.nodes.len(), 63);
 }
 
 #[test]
