@@ -53,6 +53,46 @@ pub(crate) enum Cmp {
     Ne,
 }
 
+impl Cmp {
+    /// The same relation with the operands swapped: `k < x` is `x > k`.
+    pub(crate) fn flip(self) -> Cmp {
+        match self {
+            Cmp::Lt => Cmp::Gt,
+            Cmp::Le => Cmp::Ge,
+            Cmp::Gt => Cmp::Lt,
+            Cmp::Ge => Cmp::Le,
+            other => other,
+        }
+    }
+
+    /// `a op b`, unknown (NaN) when either side is.
+    fn eval(self, a: f64, b: f64) -> f64 {
+        if a.is_nan() || b.is_nan() {
+            return f64::NAN;
+        }
+        truth(match self {
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+        })
+    }
+}
+
+impl Arith {
+    /// `a op b`; a division by zero has no value.
+    fn eval(self, a: f64, b: f64) -> f64 {
+        finite(match self {
+            Arith::Add => a + b,
+            Arith::Sub => a - b,
+            Arith::Mul => a * b,
+            Arith::Div => a / b,
+        })
+    }
+}
+
 /// A streaming indicator's state.
 // Boxed in `Node::Ind`, so the largest variant costs nothing elsewhere.
 #[allow(clippy::large_enum_variant)]
@@ -262,7 +302,13 @@ pub(crate) enum Node {
     Not(Ix),
     Abs(Ix),
     Arith(Arith, Ix, Ix),
+    /// `a op k` with a literal `k`.
+    ArithK(Arith, Ix, f64),
+    /// `k op a` with a literal `k`.
+    KArith(Arith, f64, Ix),
     Cmp(Cmp, Ix, Ix),
+    /// `a op k` with a literal `k`.
+    CmpK(Cmp, Ix, f64),
     And(Ix, Ix),
     Or(Ix, Ix),
     Min(Ix, Ix),
@@ -341,30 +387,11 @@ impl Program {
                     let a = v(*a);
                     if a.is_nan() { a } else { truth(a != 1.0) }
                 }
-                Node::Arith(op, a, b) => {
-                    let (a, b) = (v(*a), v(*b));
-                    finite(match op {
-                        Arith::Add => a + b,
-                        Arith::Sub => a - b,
-                        Arith::Mul => a * b,
-                        Arith::Div => a / b,
-                    })
-                }
-                Node::Cmp(op, a, b) => {
-                    let (a, b) = (v(*a), v(*b));
-                    if a.is_nan() || b.is_nan() {
-                        f64::NAN
-                    } else {
-                        truth(match op {
-                            Cmp::Lt => a < b,
-                            Cmp::Le => a <= b,
-                            Cmp::Gt => a > b,
-                            Cmp::Ge => a >= b,
-                            Cmp::Eq => a == b,
-                            Cmp::Ne => a != b,
-                        })
-                    }
-                }
+                Node::Arith(op, a, b) => op.eval(v(*a), v(*b)),
+                Node::ArithK(op, a, k) => op.eval(v(*a), *k),
+                Node::KArith(op, k, a) => op.eval(*k, v(*a)),
+                Node::Cmp(op, a, b) => op.eval(v(*a), v(*b)),
+                Node::CmpK(op, a, k) => op.eval(v(*a), *k),
                 Node::And(a, b) => {
                     let (a, b) = (v(*a), v(*b));
                     if a == 0.0 || b == 0.0 {

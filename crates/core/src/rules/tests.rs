@@ -177,11 +177,15 @@ fn size_and_depth_are_limited() {
     let e = def(&long, "false").compile(1).unwrap_err().to_string();
     assert!(e.contains("longer than 2000 bytes"), "{e}");
     // Distinct sub-expressions count; repeated ones are shared.
-    let many: String = (0..300).map(|i| format!("+{i}")).collect();
-    let e = def(&format!("close{many} > 0"), "false")
-        .compile(1)
-        .unwrap_err()
-        .to_string();
+    // 300 distinct sums in each rule (a literal operand folds into its `+`): 600 in all.
+    let sums = |from: usize| -> String { (from..from + 300).map(|i| format!("+{i}")).collect() };
+    let e = def(
+        &format!("close{} > 0", sums(0)),
+        &format!("close{} < 0", sums(1000)),
+    )
+    .compile(1)
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("larger than 512 operations"), "{e}");
     let same = vec!["ema(close, 9) > close"; 60].join(" and ");
     let s = def(&same, "ema(close, 9) < close").compile(1).unwrap();
