@@ -231,18 +231,10 @@ pub fn preset(name: &str) -> Option<&'static Preset> {
 /// Builds the strategy `id` with `params` overriding its defaults; unknown names, wrong types
 /// and values out of range are errors naming the strategy and the parameter.
 pub fn build(id: &str, params: &Map<String, Value>) -> Result<Box<dyn Strategy>, CoreError> {
-    let Some(d) = REGISTRY
-        .iter()
-        .find(|e| e.id == id)
-        .map(Ok)
-        .or_else(|| rule(id).map(Err))
-    else {
-        return Err(unknown(id));
-    };
-    let d = match d {
-        Ok(e) => return e.build(params),
-        Err(d) => d,
-    };
+    if let Ok(e) = entry(id) {
+        return e.build(params);
+    }
+    let d = rule(id).ok_or_else(|| unknown(id))?;
     let mut hold = d.hold;
     for (k, v) in params {
         let bad = |reason: String| CoreError::BadParam {
