@@ -36,6 +36,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Serve a simulated exchange that speaks Binance's WebSocket and REST protocols.
     ExchangeSim(cmd::exchange_sim::Args),
+    /// Check a strategy file of rule strategies (`docs/RULES.md`).
+    Strategy(cmd::strategy::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +71,7 @@ fn main() -> std::process::ExitCode {
         Command::Alerts(a) => cmd::alerts::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::ExchangeSim(a) => cmd::exchange_sim::run(a),
+        Command::Strategy(a) => cmd::strategy::run(a),
     };
     exit::report(result)
 }
