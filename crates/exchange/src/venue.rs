@@ -140,14 +140,17 @@ impl std::str::FromStr for ExchangeKind {
     }
 }
 
-/// How an exchange meters REST requests by a response header (Binance's
-/// `X-MBX-USED-WEIGHT-1M`): above `soft_limit` the client pauses until the next minute.
+/// An exchange's documented REST budget per IP: `limit` request weight per `window`, and the
+/// response header that reports what is used, when the exchange sends one (Binance's
+/// `X-MBX-USED-WEIGHT-1M`). [`crate::feed::weight`] keeps requests under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WeightRule {
-    /// The header carrying the weight used in the current minute (lower-case).
-    pub header: &'static str,
-    /// Pause above this.
-    pub soft_limit: u32,
+    /// Weight allowed per window.
+    pub limit: u32,
+    /// The window (Binance one minute, Bybit 5 s, OKX 2 s).
+    pub window: Duration,
+    /// The header carrying the weight used in the current window (lower-case), if any.
+    pub header: Option<&'static str>,
 }
 
 /// One exchange's market-data protocol: everything the feed and the REST client need to know,
@@ -236,8 +239,15 @@ pub trait Venue: Send + Sync + std::fmt::Debug {
     fn status_hint(&self, _status: u16) -> Option<&'static str> {
         None
     }
-    /// Request-weight metering by header, if the exchange has it.
-    fn weight_rule(&self) -> Option<WeightRule> {
+    /// The exchange's documented request budget.
+    fn weight_rule(&self) -> WeightRule;
+    /// The weight one request to `path` (with its query) costs under [`Venue::weight_rule`].
+    fn request_weight(&self, _path: &str) -> u32 {
+        1
+    }
+    /// How long an error answer without `Retry-After` asks every request to wait (Bybit's 403
+    /// "access too frequent" means ten minutes), if it is such an answer.
+    fn rate_limit_wait(&self, _status: u16, _body: &str) -> Option<Duration> {
         None
     }
 }
