@@ -108,6 +108,18 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
             c.backfilled,
         )),
     ];
+    if c.gaps_pending > 0 {
+        // Candles are not lost while REST fails: they wait, in order, behind the gap.
+        lines[1].push_span(Span::styled(
+            format!(
+                " · gap pending ({} streams, {} held, oldest {} late)",
+                c.gaps_pending,
+                c.held_candles,
+                fmt_us(c.held_late_ms.saturating_mul(1000))
+            ),
+            Style::new().yellow(),
+        ));
+    }
     if let Some(line) = store_line(app) {
         lines.push(line);
     }
