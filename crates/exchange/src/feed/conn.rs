@@ -265,8 +265,12 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
                     }
                 }
             }
+            let closed = kline.closed;
             match p.tx.try_send(ConnEvent::Kline { kline, received_at }) {
                 Ok(()) => {}
+                // A forming update lost to a full channel is no gap: its final carries the
+                // whole candle. Only a lost final needs a backfill.
+                Err(mpsc::error::TrySendError::Full(_)) if !closed => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     if !lost {
                         warn!(id, "internal channel full; klines dropped, will backfill");

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt;
 use manus_core::{Candle, Interval};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -30,6 +31,9 @@ use super::{
 /// The exchanges cut connections at 24 h; a daily `rotate_at` must come before that.
 const HARD_CUT: Duration = Duration::from_secs(24 * 3600 - 60);
 const DAY_MS: i64 = 24 * 3600 * 1000;
+/// Bootstrap requests in flight at once: enough to hide round trips, few enough that the
+/// request budget, not a burst, sets the pace.
+const BOOTSTRAP_REQUESTS: usize = 8;
 
 /// A live feed for one or many streams on one exchange.
 #[derive(Debug)]
@@ -290,6 +294,10 @@ impl Driver {
                     .await;
             }
         };
+        // Each stream's plan first; then the requests run a few at a time (hundreds of
+        // streams would otherwise wait for each other's round trips while their klines pile
+        // up) and are merged strictly in stream order.
+        let mut plans = Vec::with_capacity(self.cfg.streams.len());
         for i in 0..self.cfg.streams.len() {
             let key = self.lanes.lock().streams[i].key.clone();
             let resume = self.cfg.resume_after.get(&key).copied();
@@ -309,12 +317,24 @@ impl Driver {
                 }))
                 .await?;
             }
-            let count = self.cfg.bootstrap + missed as usize;
-            match self
-                .rest
-                .last_closed(&key.symbol, key.interval, count, now)
-                .await
-            {
+            plans.push((i, key, resume, plan, missed));
+        }
+        let rest = self.rest.clone();
+        let bootstrap = self.cfg.bootstrap;
+        let mut fetched = futures_util::stream::iter(plans)
+            .map(|(i, key, resume, plan, missed)| {
+                let rest = rest.clone();
+                async move {
+                    let count = bootstrap + missed as usize;
+                    let rows = rest
+                        .last_closed(&key.symbol, key.interval, count, now)
+                        .await;
+                    (i, key, resume, plan, missed, rows)
+                }
+            })
+            .buffered(BOOTSTRAP_REQUESTS);
+        while let Some((i, key, resume, plan, missed, rows)) = fetched.next().await {
+            match rows {
                 Ok(rows) => {
                     info!(stream = %key, candles = rows.len(), resumed = missed, "bootstrapped");
                     // Candles after the consumer's newest are history it lacks: delivered as
