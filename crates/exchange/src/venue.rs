@@ -178,6 +178,11 @@ pub trait Venue: Send + Sync + std::fmt::Debug {
     // --- WebSocket -----------------------------------------------------------------------
     /// Streams one connection may carry.
     fn max_streams(&self) -> usize;
+    /// Refuses a WebSocket base this adapter cannot serve (e.g. another product's path), with
+    /// the reason; called once before connecting.
+    fn check_ws_base(&self, _base: &str) -> Result<(), FeedError> {
+        Ok(())
+    }
     /// The full socket URL for these streams under `base`.
     fn ws_url(&self, base: &str, streams: &[StreamKey]) -> String;
     /// The name frames of this stream resolve by (the [`Lookup`] key).

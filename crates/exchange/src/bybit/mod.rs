@@ -39,6 +39,9 @@ impl Venue for Bybit {
         // No documented per-connection cap beyond 10 topics per request; Binance's is a sane bound.
         1024
     }
+    fn check_ws_base(&self, base: &str) -> Result<(), FeedError> {
+        ws::check_base(base)
+    }
     fn ws_url(&self, base: &str, _streams: &[StreamKey]) -> String {
         ws::url(base)
     }

@@ -57,6 +57,7 @@ impl Feed {
             }
         }
         let venue = cfg.exchange.venue();
+        venue.check_ws_base(&cfg.ws_url)?;
         let lookup = crate::venue::lookup(venue, &cfg.streams)?;
         let subscribe = venue.subscribe_messages(&cfg.streams)?;
         if cfg.streams.len() > venue.max_streams() {
@@ -577,28 +578,29 @@ impl Driver {
                 .offer_closed(k.idx, k.candle, Origin::Live, arrival)
                 .await;
         }
-        // A forming candle past the expected one proves the ones between have closed: fill
-        // them now rather than one candle later (once per expected candle, not per update).
-        let fill_from = {
+        // A forming candle proves the ones before it have closed: fill those now rather than
+        // one candle later (once per expected candle, not per update). The final of the one
+        // just before may still trail it (Bybit does not document the order), so that one is
+        // left to its final.
+        let fill = {
             let mut lanes = self.lanes.lock();
             let s = &mut lanes.streams[k.idx];
             match s.seq.next_open() {
                 Some(next)
-                    if k.candle.open_time > next
+                    if s.key.interval.floor(k.candle.open_time - 1) > next
                         && s.update_fill_for != Some(next)
                         && s.gap.is_none() =>
                 {
                     s.update_fill_for = Some(next);
-                    Some(next)
+                    Some((next, s.key.interval.floor(k.candle.open_time - 1) - 1))
                 }
                 _ => None,
             }
         };
-        if let Some(next) = fill_from
-            && let Err(e) = self.fill(k.idx, next, k.candle.open_time - 1, None).await?
+        if let Some((from, to)) = fill
+            && let Err(e) = self.fill(k.idx, from, to, None).await?
         {
-            self.gap_failed(k.idx, next, k.candle.open_time - 1, e)
-                .await?;
+            self.gap_failed(k.idx, from, to, e).await?;
         }
         let admitted = {
             let mut lanes = self.lanes.lock();
@@ -737,11 +739,24 @@ impl Driver {
             return Ok(Ok(0));
         }
         let key = self.key(i);
-        let rows = match self
+        let rows = self
             .fill_rest
             .klines_range(&key.symbol, key.interval, from, to, |_| {})
-            .await
-        {
+            .await;
+        self.apply_fill(i, rows, now_ms).await
+    }
+
+    /// Yields the missing candles among fetched `rows` as backfill (rows not closed by the
+    /// exchange time `now_ms` left out); a failed fetch makes every request wait when the
+    /// exchange asked for it, and is returned.
+    async fn apply_fill(
+        &mut self,
+        i: usize,
+        rows: Result<Vec<Candle>, FeedError>,
+        now_ms: Option<i64>,
+    ) -> Result<Result<usize, FeedError>, Stop> {
+        let key = self.key(i);
+        let rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
                 debug!(stream = %key, error = %e, "backfill failed");
@@ -791,20 +806,37 @@ impl Driver {
                 return Ok(());
             }
         };
+        let mut ranges = Vec::new();
         for i in 0..self.cfg.streams.len() {
-            let (from, to) = {
-                let lanes = self.lanes.lock();
-                let s = &lanes.streams[i];
-                let Some(from) = s.seq.next_open() else {
-                    continue;
-                };
-                if s.gap.is_some() {
-                    // Already pending: its retry fetches this too.
-                    continue;
-                }
-                (from, s.key.interval.floor(now) - 1)
+            let lanes = self.lanes.lock();
+            let s = &lanes.streams[i];
+            let Some(from) = s.seq.next_open() else {
+                continue;
             };
-            if let Err(e) = self.fill(i, from, to, Some(now)).await? {
+            if s.gap.is_some() {
+                // Already pending: its retry fetches this too.
+                continue;
+            }
+            let to = s.key.interval.floor(now) - 1;
+            if to >= from {
+                ranges.push((i, s.key.clone(), from, to));
+            }
+        }
+        // A few requests in flight, merged in stream order, as in the bootstrap.
+        let rest = self.fill_rest.clone();
+        let mut fetched = futures_util::stream::iter(ranges)
+            .map(|(i, key, from, to)| {
+                let rest = rest.clone();
+                async move {
+                    let rows = rest
+                        .klines_range(&key.symbol, key.interval, from, to, |_| {})
+                        .await;
+                    (i, from, to, rows)
+                }
+            })
+            .buffered(BOOTSTRAP_REQUESTS);
+        while let Some((i, from, to, rows)) = fetched.next().await {
+            if let Err(e) = self.apply_fill(i, rows, Some(now)).await? {
                 self.gap_failed(i, from, to, e).await?;
             }
         }

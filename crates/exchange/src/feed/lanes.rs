@@ -133,12 +133,10 @@ impl Lanes {
                 arrival,
             }
         } else {
-            // A forming candle past the expected one proves a gap: the driver fills it.
-            if lane
-                .seq
-                .next_open()
-                .is_some_and(|next| k.candle.open_time > next)
-            {
+            // A forming candle two past the expected one proves a gap: the driver fills it.
+            // One past is normal where the previous final trails the next candle's first push.
+            let before = lane.key.interval.floor(k.candle.open_time - 1);
+            if lane.seq.next_open().is_some_and(|next| before > next) {
                 return Direct::Driver(k);
             }
             if !lane.seq.admit_update(&k.candle) {
@@ -258,8 +256,8 @@ mod tests {
                 stale: true,
             },
             Case {
-                name: "update past the expected candle",
-                kline: kline(12, 3.0, false),
+                name: "update two past the expected candle",
+                kline: kline(13, 3.0, false),
                 stale: false,
             },
         ];
