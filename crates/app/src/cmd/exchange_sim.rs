@@ -110,7 +110,9 @@ fn outage(s: &str) -> anyhow::Result<RestOutage> {
     let retry_after = retry
         .map(|r| r.trim().parse::<u64>().map_err(|_| err()))
         .transpose()?;
-    if !(secs.is_finite() && (0.0..=86_400.0).contains(&secs)) || !(400..600).contains(&status) {
+    // The range check also refuses NaN.
+    let valid = (0.0..=86_400.0).contains(&secs) && (400..600).contains(&status);
+    if !valid {
         return Err(err());
     }
     Ok(RestOutage {

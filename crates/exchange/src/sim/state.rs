@@ -375,14 +375,14 @@ impl Shared {
 
     /// Takes one failure off the queue, if any is pending.
     pub fn take_rest_fault(&self) -> Option<RestFault> {
-        if let Some((until, o)) = *lock(&self.outage) {
-            if Instant::now() < until {
-                return Some(RestFault {
-                    remaining: 1,
-                    status: o.status,
-                    retry_after: o.retry_after,
-                });
-            }
+        if let Some((until, o)) = *lock(&self.outage)
+            && Instant::now() < until
+        {
+            return Some(RestFault {
+                remaining: 1,
+                status: o.status,
+                retry_after: o.retry_after,
+            });
         }
         let mut q = lock(&self.rest_faults);
         let f = q.front_mut()?;
