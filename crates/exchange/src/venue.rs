@@ -296,5 +296,26 @@ mod tests {
         assert!(!ExchangeKind::Bybit.venue().retryable_code(10001));
         assert!(ExchangeKind::Okx.venue().retryable_code(50011));
         assert!(!ExchangeKind::Okx.venue().retryable_code(51001));
+        // Server trouble: Binance -1008 "server busy", Bybit 10000 "server timeout".
+        assert!(ExchangeKind::BinanceUs.venue().retryable_code(-1008));
+        assert!(ExchangeKind::Bybit.venue().retryable_code(10000));
+    }
+
+    #[test]
+    fn bybits_403_access_too_frequent_asks_for_ten_minutes() {
+        let bybit = ExchangeKind::Bybit.venue();
+        assert_eq!(
+            bybit.rate_limit_wait(403, "access too frequent"),
+            Some(Duration::from_secs(600))
+        );
+        // A 403 for a US address is final, not a wait.
+        let us = r#"{"retCode":10009,"retMsg":"Forbidden","result":{}}"#;
+        assert_eq!(bybit.rate_limit_wait(403, us), None);
+        assert_eq!(
+            ExchangeKind::Binance
+                .venue()
+                .rate_limit_wait(403, "access too frequent"),
+            None
+        );
     }
 }

@@ -342,6 +342,9 @@ mod tests {
             &["--interval", "7m"][..],
             &["--silent-at", "5"],
             &["--rest-429", "x:1"],
+            &["--rest-outage-after-drop", "30:200"],
+            &["--rest-outage-after-drop", "NaN:500"],
+            &["--rest-outage-after-drop", "30"],
             &["--candle-ms", "0"],
             &["--symbols", ","],
         ] {
@@ -352,6 +355,29 @@ mod tests {
                     || c.is::<crate::ranges::RangeError>()),
                 "{argv:?}: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn outage_flag_reads_secs_status_and_an_optional_retry_after() {
+        struct Case {
+            input: &'static str,
+            expected: (u64, u16, Option<u64>),
+        }
+        let cases = [
+            Case {
+                input: "30:418:3600",
+                expected: (30_000, 418, Some(3600)),
+            },
+            Case {
+                input: "1.5:503",
+                expected: (1_500, 503, None),
+            },
+        ];
+        for c in cases {
+            let o = outage(c.input).expect(c.input);
+            let got = (o.duration.as_millis() as u64, o.status, o.retry_after);
+            assert_eq!(got, c.expected, "{}", c.input);
         }
     }
 }
