@@ -142,7 +142,7 @@ impl std::str::FromStr for ExchangeKind {
 
 /// An exchange's documented REST budget per IP: `limit` request weight per `window`, and the
 /// response header that reports what is used, when the exchange sends one (Binance's
-/// `X-MBX-USED-WEIGHT-1M`). [`crate::feed::weight`] keeps requests under it.
+/// `X-MBX-USED-WEIGHT-1M`). [`crate::RestClient`] keeps its requests under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WeightRule {
     /// Weight allowed per window.
