@@ -862,9 +862,14 @@ impl Driver {
             // Already yielded: the sequencer judges it (duplicate or correction).
             return false;
         }
-        g.hold(c, arrival);
-        drop(lanes);
-        self.publish_gaps();
+        let before = g.held.len();
+        if g.hold(c, arrival) && g.held.len() > before {
+            // Counted here; a full refresh of the gap counters walks every stream.
+            self.params
+                .counters
+                .held_candles
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         true
     }
 
