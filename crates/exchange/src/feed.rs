@@ -231,7 +231,8 @@ pub struct FeedConfig {
     /// A connection this old counts as stable and resets the backoff (default 60 s).
     pub stable_after: Duration,
     /// How long one candle lasts in real time; `None` means the interval's own length. The
-    /// simulated exchange runs accelerated and sets this (e.g. 200 ms).
+    /// simulated exchange runs accelerated and sets this (e.g. 200 ms); the exchange's own
+    /// durations (`Retry-After`, rate-limit windows) are then read in its market time too.
     pub candle_period: Option<Duration>,
     /// Reconnect proactively after this long, before the exchange's 24 h cut-off (default 23 h).
     pub max_connection_age: Duration,
