@@ -110,14 +110,14 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
     ];
     if c.gaps_pending > 0 {
         // Candles are not lost while REST fails: they wait, in order, behind the gap.
-        lines[1].push_span(Span::styled(
+        lines[0].push_span(Span::styled(
             format!(
-                " · gap pending ({} streams, {} held, oldest {} late)",
+                "   gap pending: {} streams, {} candles held, oldest {:.1} s late",
                 c.gaps_pending,
                 c.held_candles,
-                fmt_us(c.held_late_ms.saturating_mul(1000))
+                c.held_late_ms as f64 / 1000.0
             ),
-            Style::new().yellow(),
+            Style::new().fg(Color::Yellow),
         ));
     }
     if let Some(line) = store_line(app) {
