@@ -95,6 +95,12 @@ pub struct StreamStats {
     pub reconnections: u64,
     /// Candles fetched over REST to fill gaps.
     pub backfilled: u64,
+    /// Streams with a gap REST has not filled yet (still being retried).
+    pub gaps_pending: u64,
+    /// Live closed candles held back behind pending gaps.
+    pub held_candles: u64,
+    /// How late the oldest held candle is, ms.
+    pub held_late_ms: u64,
     /// Records emitted (all streams).
     pub records: u64,
     /// Strategy failures (all streams).
@@ -130,6 +136,9 @@ impl StreamStats {
             ("malformed", self.malformed as f64),
             ("reconnections", self.reconnections as f64),
             ("backfilled", self.backfilled as f64),
+            ("gaps_pending", self.gaps_pending as f64),
+            ("held_candles", self.held_candles as f64),
+            ("held_late_ms", self.held_late_ms as f64),
             ("records", self.records as f64),
             ("strategy_failures", self.strategy_failures as f64),
             ("uptime_s", self.uptime_s as f64),

@@ -214,6 +214,13 @@
     $('f-reconnections').textContent = f('reconnections');
     $('f-backfilled').textContent = f('backfilled');
     $('f-connection').textContent = f('connection') + (st.stale ? ' (stale)' : '');
+    // REST is failing: candles wait behind the gap, in order, and are not lost.
+    const gaps = Number(st.gaps_pending || 0);
+    $('fig-gap').hidden = gaps === 0;
+    if (gaps > 0) {
+      $('f-gap').textContent = gaps + ' streams · ' + f('held_candles') + ' held · ' +
+        (Number(st.held_late_ms || 0) / 1000).toFixed(1) + ' s late';
+    }
     if (st.store_written !== undefined) {
       $('fig-store').hidden = false;
       $('f-store').textContent = f('store_written') + ' / ' + f('store_lost');

@@ -23,9 +23,11 @@ mod driver;
 mod error;
 mod keepalive;
 mod lanes;
+mod pending;
 pub mod rest;
 mod rotation;
 mod sequencer;
+pub(crate) mod weight;
 pub mod wire;
 
 pub use crate::venue::ExchangeKind;
@@ -157,6 +159,12 @@ pub struct FeedCounters {
     pub backfilled: AtomicU64,
     /// The newest exchange event time seen, ms UTC.
     pub last_event_time: AtomicU64,
+    /// Streams with a gap that is not filled yet (REST failing); it will be.
+    pub gaps_pending: AtomicU64,
+    /// Live closed candles held back, in order, behind pending gaps.
+    pub held_candles: AtomicU64,
+    /// How long the oldest held candle has waited, ms (0 when none is held).
+    pub held_late_ms: AtomicU64,
 }
 
 impl FeedCounters {
@@ -173,6 +181,9 @@ impl FeedCounters {
             reconnections: self.reconnections.load(Ordering::Relaxed),
             backfilled: self.backfilled.load(Ordering::Relaxed),
             last_event_time: self.last_event_time.load(Ordering::Relaxed),
+            gaps_pending: self.gaps_pending.load(Ordering::Relaxed),
+            held_candles: self.held_candles.load(Ordering::Relaxed),
+            held_late_ms: self.held_late_ms.load(Ordering::Relaxed),
         }
     }
 }
@@ -192,6 +203,12 @@ pub struct CountersSnapshot {
     pub backfilled: u64,
     /// The newest exchange event time seen, ms UTC.
     pub last_event_time: u64,
+    /// Streams with a gap not filled yet.
+    pub gaps_pending: u64,
+    /// Live closed candles held back behind pending gaps.
+    pub held_candles: u64,
+    /// How long the oldest held candle has waited, ms.
+    pub held_late_ms: u64,
 }
 
 /// Everything a feed needs; every URL is overridable.
@@ -218,7 +235,8 @@ pub struct FeedConfig {
     /// A connection this old counts as stable and resets the backoff (default 60 s).
     pub stable_after: Duration,
     /// How long one candle lasts in real time; `None` means the interval's own length. The
-    /// simulated exchange runs accelerated and sets this (e.g. 200 ms).
+    /// simulated exchange runs accelerated and sets this (e.g. 200 ms); the exchange's own
+    /// durations (`Retry-After`, rate-limit windows) are then read in its market time too.
     pub candle_period: Option<Duration>,
     /// Without `rotate_at`: reconnect proactively after this long, before the exchange's 24 h
     /// cut-off (default 23 h).

@@ -85,10 +85,26 @@ pub struct FaultPlan {
     pub rest_429: Option<(u32, u64)>,
     /// The N REST calls after those answer HTTP 500.
     pub rest_5xx: Option<u32>,
+    /// After every drop, fail every REST call for a while (the gap-fill drill: a client must
+    /// keep the gap pending and fill it later, losing no candle).
+    pub rest_outage_after_drop: Option<RestOutage>,
     /// Cut a Binance connection that sends more than N messages (text, ping, pong) in a
     /// second, as Binance does with N = 5. Off by default: accelerated tests ping far more
     /// often than a real-time client would.
     pub ws_rate_limit: Option<u32>,
+}
+
+/// A spell of failing REST calls: every call answers `status` (in the venue's error shape)
+/// for `duration` of real time, with `Retry-After: retry_after` seconds when given (e.g. 418
+/// with a ban far longer than any client's retry cap).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RestOutage {
+    /// How long, real time.
+    pub duration: Duration,
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The `Retry-After` header, seconds.
+    pub retry_after: Option<u64>,
 }
 
 /// How to run the simulated exchange.
@@ -381,6 +397,7 @@ impl SimExchange {
             cfg.updates_per_candle,
         );
         shared.ws_rate_limit = cfg.faults.ws_rate_limit;
+        shared.outage_after_drop = cfg.faults.rest_outage_after_drop;
         let shared = Arc::new(shared);
         // Queued front-first: the 429s come before the 5xx.
         if let Some(n) = cfg.faults.rest_5xx {
@@ -500,6 +517,11 @@ impl SimExchange {
         self.shared
             .drills
             .quiet(&idx, n, tokio::time::Instant::now() + d);
+    }
+
+    /// Every REST call fails as `outage` says, from now for its duration.
+    pub fn rest_outage(&self, outage: RestOutage) {
+        self.shared.start_outage(outage);
     }
 
     /// Sends one malformed frame to every connection.

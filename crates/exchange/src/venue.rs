@@ -140,14 +140,17 @@ impl std::str::FromStr for ExchangeKind {
     }
 }
 
-/// How an exchange meters REST requests by a response header (Binance's
-/// `X-MBX-USED-WEIGHT-1M`): above `soft_limit` the client pauses until the next minute.
+/// An exchange's documented REST budget per IP: `limit` request weight per `window`, and the
+/// response header that reports what is used, when the exchange sends one (Binance's
+/// `X-MBX-USED-WEIGHT-1M`). [`crate::RestClient`] keeps its requests under it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WeightRule {
-    /// The header carrying the weight used in the current minute (lower-case).
-    pub header: &'static str,
-    /// Pause above this.
-    pub soft_limit: u32,
+    /// Weight allowed per window.
+    pub limit: u32,
+    /// The window (Binance one minute, Bybit 5 s, OKX 2 s).
+    pub window: Duration,
+    /// The header carrying the weight used in the current window (lower-case), if any.
+    pub header: Option<&'static str>,
 }
 
 /// One exchange's market-data protocol: everything the feed and the REST client need to know,
@@ -175,6 +178,11 @@ pub trait Venue: Send + Sync + std::fmt::Debug {
     // --- WebSocket -----------------------------------------------------------------------
     /// Streams one connection may carry.
     fn max_streams(&self) -> usize;
+    /// Refuses a WebSocket base this adapter cannot serve (e.g. another product's path), with
+    /// the reason; called once before connecting.
+    fn check_ws_base(&self, _base: &str) -> Result<(), FeedError> {
+        Ok(())
+    }
     /// The full socket URL for these streams under `base`.
     fn ws_url(&self, base: &str, streams: &[StreamKey]) -> String;
     /// The name frames of this stream resolve by (the [`Lookup`] key).
@@ -245,8 +253,15 @@ pub trait Venue: Send + Sync + std::fmt::Debug {
     fn status_hint(&self, _status: u16) -> Option<&'static str> {
         None
     }
-    /// Request-weight metering by header, if the exchange has it.
-    fn weight_rule(&self) -> Option<WeightRule> {
+    /// The exchange's documented request budget.
+    fn weight_rule(&self) -> WeightRule;
+    /// The weight one request to `path` (with its query) costs under [`Venue::weight_rule`].
+    fn request_weight(&self, _path: &str) -> u32 {
+        1
+    }
+    /// How long an error answer without `Retry-After` asks every request to wait (Bybit's 403
+    /// "access too frequent" means ten minutes), if it is such an answer.
+    fn rate_limit_wait(&self, _status: u16, _body: &str) -> Option<Duration> {
         None
     }
 }
@@ -290,5 +305,26 @@ mod tests {
         assert!(!ExchangeKind::Bybit.venue().retryable_code(10001));
         assert!(ExchangeKind::Okx.venue().retryable_code(50011));
         assert!(!ExchangeKind::Okx.venue().retryable_code(51001));
+        // Server trouble: Binance -1008 "server busy", Bybit 10000 "server timeout".
+        assert!(ExchangeKind::BinanceUs.venue().retryable_code(-1008));
+        assert!(ExchangeKind::Bybit.venue().retryable_code(10000));
+    }
+
+    #[test]
+    fn bybits_403_access_too_frequent_asks_for_ten_minutes() {
+        let bybit = ExchangeKind::Bybit.venue();
+        assert_eq!(
+            bybit.rate_limit_wait(403, "access too frequent"),
+            Some(Duration::from_secs(600))
+        );
+        // A 403 for a US address is final, not a wait.
+        let us = r#"{"retCode":10009,"retMsg":"Forbidden","result":{}}"#;
+        assert_eq!(bybit.rate_limit_wait(403, us), None);
+        assert_eq!(
+            ExchangeKind::Binance
+                .venue()
+                .rate_limit_wait(403, "access too frequent"),
+            None
+        );
     }
 }

@@ -195,9 +195,11 @@ async fn rate_limit_429_is_honoured_then_succeeds() {
         let sim = sim(sim_config(&["BTCUSDT"], 100)).await;
         sim.fail_rest(1, 429, Some(1));
         let t0 = Instant::now();
-        let mut feed = Feed::connect(feed_config(&sim, kind, &["BTCUSDT"], 10))
-            .await
-            .expect("connect after 429");
+        let mut cfg = feed_config(&sim, kind, &["BTCUSDT"], 10);
+        // With a candle period the client reads the exchange's waits in accelerated market
+        // time (see `scaled_retry_after` below); on real time the header is seconds.
+        cfg.candle_period = None;
+        let mut feed = Feed::connect(cfg).await.expect("connect after 429");
         assert!(
             t0.elapsed() >= Duration::from_millis(950),
             "{kind:?}: Retry-After ignored: {:?}",
@@ -221,6 +223,18 @@ async fn rate_limit_429_is_honoured_then_succeeds() {
                 status: 429,
                 retry_after,
             }) => assert_eq!(retry_after, Duration::from_secs(7)),
+            other => panic!("{kind:?}: {other:?}"),
+        }
+        // Under an accelerated clock (a minute per 60 ms here) the wait is market time.
+        let scaled = RestClient::new(kind, &sim.rest_url())
+            .expect("client")
+            .with_max_retries(0)
+            .with_time_scale(0.001);
+        sim.fail_rest(1, 429, Some(7));
+        match scaled.klines("BTCUSDT", Interval::M1, None, None, 5).await {
+            Err(FeedError::RateLimited { retry_after, .. }) => {
+                assert_eq!(retry_after, Duration::from_millis(7))
+            }
             other => panic!("{kind:?}: {other:?}"),
         }
         // A 5xx is retried.

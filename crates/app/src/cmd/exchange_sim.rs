@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
+use manus_exchange::sim::{FaultPlan, RestOutage, SimConfig, SimExchange, SimSource};
 
 use super::common::{load_csv, parse_interval};
 use crate::exit::bad_input;
@@ -70,6 +70,10 @@ pub struct Args {
     /// Answer the next N REST calls with HTTP 500.
     #[arg(long, value_name = "N")]
     pub rest_5xx: Option<u32>,
+    /// After every drop, answer every REST call with HTTP STATUS for SECS seconds, with
+    /// `Retry-After: RETRY` seconds when given (e.g. `30:418:3600`, a ban past any retry cap).
+    #[arg(long, value_name = "SECS:STATUS[:RETRY]")]
+    pub rest_outage_after_drop: Option<String>,
     /// Cut a Binance connection that sends more than N messages a second (Binance: 5).
     #[arg(long, value_name = "N")]
     pub ws_rate_limit: Option<u32>,
@@ -87,6 +91,35 @@ fn pair<A: std::str::FromStr, B: std::str::FromStr>(
         a.trim().parse().map_err(|_| err())?,
         b.trim().parse().map_err(|_| err())?,
     ))
+}
+
+/// Parses `SECS:STATUS[:RETRY]` for `--rest-outage-after-drop`.
+fn outage(s: &str) -> anyhow::Result<RestOutage> {
+    let flag = "rest-outage-after-drop";
+    let (secs, rest) = pair::<f64, String>(flag, s, "SECS:STATUS[:RETRY]")?;
+    let (status, retry) = match rest.split_once(':') {
+        Some((st, r)) => (st.to_string(), Some(r.to_string())),
+        None => (rest, None),
+    };
+    let err = || {
+        bad_input(format!(
+            "--{flag} expects SECS:STATUS[:RETRY] (seconds, an HTTP status 400-599, seconds), got '{s}'"
+        ))
+    };
+    let status: u16 = status.trim().parse().map_err(|_| err())?;
+    let retry_after = retry
+        .map(|r| r.trim().parse::<u64>().map_err(|_| err()))
+        .transpose()?;
+    // The range check also refuses NaN.
+    let valid = (0.0..=86_400.0).contains(&secs) && (400..600).contains(&status);
+    if !valid {
+        return Err(err());
+    }
+    Ok(RestOutage {
+        duration: std::time::Duration::from_secs_f64(secs),
+        status,
+        retry_after,
+    })
 }
 
 impl Args {
@@ -161,6 +194,11 @@ impl Args {
             .as_deref()
             .map(|s| pair::<u32, u64>("rest-429", s, "N:SECS"))
             .transpose()?;
+        let rest_outage_after_drop = self
+            .rest_outage_after_drop
+            .as_deref()
+            .map(outage)
+            .transpose()?;
         Ok(SimConfig {
             bind: SocketAddr::new(self.bind, self.port),
             symbols,
@@ -178,6 +216,7 @@ impl Args {
                 rest_429,
                 rest_5xx: self.rest_5xx,
                 ws_rate_limit: self.ws_rate_limit,
+                rest_outage_after_drop,
             },
         })
     }
@@ -303,6 +342,9 @@ mod tests {
             &["--interval", "7m"][..],
             &["--silent-at", "5"],
             &["--rest-429", "x:1"],
+            &["--rest-outage-after-drop", "30:200"],
+            &["--rest-outage-after-drop", "NaN:500"],
+            &["--rest-outage-after-drop", "30"],
             &["--candle-ms", "0"],
             &["--symbols", ","],
         ] {
@@ -313,6 +355,29 @@ mod tests {
                     || c.is::<crate::ranges::RangeError>()),
                 "{argv:?}: {e}"
             );
+        }
+    }
+
+    #[test]
+    fn outage_flag_reads_secs_status_and_an_optional_retry_after() {
+        struct Case {
+            input: &'static str,
+            expected: (u64, u16, Option<u64>),
+        }
+        let cases = [
+            Case {
+                input: "30:418:3600",
+                expected: (30_000, 418, Some(3600)),
+            },
+            Case {
+                input: "1.5:503",
+                expected: (1_500, 503, None),
+            },
+        ];
+        for c in cases {
+            let o = outage(c.input).expect(c.input);
+            let got = (o.duration.as_millis() as u64, o.status, o.retry_after);
+            assert_eq!(got, c.expected, "{}", c.input);
         }
     }
 }

@@ -174,6 +174,19 @@ fn header_shows_store_queues_only_with_a_store() {
 }
 
 #[test]
+fn a_pending_gap_is_shown_with_how_late_the_held_candles_are() {
+    let mut a = app();
+    assert!(!render(&mut a).contains("gap pending"));
+    let c = a.counters();
+    c.gaps_pending.store(2, Ordering::Relaxed);
+    c.held_candles.store(17, Ordering::Relaxed);
+    c.held_late_ms.store(1_500, Ordering::Relaxed);
+    let screen = render(&mut a);
+    let want = "gap pending: 2 streams, 17 candles held, oldest 1.5 s late";
+    assert!(screen.contains(want), "missing {want:?} in\n{screen}");
+}
+
+#[test]
 fn message_log_captures_tracing_lines() {
     let log = MessageLog::default();
     let d = log.dispatch();

@@ -108,6 +108,18 @@ fn render_header(app: &App, area: Rect, buf: &mut Buffer) {
             c.backfilled,
         )),
     ];
+    if c.gaps_pending > 0 {
+        // Candles are not lost while REST fails: they wait, in order, behind the gap.
+        lines[0].push_span(Span::styled(
+            format!(
+                "   gap pending: {} streams, {} candles held, oldest {:.1} s late",
+                c.gaps_pending,
+                c.held_candles,
+                c.held_late_ms as f64 / 1000.0
+            ),
+            Style::new().fg(Color::Yellow),
+        ));
+    }
     if let Some(line) = store_line(app) {
         lines.push(line);
     }

@@ -25,6 +25,10 @@ pub struct Binance {
     weight_limit: u32,
     /// How often the server pings.
     server_ping: Duration,
+    /// Weight of one `GET /api/v3/klines` (any `limit`).
+    klines_weight: u32,
+    /// Weight of one `GET /api/v3/exchangeInfo` with `symbols`.
+    info_weight: u32,
 }
 
 /// Binance.US: 1200 request weight per minute.
@@ -35,6 +39,8 @@ pub static BINANCE_US: Binance = Binance {
     weight_limit: 1200,
     // "The WebSocket server will send a ping frame every 3 minutes" (Binance.US API docs).
     server_ping: Duration::from_secs(180),
+    klines_weight: 1,
+    info_weight: 10,
 };
 
 /// Binance global: 6000 request weight per minute; answers US addresses with HTTP 451.
@@ -45,6 +51,8 @@ pub static BINANCE: Binance = Binance {
     weight_limit: 6000,
     // "The WebSocket server will send a ping frame every 20 seconds" (spot API docs).
     server_ping: Duration::from_secs(20),
+    klines_weight: 2,
+    info_weight: 20,
 };
 
 impl Venue for Binance {
@@ -139,20 +147,30 @@ impl Venue for Binance {
         rest::parse_error(body)
     }
     fn retryable_code(&self, code: i64) -> bool {
-        // -1000 unknown, -1001 disconnected, -1003 too much weight, -1006/-1007 backend timeouts.
-        matches!(code, -1000 | -1001 | -1003 | -1006 | -1007)
+        // -1000 unknown, -1001 disconnected, -1003 too much weight, -1006/-1007 backend timeouts,
+        // -1008 server busy ("Server is currently overloaded with other requests").
+        matches!(code, -1000 | -1001 | -1003 | -1006 | -1007 | -1008)
     }
     fn status_hint(&self, status: u16) -> Option<&'static str> {
         (status == 451).then_some(
             "unavailable from this location: Binance global refuses US IP addresses; use binanceus",
         )
     }
-    fn weight_rule(&self) -> Option<WeightRule> {
-        Some(WeightRule {
-            header: "x-mbx-used-weight-1m",
-            // Pause with a sixth of the minute's allowance to spare.
-            soft_limit: self.weight_limit - self.weight_limit / 6,
-        })
+    fn weight_rule(&self) -> WeightRule {
+        WeightRule {
+            limit: self.weight_limit,
+            window: Duration::from_secs(60),
+            header: Some("x-mbx-used-weight-1m"),
+        }
+    }
+    fn request_weight(&self, path: &str) -> u32 {
+        if path.starts_with("/api/v3/klines") {
+            self.klines_weight
+        } else if path.starts_with("/api/v3/exchangeInfo") {
+            self.info_weight
+        } else {
+            1
+        }
     }
 }
 

@@ -98,12 +98,32 @@ impl WsKline<'_> {
         let interval = interval_from_code(self.interval).ok_or_else(|| {
             ParseError::Shape(format!("unknown Bybit interval '{}'", self.interval))
         })?;
+        calendar_aligned(interval, self.start)?;
         proto::candle(
             interval,
             self.start,
             [self.open, self.high, self.low, self.close, self.volume],
         )
     }
+}
+
+/// Bybit does not document where its weekly and monthly bars start. Ours open Monday 00:00
+/// UTC and on the 1st: a bar that does not is refused with a reason, never dropped in silence
+/// (it would be neither the candle before nor the one after ours).
+pub fn calendar_aligned(interval: Interval, start: i64) -> Result<(), ParseError> {
+    let calendar = matches!(interval, Interval::W1 | Interval::Mo1);
+    if calendar && interval.floor(start) != start {
+        return Err(ParseError::Shape(format!(
+            "Bybit {interval} bar opens at {start} ms, not on our grid ({}): its weeks or months \
+             do not start where ours do, so its bars cannot be used",
+            if interval == Interval::W1 {
+                "Monday 00:00 UTC"
+            } else {
+                "the 1st, 00:00 UTC"
+            }
+        )));
+    }
+    Ok(())
 }
 
 /// The REST envelope: `{"retCode":0,"retMsg":"OK","result":{..},"time":..}`.
@@ -177,9 +197,36 @@ pub fn rows_to_candles(
             let start = r[0].parse::<i64>().map_err(|_| {
                 ParseError::Shape(format!("kline start '{}' is not an integer", r[0]))
             })?;
+            calendar_aligned(interval, start)?;
             proto::candle(interval, start, [&r[1], &r[2], &r[3], &r[4], &r[5]])
         })
         .collect::<Result<Vec<_>, _>>()?;
     out.sort_by_key(|c| c.open_time);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weekly_and_monthly_bars_off_our_grid_are_refused_with_a_reason() {
+        let monday = 1_717_977_600_000; // 2024-06-10 00:00 UTC, a Monday
+        let sunday = monday - 86_400_000;
+        let rows = |start: i64| {
+            vec![
+                [start.to_string().as_str(), "1", "2", "0.5", "1.5", "3", "4"]
+                    .map(String::from)
+                    .to_vec(),
+            ]
+        };
+        assert_eq!(
+            rows_to_candles(&rows(monday), Interval::W1).map(|v| v.len()),
+            Ok(1)
+        );
+        let e = rows_to_candles(&rows(sunday), Interval::W1).expect_err("a Sunday week");
+        assert!(e.to_string().contains("Monday 00:00 UTC"), "{e}");
+        // Fixed intervals are not judged here.
+        assert!(rows_to_candles(&rows(sunday + 1000), Interval::M1).is_ok());
+    }
 }

@@ -13,7 +13,7 @@ use manus_core::{Candle, Interval};
 
 use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
 use crate::feed::{FeedError, StreamKey};
-use crate::venue::Venue;
+use crate::venue::{Venue, WeightRule};
 
 /// Bybit v5 spot.
 #[derive(Debug)]
@@ -38,6 +38,9 @@ impl Venue for Bybit {
     fn max_streams(&self) -> usize {
         // No documented per-connection cap beyond 10 topics per request; Binance's is a sane bound.
         1024
+    }
+    fn check_ws_base(&self, base: &str) -> Result<(), FeedError> {
+        ws::check_base(base)
     }
     fn ws_url(&self, base: &str, _streams: &[StreamKey]) -> String {
         ws::url(base)
@@ -104,12 +107,26 @@ impl Venue for Bybit {
         rest::parse_error(body)
     }
     fn retryable_code(&self, code: i64) -> bool {
-        // 10006 too many visits, 10016 server error.
-        matches!(code, 10006 | 10016)
+        // 10000 server timeout, 10006 too many visits, 10016 server error.
+        matches!(code, 10000 | 10006 | 10016)
     }
     fn status_hint(&self, status: u16) -> Option<&'static str> {
         (status == 403)
             .then_some("Bybit answers 403 to US IP addresses and to clients over its rate limit")
+    }
+    fn weight_rule(&self) -> WeightRule {
+        // "600 requests within a 5-second window per IP"; no usage header on public endpoints.
+        WeightRule {
+            limit: 600,
+            window: Duration::from_secs(5),
+            header: None,
+        }
+    }
+    fn rate_limit_wait(&self, status: u16, body: &str) -> Option<Duration> {
+        // Over the IP limit Bybit answers 403 "access too frequent" and asks for ten minutes
+        // (a 403 for a US address carries retCode 10009 instead, and is final).
+        (status == 403 && body.to_ascii_lowercase().contains("too frequent"))
+            .then_some(Duration::from_secs(600))
     }
 }
 

@@ -295,8 +295,18 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
                     }
                 }
             }
+            let closed = kline.closed;
+            if !closed && p.tx.capacity() < p.tx.max_capacity() / 2 {
+                // A forming update only shows progress; the last half of the buffer is kept
+                // for finals, whose loss costs a REST call (hundreds of streams fill it fast
+                // while the bootstrap runs).
+                continue;
+            }
             match p.tx.try_send(ConnEvent::Kline { kline, received_at }) {
                 Ok(()) => {}
+                // A forming update lost to a full channel is no gap: its final carries the
+                // whole candle. Only a lost final needs a backfill.
+                Err(mpsc::error::TrySendError::Full(_)) if !closed => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     if !lost {
                         warn!(id, "internal channel full; klines dropped, will backfill");

@@ -26,7 +26,7 @@ pub enum FeedWarning {
     /// The exchange reported an error on the socket (e.g. a failed subscription).
     #[error("exchange says: {0}")]
     ExchangeMessage(String),
-    /// A gap could not be filled over REST.
+    /// A fill request failed (the gap stays pending: see [`FeedWarning::GapPending`]).
     #[error("backfill of {key} failed: {error}")]
     BackfillFailed {
         /// The stream.
@@ -53,6 +53,28 @@ pub enum FeedWarning {
         from: i64,
         /// Open time of the last candle not fetched, ms.
         to: i64,
+    },
+    /// A gap could not be filled yet (REST failing or rate limited): it stays pending and is
+    /// retried, and the stream's live closed candles wait behind it, in order.
+    #[error(
+        "{key}: gap from {from} (open time, ms) pending, {held} candle(s) held, oldest {late_ms} ms \
+         late; retry {attempt} in {retry_in_ms} ms: {error}"
+    )]
+    GapPending {
+        /// The stream.
+        key: Arc<StreamKey>,
+        /// Open time of the first missing candle, ms.
+        from: i64,
+        /// Live closed candles waiting behind the gap.
+        held: usize,
+        /// How long the oldest of them has waited, ms.
+        late_ms: u64,
+        /// Failed attempts so far.
+        attempt: u32,
+        /// When the next attempt is made, ms from now.
+        retry_in_ms: u64,
+        /// The last failure.
+        error: FeedError,
     },
     /// The exchange's own history lacks candles the stream skipped.
     #[error("{key}: {missing} candle(s) missing before {before} could not be fetched")]

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt;
 use manus_core::{Candle, Interval};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -19,6 +20,7 @@ use super::backoff::Backoff;
 use super::conn::{self, ConnEvent, ConnHandle, ConnParams};
 use super::keepalive::Keepalive;
 use super::lanes::SharedLanes;
+use super::pending::{EMPTY_ANSWERS, PendingGap};
 use super::rest::RestClient;
 use super::rotation::rotation_wait;
 use super::sequencer::Verdict;
@@ -27,6 +29,10 @@ use super::{
     Arrival, CloseReason, FeedConfig, FeedCounters, FeedError, FeedEvent, FeedWarning, MarketFeed,
     Origin, StreamKey,
 };
+
+/// Bootstrap requests in flight at once: enough to hide round trips, few enough that the
+/// request budget, not a burst, sets the pace.
+const BOOTSTRAP_REQUESTS: usize = 8;
 
 /// A live feed for one or many streams on one exchange.
 #[derive(Debug)]
@@ -50,6 +56,7 @@ impl Feed {
             }
         }
         let venue = cfg.exchange.venue();
+        venue.check_ws_base(&cfg.ws_url)?;
         let lookup = crate::venue::lookup(venue, &cfg.streams)?;
         let subscribe = venue.subscribe_messages(&cfg.streams)?;
         if cfg.streams.len() > venue.max_streams() {
@@ -60,8 +67,14 @@ impl Feed {
                 venue.max_streams()
             )));
         }
-        let rest =
-            RestClient::new(cfg.exchange, &cfg.rest_url)?.with_retry_delay(cfg.backoff_initial);
+        // An accelerated simulator's minutes pass as fast as its candles: so do its rate-limit
+        // windows and `Retry-After`s.
+        let scale = cfg.candle_period.map_or(1.0, |p| {
+            p.as_secs_f64() * 1000.0 / cfg.streams[0].interval.duration_ms() as f64
+        });
+        let rest = RestClient::new(cfg.exchange, &cfg.rest_url)?
+            .with_retry_delay(cfg.backoff_initial)
+            .with_time_scale(scale);
         // Validation spends request weight sparingly (500 streams would otherwise cost minutes
         // of rate-limit waits before the first candle): symbols in batches, each interval once.
         let mut symbols: Vec<&str> = Vec::new();
@@ -154,6 +167,11 @@ struct Stop;
 struct Driver {
     cfg: FeedConfig,
     rest: RestClient,
+    /// The same client (and budget) for gap fills: it never sleeps through a long wait, the
+    /// gap stays pending instead and the driver goes on with every other stream.
+    fill_rest: RestClient,
+    /// No fill is tried before this (the exchange asked every request to wait).
+    rest_not_before: Option<Instant>,
     params: ConnParams,
     conn_rx: mpsc::Receiver<ConnEvent>,
     out: mpsc::Sender<FeedEvent>,
@@ -178,6 +196,11 @@ impl Driver {
     ) -> Self {
         Driver {
             backoff: Backoff::new(cfg.backoff_initial, cfg.backoff_max),
+            fill_rest: rest
+                .clone()
+                .with_max_retries(1)
+                .with_max_wait(cfg.backoff_initial.max(Duration::from_millis(100))),
+            rest_not_before: None,
             cfg,
             rest,
             params,
@@ -271,6 +294,10 @@ impl Driver {
                     .await;
             }
         };
+        // Each stream's plan first; then the requests run a few at a time (hundreds of
+        // streams would otherwise wait for each other's round trips while their klines pile
+        // up) and are merged strictly in stream order.
+        let mut plans = Vec::with_capacity(self.cfg.streams.len());
         for i in 0..self.cfg.streams.len() {
             let key = self.lanes.lock().streams[i].key.clone();
             let resume = self.cfg.resume_after.get(&key).copied();
@@ -290,12 +317,24 @@ impl Driver {
                 }))
                 .await?;
             }
-            let count = self.cfg.bootstrap + missed as usize;
-            match self
-                .rest
-                .last_closed(&key.symbol, key.interval, count, now)
-                .await
-            {
+            plans.push((i, key, resume, plan, missed));
+        }
+        let rest = self.rest.clone();
+        let bootstrap = self.cfg.bootstrap;
+        let mut fetched = futures_util::stream::iter(plans)
+            .map(|(i, key, resume, plan, missed)| {
+                let rest = rest.clone();
+                async move {
+                    let count = bootstrap + missed as usize;
+                    let rows = rest
+                        .last_closed(&key.symbol, key.interval, count, now)
+                        .await;
+                    (i, key, resume, plan, missed, rows)
+                }
+            })
+            .buffered(BOOTSTRAP_REQUESTS);
+        while let Some((i, key, resume, plan, missed, rows)) = fetched.next().await {
+            match rows {
                 Ok(rows) => {
                     info!(stream = %key, candles = rows.len(), resumed = missed, "bootstrapped");
                     // Candles after the consumer's newest are history it lacks: delivered as
@@ -345,8 +384,14 @@ impl Driver {
         for t in [self.reconnect_due, self.rotate_due].into_iter().flatten() {
             d = d.min(t);
         }
-        for s in self.lanes.lock().streams.iter().filter(|s| !s.stale) {
-            d = d.min(s.stale_at());
+        let not_before = self.rest_not_before;
+        for s in self.lanes.lock().streams.iter() {
+            if !s.stale {
+                d = d.min(s.stale_at());
+            }
+            if let Some(g) = &s.gap {
+                d = d.min(not_before.map_or(g.retry_at, |t| g.retry_at.max(t)));
+            }
         }
         d
     }
@@ -481,6 +526,27 @@ impl Driver {
                 self.pending = Some(self.spawn_conn());
             }
         }
+        if self.rest_not_before.is_none_or(|t| t <= now) {
+            self.rest_not_before = None;
+            let due: Vec<usize> = {
+                let lanes = self.lanes.lock();
+                (0..lanes.streams.len())
+                    .filter(|&i| {
+                        lanes.streams[i]
+                            .gap
+                            .as_ref()
+                            .is_some_and(|g| g.retry_at <= now)
+                    })
+                    .collect()
+            };
+            for i in due {
+                if self.rest_not_before.is_some() {
+                    break;
+                }
+                self.retry_gap(i).await?;
+            }
+        }
+        self.publish_gaps();
         for i in 0..self.cfg.streams.len() {
             let key = {
                 let mut lanes = self.lanes.lock();
@@ -517,21 +583,29 @@ impl Driver {
                 .offer_closed(k.idx, k.candle, Origin::Live, arrival)
                 .await;
         }
-        // A forming candle past the expected one proves the ones between have closed: fill
-        // them now rather than one candle later (once per expected candle, not per update).
-        let fill_from = {
+        // A forming candle proves the ones before it have closed: fill those now rather than
+        // one candle later (once per expected candle, not per update). The final of the one
+        // just before may still trail it (Bybit does not document the order), so that one is
+        // left to its final.
+        let fill = {
             let mut lanes = self.lanes.lock();
             let s = &mut lanes.streams[k.idx];
             match s.seq.next_open() {
-                Some(next) if k.candle.open_time > next && s.update_fill_for != Some(next) => {
+                Some(next)
+                    if s.key.interval.floor(k.candle.open_time - 1) > next
+                        && s.update_fill_for != Some(next)
+                        && s.gap.is_none() =>
+                {
                     s.update_fill_for = Some(next);
-                    Some(next)
+                    Some((next, s.key.interval.floor(k.candle.open_time - 1) - 1))
                 }
                 _ => None,
             }
         };
-        if let Some(next) = fill_from {
-            self.fill(k.idx, next, k.candle.open_time - 1, None).await?;
+        if let Some((from, to)) = fill
+            && let Err(e) = self.fill(k.idx, from, to, None).await?
+        {
+            self.gap_failed(k.idx, from, to, e).await?;
         }
         let admitted = {
             let mut lanes = self.lanes.lock();
@@ -557,6 +631,9 @@ impl Driver {
         origin: Origin,
         arrival: Arrival,
     ) -> Result<(), Stop> {
+        if origin == Origin::Live && self.hold(i, c, arrival) {
+            return Ok(());
+        }
         match self.classify(i, &c) {
             Verdict::Accept => self.yield_closed(i, c, origin, arrival).await,
             Verdict::Duplicate => Ok(()),
@@ -576,7 +653,25 @@ impl Driver {
             }
             Verdict::Gap { from } => {
                 if origin == Origin::Live {
-                    self.fill(i, from, c.open_time - 1, None).await?;
+                    let filled = self.fill(i, from, c.open_time - 1, None).await?;
+                    let still = matches!(self.classify(i, &c), Verdict::Gap { .. });
+                    if let Err(e) = filled {
+                        // Not filled: the gap stays pending and this candle waits behind it.
+                        self.gap_failed(i, from, c.open_time - 1, e).await?;
+                        self.hold(i, c, arrival);
+                        return Ok(());
+                    }
+                    if still {
+                        // The exchange answered without the missing candles: REST may lag the
+                        // stream; ask again a few times before calling it the exchange's hole.
+                        let mut g = self.new_gap(from, c.open_time - 1);
+                        g.empty_answers = 1;
+                        g.hold(c, arrival);
+                        g.retry_at = Instant::now() + g.backoff.next_delay();
+                        self.lanes.lock().streams[i].gap = Some(g);
+                        self.publish_gaps();
+                        return Ok(());
+                    }
                 }
                 if let Verdict::Gap { from } = self.classify(i, &c) {
                     let key = self.key(i);
@@ -644,25 +739,38 @@ impl Driver {
         from: i64,
         to: i64,
         now_ms: Option<i64>,
-    ) -> Result<(), Stop> {
+    ) -> Result<Result<usize, FeedError>, Stop> {
         if to < from {
-            return Ok(());
+            return Ok(Ok(0));
         }
         let key = self.key(i);
-        let rows = match self
-            .rest
+        let rows = self
+            .fill_rest
             .klines_range(&key.symbol, key.interval, from, to, |_| {})
-            .await
-        {
+            .await;
+        self.apply_fill(i, rows, now_ms).await
+    }
+
+    /// Yields the missing candles among fetched `rows` as backfill (rows not closed by the
+    /// exchange time `now_ms` left out); a failed fetch makes every request wait when the
+    /// exchange asked for it, and is returned.
+    async fn apply_fill(
+        &mut self,
+        i: usize,
+        rows: Result<Vec<Candle>, FeedError>,
+        now_ms: Option<i64>,
+    ) -> Result<Result<usize, FeedError>, Stop> {
+        let key = self.key(i);
+        let rows = match rows {
             Ok(rows) => rows,
             Err(e) => {
                 debug!(stream = %key, error = %e, "backfill failed");
-                return self
-                    .emit(FeedEvent::Warning(FeedWarning::BackfillFailed {
-                        key,
-                        error: e,
-                    }))
-                    .await;
+                if let Some(wait) = e.wait() {
+                    // The whole address must wait, not just this stream.
+                    let t = Instant::now() + wait;
+                    self.rest_not_before = Some(self.rest_not_before.map_or(t, |n| n.max(t)));
+                }
+                return Ok(Err(e));
             }
         };
         let mut count = 0;
@@ -689,32 +797,181 @@ impl Driver {
             debug!(stream = %key, count, "backfilled");
             self.emit(FeedEvent::Backfilled { key, count }).await?;
         }
-        Ok(())
+        Ok(Ok(count))
     }
 
     /// After a reconnect or lost frames: fetch every candle that closed since the last one
     /// yielded, judged by the exchange's clock.
     async fn fill_all(&mut self) -> Result<(), Stop> {
-        let now = match self.rest.server_time().await {
+        let now = match self.fill_rest.server_time().await {
             Ok(t) => t,
             Err(e) => {
-                // The next live close will expose the gap and fill it.
+                // The next live close will expose the gap, and it stays pending until filled.
                 warn!(error = %e, "exchange time unavailable; gap fill deferred");
                 return Ok(());
             }
         };
+        let mut ranges = Vec::new();
         for i in 0..self.cfg.streams.len() {
-            let (from, to) = {
-                let lanes = self.lanes.lock();
-                let s = &lanes.streams[i];
-                let Some(from) = s.seq.next_open() else {
-                    continue;
-                };
-                (from, s.key.interval.floor(now) - 1)
+            let lanes = self.lanes.lock();
+            let s = &lanes.streams[i];
+            let Some(from) = s.seq.next_open() else {
+                continue;
             };
-            self.fill(i, from, to, Some(now)).await?;
+            if s.gap.is_some() {
+                // Already pending: its retry fetches this too.
+                continue;
+            }
+            let to = s.key.interval.floor(now) - 1;
+            if to >= from {
+                ranges.push((i, s.key.clone(), from, to));
+            }
+        }
+        // A few requests in flight, merged in stream order, as in the bootstrap.
+        let rest = self.fill_rest.clone();
+        let mut fetched = futures_util::stream::iter(ranges)
+            .map(|(i, key, from, to)| {
+                let rest = rest.clone();
+                async move {
+                    let rows = rest
+                        .klines_range(&key.symbol, key.interval, from, to, |_| {})
+                        .await;
+                    (i, from, to, rows)
+                }
+            })
+            .buffered(BOOTSTRAP_REQUESTS);
+        while let Some((i, from, to, rows)) = fetched.next().await {
+            if let Err(e) = self.apply_fill(i, rows, Some(now)).await? {
+                self.gap_failed(i, from, to, e).await?;
+            }
         }
         Ok(())
+    }
+
+    /// A fresh pending gap over `[from, to]`.
+    fn new_gap(&self, from: i64, to: i64) -> PendingGap {
+        PendingGap::new(
+            from,
+            to,
+            Backoff::new(self.cfg.backoff_initial, self.cfg.backoff_max),
+        )
+    }
+
+    /// Holds a live closed candle behind stream `i`'s pending gap, if it has one.
+    fn hold(&self, i: usize, c: Candle, arrival: Arrival) -> bool {
+        let mut lanes = self.lanes.lock();
+        let Some(g) = lanes.streams[i].gap.as_mut() else {
+            return false;
+        };
+        if c.open_time < g.from {
+            // Already yielded: the sequencer judges it (duplicate or correction).
+            return false;
+        }
+        let before = g.held.len();
+        if g.hold(c, arrival) && g.held.len() > before {
+            // Counted here; a full refresh of the gap counters walks every stream.
+            self.params
+                .counters
+                .held_candles
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// A fill of `[from, to]` failed: the gap becomes (or stays) pending, retried later.
+    async fn gap_failed(&mut self, i: usize, from: i64, to: i64, e: FeedError) -> Result<(), Stop> {
+        let warning = {
+            let mut lanes = self.lanes.lock();
+            let s = &mut lanes.streams[i];
+            if s.gap.is_none() {
+                s.gap = Some(self.new_gap(from, to));
+            }
+            let key = s.key.clone();
+            let g = s.gap.as_mut().expect("set above");
+            g.to = g.to.max(to);
+            let delay = g.schedule(&e);
+            FeedWarning::GapPending {
+                key,
+                from: g.from,
+                held: g.held.len(),
+                late_ms: g.late().as_millis() as u64,
+                attempt: g.backoff.attempt(),
+                retry_in_ms: delay.as_millis() as u64,
+                error: e,
+            }
+        };
+        self.publish_gaps();
+        debug!(%warning, "gap pending");
+        self.emit(FeedEvent::Warning(warning)).await
+    }
+
+    /// Tries stream `i`'s pending gap again; once filled, releases the held candles in order.
+    async fn retry_gap(&mut self, i: usize) -> Result<(), Stop> {
+        let Some(mut g) = self.lanes.lock().streams[i].gap.take() else {
+            return Ok(());
+        };
+        let (from, to) = (g.from, g.upper());
+        if let Err(e) = self.fill(i, from, to, None).await? {
+            self.lanes.lock().streams[i].gap = Some(g);
+            return self.gap_failed(i, from, to, e).await;
+        }
+        // Did the answer reach the oldest held candle (or the known end)?
+        let next = self.lanes.lock().streams[i].seq.next_open();
+        let filled = match g.held.front() {
+            Some((c, _)) => next.is_none_or(|n| n >= c.open_time),
+            None => next.is_none_or(|n| n > to),
+        };
+        if !filled {
+            g.empty_answers += 1;
+            if g.empty_answers < EMPTY_ANSWERS {
+                g.from = next.unwrap_or(g.from);
+                g.retry_at = Instant::now() + g.backoff.next_delay();
+                self.lanes.lock().streams[i].gap = Some(g);
+                self.publish_gaps();
+                return Ok(());
+            }
+        }
+        self.publish_gaps();
+        info!(stream = %self.key(i), held = g.held.len(), late_ms = g.late().as_millis() as u64, "pending gap filled; releasing held candles");
+        // Released in order; one that finds a new gap starts a new pending gap, and the rest
+        // queue behind it again.
+        let mut step_over = !filled;
+        for (c, arrival) in g.held {
+            if std::mem::take(&mut step_over) && matches!(self.classify(i, &c), Verdict::Gap { .. })
+            {
+                // The exchange's history has a hole it confirmed three times: step over it.
+                let key = self.key(i);
+                let missing = next.map_or(0, |n| key.interval.bars_between(n, c.open_time));
+                self.emit(FeedEvent::Warning(FeedWarning::Unfillable {
+                    key,
+                    missing: missing as u64,
+                    before: c.open_time,
+                }))
+                .await?;
+                self.yield_closed(i, c, Origin::Live, arrival).await?;
+                continue;
+            }
+            self.offer_closed(i, c, Origin::Live, arrival).await?;
+        }
+        self.publish_gaps();
+        Ok(())
+    }
+
+    /// Refreshes the pending-gap counters a dashboard shows.
+    fn publish_gaps(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (mut gaps, mut held, mut late) = (0u64, 0u64, 0u64);
+        for s in &self.lanes.lock().streams {
+            if let Some(g) = &s.gap {
+                gaps += 1;
+                held += g.held.len() as u64;
+                late = late.max(g.late().as_millis() as u64);
+            }
+        }
+        let c = &self.params.counters;
+        c.gaps_pending.store(gaps, Relaxed);
+        c.held_candles.store(held, Relaxed);
+        c.held_late_ms.store(late, Relaxed);
     }
 }
 

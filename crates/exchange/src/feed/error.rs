@@ -23,6 +23,13 @@ pub enum FeedError {
         /// The exchange's `Retry-After`.
         retry_after: Duration,
     },
+    /// Our own budget of the exchange's request weight is spent until `wait` has passed (we
+    /// stop before the exchange would answer 429, and never block a feed on it).
+    #[error("request weight budget spent; next request in {} ms", wait.as_millis())]
+    WeightBudget {
+        /// Until the window renews.
+        wait: Duration,
+    },
     /// An HTTP status without a recognisable error payload.
     #[error("HTTP {status}: {body}")]
     Status {
@@ -57,10 +64,23 @@ pub enum FeedError {
 }
 
 impl FeedError {
+    /// How long the exchange (or our own budget) asks us to wait before any request, when it
+    /// says so: a 429/418 `Retry-After`, Bybit's 403 "access too frequent", a spent budget.
+    pub fn wait(&self) -> Option<Duration> {
+        match self {
+            FeedError::RateLimited { retry_after, .. } => Some(*retry_after),
+            FeedError::WeightBudget { wait } => Some(*wait),
+            _ => None,
+        }
+    }
+
     /// True when the same request may succeed later (rate limits, 5xx, transport errors).
     pub fn is_retryable(&self) -> bool {
         match self {
-            FeedError::RateLimited { .. } | FeedError::Http(_) | FeedError::Ws(_) => true,
+            FeedError::RateLimited { .. }
+            | FeedError::WeightBudget { .. }
+            | FeedError::Http(_)
+            | FeedError::Ws(_) => true,
             FeedError::Status { status, .. } => *status >= 500,
             // Each venue lists its own retryable codes; the codes of different exchanges do not
             // overlap (Binance negative, Bybit 10xxx, OKX 5xxxx), so any venue's word counts.

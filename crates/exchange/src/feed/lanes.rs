@@ -14,6 +14,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 use tracing::debug;
 
+use super::pending::PendingGap;
 use super::sequencer::{Sequencer, Verdict};
 use super::wire::WsKline;
 use super::{Arrival, FeedEvent, Origin, StreamKey};
@@ -32,6 +33,8 @@ pub(crate) struct Lane {
     pub stale: bool,
     /// The expected open time a forming update already triggered a fill for.
     pub update_fill_for: Option<i64>,
+    /// A gap REST has not filled yet; closed candles wait behind it in the driver.
+    pub gap: Option<PendingGap>,
 }
 
 /// Every stream's lane, and whether the driver has events queued or under way.
@@ -71,6 +74,7 @@ impl SharedLanes {
                     .unwrap_or(Duration::from_millis(k.interval.duration_ms() as u64)),
                 stale: false,
                 update_fill_for: None,
+                gap: None,
             })
             .collect();
         SharedLanes(Arc::new(Mutex::new(Lanes {
@@ -110,7 +114,7 @@ impl Lanes {
             received_at,
         };
         let ev = if k.closed {
-            if lane.stale {
+            if lane.stale || lane.gap.is_some() {
                 return Direct::Driver(k);
             }
             match lane.seq.classify(&k.candle) {
@@ -129,12 +133,10 @@ impl Lanes {
                 arrival,
             }
         } else {
-            // A forming candle past the expected one proves a gap: the driver fills it.
-            if lane
-                .seq
-                .next_open()
-                .is_some_and(|next| k.candle.open_time > next)
-            {
+            // A forming candle two past the expected one proves a gap: the driver fills it.
+            // One past is normal where the previous final trails the next candle's first push.
+            let before = lane.key.interval.floor(k.candle.open_time - 1);
+            if lane.seq.next_open().is_some_and(|next| before > next) {
                 return Direct::Driver(k);
             }
             if !lane.seq.admit_update(&k.candle) {
@@ -254,8 +256,8 @@ mod tests {
                 stale: true,
             },
             Case {
-                name: "update past the expected candle",
-                kline: kline(12, 3.0, false),
+                name: "update two past the expected candle",
+                kline: kline(13, 3.0, false),
                 stale: false,
             },
         ];

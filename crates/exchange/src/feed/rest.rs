@@ -1,16 +1,18 @@
 //! [`RestClient`]: klines, server time and symbol checks over HTTP for any [`ExchangeKind`],
 //! through its [`Venue`] (paths, parsers, error classification, weight rule), with
-//! `Retry-After` honoured on 429/418, retries on 5xx and transport errors, a pause when a
-//! metered exchange's used weight nears the limit, and response bodies capped: an error body
+//! `Retry-After` honoured on 429/418 (and Bybit's 403 "access too frequent"), retries on 5xx and
+//! transport errors, each venue's request budget kept (by its documented limit, endpoint weights and
+//! used-weight header), and response
+//! bodies capped: an error body
 //! is read up to [`ERROR_BODY_CAP`], a success body up to the venue's largest legal answer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use manus_core::{Candle, Interval};
 use tracing::{debug, warn};
 
+use super::weight::Budget;
 use super::{ExchangeKind, FeedError};
 use crate::venue::Venue;
 
@@ -18,7 +20,8 @@ use crate::venue::Venue;
 pub const ERROR_BODY_CAP: usize = 4 << 10;
 /// Wait when a 429/418 carries no `Retry-After`.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
-/// Longest single wait we honour before giving up (418 bans can last days).
+/// Longest single wait a request sleeps through by default before returning the error (418
+/// bans can last days); a feed sets a short one and keeps the gap pending instead.
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
 /// An HTTP client for one exchange's market-data REST API.
@@ -30,7 +33,9 @@ pub struct RestClient {
     http: reqwest::Client,
     max_retries: u32,
     retry_delay: Duration,
-    used_weight: Arc<AtomicU32>,
+    max_wait: Duration,
+    time_scale: f64,
+    budget: Arc<Budget>,
 }
 
 impl RestClient {
@@ -49,8 +54,30 @@ impl RestClient {
             http,
             max_retries: 5,
             retry_delay: Duration::from_millis(250),
-            used_weight: Arc::new(AtomicU32::new(0)),
+            max_wait: MAX_WAIT,
+            time_scale: 1.0,
+            budget: Arc::new(Budget::new(kind.venue().weight_rule(), 1.0)),
         })
+    }
+
+    /// Sets the longest wait (`Retry-After`, a spent weight budget) one call sleeps through
+    /// before it returns the error instead (default 600 s). Clones share the budget.
+    pub fn with_max_wait(mut self, d: Duration) -> Self {
+        self.max_wait = d;
+        self
+    }
+
+    /// Runs the exchange's durations (`Retry-After`, the budget's window) `scale` times as
+    /// long: an accelerated simulator whose candles pass `scale` times faster than real ones
+    /// means its minutes too. Starts a fresh budget.
+    pub fn with_time_scale(mut self, scale: f64) -> Self {
+        self.time_scale = if scale.is_finite() && scale > 0.0 {
+            scale
+        } else {
+            1.0
+        };
+        self.budget = Arc::new(Budget::new(self.venue.weight_rule(), self.time_scale));
+        self
     }
 
     /// Sets how many times a retryable failure is retried (default 5).
@@ -78,19 +105,18 @@ impl RestClient {
 
     /// One GET; the body on 2xx, a typed error otherwise.
     async fn get_once(&self, path: &str) -> Result<String, FeedError> {
-        let weight = self.venue.weight_rule();
-        if weight.is_some_and(|w| self.used_weight.load(Ordering::Relaxed) >= w.soft_limit) {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis() as u64;
-            let wait = Duration::from_millis(60_000 - now % 60_000);
+        let rule = self.venue.weight_rule();
+        let weight = self.venue.request_weight(path);
+        while let Err(wait) = self.budget.reserve(weight) {
+            if wait > self.max_wait {
+                return Err(FeedError::WeightBudget { wait });
+            }
             warn!(
                 wait_ms = wait.as_millis() as u64,
+                soft_limit = self.budget.soft_limit(),
                 "request weight near the limit; pausing"
             );
             tokio::time::sleep(wait).await;
-            self.used_weight.store(0, Ordering::Relaxed);
         }
         let url = format!("{}{}", self.base, path);
         debug!(%url, "GET");
@@ -107,11 +133,12 @@ impl RestClient {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        if let Some(w) = weight
-            .and_then(|w| header(w.header))
-            .and_then(|w| w.parse().ok())
+        if let Some(used) = rule
+            .header
+            .and_then(header)
+            .and_then(|w| w.trim().parse().ok())
         {
-            self.used_weight.store(w, Ordering::Relaxed);
+            self.budget.observe(used);
         }
         if status == 429 || status == 418 {
             let retry_after = header("retry-after")
@@ -121,7 +148,7 @@ impl RestClient {
                 .unwrap_or(DEFAULT_RETRY_AFTER);
             return Err(FeedError::RateLimited {
                 status,
-                retry_after,
+                retry_after: retry_after.mul_f64(self.time_scale),
             });
         }
         let ok = (200..300).contains(&status);
@@ -140,6 +167,12 @@ impl RestClient {
         };
         if ok {
             return Ok(body);
+        }
+        if let Some(wait) = self.venue.rate_limit_wait(status, &body) {
+            return Err(FeedError::RateLimited {
+                status,
+                retry_after: wait.mul_f64(self.time_scale),
+            });
         }
         let typed = self.venue.parse_error(&body);
         if status >= 500 {
@@ -168,15 +201,15 @@ impl RestClient {
                 Ok(body) => return Ok(body),
                 Err(e) if self.venue.is_retryable(&e) && attempt < self.max_retries => {
                     attempt += 1;
-                    let wait = match &e {
-                        FeedError::RateLimited { retry_after, .. } => *retry_after,
-                        _ => {
+                    let wait = match e.wait() {
+                        Some(wait) => wait,
+                        None => {
                             let d = delay;
                             delay = (delay * 2).min(Duration::from_secs(10));
                             d
                         }
                     };
-                    if wait > MAX_WAIT {
+                    if wait > self.max_wait {
                         return Err(e);
                     }
                     warn!(error = %e, attempt, wait_ms = wait.as_millis() as u64, "REST request failed; retrying");

@@ -17,7 +17,7 @@ use manus_core::{Candle, Interval};
 
 use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
 use crate::feed::{FeedError, StreamKey};
-use crate::venue::Venue;
+use crate::venue::{Venue, WeightRule};
 
 /// OKX v5 spot.
 #[derive(Debug)]
@@ -110,6 +110,26 @@ impl Venue for Okx {
     }
     fn parse_error(&self, body: &str) -> Option<FeedError> {
         rest::parse_error(body)
+    }
+    fn weight_rule(&self) -> WeightRule {
+        // OKX limits each endpoint per IP per 2 s: candles 40, history-candles 20, instruments
+        // 20, time 10. One budget of 40 with weights 1, 2, 2 and 4 keeps every one of them.
+        WeightRule {
+            limit: 40,
+            window: Duration::from_secs(2),
+            header: None,
+        }
+    }
+    fn request_weight(&self, path: &str) -> u32 {
+        if path.starts_with("/api/v5/market/history-candles")
+            || path.starts_with("/api/v5/public/instruments")
+        {
+            2
+        } else if path.starts_with("/api/v5/public/time") {
+            4
+        } else {
+            1
+        }
     }
     fn retryable_code(&self, code: i64) -> bool {
         // 50001 service temporarily unavailable, 50004 endpoint timeout, 50011 rate limit,

@@ -41,6 +41,11 @@ impl SimVenue for Bybit {
         path.starts_with("/v5/")
     }
     fn fault(&self, status: u16, now_ms: i64) -> Response {
+        if status == 403 {
+            // Over the IP limit Bybit's gateway answers a bare 403 "access too frequent" (no
+            // retCode) and expects ten minutes of quiet.
+            return (StatusCode::FORBIDDEN, "access too frequent").into_response();
+        }
         (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             axum::Json(fault_body(status, now_ms)),
@@ -394,7 +399,7 @@ fn control(shared: &Shared, text: &str, st: &mut ConnState) -> Option<String> {
 
 /// A Bybit-shaped body for an injected REST failure.
 fn fault_body(status: u16, time: i64) -> Value {
-    let (code, msg) = if status == 429 || status == 403 {
+    let (code, msg) = if status == 429 {
         (10006, "Too many visits!")
     } else {
         (10016, "Server error.")

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::market::{Generator, opening};
 use super::venue::SHAPES;
-use super::{FaultPlan, SimStats};
+use super::{FaultPlan, RestOutage, SimStats};
 
 /// Locks a mutex, recovering the data if a holder panicked (the books stay usable).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -255,7 +255,7 @@ pub(crate) struct Shared {
     pub silent_until: Mutex<Option<Instant>>,
     /// Set once to stop everything.
     pub shutdown: watch::Sender<bool>,
-    /// Binance request weight used in the current real minute: (minute, weight).
+    /// Binance request weight used in the current market minute: (minute, weight).
     pub weight: Mutex<(u64, u32)>,
     /// Next connection id.
     pub next_conn: AtomicU64,
@@ -263,6 +263,10 @@ pub(crate) struct Shared {
     pub ws_rate_limit: Option<u32>,
     /// Shutdown notices, quiet streams, request-line and stream caps.
     pub drills: super::drills::Drills,
+    /// The REST outage every drop starts, if planned.
+    pub outage_after_drop: Option<RestOutage>,
+    /// The REST outage under way: until when, and how calls fail.
+    pub outage: Mutex<Option<(Instant, RestOutage)>>,
 }
 
 impl Shared {
@@ -311,6 +315,8 @@ impl Shared {
             next_conn: AtomicU64::new(1),
             ws_rate_limit: None,
             drills: Default::default(),
+            outage_after_drop: None,
+            outage: Mutex::new(None),
         }
     }
 
@@ -351,6 +357,14 @@ impl Shared {
     pub fn drop_all(&self) {
         bump(&self.counters.drops);
         self.publish(Event::Drop);
+        if let Some(o) = self.outage_after_drop {
+            self.start_outage(o);
+        }
+    }
+
+    /// Fails every REST call as `o` says, from now for its duration.
+    pub fn start_outage(&self, o: RestOutage) {
+        *lock(&self.outage) = Some((Instant::now() + o.duration, o));
     }
 
     /// Sends one malformed frame to every connection.
@@ -372,6 +386,15 @@ impl Shared {
 
     /// Takes one failure off the queue, if any is pending.
     pub fn take_rest_fault(&self) -> Option<RestFault> {
+        if let Some((until, o)) = *lock(&self.outage)
+            && Instant::now() < until
+        {
+            return Some(RestFault {
+                remaining: 1,
+                status: o.status,
+                retry_after: o.retry_after,
+            });
+        }
         let mut q = lock(&self.rest_faults);
         let f = q.front_mut()?;
         let out = *f;
@@ -382,9 +405,10 @@ impl Shared {
         Some(out)
     }
 
-    /// Adds `w` to this real minute's Binance request weight and returns the total.
+    /// Adds `w` to this market minute's Binance request weight and returns the total. The
+    /// market's minutes (not real ones) keep the budget in step with the accelerated candles.
     pub fn use_weight(&self, w: u32) -> u32 {
-        let minute = self.clock.start.elapsed().as_secs() / 60;
+        let minute = self.clock.now().div_euclid(60_000) as u64;
         let mut g = lock(&self.weight);
         if g.0 != minute {
             *g = (minute, 0);
