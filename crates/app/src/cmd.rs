@@ -12,3 +12,4 @@ pub mod lab;
 pub mod live;
 pub mod serve;
 pub mod signals;
+pub mod tail;

@@ -36,6 +36,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Serve a simulated exchange that speaks Binance's WebSocket and REST protocols.
     ExchangeSim(cmd::exchange_sim::Args),
+    /// Print the bus's records or candles (NATS JetStream) as JSON lines.
+    Tail(cmd::tail::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -53,6 +55,7 @@ fn main() -> std::process::ExitCode {
             | Command::Serve(_)
             | Command::ExchangeSim(_)
             | Command::Lab(_)
+            | Command::Tail(_)
     );
     if !long_running {
         exit::exit_on_interrupt();
@@ -69,6 +72,7 @@ fn main() -> std::process::ExitCode {
         Command::Alerts(a) => cmd::alerts::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::ExchangeSim(a) => cmd::exchange_sim::run(a),
+        Command::Tail(a) => cmd::tail::run(a),
     };
     exit::report(result)
 }

@@ -266,6 +266,7 @@ impl LiveSessionBuilder {
             web: None,
             title: "session".into(),
             on_record: self.on_record,
+            bus: None,
         };
         Ok(LiveSession {
             plan,

@@ -88,6 +88,8 @@ pub struct Args {
     pub reconnect_backoff: Option<(Duration, Duration)>,
     #[command(flatten)]
     pub web: WebArgs,
+    #[command(flatten)]
+    pub bus: crate::bus::BusArgs,
 }
 
 /// Parses `HH:MM` or `HH:MM:SS` (UTC) into the offset from midnight.
@@ -196,6 +198,8 @@ pub struct Plan {
     pub title: String,
     /// Records go to this callback instead of stdout or a file (library use).
     pub on_record: Option<crate::live::run::RecordFn>,
+    /// Also publish candles and records to this bus (`--bus`).
+    pub bus: Option<crate::bus::BusTarget>,
 }
 
 /// Splits a comma list, trimming and dropping empty parts.
@@ -376,6 +380,14 @@ impl Args {
             web: self.web.plan()?,
             title,
             on_record: None,
+            bus: self
+                .bus
+                .config(settings.bus.as_deref())
+                .map_err(|e| bad_input(e.to_string()))?
+                .map(|config| crate::bus::BusTarget {
+                    config,
+                    exchange: exchange.as_str().to_string(),
+                }),
         })
     }
 }
@@ -455,6 +467,14 @@ pub async fn execute(
                 .context("reading where each stream resumes")?;
         sink.attach_store(hook);
     }
+    // Bus tap (issue 16): candles and records also go to NATS JetStream, off the candle path.
+    let publisher = plan.bus.take().map(|b| {
+        let _side = side.enter();
+        crate::bus::Publisher::start(b.config, &b.exchange)
+    });
+    if let Some(p) = &publisher {
+        sink.attach_bus(p.tap());
+    }
     let streams = plan.feed.streams.clone();
     tracing::info!(
         "connecting to {} for {} streams",
@@ -514,6 +534,14 @@ pub async fn execute(
         Some(hook) => hook.finish(DRAIN_GRACE, shutdown.wait()).await,
         None => None,
     };
+    if let Some(p) = publisher {
+        let report = p.finish(DRAIN_GRACE).await;
+        if report.dropped > 0 || report.backlog > 0 {
+            tracing::warn!("{report}");
+        } else {
+            tracing::info!("{report}");
+        }
+    }
     let loss = store.as_ref().and_then(StoreReport::loss);
     let stop = match stop {
         Ok(stop) => stop,

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use futures_util::FutureExt;
 use manus_core::record::SignalRecord;
-use manus_exchange::feed::{FeedEvent, MarketFeed};
+use manus_exchange::feed::{FeedEvent, MarketFeed, Origin};
 
 use super::pipeline::Pipeline;
 
@@ -38,6 +38,8 @@ pub struct RecordSink {
     web: Option<WebTap>,
     // A library user's callback (`LiveSession::on_record`).
     callback: Option<RecordFn>,
+    // Bus tap (`--bus`): candles and records also go to NATS JetStream, never blocking.
+    bus: Option<crate::bus::BusTap>,
 }
 
 /// A callback that receives every record a live run emits.
@@ -108,6 +110,7 @@ impl RecordSink {
             store: None,
             web: None,
             callback: None,
+            bus: None,
         }
     }
     /// Records go to `f` (and nowhere else unless attached).
@@ -139,6 +142,10 @@ impl RecordSink {
     pub fn take_store(&mut self) -> Option<crate::store::hook::StoreHook> {
         self.store.take()
     }
+    /// Publishes every closed candle and record to the bus too (non-blocking).
+    pub fn attach_bus(&mut self, tap: crate::bus::BusTap) {
+        self.bus = Some(tap);
+    }
     /// Publishes every event and record to the web dashboard too.
     pub fn attach_web(&mut self, tap: WebTap) {
         self.web = Some(tap);
@@ -162,6 +169,9 @@ impl RecordSink {
         // Store hook (store helper): a bounded-queue hand-off, never blocks.
         if let Some(s) = &self.store {
             s.submit(rec);
+        }
+        if let Some(b) = &self.bus {
+            b.record(rec);
         }
         self.buf.clear();
         rec.write_json_line(&mut self.buf);
@@ -226,6 +236,19 @@ impl Shutdown {
 pub fn handle(pipeline: &mut Pipeline, sink: &mut RecordSink, ev: FeedEvent) -> io::Result<()> {
     if let Some(w) = &sink.web {
         w.hub.on_feed_event(&ev);
+    }
+    if let (
+        Some(b),
+        FeedEvent::Closed {
+            key,
+            candle,
+            origin,
+            ..
+        },
+    ) = (&sink.bus, &ev)
+        && *origin != Origin::Bootstrap
+    {
+        b.candle(key, candle, *origin == Origin::Backfill);
     }
     if let Some(rec) = pipeline.on_event(ev) {
         sink.write(rec)?;
