@@ -217,16 +217,19 @@ impl Publisher {
         self.tap.clone()
     }
 
-    /// Waits (at most `grace`) until everything queued so far is acknowledged, then stops the
-    /// task; the report's `backlog` is what was not.
-    pub async fn finish(self, grace: Duration) -> BusReport {
+    /// Waits (at most `grace`) until everything queued so far is acknowledged; false when
+    /// the time ran out first.
+    pub async fn flush(&self, grace: Duration) -> bool {
         let (done, wait) = oneshot::channel();
-        let flushed = async {
-            if self.tap.tx.send(Item::Flush(done)).await.is_ok() {
-                let _ = wait.await;
-            }
-        };
-        if tokio::time::timeout(grace, flushed).await.is_err() {
+        let flushed =
+            async { self.tap.tx.send(Item::Flush(done)).await.is_ok() && wait.await.is_ok() };
+        tokio::time::timeout(grace, flushed).await.unwrap_or(false)
+    }
+
+    /// [`Self::flush`], then stops the task; the report's `backlog` is what was not
+    /// acknowledged.
+    pub async fn finish(self, grace: Duration) -> BusReport {
+        if !self.flush(grace).await {
             tracing::warn!("the bus did not acknowledge everything within {grace:?}");
         }
         self.task.abort();
