@@ -13,3 +13,4 @@ pub mod live;
 pub mod serve;
 pub mod signals;
 pub mod tail;
+pub mod worker;

@@ -38,6 +38,8 @@ enum Command {
     ExchangeSim(cmd::exchange_sim::Args),
     /// Print the bus's records or candles (NATS JetStream) as JSON lines.
     Tail(cmd::tail::Args),
+    /// Share the live streams with other workers over a NATS JetStream bus (leases, failover).
+    Worker(cmd::worker::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -56,6 +58,7 @@ fn main() -> std::process::ExitCode {
             | Command::ExchangeSim(_)
             | Command::Lab(_)
             | Command::Tail(_)
+            | Command::Worker(_)
     );
     if !long_running {
         exit::exit_on_interrupt();
@@ -73,6 +76,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::ExchangeSim(a) => cmd::exchange_sim::run(a),
         Command::Tail(a) => cmd::tail::run(a),
+        Command::Worker(a) => cmd::worker::run(a),
     };
     exit::report(result)
 }

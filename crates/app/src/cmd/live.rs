@@ -111,7 +111,7 @@ fn parse_time_of_day(s: &str) -> Result<Duration, String> {
 }
 
 /// Parses a duration such as `250ms`, `2s` or `1m`.
-fn parse_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = n.parse().ok()?;
