@@ -12,5 +12,6 @@ pub mod lab;
 pub mod live;
 pub mod serve;
 pub mod signals;
+pub mod sink;
 pub mod tail;
 pub mod worker;

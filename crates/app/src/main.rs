@@ -38,6 +38,8 @@ enum Command {
     ExchangeSim(cmd::exchange_sim::Args),
     /// Print the bus's records or candles (NATS JetStream) as JSON lines.
     Tail(cmd::tail::Args),
+    /// Persist every candle and record on the bus into a database (durable consumer).
+    Sink(cmd::sink::Args),
     /// Share the live streams with other workers over a NATS JetStream bus (leases, failover).
     Worker(cmd::worker::Args),
 }
@@ -58,6 +60,7 @@ fn main() -> std::process::ExitCode {
             | Command::ExchangeSim(_)
             | Command::Lab(_)
             | Command::Tail(_)
+            | Command::Sink(_)
             | Command::Worker(_)
     );
     if !long_running {
@@ -76,6 +79,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => cmd::serve::run(a),
         Command::ExchangeSim(a) => cmd::exchange_sim::run(a),
         Command::Tail(a) => cmd::tail::run(a),
+        Command::Sink(a) => cmd::sink::run(a),
         Command::Worker(a) => cmd::worker::run(a),
     };
     exit::report(result)
