@@ -75,9 +75,20 @@ fn sink(nats: &str, db: &Db) -> Child {
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("manus sink starts")
+}
+
+/// Fails with what the sink said when it has exited.
+fn check_running(child: &mut Child) {
+    if let Some(status) = child.try_wait().unwrap() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        panic!("the sink exited ({status}): {err}");
+    }
 }
 
 /// Record `i` of a symbol: minute `i`, a close that depends on both.
@@ -141,8 +152,11 @@ fn wait_for(db: &Db, child: &mut Child, n: usize) {
         if got >= n {
             return;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the sink exited");
-        assert!(Instant::now() < deadline, "{got} of {n} records stored in 30 s");
+        check_running(child);
+        assert!(
+            Instant::now() < deadline,
+            "{got} of {n} records stored in 30 s"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy};
+use async_nats::jetstream::{self, consumer::AckPolicy, consumer::pull};
 use futures_util::StreamExt;
 use manus_core::record::SignalRecord;
 
@@ -56,7 +56,10 @@ fn write(store: &mut dyn Store, stream: &str, subject: &str, body: &[u8]) -> any
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = BusConfig::parse(&args.bus).map_err(|e| bad_input(e.to_string()))?;
     if args.consumer.is_empty()
-        || !args.consumer.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+        || !args
+            .consumer
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
     {
         return Err(bad_input(format!(
             "--consumer '{}': letters, digits, '-' and '_' only",
@@ -64,12 +67,31 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )));
     }
     let mut store = crate::store::open(Some(&args.db))?;
+    let location = store.location();
+    // The store's clients are blocking (PostgreSQL's runs a runtime of its own): writes go to
+    // a thread of their own, one at a time, each answered before its message is acked.
+    type Job = (
+        &'static str,
+        String,
+        bytes::Bytes,
+        tokio::sync::oneshot::Sender<anyhow::Result<bool>>,
+    );
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    let writer = std::thread::Builder::new()
+        .name("manus-sink-store".into())
+        .spawn(move || {
+            for (name, subject, body, reply) in queue {
+                let _ = reply.send(write(store.as_mut(), name, &subject, &body));
+            }
+        })
+        .context("starting the store writer")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let mut shutdown = crate::live::Shutdown::install().context("installing signal handlers")?;
+        let mut shutdown =
+            crate::live::Shutdown::install().context("installing signal handlers")?;
         let js = cfg.connect(false).await?;
         crate::bus::ensure_streams(&js, cfg.retention).await?;
         let mut streams = Vec::new();
@@ -96,7 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             streams.push(msgs.map(move |m| (name, m)));
         }
         let mut all = futures_util::stream::select_all(streams);
-        tracing::info!("sinking the bus into {}", store.location());
+        tracing::info!("sinking the bus into {location}");
         let (mut written, mut seen) = (0u64, 0u64);
         loop {
             let next = tokio::select! {
@@ -107,7 +129,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let msg: jetstream::Message = msg.with_context(|| format!("reading {name}"))?;
             // A row that cannot be written stops the sink unacknowledged: it is redelivered
             // after a restart instead of being lost.
-            if write(store.as_mut(), name, msg.subject.as_str(), &msg.payload)? {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            jobs.send((name, msg.subject.to_string(), msg.payload.clone(), reply))
+                .map_err(|_| anyhow::anyhow!("the store writer stopped"))?;
+            let new = answer
+                .await
+                .map_err(|_| anyhow::anyhow!("the store writer stopped"))??;
+            if new {
                 written += 1;
             }
             seen += 1;
@@ -116,8 +144,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("acknowledging a message on {name}: {e}"))?;
         }
         tracing::info!("sink stopped: {seen} messages, {written} new rows");
+        drop(jobs);
         anyhow::Ok(())
-    })
+    })?;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the store writer panicked"))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -126,7 +159,10 @@ mod tests {
 
     #[test]
     fn the_exchange_is_the_third_subject_token() {
-        assert_eq!(exchange_of("manus.signals.binance.BTCUSDT.5m"), Some("binance"));
+        assert_eq!(
+            exchange_of("manus.signals.binance.BTCUSDT.5m"),
+            Some("binance")
+        );
         assert_eq!(exchange_of("manus.candles"), None);
     }
 }

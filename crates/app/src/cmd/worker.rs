@@ -113,6 +113,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         'outer: loop {
             let set = want.borrow_and_update().clone();
             applied.send_replace(BTreeSet::new());
+            // A stream given away and taken back later resumes from the bus, not from here.
+            last.retain(|k, _| set.contains(k));
             if set.is_empty() {
                 tokio::select! {
                     r = want.changed() => if r.is_err() { break },
