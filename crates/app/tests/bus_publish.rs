@@ -163,3 +163,74 @@ fn publishes_survive_an_unreachable_bus_and_a_restart_in_order_and_once() {
     let want: Vec<i64> = (0..60).map(|i| i * 60_000).collect();
     assert_eq!(times, want);
 }
+
+/// `GET path` on `addr`, the whole answer (status line, headers, body).
+fn get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serve_shows_the_streams_on_the_bus() {
+    let Some(nats) = NatsServer::start("serve_shows_the_streams_on_the_bus") else {
+        return;
+    };
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_manus"))
+        .args([
+            "serve",
+            "--no-store",
+            "--bind",
+            "127.0.0.1:0",
+            "--bus",
+            &nats.url(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // "dashboard: http://127.0.0.1:PORT/" says where it listens.
+    let mut err = std::io::BufReader::new(serve.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
+            "serve exited"
+        );
+        if let Some(rest) = line.trim().strip_prefix("dashboard: http://") {
+            break rest.trim_end_matches('/').to_string();
+        }
+    };
+    let rt = rt();
+    let publisher =
+        rt.block_on(async { Publisher::start(BusConfig::parse(&nats.url()).unwrap(), "test") });
+    // The page reads new messages only: publish until one shows (the reader may start later).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut i = 0;
+    let shown = loop {
+        publisher.tap().record(&record(i));
+        assert!(rt.block_on(publisher.flush(Duration::from_secs(10))));
+        let body = get(&addr, "/api/streams");
+        if body.contains("BTCUSDT") {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no stream on the page: {body}"
+        );
+        i += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(shown.starts_with("HTTP/1.1 200"), "{shown}");
+    let _ = serve.kill();
+    let _ = serve.wait();
+}

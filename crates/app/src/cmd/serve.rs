@@ -38,6 +38,9 @@ pub struct Args {
     /// Demo: strategies and confluence (the same flags and defaults as `live`).
     #[command(flatten)]
     pub strategy: crate::cmd::common::StrategyArgs,
+    /// Also show every worker's streams from this NATS JetStream bus on the live page.
+    #[arg(long, value_name = "nats://HOST:PORT[,...]", env = "MANUS_BUS")]
+    pub bus: Option<String>,
 }
 
 /// Parses `--bind`: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`.
@@ -70,6 +73,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.demo {
         crate::ranges::SERVE_DEMO_CANDLE_MS.u64(args.demo_candle_ms)?;
     }
+    let bus = args
+        .bus
+        .as_deref()
+        .map(crate::bus::BusConfig::parse)
+        .transpose()
+        .map_err(|e| bad_input(e.to_string()))?;
     // Opened before the runtime: the Postgres client must not start inside it.
     let store: Option<SharedStore> = if args.no_store {
         None
@@ -87,6 +96,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let server = web::spawn(bind, hub.clone(), store.clone(), token.clone())
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
+        // Bus reader (issue 16): every worker's candles and records onto the live page.
+        let bus_reader = bus.map(|cfg| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::bus::hub::feed_hub(cfg, hub).await {
+                    tracing::error!("the live page's bus reader stopped: {e}");
+                }
+            })
+        });
         let live = if args.demo {
             let cfg = demo::DemoConfig {
                 symbols,
@@ -110,6 +128,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
         }
         shutdown.wait().await;
+        if let Some(r) = bus_reader {
+            r.abort();
+        }
         if let Some(d) = live {
             d.shutdown().await;
         }
