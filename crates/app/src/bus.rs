@@ -5,6 +5,7 @@
 //! (restart, failover, overlap) is stored once. Publishing is off the candle path
 //! ([`publish`]); workers share streams through leases ([`lease`]).
 
+pub mod alerts;
 pub mod hub;
 pub mod lease;
 pub mod publish;
