@@ -145,7 +145,7 @@ pub async fn run(
             }
             Err(e) => tracing::warn!("a record on {} that does not parse: {e}", msg.subject),
         }
-        msg.ack().await.map_err(|e| err(e))?;
+        msg.ack().await.map_err(err)?;
     }
     let _ = tokio::time::timeout(Duration::from_secs(2), delivery).await;
     Ok(())
