@@ -8,6 +8,7 @@
 pub mod alerts;
 pub mod hub;
 pub mod lease;
+pub mod metrics;
 pub mod publish;
 
 use std::time::Duration;

@@ -30,6 +30,17 @@ fn symbols() -> Vec<String> {
 }
 
 fn worker(id: &str, nats: &str, ws: &str, rest: &str, log: &std::path::Path) -> Child {
+    worker_with(id, nats, ws, rest, log, &[])
+}
+
+fn worker_with(
+    id: &str,
+    nats: &str,
+    ws: &str,
+    rest: &str,
+    log: &std::path::Path,
+    extra: &[&str],
+) -> Child {
     Command::new(env!("CARGO_BIN_EXE_manus"))
         .args(["worker", "--bus", nats, "--worker-id", id])
         .args(["--exchange", "binanceus", "--interval", "1m", "--headless"])
@@ -37,6 +48,7 @@ fn worker(id: &str, nats: &str, ws: &str, rest: &str, log: &std::path::Path) -> 
         .args(["--ws-url", ws, "--rest-url", rest])
         .args(["--bootstrap", "60", "--lease-ttl", "2s"])
         .args(["--reconnect-backoff", "20ms..200ms"])
+        .args(extra)
         .env("RUST_LOG", "info,async_nats=warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -77,6 +89,20 @@ async fn wait_owners(
 
 fn count(o: &HashMap<String, String>, id: &str) -> usize {
     o.values().filter(|v| *v == id).count()
+}
+
+/// `GET path` on `addr`: the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 #[test]
@@ -180,7 +206,15 @@ fn workers_share_streams_fail_over_and_rebalance_without_a_gap() {
             .await;
             tokio::time::sleep(Duration::from_millis(3 * CANDLE_MS)).await;
 
-            workers.insert("w4", worker("w4", &url, &ws, &rest, &log("w4")));
+            let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .to_string();
+            workers.insert(
+                "w4",
+                worker_with("w4", &url, &ws, &rest, &log("w4"), &["--metrics", &metrics]),
+            );
             wait_owners(
                 &kv,
                 "a fair share for the joiner",
@@ -188,6 +222,21 @@ fn workers_share_streams_fail_over_and_rebalance_without_a_gap() {
                 |o| o.len() == STREAMS && ["w2", "w3", "w4"].iter().all(|w| count(o, w) == 20),
             )
             .await;
+            // Its /metrics says so (the gauge is set at the end of the lease round that took
+            // the last one: poll).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let text = http_get(&metrics, "/metrics");
+                if text.contains("\nmanus_worker_owned_streams 20\n") {
+                    assert!(
+                        text.contains("\nmanus_worker_leases_acquired_total 20\n"),
+                        "{text}"
+                    );
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{text}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             tokio::time::sleep(Duration::from_millis(4 * CANDLE_MS)).await;
         });
     }));

@@ -34,6 +34,10 @@ pub struct Args {
     /// This worker's name in the lease bucket (default: pid and start time).
     #[arg(long)]
     pub worker_id: Option<String>,
+    /// Serve Prometheus `/metrics` here (owned streams, renewals, takeovers, publish backlog),
+    /// e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 fn parse_ttl(s: &str) -> Result<Duration, String> {
@@ -90,6 +94,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Publisher::start(bus.config.clone(), &bus.exchange)
         };
         let stats = Arc::new(LeaseStats::default());
+        if let Some(addr) = args.metrics {
+            let m = crate::bus::metrics::WorkerMetrics {
+                leases: stats.clone(),
+                bus: publisher.tap().stats().clone(),
+            };
+            let bound = side
+                .spawn(crate::bus::metrics::serve(addr, m))
+                .await
+                .context("starting the metrics server")?
+                .map_err(|e| bad_input(format!("--metrics {addr}: {e}")))?;
+            tracing::info!("metrics on http://{bound}/metrics");
+        }
         let leases = Leases::new(
             kv,
             &me,
