@@ -26,6 +26,10 @@ fn demo_publishes_every_record_and_closed_candle_once() {
     let Some(nats) = NatsServer::start("demo_publishes_every_record_and_closed_candle_once") else {
         return;
     };
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
     let out = Command::new(env!("CARGO_BIN_EXE_manus"))
         .args([
             "demo",
@@ -54,6 +58,10 @@ fn demo_publishes_every_record_and_closed_candle_once() {
         .map(str::to_string)
         .collect();
     assert!(written.len() >= 45, "{} records", written.len());
+    let ended = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
     let rt = rt();
     let signals = rt.block_on(read_all(&nats.url(), SIGNALS_STREAM));
     let candles = rt.block_on(read_all(&nats.url(), CANDLES_STREAM));
@@ -87,6 +95,12 @@ fn demo_publishes_every_record_and_closed_candle_once() {
         assert_eq!(
             s.id,
             format!("sim:{}:{}:{}", r.symbol, r.interval, r.open_time)
+        );
+        // When its frame was read, for end-to-end latency: during the run.
+        let read = s.read_at_us.expect("a read time on every record");
+        assert!(
+            read >= started && read <= ended,
+            "{read} outside {started}..{ended}"
         );
     }
     // One candle per record (bootstrap history is not published), same ids and open times.

@@ -89,12 +89,17 @@ impl std::fmt::Display for BusReport {
     }
 }
 
+/// Header on records: when the frame that closed the candle was read, µs since the Unix
+/// epoch (this host's clock), so a subscriber on the same clock sees the end-to-end latency.
+pub const READ_AT_HEADER: &str = "Manus-Read-Us";
+
 /// One message on its way.
 #[derive(Debug, Clone)]
 struct Outgoing {
     subject: String,
     id: String,
     body: Bytes,
+    read_at_us: Option<u64>,
 }
 
 enum Item {
@@ -167,6 +172,7 @@ impl BusTap {
             subject: subject(Kind::Candle, &self.exchange, &key.symbol, key.interval),
             id: msg_id(&self.exchange, &key.symbol, key.interval, candle.open_time),
             body: body.into(),
+            read_at_us: None,
         });
     }
 
@@ -177,10 +183,19 @@ impl BusTap {
         while body.last() == Some(&b'\n') {
             body.pop();
         }
+        // The record's latency runs from the frame read to now: now minus it is the read.
+        let read_at_us = rec.latency_us.and_then(|l| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_micros();
+            u64::try_from(now).ok()?.checked_sub(l)
+        });
         self.push(Outgoing {
             subject: subject(Kind::Signal, &self.exchange, &rec.symbol, rec.interval),
             id: msg_id(&self.exchange, &rec.symbol, rec.interval, rec.open_time),
             body: body.into(),
+            read_at_us,
         });
     }
 }
@@ -239,9 +254,12 @@ impl Publisher {
 
 /// Sends one message; a failure to send becomes a failed ack, retried like the others.
 async fn send(js: &jetstream::Context, m: &Outgoing) -> AckFuture {
-    let publish = PublishMessage::build()
+    let mut publish = PublishMessage::build()
         .message_id(m.id.as_str())
         .payload(m.body.clone());
+    if let Some(t) = m.read_at_us {
+        publish = publish.header(READ_AT_HEADER, t.to_string().as_str());
+    }
     match js.send_publish(m.subject.clone(), publish).await {
         Ok(ack) => Box::pin(ack.into_future()),
         Err(e) => Box::pin(std::future::ready(Err(e))),

@@ -27,6 +27,10 @@ pub struct Args {
     /// Stop after this many messages.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Instead of printing, measure each record's latency from the frame read to its arrival
+    /// here (same host clock as the publisher) and print p50/p99/max at the end.
+    #[arg(long)]
+    pub latency: bool,
 }
 
 /// The stream that holds `subject` (each of ours has one subject prefix).
@@ -75,6 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let mut messages = consumer.messages().await.context("reading the stream")?;
         let mut out = std::io::stdout().lock();
         let mut seen = 0u64;
+        let mut hist = hdrhistogram::Histogram::<u64>::new(3).context("a histogram")?;
         if args.count == Some(0) {
             return Ok(());
         }
@@ -85,13 +90,37 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             let Some(msg) = msg else { break };
             let msg = msg.context("reading the stream")?;
-            out.write_all(&msg.payload)?;
-            out.write_all(b"\n")?;
-            out.flush()?;
             seen += 1;
+            if args.latency {
+                let read_at = msg
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(crate::bus::publish::READ_AT_HEADER))
+                    .and_then(|v| AsRef::<str>::as_ref(v).parse::<u64>().ok());
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_micros() as u64);
+                if let Some(t) = read_at {
+                    let _ = hist.record(now.saturating_sub(t));
+                }
+            } else {
+                out.write_all(&msg.payload)?;
+                out.write_all(b"\n")?;
+                out.flush()?;
+            }
             if args.count.is_some_and(|n| seen >= n) {
                 break;
             }
+        }
+        if args.latency {
+            writeln!(
+                out,
+                "{} records with a read time: latency frame read -> here p50 {} us, p99 {} us, max {} us",
+                hist.len(),
+                hist.value_at_quantile(0.5),
+                hist.value_at_quantile(0.99),
+                hist.max()
+            )?;
         }
         anyhow::Ok(())
     })

@@ -126,6 +126,8 @@ pub struct Stored {
     pub id: String,
     /// Its body.
     pub body: String,
+    /// Its `Manus-Read-Us` (when the frame behind it was read, µs since the epoch).
+    pub read_at_us: Option<u64>,
 }
 
 /// Every message of `stream`, oldest first.
@@ -157,7 +159,13 @@ pub async fn read_all(url: &str, stream: &str) -> Vec<Stored> {
             .and_then(|h| h.get("Nats-Msg-Id"))
             .map(|v| v.to_string())
             .unwrap_or_default();
+        let read_at_us = m
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Manus-Read-Us"))
+            .and_then(|v| v.as_str().parse().ok());
         out.push(Stored {
+            read_at_us,
             subject: m.subject.to_string(),
             id,
             body: String::from_utf8(m.payload.to_vec()).unwrap(),
