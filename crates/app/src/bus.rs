@@ -265,6 +265,24 @@ mod tests {
     }
 
     #[test]
+    fn the_flag_wins_over_the_settings_file_and_sets_the_retention() {
+        let none = BusArgs::default();
+        assert_eq!(none.config(None).unwrap(), None);
+        let from_file = none.config(Some("nats://10.0.0.1:4222")).unwrap().unwrap();
+        assert_eq!(from_file.urls, "nats://10.0.0.1:4222");
+        let flag = BusArgs {
+            bus: Some("nats://127.0.0.1:4222".into()),
+            bus_retention_days: Some(2),
+        };
+        let cfg = flag.config(Some("nats://10.0.0.1:4222")).unwrap().unwrap();
+        assert_eq!(cfg.urls, "nats://127.0.0.1:4222");
+        assert_eq!(cfg.retention, Duration::from_secs(2 * 24 * 3600));
+        let settings: crate::config::Settings =
+            toml::from_str("bus = \"nats://127.0.0.1:4222\"").unwrap();
+        assert_eq!(settings.bus.as_deref(), Some("nats://127.0.0.1:4222"));
+    }
+
+    #[test]
     fn bus_urls_are_checked_at_once() {
         let ok = BusConfig::parse(" nats://127.0.0.1:4222 , nats://10.0.0.2:4222").unwrap();
         assert_eq!(ok.urls, "nats://127.0.0.1:4222,nats://10.0.0.2:4222");
