@@ -300,3 +300,29 @@ fn workers_share_streams_fail_over_and_rebalance_without_a_gap() {
     assert!(backfilled > 0, "no backfilled record after a takeover");
     drop(sim);
 }
+
+#[test]
+fn a_worker_needs_a_bus_and_no_local_outputs() {
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_manus"))
+            .args(["worker", "--symbol", "BTCUSDT", "--interval", "1m"])
+            .args(extra)
+            .env_remove("MANUS_BUS")
+            .env_remove("MANUS_DB")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("worker needs a bus"), "{err}");
+    let (code, err) = run(&["--bus", "nats://127.0.0.1:1", "--db", "x.db"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("manus sink --bus"), "{err}");
+    let (code, err) = run(&["--bus", "http://127.0.0.1:1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("scheme 'http'"), "{err}");
+}

@@ -64,6 +64,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "worker needs a bus: pass --bus nats://HOST:PORT (or bus = \"...\" in --config)",
         ));
     };
+    // A worker's records go to the bus; these consume it instead, on any machine.
+    if plan.store.is_some() || plan.web.is_some() || plan.signals_out.is_some() {
+        return Err(bad_input(
+            "worker publishes to the bus only: store it with `manus sink --bus`, alert with \
+             `manus alerts run --bus`, show it with `manus serve --bus`, print it with `manus tail` \
+             (drop --db, --alerts-config, --web and --signals-out)",
+        ));
+    }
     let me = args.worker_id.unwrap_or_else(default_id);
     if me.is_empty()
         || !me
@@ -186,6 +194,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 };
                 match crate::live::run::pump(&mut feed, &mut pipeline, &mut sink, first) {
                     Ok(None) => {}
+                    Ok(Some(crate::live::Stop::MaxCandles)) => break true,
                     Ok(Some(stop)) => {
                         tracing::warn!("worker {me}: feed stopped ({stop:?}); restarting it");
                         break false;
