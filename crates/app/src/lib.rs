@@ -13,6 +13,7 @@ pub mod live;
 pub mod output;
 pub mod ranges;
 pub mod session;
+pub mod stats;
 pub mod store;
 pub mod tui;
 pub mod web;

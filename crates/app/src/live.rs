@@ -15,7 +15,7 @@ pub mod scripted;
 pub use pipeline::{
     ConnState, DecisionEntry, Latency, Level, Pipeline, PipelineConfig, StreamState, Totals,
 };
-pub use run::{RecordSink, Shutdown, Stop, handle, run_headless};
+pub use run::{RecordSink, Shutdown, Stop, Stopper, Tap, handle, run_headless};
 pub use scripted::ScriptedFeed;
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! [`LiveSession`]: one typed way to run the live pipeline (exchange feed, per-stream engines,
-//! outputs, store and alerts, web page), used by `manus live`, `manus demo` and the Lab's
-//! real-time test, and the library API for running it from your own code:
+//! outputs, store and alerts, web page), used by `manus live`, `manus demo`, `manus serve
+//! --demo` and the Lab's real-time test, and the library API for running it from your own code:
 //!
 //! ```no_run
 //! use manus_core::{Interval, confluence::Mode};
@@ -18,7 +18,13 @@
 //! ```
 //!
 //! `run` blocks until Ctrl+C (or `max_candles` closed candles): the candle path runs on a
-//! current-thread runtime of its own, as in the binary.
+//! current-thread runtime of its own, as in the binary. [`LiveSession::run_until`] stops on a
+//! [`Stopper`](crate::live::Stopper) instead (embedding, tests).
+//!
+//! The session is where the parts meet: it runs the [`live`](crate::live) pipeline and attaches
+//! the terminal dashboard, the store hook and (through [`web_tap`]) the web page. The live
+//! pipeline and the web page do not import each other: what both need ([`crate::stats`]) sits
+//! below them.
 
 use std::time::Duration;
 
@@ -30,9 +36,19 @@ use manus_core::{Interval, SignalEngine, strategy};
 use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
 use manus_exchange::sim::{SimConfig, SimExchange};
 
-use crate::cmd::live::{Plan, execute, with_runtime};
 use crate::live::run::RecordFn;
 use crate::live::{PipelineConfig, Shutdown};
+
+mod plan;
+mod run;
+pub mod web_tap;
+
+pub use plan::{Plan, WebPlan, WebReadyFn};
+use run::execute;
+pub(crate) use run::with_runtime;
+
+/// The exchange name records of a simulated run are stored under (as `manus demo` stores them).
+pub const SIM_EXCHANGE: &str = "sim";
 
 /// A live run, ready to start.
 #[derive(Debug)]
@@ -57,6 +73,8 @@ pub struct LiveSessionBuilder {
     db: Option<String>,
     simulated: Option<SimConfig>,
     on_record: Option<RecordFn>,
+    web: Option<WebPlan>,
+    alerts: Option<std::path::PathBuf>,
 }
 
 impl LiveSession {
@@ -76,6 +94,8 @@ impl LiveSession {
             db: None,
             simulated: None,
             on_record: None,
+            web: None,
+            alerts: None,
         }
     }
 
@@ -100,12 +120,25 @@ impl LiveSession {
 
     /// Runs until Ctrl+C / SIGTERM, `max_candles`, or a fatal error.
     pub fn run(self) -> anyhow::Result<()> {
+        self.run_with(None)
+    }
+
+    /// Runs until `shutdown` (from [`Shutdown::manual`]) is triggered, `max_candles`, or a fatal
+    /// error; no signal handlers are installed. Blocks: call it on a thread of its own.
+    pub fn run_until(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        self.run_with(Some(shutdown))
+    }
+
+    fn run_with(self, shutdown: Option<Shutdown>) -> anyhow::Result<()> {
         let LiveSession {
             mut plan,
             simulated,
         } = self;
         with_runtime(plan.headless, |messages, side| async move {
-            let mut shutdown = Shutdown::install().context("installing signal handlers")?;
+            let mut shutdown = match shutdown {
+                Some(s) => s,
+                None => Shutdown::install().context("installing signal handlers")?,
+            };
             let sim = match simulated {
                 // The exchange runs on the side runtime, as a remote exchange would elsewhere.
                 Some(cfg) => {
@@ -185,9 +218,16 @@ impl LiveSessionBuilder {
         self.max_candles = Some(n);
         self
     }
-    /// Store records (and resume after a restart): a SQLite path or a `postgres://` URL.
+    /// Store records (and resume after a restart): a SQLite path or a `postgres://` URL. A
+    /// simulated run's records are stored under exchange [`SIM_EXCHANGE`].
     pub fn db(mut self, db: &str) -> Self {
         self.db = Some(db.to_string());
+        self
+    }
+    /// With [`Self::db`]: notifiers and rules from the `[alerts]` section of this settings file
+    /// (as `--alerts-config`); records' alerts are queued in the store and delivered.
+    pub fn alerts(mut self, settings: impl Into<std::path::PathBuf>) -> Self {
+        self.alerts = Some(settings.into());
         self
     }
     /// Runs against the built-in simulated exchange instead (offline; `manus demo`).
@@ -198,6 +238,24 @@ impl LiveSessionBuilder {
     /// Receives every record (live and backfilled) on the candle thread: keep it short.
     pub fn on_record(mut self, f: impl FnMut(&SignalRecord) + Send + 'static) -> Self {
         self.on_record = Some(RecordFn(Box::new(f)));
+        self
+    }
+
+    /// Also serves the web dashboard at `addr` (anything but loopback needs a `token`, which
+    /// every request must then carry); with [`Self::db`] its history pages read that store.
+    pub fn web(mut self, addr: std::net::SocketAddr, token: Option<String>) -> Self {
+        self.web = Some(WebPlan {
+            addr,
+            token,
+            on_ready: None,
+        });
+        self
+    }
+    /// With [`Self::web`]: called once with the dashboard's URL when it listens.
+    pub fn on_web_ready(mut self, f: impl FnOnce(&str) + Send + 'static) -> Self {
+        if let Some(w) = &mut self.web {
+            w.on_ready = Some(WebReadyFn(Box::new(f)));
+        }
         self
     }
 
@@ -247,10 +305,21 @@ impl LiveSessionBuilder {
             feed.backoff_max = Duration::from_secs(2);
             feed.rotate_at = None;
         }
+        if let Some(w) = &self.web {
+            crate::web::check_policy(w.addr, w.token.as_deref())?;
+        }
+        // A simulated market is not the exchange's: its records are kept apart.
+        let stored_as = match self.simulated {
+            Some(_) => SIM_EXCHANGE,
+            None => self.exchange.as_str(),
+        };
+        if self.alerts.is_some() && self.db.is_none() {
+            anyhow::bail!("alerts need a database for their outbox: set one with `db`");
+        }
         let store = self
             .db
             .as_deref()
-            .map(|db| crate::store::hook::StoreTarget::new(db, self.exchange.as_str(), None))
+            .map(|db| crate::store::hook::StoreTarget::new(db, stored_as, self.alerts.as_deref()))
             .transpose()?;
         let plan = Plan {
             feed,
@@ -263,7 +332,7 @@ impl LiveSessionBuilder {
             headless: true,
             signals_out: None,
             store,
-            web: None,
+            web: self.web,
             title: "session".into(),
             on_record: self.on_record,
             bus: None,

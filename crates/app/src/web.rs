@@ -1,15 +1,17 @@
 //! The web dashboard: `manus serve` and the `--web` side of live runs.
 //!
-//! Key types: [`hub::LiveHub`] (the publish side the live pipeline calls; bounded, never blocks),
+//! Key types: [`hub::LiveHub`] (the publish side a live session feeds; bounded, never blocks),
 //! [`spawn`] / [`WebServer`] (an axum server on a background task), [`routes`] (pages, `/api/...`,
-//! the Server-Sent Events stream, `/metrics`), [`auth`] (loopback by default, a token for any
-//! other address) and [`assets`] (the embedded page and the vendored lightweight-charts).
+//! the Server-Sent Events stream), [`metrics`] (`/metrics`, OpenMetrics text), [`auth`]
+//! (loopback by default, a token for any other address) and [`assets`] (the embedded page and the
+//! vendored lightweight-charts). The web side knows nothing of the live pipeline: the session
+//! feeds the hub (`session::web_tap`).
 
 pub mod assets;
 pub mod auth;
 pub mod conns;
-pub mod demo;
 pub mod hub;
+pub mod metrics;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -22,7 +24,8 @@ use tokio::task::JoinHandle;
 pub use auth::{PolicyError, check_policy};
 pub use conns::ConnLimits;
 pub use hub::LiveHub;
-pub use routes::{AppState, SharedStore, WebMetrics};
+pub use metrics::WebMetrics;
+pub use routes::{AppState, SharedStore};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +111,7 @@ pub async fn spawn_with(
         .map_err(|source| WebError::Bind { addr, source })?;
     let metrics: Arc<WebMetrics> = Arc::default();
     let state = AppState {
+        exposition: Arc::new(metrics::registry(hub.clone(), metrics.clone())),
         hub,
         store,
         token: token.map(Arc::from),

@@ -1,5 +1,6 @@
-//! End to end in a real headless Chromium, driven over the DevTools protocol: the simulated
-//! exchange feeds the real feed and pipeline (`web::demo`), which publish to the dashboard.
+//! End to end in a real headless Chromium, driven over the DevTools protocol: a `LiveSession`
+//! against the simulated exchange (what `serve --demo` runs) feeds the dashboard and stores its
+//! records in a SQLite file.
 //! Checks: the chart draws (canvas present, candles loaded), a new candle appears, a BUY/SELL
 //! marker shows up, the strategy table and header figures fill, the history filters work, and a
 //! screenshot is not blank. Without a Chromium it skips loudly on a dev machine and fails under
@@ -9,15 +10,16 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
+use manus_core::strategy;
+use manus_exchange::sim::{FaultPlan, SimConfig, SimSource};
+use market_manus::live::Shutdown;
+use market_manus::session::LiveSession;
 use market_manus::store::Store;
 use market_manus::store::sqlite::SqliteStore;
-use market_manus::web::demo::{self, DemoConfig};
-use market_manus::web::{self, LiveHub, SharedStore};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -231,38 +233,46 @@ async fn dashboard_in_a_real_browser() {
         );
         return;
     };
-    let store: SharedStore = Arc::new(Mutex::new(
-        Box::new(SqliteStore::open_in_memory().unwrap()) as Box<dyn Store>
-    ));
-    let hub = LiveHub::new();
-    let server = web::spawn(
-        "127.0.0.1:0".parse().unwrap(),
-        hub.clone(),
-        Some(store.clone()),
-        None,
-    )
-    .await
-    .unwrap();
-    let live = demo::start(
-        DemoConfig {
-            symbols: vec!["BTCUSDT".into(), "ETHUSDT".into()],
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("manus.db");
+    let symbols = ["BTCUSDT", "ETHUSDT"];
+    let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
+    let session = LiveSession::builder()
+        .symbols(symbols)
+        .interval(manus_core::Interval::M1)
+        .bootstrap(200)
+        .simulated(SimConfig {
+            symbols: symbols.map(String::from).to_vec(),
+            interval: manus_core::Interval::M1,
             candle_ms: 150,
             updates_per_candle: 3,
-            bootstrap: 200,
-            drop_every: None,
-            ..DemoConfig::default()
-        },
-        hub.clone(),
-        Some(store.clone()),
-    )
-    .await
-    .expect("demo source starts");
+            history: 300,
+            source: SimSource::Synthetic {
+                seed: 7,
+                start_price: 30_000.0,
+            },
+            faults: FaultPlan::default(),
+            ..SimConfig::default()
+        })
+        .db(db.to_str().unwrap())
+        .on_record(|_| {})
+        .web("127.0.0.1:0".parse().unwrap(), None)
+        .on_web_ready(move |url| {
+            let _ = url_tx.send(url.to_string());
+        })
+        .build()
+        .expect("session builds");
+    let (stopper, shutdown) = Shutdown::manual();
+    let live = std::thread::spawn(move || session.run_until(shutdown));
+    let base = tokio::time::timeout(Duration::from_secs(20), url_rx)
+        .await
+        .expect("the dashboard listens within 20 s")
+        .expect("the session starts");
 
     let browser = launch(&bin);
     let mut page = Page::open(&browser).await;
     page.call("Page.enable", json!({})).await;
     page.call("Runtime.enable", json!({})).await;
-    let base = server.url();
 
     // Live page: the chart draws from the snapshot.
     page.goto(&format!("{base}/?symbol=BTCUSDT&interval=1m"))
@@ -314,7 +324,9 @@ async fn dashboard_in_a_real_browser() {
     .await;
     // The strategy table lists every strategy the demo runs; the header figures came from
     // pushed stats.
-    let strategies = DemoConfig::default().strategies.len();
+    let strategies = strategy::parse_selection(strategy::registry::DEFAULT_SELECTION)
+        .unwrap()
+        .len();
     assert!(strategies > 1);
     page.wait_for(
         "the strategy table",
@@ -430,7 +442,8 @@ async fn dashboard_in_a_real_browser() {
 
     // Backtests: a stored run lists, and opens with its equity curve and trades.
     {
-        let mut s = store.lock().unwrap();
+        // A second connection to the session's SQLite file, as `manus backtest --db` would be.
+        let mut s = SqliteStore::open(&db).unwrap();
         s.insert_backtest_run(&market_manus::store::NewBacktestRun {
             params: json!({"symbol": "BTCUSDT", "interval": "1h", "strategies": ["macd", "adx"]}),
             metrics: json!({"total_return_pct": 4.2, "max_drawdown_pct": 1.5, "trades": 2}),
@@ -473,6 +486,14 @@ async fn dashboard_in_a_real_browser() {
 
     drop(page);
     drop(browser);
-    live.shutdown().await;
-    server.shutdown().await;
+    stopper.stop();
+    let ended = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || live.join()),
+    )
+    .await
+    .expect("the session stops within 10 s")
+    .unwrap()
+    .expect("the session thread does not panic");
+    ended.expect("the session ends cleanly (every record stored)");
 }

@@ -9,6 +9,7 @@ use manus_core::record::{SignalRecord, Signals};
 use manus_core::testing::candle;
 use manus_core::{Action, Interval};
 use manus_exchange::feed::StreamKey;
+use market_manus::stats::StreamStats;
 use market_manus::store::sqlite::SqliteStore;
 use market_manus::store::{NewBacktestRun, Store};
 use market_manus::web::{self, LiveHub, SharedStore, WebError, WebServer};
@@ -361,8 +362,83 @@ fn serve_refuses_a_public_bind_without_token_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// One parsed OpenMetrics exposition: samples by `name{labels}`, and each family's type.
+struct Exposition {
+    samples: std::collections::HashMap<String, f64>,
+    types: std::collections::HashMap<String, String>,
+}
+
+/// Parses OpenMetrics text strictly enough to catch a malformed line: HELP and TYPE before a
+/// family's samples, counter samples named `<family>_total`, label values quoted, numeric
+/// values, and `# EOF` as the last line.
+fn parse_openmetrics(text: &str) -> Exposition {
+    let mut samples = std::collections::HashMap::new();
+    let mut types = std::collections::HashMap::<String, String>::new();
+    let mut helped = std::collections::HashSet::new();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.last(),
+        Some(&"# EOF"),
+        "no '# EOF' at the end:\n{text}"
+    );
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !n.as_bytes()[0].is_ascii_digit()
+    };
+    for line in &lines[..lines.len() - 1] {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').expect("HELP name text");
+            assert!(name_ok(name) && !help.is_empty(), "bad HELP '{line}'");
+            helped.insert(name.to_string());
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(["counter", "gauge"].contains(&kind), "{line}");
+            assert!(helped.contains(name), "TYPE before HELP: '{line}'");
+            assert!(
+                types.insert(name.to_string(), kind.to_string()).is_none(),
+                "twice: {line}"
+            );
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unexpected comment '{line}'");
+        let (series, value) = line.rsplit_once(' ').expect("sample line");
+        let v: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in '{line}'"));
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, l.strip_suffix('}').expect("closing brace")),
+            None => (series, ""),
+        };
+        assert!(name_ok(name), "bad name in '{line}'");
+        for pair in labels.split(',').filter(|p| !p.is_empty()) {
+            let (k, val) = pair.split_once('=').expect("label k=v");
+            assert!(name_ok(k), "bad label name in '{line}'");
+            assert!(
+                val.len() >= 2 && val.starts_with('"') && val.ends_with('"'),
+                "{line}"
+            );
+        }
+        let family = match name.strip_suffix("_total") {
+            Some(f) if types.get(f).is_some_and(|k| k == "counter") => f,
+            _ => name,
+        };
+        let kind = types
+            .get(family)
+            .unwrap_or_else(|| panic!("sample before its TYPE: '{line}'"));
+        assert!(kind != "counter" || name.ends_with("_total"), "{line}");
+        assert!(
+            samples.insert(series.to_string(), v).is_none(),
+            "duplicate '{line}'"
+        );
+    }
+    Exposition { samples, types }
+}
+
 #[tokio::test]
-async fn metrics_are_prometheus_text() {
+async fn metrics_are_openmetrics_text() {
     let (srv, hub) = server(None).await;
     let key = StreamKey {
         symbol: "BTCUSDT".into(),
@@ -372,7 +448,13 @@ async fn metrics_are_prometheus_text() {
     hub.publish_record(&record("BTCUSDT", Interval::M1, 1, Action::Sell));
     hub.publish_stats(
         &key,
-        json!({"latency_p99_us": 31, "reconnections": 2, "connection": "connected"}),
+        StreamStats {
+            latency_p99_us: 31,
+            reconnections: 2,
+            stale: true,
+            feed_lag_ms: None,
+            ..StreamStats::default()
+        },
     );
     let _ = get(&format!("{}/api/nothing", srv.url())).await; // one 404
     let r = client()
@@ -384,32 +466,10 @@ async fn metrics_are_prometheus_text() {
         r.headers()["content-type"]
             .to_str()
             .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+            .starts_with("application/openmetrics-text; version=1.0.0")
     );
     let text = r.text().await.unwrap();
-    let mut samples = std::collections::HashMap::new();
-    for line in text.lines() {
-        if line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
-            continue;
-        }
-        let (name, value) = line.rsplit_once(' ').expect("sample line");
-        let v: f64 = value
-            .parse()
-            .unwrap_or_else(|_| panic!("bad value in '{line}'"));
-        let metric = name.split('{').next().unwrap();
-        assert!(
-            metric
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
-            "bad name in '{line}'"
-        );
-        samples.insert(name.to_string(), v);
-    }
-    for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
-        let (name, kind) = family.split_once(' ').unwrap();
-        assert!(["counter", "gauge"].contains(&kind), "{family}");
-        assert!(text.contains(&format!("# HELP {name} ")));
-    }
+    let Exposition { samples, types } = parse_openmetrics(&text);
     assert_eq!(
         samples[r#"manus_stream_last_price{symbol="BTCUSDT",interval="1m"}"#],
         42.5
@@ -419,11 +479,30 @@ async fn metrics_are_prometheus_text() {
         1.0
     );
     assert_eq!(
+        samples[r#"manus_stream_signals_total{symbol="BTCUSDT",interval="1m",decision="BUY"}"#],
+        0.0
+    );
+    assert_eq!(
         samples[r#"manus_live_latency_p99_us{symbol="BTCUSDT",interval="1m"}"#],
         31.0
     );
+    assert_eq!(
+        samples[r#"manus_live_reconnections{symbol="BTCUSDT",interval="1m"}"#],
+        2.0
+    );
+    assert_eq!(
+        samples[r#"manus_live_stale{symbol="BTCUSDT",interval="1m"}"#],
+        1.0
+    );
+    // An absent figure is left out, not shown as 0.
+    assert!(!types.contains_key("manus_live_feed_lag_ms"), "{text}");
+    assert_eq!(types["manus_live_uptime_s"], "gauge");
     assert_eq!(samples[r#"manus_hub_events_total{kind="record"}"#], 1.0);
+    assert_eq!(samples[r#"manus_hub_events_total{kind="candle"}"#], 1.0);
+    assert_eq!(types["manus_web_requests"], "counter");
     assert!(samples["manus_web_client_errors_total"] >= 1.0);
+    // No store attached: no store families.
+    assert!(!types.contains_key("manus_store_records"), "{text}");
     srv.shutdown().await;
 }
 
@@ -501,7 +580,13 @@ async fn events_push_snapshot_then_live_candles_and_records() {
     let back: SignalRecord = serde_json::from_value(r).unwrap();
     assert_eq!(back, rec);
 
-    hub.publish_stats(&key, json!({"reconnections": 3}));
+    hub.publish_stats(
+        &key,
+        StreamStats {
+            reconnections: 3,
+            ..StreamStats::default()
+        },
+    );
     let s = next_event(&mut resp, &mut buf, "stats").await;
     assert_eq!(s["stats"]["reconnections"], 3);
 
@@ -578,6 +663,9 @@ async fn store_counters_are_on_metrics() {
         .text()
         .await
         .unwrap();
+    let parsed = parse_openmetrics(&text);
+    assert_eq!(parsed.types["manus_store_records"], "counter");
+    assert_eq!(parsed.samples["manus_store_queue_depth"], 0.0);
     for line in [
         "manus_store_records_total{outcome=\"written\"} 7",
         "manus_store_records_total{outcome=\"failed\"} 3",

@@ -204,11 +204,7 @@ impl Interval {
     /// The open time of the bar after the one opening at `open_time` (calendar-exact for `1M`).
     pub fn next_open(self, open_time: i64) -> i64 {
         match self {
-            Interval::Mo1 => {
-                let (y, m, _) = civil_from_days(open_time.div_euclid(DAY));
-                let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                days_from_civil(y, m, 1) * DAY
-            }
+            Interval::Mo1 => month_start(open_time, 1),
             other => open_time + other.duration_ms(),
         }
     }
@@ -221,10 +217,7 @@ impl Interval {
     /// The open time of the bar containing `t` (weeks start Monday, months on the 1st, UTC).
     pub fn floor(self, t: i64) -> i64 {
         match self {
-            Interval::Mo1 => {
-                let (y, m, _) = civil_from_days(t.div_euclid(DAY));
-                days_from_civil(y, m, 1) * DAY
-            }
+            Interval::Mo1 => month_start(t, 0),
             // 1970-01-01 was a Thursday; Binance weeks open Monday, 4 days later.
             Interval::W1 => {
                 let w = 7 * DAY;
@@ -304,90 +297,60 @@ pub fn interval_choices() -> String {
         .join(", ")
 }
 
-/// Days since 1970-01-01 from a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = m as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The first instant (ms, UTC) of the month `months` after the one containing `t`. Outside
+/// the calendar jiff represents (beyond the years ±9999, far from any market data) a month
+/// counts as 30 days, so the function stays total.
+fn month_start(t: i64, months: i32) -> i64 {
+    let calendar = || -> Result<i64, jiff::Error> {
+        let date = jiff::Timestamp::from_millisecond(t)?
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .first_of_month()
+            .checked_add(jiff::Span::new().months(months))?;
+        Ok(date
+            .to_zoned(jiff::tz::TimeZone::UTC)?
+            .timestamp()
+            .as_millisecond())
+    };
+    calendar().unwrap_or_else(|_| {
+        let nominal = Interval::Mo1.duration_ms();
+        t.div_euclid(nominal)
+            .saturating_add(i64::from(months))
+            .saturating_mul(nominal)
+    })
 }
 
-/// The inverse of [`days_from_civil`].
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// `YYYY-MM-DD HH:MM:SS` (UTC) for ms since the epoch; the raw number outside the years ±9999.
+pub fn format_utc_ms(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(ts) => ts.strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Err(_) => ms.to_string(),
+    }
 }
 
-/// Parses an ISO-8601 UTC date or date-time (`2024-01-31`, `2024-01-31T12:00:00Z`,
-/// `2024-01-31 12:00:00`, optional fraction and `+00:00`) into ms since the epoch.
+/// Parses an ISO-8601 / RFC 3339 date or date-time into ms since the epoch: `2024-01-31`
+/// (midnight UTC), `2024-01-31T12:00`, `2024-01-31 12:00:00.5`, with `Z` or an offset such as
+/// `+02:00` (converted to UTC); without an offset the time is UTC. Impossible dates
+/// (`2024-02-30`) are rejected.
 pub fn parse_iso8601_ms(s: &str) -> Option<i64> {
     let s = s.trim();
-    let b = s.as_bytes();
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+    if let Ok(ts) = s.parse::<jiff::Timestamp>() {
+        return Some(ts.as_millisecond());
+    }
+    let civil: jiff::civil::DateTime = s.parse().ok()?;
+    // A civil parse ignores an offset it cannot apply; only the offset-free forms are UTC.
+    if s.get(10..)
+        .is_some_and(|rest| rest.contains(['+', '-', 'Z', 'z', '[']))
+    {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = s.get(r)?;
-        if part.bytes().all(|c| c.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let mut ms = days_from_civil(y, mo as u32, d as u32) * DAY;
-    let rest = &s[10..];
-    if rest.is_empty() {
-        return Some(ms);
-    }
-    let rb = rest.as_bytes();
-    if (rb[0] != b'T' && rb[0] != b' ') || rb.len() < 6 || rb[3] != b':' {
-        return None;
-    }
-    let hh = num(11..13)?;
-    let mm = num(14..16)?;
-    let mut idx = 16;
-    let mut ss = 0;
-    if b.len() >= 19 && b[16] == b':' {
-        ss = num(17..19)?;
-        idx = 19;
-    }
-    if hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    ms += hh * HOUR + mm * MINUTE + ss * 1000;
-    if idx < b.len() && b[idx] == b'.' {
-        let start = idx + 1;
-        let mut end = start;
-        while end < b.len() && b[end].is_ascii_digit() {
-            end += 1;
-        }
-        if end == start {
-            return None;
-        }
-        let frac = &s[start..end.min(start + 3)];
-        let scale = 10_i64.pow(3 - frac.len() as u32);
-        ms += frac.parse::<i64>().ok()? * scale;
-        idx = end;
-    }
-    match &s[idx..] {
-        "" | "Z" | "z" | "+00:00" | "+0000" => Some(ms),
-        _ => None,
-    }
+    Some(
+        civil
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()?
+            .timestamp()
+            .as_millisecond(),
+    )
 }
 
 /// What a strategy, or the confluence of several, says to do.
@@ -467,6 +430,42 @@ mod tests {
         assert_eq!(i.bars_between(0, 0), 0);
     }
 
+    /// H. Hinnant's days_from_civil, an independent reference for the calendar.
+    fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+        era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+    }
+
+    #[test]
+    fn month_bars_match_an_independent_calendar() {
+        // Every month from 1900 to 2200: its first millisecond floors to itself, its last to
+        // the month's start, and the next open is the following month's first day.
+        for y in 1900..2200 {
+            for m in 1..=12 {
+                let start = days_from_civil(y, m, 1) * DAY;
+                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                let next = days_from_civil(ny, nm, 1) * DAY;
+                assert_eq!(Interval::Mo1.floor(start), start, "{y}-{m}");
+                assert_eq!(Interval::Mo1.floor(next - 1), start, "{y}-{m}");
+                assert_eq!(Interval::Mo1.next_open(start), next, "{y}-{m}");
+            }
+        }
+        // Beyond the calendar the function stays total and increasing.
+        assert!(Interval::Mo1.next_open(i64::MAX / 2) > i64::MAX / 2);
+    }
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(format_utc_ms(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc_ms(-1), "1969-12-31 23:59:59");
+        let t = days_from_civil(2024, 2, 29) * DAY + 13 * HOUR + 5 * MINUTE + 9_999;
+        assert_eq!(format_utc_ms(t), "2024-02-29 13:05:09");
+        assert_eq!(format_utc_ms(i64::MAX), i64::MAX.to_string());
+    }
+
     #[test]
     fn iso8601_forms() {
         struct Case {
@@ -499,7 +498,23 @@ mod tests {
                 expected: None,
             },
             Case {
-                input: "1970-01-01T00:00:00+02:00",
+                input: "1970-01-01T02:00:00+02:00",
+                expected: Some(0),
+            },
+            Case {
+                input: "2024-02-30",
+                expected: None,
+            },
+            Case {
+                input: "1970-01-01t00:00:00z",
+                expected: Some(0),
+            },
+            Case {
+                input: "1970-01-01T00:00:00.123456Z",
+                expected: Some(123),
+            },
+            Case {
+                input: "1970-01-01T25:00:00",
                 expected: None,
             },
             Case {

@@ -135,13 +135,13 @@ impl SignalRecord {
         self.close = candle.close;
         let signals = &mut self.signals.0;
         signals.truncate(slots.len());
-        for (i, s) in slots.iter().enumerate() {
+        for (i, (s, d)) in slots.iter().zip(engine.decisions()).enumerate() {
             match signals.get_mut(i) {
                 Some((id, action)) => {
                     set_str(id, s.id());
-                    *action = s.last.action;
+                    *action = d.action;
                 }
-                None => signals.push((s.id().to_string(), s.last.action)),
+                None => signals.push((s.id().to_string(), d.action)),
             }
         }
         self.confluence = out.action;
@@ -245,9 +245,9 @@ impl RecordWriter {
         buf.extend_from_slice(b",\"close\":");
         json(buf, &candle.close);
         buf.extend_from_slice(b",\"signals\":{");
-        for (k, s) in self.keys.iter().zip(engine.slots()) {
+        for (k, d) in self.keys.iter().zip(engine.decisions()) {
             buf.extend_from_slice(k);
-            buf.extend_from_slice(action_json(s.last.action));
+            buf.extend_from_slice(action_json(d.action));
         }
         buf.extend_from_slice(b"},\"confluence\":");
         buf.extend_from_slice(action_json(out.action));

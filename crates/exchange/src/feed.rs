@@ -21,8 +21,10 @@ mod conn;
 mod diag;
 mod driver;
 mod error;
+mod keepalive;
 mod lanes;
 pub mod rest;
+mod rotation;
 mod sequencer;
 pub mod wire;
 
@@ -205,7 +207,9 @@ pub struct FeedConfig {
     pub rest_url: String,
     /// Closed candles to fetch before the first live one (default 500; pages past 1000).
     pub bootstrap: usize,
-    /// Reconnect when no frame arrives for this long (default 30 s).
+    /// Reconnect when no frame (kline, pong, server ping) arrives for this long (default 30 s;
+    /// at least a ping interval and a half, and until the server's own next ping while it has
+    /// not answered one of ours: see `feed/keepalive.rs`).
     pub silence_timeout: Duration,
     /// First reconnect delay (default 500 ms), doubling with full jitter.
     pub backoff_initial: Duration,
@@ -216,11 +220,12 @@ pub struct FeedConfig {
     /// How long one candle lasts in real time; `None` means the interval's own length. The
     /// simulated exchange runs accelerated and sets this (e.g. 200 ms).
     pub candle_period: Option<Duration>,
-    /// Reconnect proactively after this long, before the exchange's 24 h cut-off (default 23 h).
+    /// Without `rotate_at`: reconnect proactively after this long, before the exchange's 24 h
+    /// cut-off (default 23 h).
     pub max_connection_age: Duration,
-    /// UTC time of day for the daily proactive reconnect (default [`DEFAULT_ROTATE_AT`]); when
-    /// set it replaces `max_connection_age` (which then only applies if the time is out of
-    /// reach before the cut-off). The new socket is live before the old one closes.
+    /// UTC time of day for the daily proactive reconnect, once a day (default
+    /// [`DEFAULT_ROTATE_AT`]); when set it replaces `max_connection_age` (the next occurrence
+    /// is always less than a day away). The new socket is live before the old one closes.
     pub rotate_at: Option<Duration>,
     /// Events buffered inside the feed, both between a socket and the driver and between the
     /// driver and the consumer (default 4096, or 64 per stream when more). An overflow is a gap, backfilled over REST.

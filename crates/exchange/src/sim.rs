@@ -9,7 +9,10 @@
 //! than real time, and keeps running while clients are disconnected, so a client that reconnects
 //! must backfill. Every closed candle is recorded ([`SimExchange::closed_candles`]) so tests can
 //! compare what a client saw with the truth. Faults come from a [`FaultPlan`] (by candle count)
-//! or on demand ([`SimExchange::drop_all`], [`SimExchange::go_silent`], ...).
+//! or on demand ([`SimExchange::drop_all`], [`SimExchange::go_silent`],
+//! [`SimExchange::server_shutdown`], [`SimExchange::quiet`], ...). Like the real servers it
+//! refuses request lines past [`MAX_REQUEST_LINE`] (HTTP 414) and Binance subscriptions past
+//! [`MAX_STREAMS`] per connection.
 //!
 //! Routes (one port): Binance `/ws/<stream>`, `/ws`, `/stream?streams=a/b`, `/api/v3/ping`,
 //! `/api/v3/time`, `/api/v3/exchangeInfo`, `/api/v3/klines`; Bybit `/v5/public/spot`,
@@ -20,6 +23,7 @@
 mod binance;
 mod bybit;
 mod conn;
+mod drills;
 mod http;
 mod market;
 mod okx;
@@ -33,6 +37,7 @@ use std::time::Duration;
 use manus_core::{Candle, Interval};
 use tokio::task::JoinHandle;
 
+pub use drills::{MAX_REQUEST_LINE, MAX_STREAMS};
 use market::{Generator, Replay, Walk, opening, regrid, tick_for};
 pub use state::MAX_HISTORY;
 
@@ -154,6 +159,14 @@ pub struct SimStats {
     pub candles_closed: u64,
     /// Binance connections cut for sending more than 5 messages in a second.
     pub rate_limited: u64,
+    /// `serverShutdown` notices sent (one per Binance connection open at the announcement).
+    pub shutdown_notices: u64,
+    /// Requests refused with HTTP 414 for a request line past [`MAX_REQUEST_LINE`].
+    pub urls_refused: u64,
+    /// Pongs Binance connections received in answer to the server's pings.
+    pub pongs: u64,
+    /// The slowest such answer, µs.
+    pub slowest_pong_us: u64,
 }
 
 /// Why the simulated exchange could not start.
@@ -455,6 +468,38 @@ impl SimExchange {
     /// The next `n` REST calls fail with `status` (and `Retry-After` when given).
     pub fn fail_rest(&self, n: u32, status: u16, retry_after: Option<u64>) {
         self.shared.fail_rest(n, status, retry_after);
+    }
+
+    /// Announces a server shutdown to every Binance connection open now (`serverShutdown`,
+    /// raw or combined as the connection's framing), and closes each `grace` later (Binance
+    /// documented 10 minutes at first, then removed any figure). Later connections are not
+    /// affected: they are on another server.
+    pub fn server_shutdown(&self, grace: Duration) {
+        self.shared.publish(state::Event::ServerShutdown(grace));
+    }
+
+    /// Binance connections opened from now on ping every `every` (default 20 s, as Binance
+    /// global; Binance.US documents 3 minutes).
+    pub fn set_server_ping(&self, every: Duration) {
+        self.shared.drills.set_server_ping(every);
+    }
+
+    /// Sends no kline frames for these symbols (all when empty) for `d`, as a market where
+    /// nothing trades might; connections stay open and answer pings, and candles still close
+    /// (REST serves them). Unknown symbols are ignored.
+    pub fn quiet(&self, symbols: &[&str], d: Duration) {
+        let n = self.shared.symbols.len();
+        let idx: Vec<usize> = if symbols.is_empty() {
+            (0..n).collect()
+        } else {
+            symbols
+                .iter()
+                .filter_map(|s| self.shared.symbol_index(s))
+                .collect()
+        };
+        self.shared
+            .drills
+            .quiet(&idx, n, tokio::time::Instant::now() + d);
     }
 
     /// Sends one malformed frame to every connection.

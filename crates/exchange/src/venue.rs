@@ -185,6 +185,15 @@ pub trait Venue: Send + Sync + std::fmt::Debug {
     fn app_ping(&self) -> Option<&'static str>;
     /// The longest the client may stay quiet before the exchange cuts it.
     fn ping_cap(&self) -> Duration;
+    /// How often the server itself pings, if it does (a live connection hears at least that).
+    fn server_ping_every(&self) -> Option<Duration> {
+        None
+    }
+    /// Messages (pings, pongs, control) the server accepts from a client per second, if it
+    /// cuts a connection above some number.
+    fn max_incoming_per_sec(&self) -> Option<u32> {
+        None
+    }
     /// Parses one text frame; klines are appended to `out`.
     fn parse_frame(
         &self,

@@ -111,7 +111,9 @@ async fn silence_triggers_a_reconnect_a_backfill_and_a_stale_mark() {
             s.live("BTCUSDT") >= 5
         })
         .await;
-        sim.go_silent(Duration::from_millis(800));
+        // Longer than Binance's silence floor: pings at most once a second (5 incoming
+        // messages a second), silence at least a ping interval and a half.
+        sim.go_silent(Duration::from_millis(2500));
         let more = collect(&mut feed, Duration::from_secs(15), |s| {
             s.events_where(|e| matches!(e, FeedEvent::Backfilled { .. })) > 0
                 && s.live("BTCUSDT") >= 10

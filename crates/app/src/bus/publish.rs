@@ -200,6 +200,28 @@ impl BusTap {
     }
 }
 
+/// On the candle path: closed candles (live and backfilled; bootstrap history is not
+/// published) and every record go to the bus.
+impl crate::live::run::Tap for BusTap {
+    fn on_event(&mut self, ev: &manus_exchange::feed::FeedEvent) {
+        use manus_exchange::feed::{FeedEvent, Origin};
+        if let FeedEvent::Closed {
+            key,
+            candle,
+            origin,
+            ..
+        } = ev
+            && *origin != Origin::Bootstrap
+        {
+            self.candle(key, candle, *origin == Origin::Backfill);
+        }
+    }
+
+    fn on_record(&mut self, rec: &SignalRecord) {
+        self.record(rec);
+    }
+}
+
 /// The publishing task and its tap.
 #[derive(Debug)]
 pub struct Publisher {

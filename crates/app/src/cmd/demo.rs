@@ -10,10 +10,11 @@ use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
 use manus_exchange::sim::{FaultPlan, SimConfig, SimSource};
 
 use super::common::StrategyArgs;
-use super::live::{Plan, engine_from};
+use super::live::engine_from;
 use crate::exit::bad_input;
 use crate::live::{PipelineConfig, scripted::synthetic_candles};
 use crate::ranges;
+use crate::session::Plan;
 
 /// The demo's named symbols; more (`--symbols N`) are numbered.
 const NAMED: [&str; 3] = ["BTCUSDT", "ETHUSDT", "SOLUSDT"];
@@ -147,7 +148,9 @@ impl Args {
             store: self
                 .db
                 .as_deref()
-                .map(|db| crate::store::hook::StoreTarget::new(db, "sim", None))
+                .map(|db| {
+                    crate::store::hook::StoreTarget::new(db, crate::session::SIM_EXCHANGE, None)
+                })
                 .transpose()?,
             web: self.web.plan()?,
             title: format!(

@@ -1,15 +1,19 @@
 //! `manus serve`: the web dashboard. History comes from the store (`--db`); `--demo` adds a
-//! live source (the simulated exchange through the real feed and pipeline). Loopback by
+//! live source: a [`LiveSession`] against the simulated exchange, which stores and alerts as
+//! `live` does. Loopback by
 //! default; any other address needs `--token` (exit 2 otherwise).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use manus_core::{Interval, SignalEngine};
+use manus_exchange::sim::{FaultPlan, SimConfig, SimSource};
 
 use crate::exit::bad_input;
 use crate::live::Shutdown;
-use crate::web::{self, LiveHub, SharedStore, demo};
+use crate::session::LiveSession;
+use crate::web::{self, LiveHub, SharedStore};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -35,11 +39,20 @@ pub struct Args {
     /// Demo: real milliseconds per candle.
     #[arg(long, default_value_t = 1000, requires = "demo")]
     pub demo_candle_ms: u64,
+    /// Demo: settings file whose `[alerts]` section configures notifiers and rules, as for
+    /// `live` (needs the store: not with --no-store).
+    #[arg(long, requires = "demo", value_name = "FILE")]
+    pub alerts_config: Option<std::path::PathBuf>,
     /// Demo: strategies and confluence (the same flags and defaults as `live`).
     #[command(flatten)]
     pub strategy: crate::cmd::common::StrategyArgs,
     /// Also show every worker's streams from this NATS JetStream bus on the live page.
-    #[arg(long, value_name = "nats://HOST:PORT[,...]", env = "MANUS_BUS")]
+    #[arg(
+        long,
+        value_name = "nats://HOST:PORT[,...]",
+        env = "MANUS_BUS",
+        conflicts_with = "demo"
+    )]
     pub bus: Option<String>,
 }
 
@@ -72,6 +85,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let (strategies, rule) = args.strategy.resolve()?;
     if args.demo {
         crate::ranges::SERVE_DEMO_CANDLE_MS.u64(args.demo_candle_ms)?;
+        let engine = SignalEngine::from_specs(&strategies, rule)?;
+        return run_demo(&args, bind, token, symbols, engine);
     }
     let bus = args
         .bus
@@ -93,52 +108,99 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let result = rt.block_on(async move {
         let mut shutdown = Shutdown::install().context("installing signal handlers")?;
         let hub = LiveHub::new();
-        let server = web::spawn(bind, hub.clone(), store.clone(), token.clone())
+        let server = web::spawn(bind, hub.clone(), store, token.clone())
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         // Bus reader (issue 16): every worker's candles and records onto the live page.
         let bus_reader = bus.map(|cfg| {
-            let hub = hub.clone();
             tokio::spawn(async move {
                 if let Err(e) = crate::bus::hub::feed_hub(cfg, hub).await {
                     tracing::error!("the live page's bus reader stopped: {e}");
                 }
             })
         });
-        let live = if args.demo {
-            let cfg = demo::DemoConfig {
-                symbols,
-                candle_ms: args.demo_candle_ms,
-                strategies,
-                rule,
-                ..demo::DemoConfig::default()
-            };
-            Some(
-                demo::start(cfg, hub, store)
-                    .await
-                    .context("starting the demo source")?,
-            )
-        } else {
-            None
-        };
-        eprintln!("dashboard: {}/", server.url());
-        if token.is_some() {
-            eprintln!(
-                "open it with ?token=<your token> appended, or send 'Authorization: Bearer <token>'"
-            );
-        }
+        announce(&server.url(), token.is_some());
         shutdown.wait().await;
         if let Some(r) = bus_reader {
             r.abort();
-        }
-        if let Some(d) = live {
-            d.shutdown().await;
         }
         server.shutdown().await;
         anyhow::Ok(())
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     result
+}
+
+/// What the demo market looks like: the simulated exchange in this process.
+fn demo_market(symbols: Vec<String>, candle_ms: u64) -> SimConfig {
+    SimConfig {
+        symbols,
+        interval: Interval::M1,
+        candle_ms: candle_ms.max(20),
+        updates_per_candle: 5,
+        history: DEMO_BOOTSTRAP + 100,
+        source: SimSource::Synthetic {
+            seed: 7,
+            start_price: 30_000.0,
+        },
+        // The reconnection counter moves, and backfill shows.
+        faults: FaultPlan {
+            drop_every: Some(60),
+            ..FaultPlan::default()
+        },
+        ..SimConfig::default()
+    }
+}
+
+/// `--demo`: the live session `live` runs (feed, pipeline, store and alerts), against the
+/// simulated exchange, with this dashboard attached; records are stored under exchange `sim`.
+fn run_demo(
+    args: &Args,
+    bind: SocketAddr,
+    token: Option<String>,
+    symbols: Vec<String>,
+    engine: SignalEngine,
+) -> anyhow::Result<()> {
+    let db = match (&args.db, args.no_store) {
+        (_, true) => None,
+        (Some(db), false) => Some(db.clone()),
+        (None, false) => Some(crate::store::default_db_path().display().to_string()),
+    };
+    let with_token = token.is_some();
+    let mut b = LiveSession::builder()
+        .symbols(symbols.clone())
+        .interval(Interval::M1)
+        .engine(engine)
+        .bootstrap(DEMO_BOOTSTRAP)
+        .simulated(demo_market(symbols, args.demo_candle_ms))
+        // Records go to the page and the store only.
+        .on_record(|_| {})
+        .web(bind, token)
+        .on_web_ready(move |url| announce(url, with_token));
+    if let Some(db) = &db {
+        b = b.db(db);
+    }
+    if let Some(path) = &args.alerts_config {
+        if db.is_none() {
+            return Err(bad_input(
+                "--alerts-config needs the store for the alert outbox: drop --no-store",
+            ));
+        }
+        b = b.alerts(path);
+    }
+    b.build()?.run()
+}
+
+/// Closed candles fetched at start (the chart's history).
+const DEMO_BOOTSTRAP: usize = 300;
+
+fn announce(url: &str, with_token: bool) {
+    eprintln!("dashboard: {url}/");
+    if with_token {
+        eprintln!(
+            "open it with ?token=<your token> appended, or send 'Authorization: Bearer <token>'"
+        );
+    }
 }
 
 #[cfg(test)]

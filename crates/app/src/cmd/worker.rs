@@ -83,7 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         )));
     }
     let ttl = args.lease_ttl;
-    super::live::with_runtime(true, |_, side| async move {
+    crate::session::with_runtime(true, |_, side| async move {
         let mut shutdown = Shutdown::install().context("installing signal handlers")?;
         // The client's connection task lives on the side runtime, off the candle path.
         let cfg = bus.config.clone();
@@ -170,7 +170,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             applied.send_replace(set);
             let mut pipeline = Pipeline::new(plan.engine.clone(), &streams, plan.pipeline);
             let mut sink = RecordSink::null();
-            sink.attach_bus(publisher.tap());
+            sink.attach_tap(Box::new(publisher.tap()));
             let stopped = loop {
                 let first = tokio::select! {
                     biased;

@@ -11,7 +11,10 @@ use manus_core::record::SignalRecord;
 use manus_core::strategy::Decision;
 use manus_core::summary::Moves;
 use manus_core::{Action, Candle, SignalEngine};
-use manus_exchange::feed::{Arrival, FeedEvent, Origin, StreamKey};
+use manus_exchange::feed::{Arrival, CountersSnapshot, FeedEvent, Origin, StreamKey};
+
+pub use crate::stats::ConnState;
+use crate::stats::StreamStats;
 
 /// Tunables of a [`Pipeline`].
 #[derive(Debug, Clone, Copy)]
@@ -32,24 +35,6 @@ impl Default for PipelineConfig {
             log_len: 64,
         }
     }
-}
-
-/// The WebSocket connection as the feed last reported it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConnState {
-    /// Nothing heard yet.
-    Connecting,
-    /// Connected and subscribed.
-    Connected(String),
-    /// Dropped, with the reason.
-    Disconnected(String),
-    /// A reconnect attempt is scheduled.
-    Reconnecting {
-        /// Attempt number.
-        attempt: u32,
-        /// Delay before it, ms.
-        in_ms: u64,
-    },
 }
 
 /// How serious a feed message is.
@@ -513,6 +498,31 @@ impl Pipeline {
     /// (the demo's accelerated market clock, or a badly set local clock).
     pub fn feed_lag_ms(&self) -> Option<i64> {
         self.feed_lag_ms.filter(|&lag| lag > -MAX_CLOCK_LEAD_MS)
+    }
+
+    /// The header figures of stream `st` (one of [`Self::streams`]), with the feed's counters.
+    pub fn stream_stats(&self, st: &StreamState, c: &CountersSnapshot) -> StreamStats {
+        let lat = &self.latency;
+        StreamStats {
+            connection: self.conn.phase(),
+            latency_p50_us: lat.quantile(0.5),
+            latency_p99_us: lat.quantile(0.99),
+            latency_max_us: lat.max(),
+            messages_received: c.messages_received,
+            messages_processed: c.messages_processed,
+            malformed: c.malformed,
+            reconnections: c.reconnections,
+            backfilled: c.backfilled,
+            records: self.totals.records,
+            strategy_failures: self.strategy_failures(),
+            feed_lag_ms: self.feed_lag_ms(),
+            uptime_s: self.uptime().as_secs(),
+            stale: st.stale,
+            live_candles: st.live,
+            store_written: None,
+            store_lost: None,
+            store_queued: None,
+        }
     }
 
     /// Time since the pipeline was built.

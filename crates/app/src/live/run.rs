@@ -7,7 +7,7 @@ use std::path::Path;
 
 use futures_util::FutureExt;
 use manus_core::record::SignalRecord;
-use manus_exchange::feed::{FeedEvent, MarketFeed, Origin};
+use manus_exchange::feed::{FeedEvent, MarketFeed};
 
 use super::pipeline::Pipeline;
 
@@ -34,12 +34,10 @@ pub struct RecordSink {
     written: u64,
     // Store hook (store helper): records also go to the store when `--db` is given.
     store: Option<crate::store::hook::StoreHook>,
-    // Web hook: candles, records and header figures go to the dashboard when `--web` is given.
-    web: Option<WebTap>,
+    // Observers wired by the session (the web dashboard for `--web`).
+    taps: Vec<Box<dyn Tap>>,
     // A library user's callback (`LiveSession::on_record`).
     callback: Option<RecordFn>,
-    // Bus tap (`--bus`): candles and records also go to NATS JetStream, never blocking.
-    bus: Option<crate::bus::BusTap>,
 }
 
 /// A callback that receives every record a live run emits.
@@ -51,13 +49,17 @@ impl std::fmt::Debug for RecordFn {
     }
 }
 
-/// What the web dashboard needs from the loop: its hub and the feed's counters.
-#[derive(Debug, Clone)]
-pub struct WebTap {
-    /// Where events are published (bounded, never blocks).
-    pub hub: crate::web::LiveHub,
-    /// The feed's counters, for the header figures.
-    pub counters: std::sync::Arc<manus_exchange::FeedCounters>,
+/// An observer of the loop, called on the candle path (keep each call short and never block):
+/// every feed event before the pipeline sees it, every record, and the pipeline after each
+/// event. The live loop knows nothing of what watches it; the session attaches, e.g., the web
+/// dashboard through this.
+pub trait Tap: Send {
+    /// A feed event, before the pipeline handles it.
+    fn on_event(&mut self, _ev: &FeedEvent) {}
+    /// A record the pipeline emitted.
+    fn on_record(&mut self, _rec: &SignalRecord) {}
+    /// The pipeline after an event (its figures, e.g. for a header).
+    fn after_event(&mut self, _pipeline: &Pipeline) {}
 }
 
 impl std::fmt::Debug for RecordSink {
@@ -108,9 +110,8 @@ impl RecordSink {
             buf: Vec::with_capacity(1024),
             written: 0,
             store: None,
-            web: None,
+            taps: Vec::new(),
             callback: None,
-            bus: None,
         }
     }
     /// Records go to `f` (and nowhere else unless attached).
@@ -142,13 +143,9 @@ impl RecordSink {
     pub fn take_store(&mut self) -> Option<crate::store::hook::StoreHook> {
         self.store.take()
     }
-    /// Publishes every closed candle and record to the bus too (non-blocking).
-    pub fn attach_bus(&mut self, tap: crate::bus::BusTap) {
-        self.bus = Some(tap);
-    }
-    /// Publishes every event and record to the web dashboard too.
-    pub fn attach_web(&mut self, tap: WebTap) {
-        self.web = Some(tap);
+    /// Shows every event, record and pipeline state to `tap` too.
+    pub fn attach_tap(&mut self, tap: Box<dyn Tap>) {
+        self.taps.push(tap);
     }
     /// The attached store's writer and delivery counters (shared atomics), for the dashboard.
     pub fn store_stats(&self) -> Option<crate::store::hook::StoreStats> {
@@ -163,15 +160,12 @@ impl RecordSink {
         if let Some(f) = &mut self.callback {
             (f.0)(rec);
         }
-        if let Some(w) = &self.web {
-            w.hub.publish_record(rec);
+        for t in &mut self.taps {
+            t.on_record(rec);
         }
         // Store hook (store helper): a bounded-queue hand-off, never blocks.
         if let Some(s) = &self.store {
             s.submit(rec);
-        }
-        if let Some(b) = &self.bus {
-            b.record(rec);
         }
         self.buf.clear();
         rec.write_json_line(&mut self.buf);
@@ -189,74 +183,105 @@ impl RecordSink {
     }
 }
 
-/// SIGINT and SIGTERM, registered when built so a signal arriving before the first poll is not
-/// lost (nor kills the process with the default action).
+/// What stops a run: SIGINT and SIGTERM ([`Shutdown::install`]), or a [`Stopper`] held by the
+/// code that embeds the run ([`Shutdown::manual`]).
 #[derive(Debug)]
 pub struct Shutdown {
+    source: Source,
+}
+
+#[derive(Debug)]
+enum Source {
+    // Registered when built so a signal arriving before the first poll is not lost (nor kills
+    // the process with the default action).
     #[cfg(unix)]
-    int: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    term: tokio::signal::unix::Signal,
+    Signals {
+        int: tokio::signal::unix::Signal,
+        term: tokio::signal::unix::Signal,
+    },
+    #[cfg(not(unix))]
+    CtrlC,
+    Manual(tokio::sync::mpsc::UnboundedReceiver<()>),
+}
+
+/// Stops a run built with [`Shutdown::manual`]: each call counts as one Ctrl+C (the first stops
+/// the run, a second cuts the store's drain short).
+#[derive(Debug, Clone)]
+pub struct Stopper(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Stopper {
+    /// Asks the run to stop (does nothing once it has ended).
+    pub fn stop(&self) {
+        let _ = self.0.send(());
+    }
 }
 
 impl Shutdown {
-    /// Installs the handlers; call inside a Tokio runtime.
+    /// Installs the SIGINT and SIGTERM handlers; call inside a Tokio runtime.
     pub fn install() -> io::Result<Self> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
             Ok(Shutdown {
-                int: signal(SignalKind::interrupt())?,
-                term: signal(SignalKind::terminate())?,
+                source: Source::Signals {
+                    int: signal(SignalKind::interrupt())?,
+                    term: signal(SignalKind::terminate())?,
+                },
             })
         }
         #[cfg(not(unix))]
         {
-            Ok(Shutdown {})
+            Ok(Shutdown {
+                source: Source::CtrlC,
+            })
         }
     }
 
-    /// Resolves at the first SIGINT or SIGTERM. Cancel-safe.
+    /// A shutdown that only the returned [`Stopper`] triggers (no signal handlers).
+    pub fn manual() -> (Stopper, Self) {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        (
+            Stopper(tx),
+            Shutdown {
+                source: Source::Manual(rx),
+            },
+        )
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM (or [`Stopper::stop`]). Cancel-safe.
     pub async fn wait(&mut self) {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.int.recv() => {}
-                _ = self.term.recv() => {}
+        match &mut self.source {
+            #[cfg(unix)]
+            Source::Signals { int, term } => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
             }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
+            #[cfg(not(unix))]
+            Source::CtrlC => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+            Source::Manual(rx) => {
+                // Every stopper dropped: nobody can ask any more, which is not a request.
+                if rx.recv().await.is_none() {
+                    std::future::pending::<()>().await;
+                }
+            }
         }
     }
 }
 
 /// Handles one event; writes its record. `Err` only when the output is gone.
 pub fn handle(pipeline: &mut Pipeline, sink: &mut RecordSink, ev: FeedEvent) -> io::Result<()> {
-    if let Some(w) = &sink.web {
-        w.hub.on_feed_event(&ev);
-    }
-    if let (
-        Some(b),
-        FeedEvent::Closed {
-            key,
-            candle,
-            origin,
-            ..
-        },
-    ) = (&sink.bus, &ev)
-        && *origin != Origin::Bootstrap
-    {
-        b.candle(key, candle, *origin == Origin::Backfill);
+    for t in &mut sink.taps {
+        t.on_event(&ev);
     }
     if let Some(rec) = pipeline.on_event(ev) {
         sink.write(rec)?;
     }
-    if let Some(w) = &sink.web {
-        // Self-throttled by the hub to a few per second.
-        w.hub
-            .publish_pipeline_stats(pipeline, &w.counters.snapshot());
+    for t in &mut sink.taps {
+        t.after_event(pipeline);
     }
     Ok(())
 }

@@ -231,10 +231,10 @@ fn layout_holds_at_small_medium_and_large_terminals() {
         ] {
             assert!(screen.contains(want), "{w}x{h}: missing {want:?}\n{screen}");
         }
-        for s in st.engine().slots() {
+        for (s, last) in st.engine().slots().iter().zip(st.engine().decisions()) {
             assert!(screen.contains(s.id()), "{w}x{h}: {} cut\n{screen}", s.id());
             // A reason is shown whole or cut at a word with an ellipsis, never mid-word.
-            let reason = s.last.reason.to_string();
+            let reason = last.reason.to_string();
             let line = screen.lines().find(|l| l.contains(s.id())).unwrap();
             let shown = line.contains(&reason)
                 || reason

@@ -434,29 +434,35 @@ fn render_strategies(st: Option<&StreamState>, area: Rect, buf: &mut Buffer) {
         extra -= 1;
     }
     let reason_width = usize::from(inner.saturating_sub(used(extra)));
-    let rows = st.engine().slots().iter().enumerate().map(|(i, s)| {
-        let p = prov.and_then(|d| d.get(i));
-        let mut cells = vec![
-            Cell::from(s.id()),
-            Cell::from(Span::styled(
-                s.last.action.as_str(),
-                action_style(s.last.action),
-            )),
-            Cell::from(fit(&s.last.reason.to_string(), reason_width)),
-            Cell::from(s.changed_at.map(fmt_clock).unwrap_or_else(|| "–".into())),
-            Cell::from(match p {
-                Some(d) => Span::styled(d.action.as_str(), action_style(d.action)),
-                None => Span::raw("–"),
-            }),
-            Cell::from(if s.failures > 0 {
-                s.failures.to_string()
-            } else {
-                String::new()
-            }),
-        ];
-        cells.truncate(3 + extra);
-        Row::new(cells)
-    });
+    let engine = st.engine();
+    let rows = engine
+        .slots()
+        .iter()
+        .zip(engine.decisions())
+        .enumerate()
+        .map(|(i, (s, last))| {
+            let p = prov.and_then(|d| d.get(i));
+            let mut cells = vec![
+                Cell::from(s.id()),
+                Cell::from(Span::styled(
+                    last.action.as_str(),
+                    action_style(last.action),
+                )),
+                Cell::from(fit(&last.reason.to_string(), reason_width)),
+                Cell::from(s.changed_at.map(fmt_clock).unwrap_or_else(|| "–".into())),
+                Cell::from(match p {
+                    Some(d) => Span::styled(d.action.as_str(), action_style(d.action)),
+                    None => Span::raw("–"),
+                }),
+                Cell::from(if s.failures > 0 {
+                    s.failures.to_string()
+                } else {
+                    String::new()
+                }),
+            ];
+            cells.truncate(3 + extra);
+            Row::new(cells)
+        });
     let mut widths = vec![
         Constraint::Length(id_width),
         Constraint::Length(4),

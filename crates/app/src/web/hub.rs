@@ -1,5 +1,5 @@
-//! [`LiveHub`]: the publish side the live pipeline calls, and the subscribe side the web pages
-//! read. Publishing never blocks: events go into a bounded [`tokio::sync::broadcast`] channel,
+//! [`LiveHub`]: the publish side a live session calls (its web tap, on the candle path), and the
+//! subscribe side the web pages read. Publishing never blocks: events go into a bounded [`tokio::sync::broadcast`] channel,
 //! and a browser that falls behind loses its place and is sent a fresh snapshot instead.
 //!
 //! The hub also keeps a small per-stream snapshot (recent closed candles, the forming candle,
@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use manus_core::record::SignalRecord;
 use manus_core::{Action, Candle, Interval};
-use manus_exchange::feed::{CountersSnapshot, FeedEvent, StreamKey};
+use manus_exchange::feed::{FeedEvent, StreamKey};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::broadcast;
 
-use crate::live::{ConnState, Pipeline};
+use crate::stats::StreamStats;
 use crate::store::sink::SinkStats;
 
 /// Events buffered per subscriber before it counts as lagging.
@@ -26,7 +26,7 @@ pub const CHANNEL_CAPACITY: usize = 1024;
 pub const SNAPSHOT_CANDLES: usize = 500;
 /// Records kept per stream for new subscribers (the chart's markers and the table).
 pub const SNAPSHOT_RECORDS: usize = 500;
-/// Minimum time between two stats publications of [`LiveHub::publish_pipeline_stats`].
+/// Minimum time between two stats publications ([`LiveHub::stats_due`]).
 pub const STATS_EVERY: Duration = Duration::from_millis(250);
 
 /// One message to the pages: already serialised once, shared by every subscriber.
@@ -46,7 +46,7 @@ struct StreamSnap {
     candles: VecDeque<Candle>,
     forming: Option<Candle>,
     records: VecDeque<SignalRecord>,
-    stats: Option<Value>,
+    stats: Option<StreamStats>,
     buys: u64,
     sells: u64,
     holds: u64,
@@ -112,7 +112,7 @@ pub struct Snapshot {
     /// Recent records, oldest first.
     pub records: Vec<SignalRecord>,
     /// The latest stats.
-    pub stats: Option<Value>,
+    pub stats: Option<StreamStats>,
 }
 
 /// One stream's summary for the stream list.
@@ -132,6 +132,25 @@ pub struct StreamSummary {
     pub sells: u64,
     /// HOLD records.
     pub holds: u64,
+}
+
+/// One stream's numbers for `/metrics` ([`LiveHub::stream_figures`]).
+#[derive(Debug, Clone)]
+pub struct StreamFigures {
+    /// Symbol.
+    pub symbol: String,
+    /// Interval.
+    pub interval: Interval,
+    /// Latest price (forming, else last close).
+    pub last_price: Option<f64>,
+    /// BUY records since start.
+    pub buys: u64,
+    /// SELL records.
+    pub sells: u64,
+    /// HOLD records.
+    pub holds: u64,
+    /// The latest header figures.
+    pub stats: Option<StreamStats>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -232,8 +251,15 @@ impl LiveHub {
         self.send(&key, "record", to_json(rec));
     }
 
-    /// Publishes header figures of `stream` (any JSON object: latency, messages, ...).
-    pub fn publish_stats(&self, stream: &StreamKey, stats: Value) {
+    /// Publishes the header figures of `stream`, with the attached store writer's counters
+    /// filled in.
+    pub fn publish_stats(&self, stream: &StreamKey, mut stats: StreamStats) {
+        if let Some(st) = self.store_stats() {
+            let s = st.snapshot();
+            stats.store_written = Some(s.written);
+            stats.store_lost = Some(s.lost());
+            stats.store_queued = Some(s.depth as u64);
+        }
         let text = to_json(&json!({
             "symbol": stream.symbol,
             "interval": stream.interval,
@@ -247,6 +273,17 @@ impl LiveHub {
         self.send(stream, "stats", text);
     }
 
+    /// True at most once per [`STATS_EVERY`]: whether to compute and publish the header
+    /// figures now (cheap to ask after every event).
+    pub fn stats_due(&self) -> bool {
+        let mut last = lock(&self.inner.last_stats);
+        if last.is_some_and(|t| t.elapsed() < STATS_EVERY) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
     /// The one-line hook before `pipeline.on_event(ev)`: publishes the candle of an `Update`
     /// (forming) or `Closed` event (bootstrap candles included, so the chart has history).
     pub fn on_feed_event(&self, ev: &FeedEvent) {
@@ -254,28 +291,6 @@ impl LiveHub {
             FeedEvent::Update { key, candle, .. } => self.publish_candle(key, candle, true),
             FeedEvent::Closed { key, candle, .. } => self.publish_candle(key, candle, false),
             _ => {}
-        }
-    }
-
-    /// Publishes every stream's header figures from `pipeline` and the feed `counters`, at most
-    /// once per [`STATS_EVERY`] (cheap to call after every event).
-    pub fn publish_pipeline_stats(&self, pipeline: &Pipeline, counters: &CountersSnapshot) {
-        {
-            let mut last = lock(&self.inner.last_stats);
-            if last.is_some_and(|t| t.elapsed() < STATS_EVERY) {
-                return;
-            }
-            *last = Some(Instant::now());
-        }
-        let store = self.store_stats().map(|s| s.snapshot());
-        for st in pipeline.streams() {
-            let mut stats = pipeline_stats(pipeline, st.key.as_ref(), counters);
-            if let (Some(s), Value::Object(m)) = (&store, &mut stats) {
-                m.insert("store_written".into(), s.written.into());
-                m.insert("store_lost".into(), s.lost().into());
-                m.insert("store_queued".into(), s.depth.into());
-            }
-            self.publish_stats(&st.key, stats);
         }
     }
 
@@ -305,7 +320,7 @@ impl LiveHub {
             candles: snap.candles.iter().copied().collect(),
             forming: snap.forming,
             records: snap.records.iter().cloned().collect(),
-            stats: snap.stats.clone(),
+            stats: snap.stats,
         })
     }
 
@@ -328,40 +343,30 @@ impl LiveHub {
             .collect()
     }
 
+    /// Every stream's few numbers `/metrics` shows, copied out under the lock the candle
+    /// path publishes through (no candles or records are cloned).
+    pub fn stream_figures(&self) -> Vec<StreamFigures> {
+        lock(&self.inner.streams)
+            .iter()
+            .map(|(k, s)| StreamFigures {
+                symbol: k.symbol.clone(),
+                interval: k.interval,
+                last_price: s
+                    .forming
+                    .map(|c| c.close)
+                    .or_else(|| s.candles.back().map(|c| c.close)),
+                buys: s.buys,
+                sells: s.sells,
+                holds: s.holds,
+                stats: s.stats,
+            })
+            .collect()
+    }
+
     /// The hub's counters.
     pub fn counters(&self) -> &HubCounters {
         &self.inner.counters
     }
-}
-
-/// The header figures of one stream, as the terminal dashboard shows them.
-pub fn pipeline_stats(pipeline: &Pipeline, key: &StreamKey, c: &CountersSnapshot) -> Value {
-    let lat = pipeline.latency();
-    let conn = match pipeline.conn() {
-        ConnState::Connecting => "connecting".to_string(),
-        ConnState::Connected(_) => "connected".to_string(),
-        ConnState::Disconnected(_) => "disconnected".to_string(),
-        ConnState::Reconnecting { attempt, .. } => format!("reconnecting (attempt {attempt})"),
-    };
-    let t = pipeline.totals();
-    let st = pipeline.streams().iter().find(|s| s.key.as_ref() == key);
-    json!({
-        "connection": conn,
-        "latency_p50_us": lat.quantile(0.5),
-        "latency_p99_us": lat.quantile(0.99),
-        "latency_max_us": lat.max(),
-        "messages_received": c.messages_received,
-        "messages_processed": c.messages_processed,
-        "malformed": c.malformed,
-        "reconnections": c.reconnections,
-        "backfilled": c.backfilled,
-        "records": t.records,
-        "strategy_failures": pipeline.strategy_failures(),
-        "feed_lag_ms": pipeline.feed_lag_ms(),
-        "uptime_s": pipeline.uptime().as_secs(),
-        "stale": st.is_some_and(|s| s.stale),
-        "live_candles": st.map_or(0, |s| s.live),
-    })
 }
 
 fn to_json<T: Serialize + ?Sized>(v: &T) -> String {

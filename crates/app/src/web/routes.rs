@@ -3,8 +3,7 @@
 //! a bad value or an inverted date range answers `400 {"error": "..."}`.
 
 use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,12 +18,14 @@ use futures_util::Stream;
 use manus_core::model::parse_iso8601_ms;
 use manus_core::{Action, Interval};
 use manus_exchange::feed::StreamKey;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::assets;
 use super::auth::{self, url_params};
 use super::hub::{HubEvent, LiveHub};
+use super::metrics::WebMetrics;
 use crate::store::{Order, SignalQuery, Store};
 
 /// A store shared by request handlers; every call runs in `spawn_blocking`.
@@ -34,21 +35,6 @@ pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
 pub const MAX_LIMIT: usize = 1000;
 /// Default page of `/api/signals`.
 pub const DEFAULT_LIMIT: usize = 100;
-
-/// Request counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct WebMetrics {
-    /// Requests answered.
-    pub requests: AtomicU64,
-    /// Requests refused for a missing or wrong token.
-    pub unauthorized: AtomicU64,
-    /// Requests answered with another 4xx status.
-    pub client_errors: AtomicU64,
-    /// Requests answered with a 5xx status.
-    pub server_errors: AtomicU64,
-    /// Connection counters of the accept loop.
-    pub conns: super::conns::ConnStats,
-}
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -61,6 +47,8 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Request counters.
     pub metrics: Arc<WebMetrics>,
+    /// What `/metrics` encodes (see [`super::metrics::registry`]).
+    pub exposition: Arc<Registry>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -525,205 +513,11 @@ async fn backtest(
     }
 }
 
-fn label(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Prometheus text exposition format 0.0.4.
+/// The OpenMetrics text of every counter (see [`super::metrics`]).
 async fn metrics(State(state): State<AppState>, RawQuery(q): RawQuery) -> ApiResult {
     Params::parse(q.as_deref(), &[])?;
-    let mut out = String::with_capacity(4096);
-    let mut metric = |name: &str, kind: &str, help: &str, rows: &[(String, f64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, v) in rows {
-            let _ = writeln!(out, "{name}{labels} {v}");
-        }
-    };
-    let m = &state.metrics;
-    let c = state.hub.counters();
-    let ld = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-    metric(
-        "manus_web_requests_total",
-        "counter",
-        "HTTP requests answered.",
-        &[(String::new(), ld(&m.requests))],
-    );
-    metric(
-        "manus_web_unauthorized_total",
-        "counter",
-        "Requests refused for a missing or wrong token.",
-        &[(String::new(), ld(&m.unauthorized))],
-    );
-    metric(
-        "manus_web_client_errors_total",
-        "counter",
-        "Requests answered with a 4xx status.",
-        &[(String::new(), ld(&m.client_errors))],
-    );
-    metric(
-        "manus_web_server_errors_total",
-        "counter",
-        "Requests answered with a 5xx status.",
-        &[(String::new(), ld(&m.server_errors))],
-    );
-    metric(
-        "manus_web_connections",
-        "gauge",
-        "Open HTTP connections.",
-        &[(String::new(), m.conns.open.load(Ordering::Relaxed) as f64)],
-    );
-    metric(
-        "manus_web_connections_closed_total",
-        "counter",
-        "Connections closed or refused by the connection limits.",
-        &[
-            ("{reason=\"idle_evicted\"}".into(), ld(&m.conns.evicted)),
-            ("{reason=\"refused_busy\"}".into(), ld(&m.conns.refused)),
-            (
-                "{reason=\"accept_error\"}".into(),
-                ld(&m.conns.accept_errors),
-            ),
-        ],
-    );
-    metric(
-        "manus_hub_events_total",
-        "counter",
-        "Live events published to the web hub.",
-        &[
-            ("{kind=\"candle\"}".into(), ld(&c.candles)),
-            ("{kind=\"record\"}".into(), ld(&c.records)),
-            ("{kind=\"stats\"}".into(), ld(&c.stats)),
-        ],
-    );
-    metric(
-        "manus_hub_subscribers",
-        "gauge",
-        "Live event-stream clients connected.",
-        &[(String::new(), ld(&c.subscribers))],
-    );
-    metric(
-        "manus_hub_lagged_total",
-        "counter",
-        "Times a slow client fell behind and was resynchronised.",
-        &[(String::new(), ld(&c.lagged))],
-    );
-    if let Some(st) = state.hub.store_stats() {
-        let s = st.snapshot();
-        metric(
-            "manus_store_records_total",
-            "counter",
-            "Signal records handed to the store, by outcome (dropped, failed and abandoned are lost).",
-            &[
-                ("{outcome=\"written\"}".into(), s.written as f64),
-                ("{outcome=\"duplicate\"}".into(), s.duplicates as f64),
-                ("{outcome=\"dropped\"}".into(), s.dropped as f64),
-                ("{outcome=\"failed\"}".into(), s.write_errors as f64),
-                ("{outcome=\"abandoned\"}".into(), s.abandoned as f64),
-            ],
-        );
-        metric(
-            "manus_store_lost_total",
-            "counter",
-            "Signal records not stored (dropped, failed or abandoned at shutdown).",
-            &[(String::new(), s.lost() as f64)],
-        );
-        metric(
-            "manus_store_queue_depth",
-            "gauge",
-            "Signal records waiting for the store writer.",
-            &[(String::new(), s.depth as f64)],
-        );
-        let kinds: Vec<(String, f64)> = st
-            .failures()
-            .iter()
-            .map(|f| {
-                (
-                    format!("{{kind=\"{}\"}}", label(f.kind.as_str())),
-                    f.count as f64,
-                )
-            })
-            .collect();
-        metric(
-            "manus_store_write_failures_total",
-            "counter",
-            "Signal records the store failed to write, by kind of failure.",
-            &kinds,
-        );
-    }
-    let streams = state.hub.streams();
-    let lbl = |s: &str, i: Interval| format!("symbol=\"{}\",interval=\"{}\"", label(s), i.as_str());
-    let mut prices = Vec::new();
-    let mut signals = Vec::new();
-    for s in &streams {
-        let l = lbl(&s.symbol, s.interval);
-        if let Some(p) = s.last_price {
-            prices.push((format!("{{{l}}}"), p));
-        }
-        for (d, n) in [("BUY", s.buys), ("SELL", s.sells), ("HOLD", s.holds)] {
-            signals.push((format!("{{{l},decision=\"{d}\"}}"), n as f64));
-        }
-    }
-    metric(
-        "manus_stream_last_price",
-        "gauge",
-        "Latest price per live stream.",
-        &prices,
-    );
-    metric(
-        "manus_stream_signals_total",
-        "counter",
-        "Closed-candle records per live stream and confluence decision.",
-        &signals,
-    );
-    // Every numeric header figure the pipeline published, as a gauge per stream.
-    let mut figures: std::collections::BTreeMap<String, Vec<(String, f64)>> = Default::default();
-    for s in &streams {
-        let Some(stats) = state
-            .hub
-            .snapshot(&StreamKey {
-                symbol: s.symbol.clone(),
-                interval: s.interval,
-            })
-            .and_then(|snap| snap.stats)
-        else {
-            continue;
-        };
-        if let Value::Object(map) = stats {
-            for (k, v) in map {
-                let clean = k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-                let num = match v {
-                    Value::Number(n) => n.as_f64(),
-                    Value::Bool(b) => Some(f64::from(u8::from(b))),
-                    _ => None,
-                };
-                if let (true, Some(x)) = (clean, num) {
-                    figures
-                        .entry(k.to_ascii_lowercase())
-                        .or_default()
-                        .push((format!("{{{}}}", lbl(&s.symbol, s.interval)), x));
-                }
-            }
-        }
-    }
-    for (k, rows) in figures {
-        metric(
-            &format!("manus_live_{k}"),
-            "gauge",
-            "Live pipeline figure, as on the dashboard header.",
-            &rows,
-        );
-    }
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        out,
-    )
-        .into_response())
+    let text = super::metrics::encode(&state.exposition);
+    Ok(([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 #[cfg(test)]

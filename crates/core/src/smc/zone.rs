@@ -115,8 +115,8 @@ impl ZoneBook {
 
     /// Applies candle `index` to every live zone: expiry, death, retests.
     pub fn update(&mut self, c: &Candle, index: u64) -> ZoneEvent {
-        let bull = scan(&mut self.bull, Side::Bull, c, index, self.max_age);
-        let bear = scan(&mut self.bear, Side::Bear, c, index, self.max_age);
+        let bull = scan::<true>(&mut self.bull, c, index, self.max_age);
+        let bear = scan::<false>(&mut self.bear, c, index, self.max_age);
         match (bull, bear) {
             (Some(r), None) | (None, Some(r)) => ZoneEvent::Retest(r),
             (Some(_), Some(_)) => ZoneEvent::Conflict,
@@ -131,9 +131,9 @@ impl ZoneBook {
     }
 }
 
-fn scan(
+// One copy per side (`BULL`), so the side test is not in the loop.
+fn scan<const BULL: bool>(
     list: &mut Vec<Live>,
-    side: Side,
     c: &Candle,
     index: u64,
     max_age: usize,
@@ -145,9 +145,10 @@ fn scan(
             return false;
         }
         let height = z.top - z.bottom;
-        let (dead, inside, reach) = match side {
-            Side::Bull => (c.close < z.bottom, c.low <= z.top, z.top - c.low),
-            Side::Bear => (c.close > z.top, c.high >= z.bottom, c.high - z.bottom),
+        let (dead, inside, reach) = if BULL {
+            (c.close < z.bottom, c.low <= z.top, z.top - c.low)
+        } else {
+            (c.close > z.top, c.high >= z.bottom, c.high - z.bottom)
         };
         if dead {
             return false;

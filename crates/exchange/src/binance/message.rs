@@ -10,7 +10,10 @@ use crate::feed::wire::{self as proto, ParseError};
 
 /// Any frame on a kline socket. Raw streams send the event itself; combined streams wrap it as
 /// `{"stream":"btcusdt@kline_1m","data":{..}}`; control answers look like `{"result":null,"id":1}`
-/// and errors like `{"code":2,"msg":"Invalid request"}`.
+/// and errors like `{"code":2,"msg":"Invalid request"}` (the documented table) or
+/// `{"error":{"code":2,"msg":".."},"id":1}` (what the servers answer a bad request with). A
+/// server about to go away sends `{"e":"serverShutdown","E":..}` raw, or
+/// `{"stream":"!serverShutdown","data":{"e":"serverShutdown","E":..}}` combined.
 #[derive(Debug, Deserialize)]
 pub struct WsFrame<'a> {
     /// Combined-stream name.
@@ -18,7 +21,7 @@ pub struct WsFrame<'a> {
     pub stream: Option<&'a str>,
     /// Combined-stream payload.
     #[serde(borrow, default)]
-    pub data: Option<KlineEvent<'a>>,
+    pub data: Option<Event<'a>>,
     /// Raw-stream event type (`kline`).
     #[serde(rename = "e", borrow, default)]
     pub event: Option<&'a str>,
@@ -37,20 +40,24 @@ pub struct WsFrame<'a> {
     /// Error message on the socket.
     #[serde(default)]
     pub msg: Option<String>,
+    /// Error of a control request, `{"code":2,"msg":".."}`.
+    #[serde(default)]
+    pub error: Option<ApiError>,
 }
 
-/// A kline event: `{"e":"kline","E":1672515782136,"s":"BTCUSDT","k":{..}}`.
+/// A combined stream's payload: a kline event `{"e":"kline","E":1672515782136,"s":"BTCUSDT",
+/// "k":{..}}`, or another event such as `{"e":"serverShutdown","E":1770123456789}`.
 #[derive(Debug, Deserialize)]
-pub struct KlineEvent<'a> {
-    /// Event type, `kline`.
+pub struct Event<'a> {
+    /// Event type, e.g. `kline`.
     #[serde(rename = "e", borrow)]
     pub event: &'a str,
     /// Event time, ms.
     #[serde(rename = "E")]
     pub event_time: i64,
-    /// The kline.
-    #[serde(rename = "k", borrow)]
-    pub kline: Kline<'a>,
+    /// The kline (kline events only).
+    #[serde(rename = "k", borrow, default)]
+    pub kline: Option<Kline<'a>>,
 }
 
 /// The `k` object: `{"t":..,"T":..,"s":"BTCUSDT","i":"1m","o":"..","c":"..","h":"..","l":"..",

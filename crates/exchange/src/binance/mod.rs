@@ -4,6 +4,7 @@
 
 pub mod message;
 pub mod rest;
+pub mod subscribe;
 pub mod ws;
 
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub struct Binance {
     rest: &'static str,
     /// Request weight per minute the host allows.
     weight_limit: u32,
+    /// How often the server pings.
+    server_ping: Duration,
 }
 
 /// Binance.US: 1200 request weight per minute.
@@ -30,6 +33,8 @@ pub static BINANCE_US: Binance = Binance {
     ws: "wss://stream.binance.us:9443",
     rest: "https://api.binance.us",
     weight_limit: 1200,
+    // "The WebSocket server will send a ping frame every 3 minutes" (Binance.US API docs).
+    server_ping: Duration::from_secs(180),
 };
 
 /// Binance global: 6000 request weight per minute; answers US addresses with HTTP 451.
@@ -38,6 +43,8 @@ pub static BINANCE: Binance = Binance {
     ws: "wss://stream.binance.com:9443",
     rest: "https://api.binance.com",
     weight_limit: 6000,
+    // "The WebSocket server will send a ping frame every 20 seconds" (spot API docs).
+    server_ping: Duration::from_secs(20),
 };
 
 impl Venue for Binance {
@@ -58,17 +65,25 @@ impl Venue for Binance {
         1024
     }
     fn ws_url(&self, base: &str, streams: &[StreamKey]) -> String {
-        ws::url(base, streams)
+        subscribe::url(base, streams)
     }
     fn stream_name(&self, key: &StreamKey) -> Result<String, FeedError> {
         Ok(ws::stream_name(key))
     }
-    fn subscribe_messages(&self, _streams: &[StreamKey]) -> Result<Vec<String>, FeedError> {
-        // The URL subscribes.
-        Ok(Vec::new())
+    fn subscribe_messages(&self, streams: &[StreamKey]) -> Result<Vec<String>, FeedError> {
+        // The URL subscribes to what fits in it; messages carry the rest.
+        Ok(subscribe::messages(streams))
     }
     fn app_ping(&self) -> Option<&'static str> {
         None
+    }
+    fn server_ping_every(&self) -> Option<Duration> {
+        Some(self.server_ping)
+    }
+    fn max_incoming_per_sec(&self) -> Option<u32> {
+        // "WebSocket connections have a limit of 5 incoming messages per second" (pings,
+        // pongs and control messages count).
+        Some(5)
     }
     fn ping_cap(&self) -> Duration {
         Duration::from_secs(60)
@@ -150,7 +165,8 @@ mod tests {
     use crate::venue::Venue;
 
     fn load(name: &str) -> String {
-        let path = format!("{}/test_data/{name}", env!("CARGO_MANIFEST_DIR"));
+        // Payloads from Binance's documentation; sources and edits in test_data/README.md.
+        let path = format!("{}/test_data/binance/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -173,27 +189,27 @@ mod tests {
     fn urls_raw_for_one_stream_combined_for_many() {
         let one = [key("BTCUSDT", Interval::M1)];
         assert_eq!(
-            super::ws::url("ws://127.0.0.1:9000/", &one),
+            super::subscribe::url("ws://127.0.0.1:9000/", &one),
             "ws://127.0.0.1:9000/ws/btcusdt@kline_1m"
         );
         let two = [key("BTCUSDT", Interval::M1), key("ETHUSDT", Interval::Mo1)];
         assert_eq!(
-            super::ws::url("wss://stream.binance.us:9443", &two),
+            super::subscribe::url("wss://stream.binance.us:9443", &two),
             "wss://stream.binance.us:9443/stream?streams=btcusdt@kline_1m/ethusdt@kline_1M"
         );
     }
 
     #[test]
     fn parses_raw_and_combined_kline_frames() {
-        let streams = [key("BTCUSDT", Interval::M1), key("ETHUSDT", Interval::M5)];
+        let streams = [key("BNBBTC", Interval::M1), key("ETHUSDT", Interval::M5)];
         let lookup = lookup(&streams);
         let mut out = Vec::new();
-        let raw = load("binance_ws_kline_raw.json");
+        let raw = load("ws_kline_raw.json");
         assert_eq!(
             super::BINANCE_US.parse_frame(&raw, &lookup, &mut out),
             Ok(Control::Klines)
         );
-        let combined = load("binance_ws_kline_combined.json");
+        let combined = load("ws_kline_combined.json");
         assert_eq!(
             super::BINANCE_US.parse_frame(&combined, &lookup, &mut out),
             Ok(Control::Klines)
@@ -202,36 +218,82 @@ mod tests {
         let (a, b) = (out[0], out[1]);
         assert_eq!(
             (a.idx, a.closed, a.event_time),
-            (0, true, 1_718_000_059_990)
+            (0, false, 1_672_515_782_136)
         );
-        assert_eq!(a.candle.open_time, 1_718_000_000_000);
-        assert_eq!(a.candle.close_time, 1_718_000_059_999);
+        assert_eq!(a.candle.open_time, 1_672_515_780_000);
+        assert_eq!(a.candle.close_time, 1_672_515_839_999);
         assert_eq!(
             (a.candle.open, a.candle.high, a.candle.low, a.candle.close),
-            (69012.55, 69031.0, 69005.12, 69020.10)
+            (0.0010, 0.0025, 0.0010, 0.0020)
         );
-        assert_eq!(a.candle.volume, 3.4125);
-        assert_eq!((b.idx, b.closed), (1, false));
-        assert_eq!(b.candle.close_time, 1_718_000_299_999);
+        assert_eq!(a.candle.volume, 1000.0);
+        // The final update of the same candle, sent after its close time.
+        assert_eq!((b.idx, b.closed), (0, true));
+        assert!(b.event_time > b.candle.close_time);
+    }
+
+    #[test]
+    fn the_documented_kline_example_is_itself_impossible() {
+        // Binance's WebSocket kline example has open 0.0010 below low 0.0015: Candle::validate
+        // stays strict and the frame counts as malformed.
+        let streams = [key("BNBBTC", Interval::M1)];
+        let mut out = Vec::new();
+        let got =
+            super::BINANCE_US.parse_frame(&load("ws_kline_doc.json"), &lookup(&streams), &mut out);
+        assert!(
+            matches!(got, Err(crate::feed::wire::ParseError::Candle(_))),
+            "{got:?}"
+        );
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn server_shutdown_in_both_forms() {
+        let streams = [key("BTCUSDT", Interval::M1), key("ETHUSDT", Interval::M1)];
+        let mut out = Vec::new();
+        for file in [
+            "ws_server_shutdown_raw.json",
+            "ws_server_shutdown_combined.json",
+        ] {
+            assert_eq!(
+                super::BINANCE.parse_frame(&load(file), &lookup(&streams), &mut out),
+                Ok(Control::ServerShutdown),
+                "{file}"
+            );
+        }
+        assert!(out.is_empty());
     }
 
     #[test]
     fn control_and_malformed_frames() {
-        let streams = [key("BTCUSDT", Interval::M1)];
+        let streams = [key("BNBBTC", Interval::M1)];
         let lookup = lookup(&streams);
         let mut out = Vec::new();
         struct Case {
             input: String,
             ok: Option<Control>,
         }
-        let raw = load("binance_ws_kline_raw.json");
+        let raw = load("ws_kline_raw.json");
         let cases = [
             Case {
-                input: load("binance_ws_subscribe_ack.json"),
-                ok: Some(Control::Ignored),
+                input: load("ws_subscribe_ack.json"),
+                ok: Some(Control::Subscribed),
             },
             Case {
-                input: r#"{"code":2,"msg":"Invalid request"}"#.into(),
+                input: load("ws_error_invalid_json.json"),
+                ok: Some(Control::Error(
+                    "3: Invalid JSON: expected value at line 1 column 1".into(),
+                )),
+            },
+            Case {
+                input: load("ws_error_request_id.json"),
+                ok: Some(Control::Error(
+                    "2: Invalid request: request ID must be an unsigned integer".into(),
+                )),
+            },
+            // The nested form the simulator answers a bad request with.
+            Case {
+                input: r#"{"error":{"code":2,"msg":"Invalid request"},"id":1}"#.into(),
                 ok: Some(Control::Error("2: Invalid request".into())),
             },
             Case {
@@ -247,12 +309,12 @@ mod tests {
                 ok: None,
             },
             Case {
-                input: raw.replace("\"69031.00\"", "\"abc\""),
+                input: raw.replace("\"0.0025\"", "\"abc\""),
                 ok: None,
             },
             // high below low: an impossible candle is malformed, not data.
             Case {
-                input: raw.replace("\"69031.00\"", "\"1.0\""),
+                input: raw.replace("\"0.0025\"", "\"0.0001\""),
                 ok: None,
             },
             Case {
@@ -275,18 +337,25 @@ mod tests {
     }
 
     #[test]
-    fn parses_rest_klines_oldest_first_including_the_forming_row() {
-        let rows = super::rest::parse_klines(&load("binance_rest_klines.json"), Interval::M1)
-            .expect("klines");
-        assert_eq!(rows.len(), 3);
-        assert!(
-            rows.windows(2)
-                .all(|w| w[1].open_time == w[0].open_time + 60_000)
+    fn parses_the_documented_rest_kline_row() {
+        // The documented row is a weekly candle: Monday 2017-07-03 to the next Monday.
+        let rows =
+            super::rest::parse_klines(&load("rest_klines.json"), Interval::W1).expect("klines");
+        assert_eq!(rows.len(), 1);
+        let c = rows[0];
+        assert_eq!(c.open_time, 1_499_040_000_000);
+        assert_eq!(
+            c.close_time, 1_499_644_799_999,
+            "our weekly grid is Binance's"
         );
-        assert_eq!(rows[2].close_time, 1_718_000_179_999);
-        // At server time 1718000125000 the third row is still forming.
-        let now = super::rest::parse_time(&load("binance_time.json")).expect("time");
-        assert_eq!(rows.iter().filter(|c| c.close_time < now).count(), 2);
+        assert_eq!(
+            (c.open, c.high, c.low, c.close, c.volume),
+            (0.0163479, 0.8, 0.015758, 0.015771, 148976.11427815)
+        );
+        // The documented server time is after its close: the row is not the forming one.
+        let now = super::rest::parse_time(&load("time.json")).expect("time");
+        assert_eq!(now, 1_499_827_319_559);
+        assert!(c.close_time < now);
     }
 
     #[test]
@@ -298,19 +367,30 @@ mod tests {
         }
         let cases = [
             Case {
-                file: "binance_error_invalid_symbol.json",
+                file: "error_invalid_symbol.json",
                 code: -1121,
                 retryable: false,
             },
             Case {
-                file: "binance_error_invalid_interval.json",
+                file: "error_invalid_interval.json",
                 code: -1120,
                 retryable: false,
             },
             Case {
-                file: "binance_error_too_much_weight.json",
+                file: "error_too_much_weight.json",
                 code: -1003,
                 retryable: true,
+            },
+            Case {
+                file: "error_banned.json",
+                code: -1003,
+                retryable: true,
+            },
+            // Binance global from a US address (HTTP 451): code 0, never worth retrying.
+            Case {
+                file: "error_451.json",
+                code: 0,
+                retryable: false,
             },
         ];
         for c in cases {
@@ -324,26 +404,26 @@ mod tests {
             }
             assert_eq!(err.is_retryable(), c.retryable, "{}", c.file);
         }
-        let e = super::rest::parse_klines(&load("binance_error_invalid_symbol.json"), Interval::M1)
+        let e = super::rest::parse_klines(&load("error_invalid_symbol.json"), Interval::M1)
             .expect_err("error");
         assert_eq!(e.to_string(), "exchange error -1121: Invalid symbol.");
     }
 
     #[test]
     fn exchange_info_checks_symbol_and_status() {
-        let info = load("binance_exchange_info.json");
-        assert!(super::rest::check_symbol(&info, "BTCUSDT").is_ok());
+        let info = load("exchange_info.json");
+        assert!(super::rest::check_symbol(&info, "ETHBTC").is_ok());
         assert!(matches!(
             super::rest::check_symbol(&info, "NOPEUSDT"),
             Err(FeedError::ExchangeError { code: -1121, .. })
         ));
         let halted = info.replace("TRADING", "BREAK");
         assert!(matches!(
-            super::rest::check_symbol(&halted, "BTCUSDT"),
+            super::rest::check_symbol(&halted, "ETHBTC"),
             Err(FeedError::Invalid(_))
         ));
         assert!(matches!(
-            super::rest::check_symbol(&load("binance_error_invalid_symbol.json"), "X"),
+            super::rest::check_symbol(&load("error_invalid_symbol.json"), "X"),
             Err(FeedError::ExchangeError { code: -1121, .. })
         ));
     }

@@ -1,5 +1,5 @@
-//! Binance kline streams: URLs (raw `/ws/<name>` for one stream, combined
-//! `/stream?streams=a/b` for many) and frame parsing.
+//! Binance kline streams: stream names and frame parsing (URLs and `SUBSCRIBE` batches are in
+//! [`super::subscribe`]).
 
 use crate::feed::StreamKey;
 use crate::feed::wire::{Control, Lookup, ParseError, WsKline};
@@ -11,17 +11,8 @@ pub fn stream_name(key: &StreamKey) -> String {
     format!("{}@kline_{}", key.symbol.to_ascii_lowercase(), key.interval)
 }
 
-/// The socket URL under `base` (scheme, host, port).
-pub fn url(base: &str, streams: &[StreamKey]) -> String {
-    let base = base.trim_end_matches('/');
-    match streams {
-        [one] => format!("{base}/ws/{}", stream_name(one)),
-        many => {
-            let names: Vec<String> = many.iter().map(stream_name).collect();
-            format!("{base}/stream?streams={}", names.join("/"))
-        }
-    }
-}
+/// The event a server about to go away sends (since 2026-05-08).
+const SHUTDOWN: &str = "serverShutdown";
 
 /// Parses a raw or combined frame; a kline is appended to `out`.
 pub(crate) fn parse_frame(
@@ -33,16 +24,23 @@ pub(crate) fn parse_frame(
     if let (Some(code), Some(msg)) = (frame.code, &frame.msg) {
         return Ok(Control::Error(format!("{code}: {msg}")));
     }
+    if let Some(e) = &frame.error {
+        return Ok(Control::Error(format!("{}: {}", e.code, e.msg)));
+    }
     if let Some(data) = frame.data {
-        if data.event != "kline" {
-            return Ok(Control::Ignored);
-        }
-        let idx = match frame.stream.and_then(|s| lookup.get(s)) {
-            Some(&i) => i,
-            None => resolve(&data.kline, lookup)?,
+        return match (data.event, data.kline) {
+            ("kline", Some(k)) => {
+                let idx = match frame.stream.and_then(|s| lookup.get(s)) {
+                    Some(&i) => i,
+                    None => resolve(&k, lookup)?,
+                };
+                push(&k, data.event_time, idx, out)?;
+                Ok(Control::Klines)
+            }
+            ("kline", None) => Err(ParseError::Shape("kline event without 'k'".into())),
+            (SHUTDOWN, _) => Ok(Control::ServerShutdown),
+            _ => Ok(Control::Ignored),
         };
-        push(&data.kline, data.event_time, idx, out)?;
-        return Ok(Control::Klines);
     }
     match (frame.event, frame.kline) {
         (Some("kline"), Some(k)) => {
@@ -55,8 +53,10 @@ pub(crate) fn parse_frame(
             Ok(Control::Klines)
         }
         (Some("kline"), None) => Err(ParseError::Shape("kline event without 'k'".into())),
+        (Some(SHUTDOWN), _) => Ok(Control::ServerShutdown),
         (Some(_), _) => Ok(Control::Ignored),
-        (None, _) if frame.id.is_some() => Ok(Control::Ignored),
+        // `{"result":null,"id":1}`: a SUBSCRIBE (or other control request) succeeded.
+        (None, _) if frame.id.is_some() => Ok(Control::Subscribed),
         (None, _) => Err(ParseError::Shape(
             "frame is neither a kline event nor a control answer".into(),
         )),

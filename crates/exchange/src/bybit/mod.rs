@@ -123,7 +123,8 @@ mod tests {
     use crate::venue::{Venue, lookup};
 
     fn load(name: &str) -> String {
-        let path = format!("{}/test_data/{name}", env!("CARGO_MANIFEST_DIR"));
+        // Payloads from Bybit's documentation; sources and edits in test_data/README.md.
+        let path = format!("{}/test_data/bybit/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -217,24 +218,32 @@ mod tests {
             input: String,
             ok: Option<Control>,
         }
-        let push = load("bybit_ws_kline.json");
+        let push = load("ws_kline.json");
         let cases = [
             Case {
                 input: push.clone(),
                 ok: Some(Control::Klines),
             },
             Case {
-                input: load("bybit_ws_subscribe_ack.json"),
+                input: load("ws_subscribe_ack_spot.json"),
                 ok: Some(Control::Subscribed),
             },
             Case {
-                input: load("bybit_ws_pong.json"),
+                input: load("ws_subscribe_ack_linear.json"),
+                ok: Some(Control::Subscribed),
+            },
+            Case {
+                input: load("ws_pong_spot.json"),
                 ok: Some(Control::Ignored),
             },
             Case {
-                input: load("bybit_ws_subscribe_fail.json"),
+                input: load("ws_pong_linear.json"),
+                ok: Some(Control::Ignored),
+            },
+            Case {
+                input: load("ws_subscribe_fail.json"),
                 ok: Some(Control::Error(
-                    "subscribe failed: Invalid topic :[kline.5.NOPEUSDT]".into(),
+                    "subscribe failed: error:handler not found,topic:kline.5.NOPEUSDT".into(),
                 )),
             },
             Case {
@@ -242,7 +251,12 @@ mod tests {
                 ok: None,
             },
             Case {
-                input: push.replace("\"69031\"", "\"x\""),
+                input: push.replace("\"16677\"", "\"x\""),
+                ok: None,
+            },
+            // high below low: impossible.
+            Case {
+                input: push.replace("\"16608\"", "\"20000\""),
                 ok: None,
             },
             Case {
@@ -267,10 +281,11 @@ mod tests {
         }
         assert_eq!(out.len(), 1);
         let k = out[0];
-        assert!(k.closed);
-        assert_eq!((k.idx, k.event_time), (0, 1_718_000_300_010));
-        assert_eq!(k.candle.open_time, 1_718_000_000_000);
-        assert_eq!(k.candle.close_time, 1_718_000_299_999);
+        assert!(!k.closed);
+        // In the documented push `ts` and the last trade's `timestamp` are equal.
+        assert_eq!((k.idx, k.event_time), (0, 1_672_324_988_882));
+        assert_eq!(k.candle.open_time, 1_672_324_800_000);
+        assert_eq!(k.candle.close_time, 1_672_325_099_999);
         assert_eq!(
             (
                 k.candle.open,
@@ -279,42 +294,50 @@ mod tests {
                 k.candle.close,
                 k.candle.volume
             ),
-            (69012.5, 69031.0, 69005.1, 69020.1, 12.345)
+            (16649.5, 16677.0, 16608.0, 16677.0, 2.081)
         );
     }
 
     #[test]
     fn rest_klines_are_reordered_oldest_first() {
-        let rows = super::rest::parse_klines(&load("bybit_rest_kline.json"), Interval::M5)
-            .expect("klines");
+        // The documented answer to `start=1670601600000&end=1670608800000&interval=60`: both
+        // ends are included, newest first.
+        let rows =
+            super::rest::parse_klines(&load("rest_kline.json"), Interval::H1).expect("klines");
         let opens: Vec<i64> = rows.iter().map(|c| c.open_time).collect();
         assert_eq!(
             opens,
-            [1_718_000_000_000, 1_718_000_300_000, 1_718_000_600_000]
+            [1_670_601_600_000, 1_670_605_200_000, 1_670_608_800_000]
         );
-        assert_eq!(rows[0].volume, 12.345);
+        assert_eq!(rows[0].volume, 6356.0);
     }
 
     #[test]
     fn rest_errors_time_and_instruments() {
-        match super::rest::parse_klines(&load("bybit_rest_error.json"), Interval::M5) {
-            Err(FeedError::ExchangeError { code, msg }) => {
-                assert_eq!(code, 10001);
-                assert_eq!(msg, "Invalid period!");
+        for (file, expected) in [
+            ("rest_error_period.json", "Invalid period!"),
+            ("rest_error_symbol.json", "Not supported symbols"),
+        ] {
+            match super::rest::parse_klines(&load(file), Interval::M5) {
+                Err(FeedError::ExchangeError { code, msg }) => {
+                    assert_eq!(code, 10001, "{file}");
+                    assert_eq!(msg, expected);
+                }
+                other => panic!("{file}: {other:?}"),
             }
-            other => panic!("{other:?}"),
+            assert!(super::rest::parse_error(&load(file)).is_some());
         }
+        // timeNano, to the millisecond.
         assert_eq!(
-            super::rest::parse_time(&load("bybit_time.json")).expect("time"),
-            1_718_000_725_123
+            super::rest::parse_time(&load("time.json")).expect("time"),
+            1_688_639_403_423
         );
-        assert!(super::rest::check_symbol(&load("bybit_instruments.json"), "BTCUSDT").is_ok());
+        assert!(super::rest::check_symbol(&load("instruments.json"), "BTCUSDT").is_ok());
         assert!(matches!(
-            super::rest::check_symbol(&load("bybit_instruments_empty.json"), "NOPEUSDT"),
+            super::rest::check_symbol(&load("instruments_empty.json"), "NOPEUSDT"),
             Err(FeedError::ExchangeError { code: 10001, .. })
         ));
-        assert!(super::rest::parse_error(&load("bybit_rest_error.json")).is_some());
-        assert!(super::rest::parse_error(&load("bybit_time.json")).is_none());
+        assert!(super::rest::parse_error(&load("time.json")).is_none());
         assert!(super::rest::klines_path("BTCUSDT", Interval::D3, None, None, 10).is_err());
         assert_eq!(
             super::rest::klines_path("BTCUSDT", Interval::D1, Some(1), None, 10).expect("path"),

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
@@ -14,6 +13,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, warn};
 
+use super::keepalive::Keepalive;
 use super::lanes::{Direct, SharedLanes};
 use super::wire::{Control, Lookup, WsKline};
 use super::{CloseReason, FeedCounters, FeedEvent};
@@ -36,6 +36,11 @@ pub(crate) enum ConnEvent {
     },
     /// Klines were dropped because the channel was full.
     Lost {
+        /// Connection id.
+        id: u64,
+    },
+    /// The server announced it is going away (Binance `serverShutdown`).
+    ServerShutdown {
         /// Connection id.
         id: u64,
     },
@@ -66,8 +71,8 @@ pub(crate) struct ConnParams {
     pub subscribe: Vec<String>,
     /// Stream name → index.
     pub lookup: Arc<Lookup>,
-    /// Reconnect when no frame arrives for this long.
-    pub silence: Duration,
+    /// Pings, subscription pacing and the silence timeout.
+    pub keepalive: Keepalive,
     /// Shared counters.
     pub counters: Arc<FeedCounters>,
     /// Where events for the driver go.
@@ -104,12 +109,6 @@ impl Drop for ConnHandle {
     }
 }
 
-/// How often to ping: at a third of the silence timeout, a live but quiet connection always
-/// answers before we give up on it; never less often than the exchange demands.
-fn ping_every(venue: &dyn Venue, silence: Duration) -> Duration {
-    (silence / 3).clamp(Duration::from_millis(10), venue.ping_cap())
-}
-
 /// Starts a connection task.
 pub(crate) fn spawn(id: u64, p: ConnParams) -> ConnHandle {
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -129,8 +128,9 @@ pub(crate) fn spawn(id: u64, p: ConnParams) -> ConnHandle {
 /// Runs one connection to its end; returns why it ended.
 async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseReason {
     // TCP_NODELAY: pongs and pings go out at once instead of waiting for an ACK.
+    let ka = p.keepalive;
     let connect = tokio::time::timeout(
-        p.silence,
+        ka.silence,
         tokio_tungstenite::connect_async_with_config(p.url.as_str(), None, true),
     );
     let mut ws = tokio::select! {
@@ -141,26 +141,27 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
             Ok(Ok((ws, _))) => ws,
         },
     };
-    for m in &p.subscribe {
-        if let Err(e) = ws.send(Message::text(m.as_str())).await {
-            return CloseReason::Send {
-                what: "subscribe",
-                error: e.to_string(),
-            };
-        }
-    }
-    // Binance subscribes by URL, so the stream is live now; Bybit and OKX are live once acknowledged
-    // (or once a push arrives, whichever is first).
+    // Subscriptions go out paced (Binance counts them against 5 messages a second) while the
+    // socket is read, so the first streams flow before the last are asked for.
+    let mut to_send = p.subscribe.iter();
+    let mut next_send = to_send.next();
+    let mut send_at = Instant::now();
+    let mut acks = 0usize;
+    // Subscribed by URL alone, the stream is live now; else once every message is
+    // acknowledged (or a push arrives after the last was sent, whichever is first).
     let mut announced = p.subscribe.is_empty();
     if announced && p.tx.send(ConnEvent::Connected { id }).await.is_err() {
         return CloseReason::Gone("driver");
     }
-    let ping_every = ping_every(p.venue, p.silence);
-    let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+    // The first ping goes out at once: its pong tells early whether the server answers pings.
+    let mut ping = tokio::time::interval(ka.ping_every);
     let mut last_frame = Instant::now();
+    // Whether the server answered a ping of ours: until then, a quiet connection gets until
+    // the server's own next ping (see `super::keepalive`).
+    let mut answered = false;
     // One timer for the silence watchdog, re-armed only when it fires early: re-arming it on
     // every frame would touch the timer wheel on the latency path.
-    let silence = tokio::time::sleep_until(last_frame + p.silence);
+    let silence = tokio::time::sleep_until(last_frame + ka.silence_for(answered));
     tokio::pin!(silence);
     let mut lost = false;
     let mut buf: Vec<WsKline> = Vec::with_capacity(4);
@@ -169,6 +170,15 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
             _ = &mut stop => {
                 let _ = ws.close(None).await;
                 return CloseReason::Stopped;
+            }
+            _ = tokio::time::sleep_until(send_at), if next_send.is_some() => {
+                let Some(m) = next_send.take() else { continue };
+                if let Err(e) = ws.send(Message::text(m.as_str())).await {
+                    return CloseReason::Send { what: "subscribe", error: e.to_string() };
+                }
+                next_send = to_send.next();
+                send_at = Instant::now() + ka.subscribe_every;
+                continue;
             }
             _ = ping.tick() => {
                 let m = match p.venue.app_ping() {
@@ -181,12 +191,13 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
                 continue;
             }
             _ = &mut silence => {
-                let due = last_frame + p.silence;
+                let limit = ka.silence_for(answered);
+                let due = last_frame + limit;
                 if due > Instant::now() {
                     silence.as_mut().reset(due);
                     continue;
                 }
-                return CloseReason::Silence { ms: p.silence.as_millis() as u64 };
+                return CloseReason::Silence { ms: limit.as_millis() as u64 };
             }
             m = ws.next() => m,
         };
@@ -206,8 +217,18 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
                 warn!(id, "binary frame on a text protocol; skipped");
                 continue;
             }
+            Some(Ok(Message::Pong(_))) => {
+                last_frame = Instant::now();
+                if !answered {
+                    answered = true;
+                    // The watchdog was armed for the unanswered (longer) limit.
+                    silence.as_mut().reset(last_frame + ka.silence_for(true));
+                }
+                continue;
+            }
             Some(Ok(_)) => {
-                // Ping/Pong: the connection is alive.
+                // A server Ping: the connection is alive. Its pong is queued by tungstenite
+                // and goes out with the next poll of the socket, which is at once.
                 last_frame = Instant::now();
                 continue;
             }
@@ -228,12 +249,21 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
                 let _ = p.tx.send(ConnEvent::ExchangeMessage { id, msg }).await;
                 continue;
             }
+            Ok(Control::ServerShutdown) => {
+                FeedCounters::bump(&p.counters.messages_processed);
+                if p.tx.send(ConnEvent::ServerShutdown { id }).await.is_err() {
+                    return CloseReason::Gone("driver");
+                }
+                continue;
+            }
             Ok(c) => {
                 FeedCounters::bump(&p.counters.messages_processed);
                 c == Control::Subscribed
             }
         };
-        if !announced && (subscribed || !buf.is_empty()) {
+        acks += usize::from(subscribed);
+        let all_sent = next_send.is_none();
+        if !announced && (acks >= p.subscribe.len() || (all_sent && !buf.is_empty())) {
             announced = true;
             if p.tx.send(ConnEvent::Connected { id }).await.is_err() {
                 return CloseReason::Gone("driver");

@@ -17,18 +17,16 @@ use tracing::{debug, info, warn};
 
 use super::backoff::Backoff;
 use super::conn::{self, ConnEvent, ConnHandle, ConnParams};
+use super::keepalive::Keepalive;
 use super::lanes::SharedLanes;
 use super::rest::RestClient;
+use super::rotation::rotation_wait;
 use super::sequencer::Verdict;
 use super::wire::WsKline;
 use super::{
     Arrival, CloseReason, FeedConfig, FeedCounters, FeedError, FeedEvent, FeedWarning, MarketFeed,
     Origin, StreamKey,
 };
-
-/// The exchanges cut connections at 24 h; a daily `rotate_at` must come before that.
-const HARD_CUT: Duration = Duration::from_secs(24 * 3600 - 60);
-const DAY_MS: i64 = 24 * 3600 * 1000;
 
 /// A live feed for one or many streams on one exchange.
 #[derive(Debug)]
@@ -92,7 +90,7 @@ impl Feed {
             url: venue.ws_url(&cfg.ws_url, &cfg.streams),
             subscribe,
             lookup: Arc::new(lookup),
-            silence: cfg.silence_timeout,
+            keepalive: Keepalive::plan(venue, cfg.silence_timeout),
             counters: counters.clone(),
             tx: conn_tx,
             lanes: lanes.clone(),
@@ -379,6 +377,7 @@ impl Driver {
                 self.emit(FeedEvent::Warning(FeedWarning::Overflow)).await?;
                 self.fill_all().await
             }
+            ConnEvent::ServerShutdown { id } => self.on_server_shutdown(id),
             ConnEvent::ExchangeMessage { id, msg } => {
                 debug!(id, %msg, "exchange error on the socket");
                 self.emit(FeedEvent::Warning(FeedWarning::ExchangeMessage(msg)))
@@ -412,6 +411,20 @@ impl Driver {
         if reconnect {
             FeedCounters::bump(&self.params.counters.reconnections);
             self.fill_all().await?;
+        }
+        Ok(())
+    }
+
+    /// The active connection's server is going away: start the same handover as the daily
+    /// renewal, so the new socket is live before the old one closes.
+    fn on_server_shutdown(&mut self, id: u64) -> Result<(), Stop> {
+        let active = self.active.as_ref().is_some_and(|a| a.id == id);
+        let pending = self.pending.as_ref().is_some_and(|p| p.id == id);
+        if (active && self.pending.is_none()) || pending {
+            // A handover socket that landed on the departing server is replaced (dropping
+            // its handle closes it).
+            info!(id, "server going away (serverShutdown); handing over");
+            self.pending = Some(self.spawn_conn());
         }
         Ok(())
     }
@@ -484,22 +497,13 @@ impl Driver {
         Ok(())
     }
 
-    /// Sets when the active connection is renewed: at the next `rotate_at` (UTC time of day)
-    /// at least a minute away if it comes before the exchange's cut-off, else after
-    /// `max_connection_age`.
+    /// Sets when the active connection is renewed (see [`super::rotation`]).
     fn schedule_rotation(&mut self) {
-        let age = self.cfg.max_connection_age;
-        let wait = match self.cfg.rotate_at {
-            Some(at) => {
-                let now_ms = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_millis() as i64;
-                let wait = until_time_of_day(now_ms, at);
-                if wait <= HARD_CUT { wait } else { age }
-            }
-            None => age,
-        };
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as i64;
+        let wait = rotation_wait(now_ms, self.cfg.rotate_at, self.cfg.max_connection_age);
         self.rotate_due = Some(Instant::now() + wait);
     }
 
@@ -722,17 +726,6 @@ fn rest_arrival() -> Arrival {
     }
 }
 
-/// Time from `now_ms` until the next `at` (UTC time of day) at least a minute away.
-fn until_time_of_day(now_ms: i64, at: Duration) -> Duration {
-    let at_ms = (at.as_millis() as i64).rem_euclid(DAY_MS);
-    let day = now_ms.div_euclid(DAY_MS) * DAY_MS;
-    let mut next = day + at_ms;
-    while next < now_ms + 60_000 {
-        next += DAY_MS;
-    }
-    Duration::from_millis((next - now_ms) as u64)
-}
-
 /// What a resumed stream fetches: `missed` candles closed after the consumer's newest (`last`,
 /// an open time) and before `now`; at most `cap` of them (`fetch`), the oldest `gap` left out,
 /// from open time `gap_from` to `gap_to`.
@@ -775,42 +768,6 @@ pub(crate) fn resume_plan(interval: Interval, last: i64, now: i64, cap: u64) -> 
         gap,
         gap_from,
         gap_to: first_fetched - step,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn next_time_of_day_is_at_least_a_minute_away() {
-        let h = 3_600_000;
-        struct Case {
-            now: i64,
-            at_h: u64,
-            expected_ms: i64,
-        }
-        let cases = [
-            Case {
-                now: 10 * DAY_MS + h,
-                at_h: 3,
-                expected_ms: 2 * h,
-            },
-            Case {
-                now: 10 * DAY_MS + 4 * h,
-                at_h: 3,
-                expected_ms: 23 * h,
-            },
-            Case {
-                now: 10 * DAY_MS + 3 * h - 30_000,
-                at_h: 3,
-                expected_ms: DAY_MS + 30_000,
-            },
-        ];
-        for c in cases {
-            let got = until_time_of_day(c.now, Duration::from_secs(c.at_h * 3600));
-            assert_eq!(got.as_millis() as i64, c.expected_ms);
-        }
     }
 }
 

@@ -30,6 +30,8 @@ pub enum Control {
     Ignored,
     /// The exchange reported an error on the socket (e.g. a failed subscription).
     Error(String),
+    /// The server is about to go away (Binance `serverShutdown`): hand over to a new socket.
+    ServerShutdown,
 }
 
 /// Stream name → index, keyed by each protocol's own name (Binance `btcusdt@kline_1m`,

@@ -17,6 +17,7 @@ use manus_core::{Candle, Interval};
 use serde_json::{Value, json};
 
 use super::conn::{self, ConnState};
+use super::drills::MAX_STREAMS;
 use super::state::{Frames, Shared, Step, lock};
 use super::venue::{Shape, SimVenue};
 
@@ -99,6 +100,9 @@ impl Shape for Raw {
     ) -> Vec<String> {
         control(shared, text, st).into_iter().collect()
     }
+    fn shutdown_notice(&self, event_time: i64) -> Option<String> {
+        Some(shutdown_event(event_time))
+    }
     fn server_pings(&self) -> bool {
         true
     }
@@ -128,12 +132,23 @@ impl Shape for Combined {
     ) -> Vec<String> {
         control(shared, text, st).into_iter().collect()
     }
+    fn shutdown_notice(&self, event_time: i64) -> Option<String> {
+        Some(format!(
+            r#"{{"stream":"!serverShutdown","data":{}}}"#,
+            shutdown_event(event_time)
+        ))
+    }
     fn server_pings(&self) -> bool {
         true
     }
     fn rate_limited(&self) -> bool {
         true
     }
+}
+
+/// The raw `serverShutdown` event.
+fn shutdown_event(event_time: i64) -> String {
+    format!(r#"{{"e":"serverShutdown","E":{event_time}}}"#)
 }
 
 /// `btcusdt@kline_5m`.
@@ -484,6 +499,12 @@ fn control(_shared: &Shared, text: &str, st: &mut ConnState) -> Option<String> {
     };
     let reply = match v.get("method").and_then(Value::as_str) {
         Some("SUBSCRIBE") => match params() {
+            Some(p) if st.subs.len() + p.len() > MAX_STREAMS => bad_request(
+                &id,
+                &format!(
+                    "Invalid request: a connection can listen to at most {MAX_STREAMS} streams (simulator's wording)"
+                ),
+            ),
             Some(p) => {
                 st.subs.extend(p);
                 json!({ "result": null, "id": id })

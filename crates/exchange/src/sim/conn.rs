@@ -109,7 +109,12 @@ pub(crate) async fn serve(
         return;
     }
     let mut limiter = Limiter::default();
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    // Set by a shutdown announcement: the connection closes then.
+    let mut close_at: Option<tokio::time::Instant> = None;
+    let ping_every = shared.drills.server_ping().unwrap_or(PING_EVERY);
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
+    // When the unanswered server ping went out (how fast clients answer is a statistic).
+    let mut ping_sent: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = stopped(&mut shutdown) => {
@@ -119,10 +124,12 @@ pub(crate) async fn serve(
             ev = rx.recv() => {
                 let msg = match ev {
                     Ok(Event::Klines(step)) => {
+                        let quiet = shared.drills.quiet_now();
                         let frames: Vec<Utf8Bytes> = step
                             .items
                             .iter()
                             .filter(|f| st.wanted.get(f.symbol).copied().unwrap_or(false))
+                            .filter(|f| !quiet.as_ref().is_some_and(|q| q.get(f.symbol).copied().unwrap_or(false)))
                             .map(|f| f.frame(&shared, slot, &step))
                             .collect();
                         if frames.is_empty() {
@@ -158,6 +165,16 @@ pub(crate) async fn serve(
                             Next::Close => return,
                         }
                     }
+                    Ok(Event::ServerShutdown(grace)) => {
+                        let Some(notice) = shape.shutdown_notice(shared.clock.now()) else {
+                            continue;
+                        };
+                        if close_at.is_none() {
+                            close_at = Some(tokio::time::Instant::now() + grace);
+                        }
+                        bump(&shared.drills.shutdown_notices);
+                        Message::Text(notice.into())
+                    }
                     Ok(Event::Malformed(n)) => {
                         bump(&shared.counters.malformed_sent);
                         Message::Text(shape.malformed(n).into())
@@ -182,6 +199,10 @@ pub(crate) async fn serve(
                     bump(&shared.counters.rate_limited);
                     return;
                 }
+                if let (Some(Ok(Message::Pong(_))), Some(t)) = (&msg, ping_sent) {
+                    shared.drills.pong(t.elapsed());
+                    ping_sent = None;
+                }
                 let text = match msg {
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
@@ -196,10 +217,15 @@ pub(crate) async fn serve(
                     bump(&shared.counters.frames_sent);
                 }
             }
+            _ = tokio::time::sleep_until(close_at.unwrap_or_else(tokio::time::Instant::now)), if close_at.is_some() => {
+                let _ = socket.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutdown".into() }))).await;
+                return;
+            }
             _ = ping.tick(), if shape.server_pings() => {
                 if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
                     return;
                 }
+                ping_sent.get_or_insert_with(tokio::time::Instant::now);
             }
         }
     }

@@ -23,7 +23,13 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         ws = ws.merge(v.ws_routes());
     }
     let rest = rest.route_layer(middleware::from_fn_with_state(shared.clone(), rest_gate));
-    rest.merge(ws).fallback(not_found).with_state(shared)
+    rest.merge(ws)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            super::drills::request_line_limit,
+        ))
+        .with_state(shared)
 }
 
 async fn not_found() -> Response {

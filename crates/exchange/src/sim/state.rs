@@ -109,6 +109,8 @@ pub(crate) enum Event {
     Silent(Instant),
     /// Send one malformed frame (the number picks its flavour).
     Malformed(u64),
+    /// Announce a shutdown (Binance `serverShutdown`), then close after this long.
+    ServerShutdown(Duration),
 }
 
 /// One market step: every symbol's snapshot at the same market time.
@@ -189,6 +191,7 @@ impl Counters {
             rest_failures: g(&self.rest_failures),
             candles_closed: g(&self.candles_closed),
             rate_limited: g(&self.rate_limited),
+            ..SimStats::default()
         }
     }
 }
@@ -258,6 +261,8 @@ pub(crate) struct Shared {
     pub next_conn: AtomicU64,
     /// Incoming messages per second allowed on a Binance connection (none: unlimited).
     pub ws_rate_limit: Option<u32>,
+    /// Shutdown notices, quiet streams, request-line and stream caps.
+    pub drills: super::drills::Drills,
 }
 
 impl Shared {
@@ -305,6 +310,7 @@ impl Shared {
             weight: Mutex::new((0, 0)),
             next_conn: AtomicU64::new(1),
             ws_rate_limit: None,
+            drills: Default::default(),
         }
     }
 
@@ -320,7 +326,12 @@ impl Shared {
 
     /// A counters snapshot.
     pub fn stats(&self) -> SimStats {
-        self.counters.snapshot()
+        let mut s = self.counters.snapshot();
+        s.shutdown_notices = self.drills.shutdown_notices.load(Ordering::Relaxed);
+        s.urls_refused = self.drills.urls_refused.load(Ordering::Relaxed);
+        s.pongs = self.drills.pongs.load(Ordering::Relaxed);
+        s.slowest_pong_us = self.drills.slowest_pong_us.load(Ordering::Relaxed);
+        s
     }
 
     /// Publishes an event (no receivers is fine).

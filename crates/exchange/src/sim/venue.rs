@@ -48,6 +48,10 @@ pub(crate) trait Shape: Send + Sync {
             _ => r#"{"topic":"kline.5.BTCUSDT","data":{"start":null},"ts":"x"}"#,
         }
     }
+    /// The frame announcing a server shutdown, if the protocol has one (Binance).
+    fn shutdown_notice(&self, _event_time: i64) -> Option<String> {
+        None
+    }
     /// Whether the server pings (Binance does; Bybit and OKX wait for the client's ping).
     fn server_pings(&self) -> bool;
     /// Whether the connection is cut above `FaultPlan::ws_rate_limit` messages a second.
