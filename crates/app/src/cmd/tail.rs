@@ -27,8 +27,9 @@ pub struct Args {
     /// Stop after this many messages.
     #[arg(long)]
     pub count: Option<u64>,
-    /// Instead of printing, measure each record's latency from the frame read to its arrival
-    /// here (same host clock as the publisher) and print p50/p99/max at the end.
+    /// Instead of printing, measure each live record's latency from the frame read to its
+    /// arrival here (same host clock as the publisher; backfilled records, whose candles were
+    /// fetched late on purpose, are left out) and print p50/p99/max at the end.
     #[arg(long)]
     pub latency: bool,
 }
@@ -100,7 +101,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_micros() as u64);
-                if let Some(t) = read_at {
+                #[derive(serde::Deserialize)]
+                struct Flags {
+                    backfilled: Option<bool>,
+                }
+                let live = serde_json::from_slice::<Flags>(&msg.payload)
+                    .is_ok_and(|f| f.backfilled != Some(true));
+                if let (Some(t), true) = (read_at, live) {
                     let _ = hist.record(now.saturating_sub(t));
                 }
             } else {
@@ -115,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.latency {
             writeln!(
                 out,
-                "{} records with a read time: latency frame read -> here p50 {} us, p99 {} us, max {} us",
+                "{} live records: latency frame read -> here p50 {} us, p99 {} us, max {} us",
                 hist.len(),
                 hist.value_at_quantile(0.5),
                 hist.value_at_quantile(0.99),
