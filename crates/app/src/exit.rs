@@ -116,18 +116,31 @@ pub fn colour_wanted(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> b
     is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
+/// Whether the user's input caused `e` (exit code 2): the library modules' typed errors say
+/// so themselves; this is the one place that knows them all.
+pub fn is_bad_input(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<BadInput>()
+            || c.is::<manus_core::CoreError>()
+            || c.is::<crate::ranges::RangeError>()
+            || c.downcast_ref::<crate::config::ConfigError>()
+                .is_some_and(|e| e.is_bad_input())
+            || c.downcast_ref::<crate::store::cache::CacheError>()
+                .is_some_and(|e| e.is_bad_input())
+            || c.downcast_ref::<crate::wiring::WiringError>()
+                .is_some_and(|e| e.is_bad_input())
+            || c.downcast_ref::<crate::session::SessionError>()
+                .is_some_and(|e| e.is_bad_input())
+    })
+}
+
 /// Prints the error chain and picks the exit code.
 pub fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", message(&e));
-            let bad = e.chain().any(|c| {
-                c.is::<BadInput>()
-                    || c.is::<manus_core::CoreError>()
-                    || c.is::<crate::ranges::RangeError>()
-            });
-            ExitCode::from(if bad { 2 } else { 1 })
+            ExitCode::from(if is_bad_input(&e) { 2 } else { 1 })
         }
     }
 }
@@ -159,6 +172,35 @@ mod tests {
         // Different causes are all kept.
         let e = anyhow::Error::new(Inner).context("opening x.db");
         assert_eq!(message(&e), "opening x.db: file is not a database");
+    }
+
+    #[test]
+    fn library_errors_say_whether_the_input_is_at_fault() {
+        use crate::config::{ConfigError, Settings};
+        use crate::store::cache::CacheError;
+        let parse = Settings::from_toml("interval = \"7m\"").unwrap_err();
+        assert!(matches!(parse, ConfigError::Parse { .. }));
+        let write = ConfigError::Write {
+            path: "x".into(),
+            source: std::io::Error::other("disk full"),
+        };
+        let empty = CacheError::EmptyRange {
+            interval: manus_core::Interval::M1,
+            symbol: "BTCUSDT".into(),
+            at: "2026-01-01 00:00:00".into(),
+        };
+        let runtime = CacheError::Runtime(std::io::Error::other("no threads"));
+        // Wrapped in context, as commands do: the chain is searched.
+        let cases: [(anyhow::Error, bool); 5] = [
+            (anyhow::Error::new(parse).context("loading"), true),
+            (anyhow::Error::new(write), false),
+            (anyhow::Error::new(empty).context("fetch"), true),
+            (anyhow::Error::new(runtime), false),
+            (bad_input("x"), true),
+        ];
+        for (e, bad) in cases {
+            assert_eq!(is_bad_input(&e), bad, "{e:#}");
+        }
     }
 
     use std::ffi::OsStr;

@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod bus;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod exit;
@@ -17,3 +18,4 @@ pub mod stats;
 pub mod store;
 pub mod tui;
 pub mod web;
+pub mod wiring;

@@ -1,8 +1,7 @@
 //! Output files that are either complete or absent. [`AtomicFile`] writes to a temporary name in
 //! the target's directory and renames it over the target on [`AtomicFile::commit`]; an error
-//! (the file dropped uncommitted) or an interruption ([`crate::exit::exit_on_interrupt`]
-//! removes every unfinished temporary) leaves no half-written file, and an existing target as
-//! it was.
+//! (the file dropped uncommitted) or an interruption (the binary's signal handler calls
+//! [`remove_unfinished`]) leaves no half-written file, and an existing target as it was.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};

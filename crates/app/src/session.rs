@@ -44,6 +44,7 @@ mod run;
 pub mod web_tap;
 
 pub use plan::{Plan, WebPlan, WebReadyFn};
+pub use run::SessionError;
 use run::execute;
 pub(crate) use run::with_runtime;
 
@@ -319,7 +320,7 @@ impl LiveSessionBuilder {
         let store = self
             .db
             .as_deref()
-            .map(|db| crate::store::hook::StoreTarget::new(db, stored_as, self.alerts.as_deref()))
+            .map(|db| crate::wiring::StoreTarget::new(db, stored_as, self.alerts.as_deref()))
             .transpose()?;
         let plan = Plan {
             feed,

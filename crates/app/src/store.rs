@@ -10,7 +10,6 @@
 //! runtime thread).
 
 pub mod cache;
-pub mod hook;
 pub mod postgres;
 pub mod schema;
 pub mod sink;
@@ -18,12 +17,13 @@ pub mod sqlite;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use manus_core::record::SignalRecord;
 use manus_core::{Action, Candle, Interval};
 use serde::Serialize;
 use serde_json::Value;
+
+use crate::clock::format_ms;
 
 /// What can go wrong in the store.
 ///
@@ -563,18 +563,6 @@ pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
 /// Wraps a store for sharing.
 pub fn shared(store: Box<dyn Store>) -> SharedStore {
     Arc::new(Mutex::new(store))
-}
-
-/// Wall-clock now, ms since the epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Formats ms since the epoch as `YYYY-MM-DD HH:MM:SS` UTC.
-pub fn format_ms(ms: i64) -> String {
-    manus_core::model::format_utc_ms(ms)
 }
 
 /// True for a `postgres://` or `postgresql://` URL.

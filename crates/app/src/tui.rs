@@ -22,8 +22,8 @@ use tokio::sync::mpsc;
 
 use crate::live::run::pump;
 use crate::live::{Pipeline, RecordSink, Shutdown, Stop};
-pub use crate::store::hook::StoreStats;
 use crate::tui::screen::{Screen, ScreenWriter};
+pub use crate::wiring::StoreStats;
 
 /// Frames per second at most.
 pub const FPS: u64 = 20;

@@ -21,9 +21,10 @@ use market_manus::alerts::telegram::Telegram;
 use market_manus::alerts::webhook::{IDEMPOTENCY_HEADER, SIGNATURE_HEADER, Webhook, signature};
 use market_manus::alerts::worker::{AlertWorker, DeliveryPolicy, PassReport};
 use market_manus::alerts::{Notifier, Outgoing, Secret, http_client};
+use market_manus::clock::now_ms;
 use market_manus::store::sink::SignalSink;
 use market_manus::store::sqlite::SqliteStore;
-use market_manus::store::{AlertStatus, NewAlert, SharedStore, now_ms, shared};
+use market_manus::store::{AlertStatus, NewAlert, SharedStore, shared};
 
 /// A test's directory: removed on drop, also when the test fails.
 struct TempDir(tempfile::TempDir);

@@ -6,11 +6,11 @@
 use manus_core::record::{SignalRecord, Signals};
 use manus_core::testing::candle;
 use manus_core::{Action, Candle, Interval};
+use market_manus::clock::now_ms;
 use market_manus::store::postgres::PostgresStore;
 use market_manus::store::sqlite::SqliteStore;
 use market_manus::store::{
-    AlertStatus, CLAIM_LEASE_MS, NewAlert, NewBacktestRun, Order, SignalQuery, Store, now_ms,
-    schema,
+    AlertStatus, CLAIM_LEASE_MS, NewAlert, NewBacktestRun, Order, SignalQuery, Store, schema,
 };
 use serde_json::json;
 

@@ -11,7 +11,74 @@ use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
 
 use crate::error::CoreError;
-use crate::model::{Candle, Interval, parse_iso8601_ms};
+use crate::model::{Candle, CandleError, Interval, parse_iso8601_ms};
+
+/// What is wrong with one line of a candle CSV (the line number is in [`CoreError::Csv`]).
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    /// A line longer than [`MAX_LINE`] bytes.
+    #[error("line longer than {MAX_LINE} bytes (not a candle CSV?)")]
+    LineTooLong,
+    /// The reader failed.
+    #[error("read error: {0}")]
+    Io(#[source] io::Error),
+    /// The `csv` crate could not split the line.
+    #[error("cannot read the CSV: {0}")]
+    Malformed(#[source] csv::Error),
+    /// A field that is not UTF-8 text.
+    #[error("column {column} is not UTF-8 text (a binary file?)")]
+    NotUtf8 {
+        /// 1-based column.
+        column: usize,
+    },
+    /// A header without a time column.
+    #[error("missing column: need open_time (ms) or timestamp/date/time")]
+    MissingTimeColumn,
+    /// A header without a price or volume column.
+    #[error("missing column: {0}")]
+    MissingColumn(&'static str),
+    /// A first line that is neither a header nor a Binance kline row.
+    #[error("expected a header row or Binance's 12-column kline format, found {0} columns")]
+    UnknownLayout(usize),
+    /// A row whose width differs from the header's.
+    #[error("expected {expected} columns, found {found}")]
+    ColumnCount {
+        /// The header's width.
+        expected: usize,
+        /// This row's.
+        found: usize,
+    },
+    /// An empty field.
+    #[error("missing value for {0}")]
+    MissingValue(&'static str),
+    /// A field that is not a finite number (shortened to 40 characters).
+    #[error("bad number for {what}: '{value}'")]
+    BadNumber {
+        /// The column (`open`, ..., `volume`).
+        what: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// A time that is not ms since the epoch (or, in a `timestamp`/`date` column, ISO 8601).
+    #[error("bad time (expected {expected}): '{value}'")]
+    BadTime {
+        /// What the column takes.
+        expected: &'static str,
+        /// The text found.
+        value: String,
+    },
+    /// An open time not after the previous row's.
+    #[error("non-increasing time: {time} after {previous}")]
+    NonIncreasingTime {
+        /// This row's open time.
+        time: i64,
+        /// The previous row's.
+        previous: i64,
+    },
+    /// A candle breaking an invariant.
+    #[error(transparent)]
+    Candle(#[from] CandleError),
+}
 
 /// The longest line accepted, in bytes. A kline row is under 200 bytes; a header with many
 /// extra columns stays far below this.
@@ -133,7 +200,7 @@ impl<R: BufRead> CsvCandles<R> {
         }
     }
 
-    fn err(&mut self, reason: impl Into<String>) -> Option<Result<Candle, CoreError>> {
+    fn err(&mut self, reason: impl Into<CsvError>) -> Option<Result<Candle, CoreError>> {
         self.done = true;
         Some(Err(CoreError::Csv {
             line: self.line_no,
@@ -142,7 +209,7 @@ impl<R: BufRead> CsvCandles<R> {
     }
 
     /// The next record into `self.record`: `Ok(false)` at the end.
-    fn read_record(&mut self) -> Result<bool, String> {
+    fn read_record(&mut self) -> Result<bool, CsvError> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(more) => {
                 if let Some(p) = self.record.position() {
@@ -169,29 +236,30 @@ impl<R: BufRead> CsvCandles<R> {
                 // The line being read when the error struck: after every newline seen.
                 self.line_no = self.lines_before + cap.pending.len() + 1;
                 if cap.over {
-                    return Err(format!(
-                        "line longer than {MAX_LINE} bytes (not a candle CSV?)"
-                    ));
+                    return Err(CsvError::LineTooLong);
                 }
-                if let csv::ErrorKind::Io(io) = e.kind() {
-                    return Err(format!("read error: {io}"));
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    if let csv::ErrorKind::Io(io) = e.into_kind() {
+                        return Err(CsvError::Io(io));
+                    }
+                    unreachable!("checked just above");
                 }
-                Err(format!("cannot read the CSV: {e}"))
+                Err(CsvError::Malformed(e))
             }
         }
     }
 }
 
 /// A field as text, trimmed (and without a byte-order mark, which only the first can carry).
-fn field(rec: &csv::ByteRecord, i: usize) -> Result<&str, String> {
+fn field(rec: &csv::ByteRecord, i: usize) -> Result<&str, CsvError> {
     let raw = rec.get(i).unwrap_or_default();
     let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
     std::str::from_utf8(raw)
         .map(str::trim)
-        .map_err(|_| format!("column {} is not UTF-8 text (a binary file?)", i + 1))
+        .map_err(|_| CsvError::NotUtf8 { column: i + 1 })
 }
 
-fn header_layout(rec: &csv::ByteRecord) -> Result<Layout, String> {
+fn header_layout(rec: &csv::ByteRecord) -> Result<Layout, CsvError> {
     let names: Vec<String> = (0..rec.len())
         .map(|i| field(rec, i).map(str::to_ascii_lowercase))
         .collect::<Result<_, _>>()?;
@@ -201,9 +269,9 @@ fn header_layout(rec: &csv::ByteRecord) -> Result<Layout, String> {
     } else if let Some(i) = find(&["timestamp", "date", "time", "datetime"]) {
         (i, Time::Flexible)
     } else {
-        return Err("missing column: need open_time (ms) or timestamp/date/time".into());
+        return Err(CsvError::MissingTimeColumn);
     };
-    let need = |n: &str| find(&[n]).ok_or_else(|| format!("missing column: {n}"));
+    let need = |n: &'static str| find(&[n]).ok_or(CsvError::MissingColumn(n));
     Ok(Layout {
         time,
         time_kind,
@@ -217,35 +285,37 @@ fn header_layout(rec: &csv::ByteRecord) -> Result<Layout, String> {
     })
 }
 
-fn num(rec: &csv::ByteRecord, i: usize, what: &str) -> Result<f64, String> {
+fn num(rec: &csv::ByteRecord, i: usize, what: &'static str) -> Result<f64, CsvError> {
     let raw = field(rec, i)?;
     if raw.is_empty() {
-        return Err(format!("missing value for {what}"));
+        return Err(CsvError::MissingValue(what));
     }
-    let v: f64 = raw
-        .parse()
-        .map_err(|_| format!("bad number for {what}: '{}'", shorten(raw)))?;
+    let bad = || CsvError::BadNumber {
+        what,
+        value: shorten(raw),
+    };
+    let v: f64 = raw.parse().map_err(|_| bad())?;
     if !v.is_finite() {
-        return Err(format!("bad number for {what}: '{}'", shorten(raw)));
+        return Err(bad());
     }
     Ok(v)
 }
 
-fn time(rec: &csv::ByteRecord, i: usize, kind: Time) -> Result<i64, String> {
+fn time(rec: &csv::ByteRecord, i: usize, kind: Time) -> Result<i64, CsvError> {
     let raw = field(rec, i)?;
     if raw.is_empty() {
-        return Err("missing value for time".into());
+        return Err(CsvError::MissingValue("time"));
     }
     if let Ok(ms) = raw.parse::<i64>() {
         return Ok(ms);
     }
+    let bad = |expected| CsvError::BadTime {
+        expected,
+        value: shorten(raw),
+    };
     match kind {
-        Time::Ms => Err(format!(
-            "bad time (expected ms since epoch): '{}'",
-            shorten(raw)
-        )),
-        Time::Flexible => parse_iso8601_ms(raw)
-            .ok_or_else(|| format!("bad time (expected ISO 8601 or ms): '{}'", shorten(raw))),
+        Time::Ms => Err(bad("ms since epoch")),
+        Time::Flexible => parse_iso8601_ms(raw).ok_or_else(|| bad("ISO 8601 or ms")),
     }
 }
 
@@ -259,15 +329,14 @@ fn shorten(s: &str) -> String {
 
 impl<R: BufRead> CsvCandles<R> {
     /// Parses the current record with `layout`.
-    fn candle(&self, layout: Layout) -> Result<Candle, String> {
+    fn candle(&self, layout: Layout) -> Result<Candle, CsvError> {
         let rec = &self.record;
         let least = layout.volume.max(layout.close).max(layout.time) + 1;
         if rec.len() < layout.width.min(least) || rec.len() > layout.width {
-            return Err(format!(
-                "expected {} columns, found {}",
-                layout.width,
-                rec.len()
-            ));
+            return Err(CsvError::ColumnCount {
+                expected: layout.width,
+                found: rec.len(),
+            });
         }
         let open_time = time(rec, layout.time, layout.time_kind)?;
         Ok(Candle {
@@ -330,10 +399,7 @@ impl<R: BufRead> Iterator for CsvCandles<R> {
                         }
                     }
                     if self.record.len() < 6 || self.record.len() > BINANCE.width {
-                        let n = self.record.len();
-                        return self.err(format!(
-                            "expected a header row or Binance's 12-column kline format, found {n} columns"
-                        ));
+                        return self.err(CsvError::UnknownLayout(self.record.len()));
                     }
                     self.layout = Some(BINANCE);
                     BINANCE
@@ -346,10 +412,10 @@ impl<R: BufRead> Iterator for CsvCandles<R> {
             if let Some(prev) = self.prev_open
                 && c.open_time <= prev
             {
-                return self.err(format!(
-                    "non-increasing time: {} after {}",
-                    c.open_time, prev
-                ));
+                return self.err(CsvError::NonIncreasingTime {
+                    time: c.open_time,
+                    previous: prev,
+                });
             }
             self.prev_open = Some(c.open_time);
             let check_close = c.close_time != i64::MIN;
@@ -445,114 +511,130 @@ mod tests {
         struct Case {
             input: &'static str,
             line: usize,
-            needle: &'static str,
+            is: fn(&CsvError) -> bool,
         }
         let h = "open_time,open,high,low,close,volume\n";
         let cases = [
             Case {
                 input: "open_time,open,high,low,close,volume\r\n\r\n\n60000,1,2,0.5,1,1\r\n\r\n60000,1,2,0.5,1,1\r\n",
                 line: 6,
-                needle: "non-increasing time",
+                is: |e| matches!(e, CsvError::NonIncreasingTime { .. }),
             },
             Case {
                 input: "5\n",
                 line: 1,
-                needle: "found 1 columns",
+                is: |e| matches!(e, CsvError::UnknownLayout(1)),
             },
             Case {
                 input: "open_time,open,high,low,close\n0,1,2,0,1\n",
                 line: 1,
-                needle: "missing column: volume",
+                is: |e| matches!(e, CsvError::MissingColumn("volume")),
             },
             Case {
                 input: "a,b,c\n",
                 line: 1,
-                needle: "missing column",
+                is: |e| matches!(e, CsvError::MissingTimeColumn),
             },
             Case {
                 input: "0,1,2\n",
                 line: 1,
-                needle: "found 3 columns",
+                is: |e| matches!(e, CsvError::UnknownLayout(3)),
             },
             Case {
                 input: "x",
                 line: 1,
-                needle: "missing column",
+                is: |e| matches!(e, CsvError::MissingTimeColumn),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n60000,1,abc,0.5,1,1\n",
                 line: 3,
-                needle: "bad number for high: 'abc'",
+                is: |e| matches!(e, CsvError::BadNumber { what: "high", value } if value == "abc"),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1,0.5,2,1,1\n",
                 line: 2,
-                needle: "high 0.5 < low 2",
+                is: |e| matches!(e, CsvError::Candle(CandleError::HighBelowLow { high, low }) if (*high, *low) == (0.5, 2.0)),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n60000,1,2,0.5,1,1\n\n60000,1,2,0.5,1,1\n",
                 line: 4,
-                needle: "non-increasing time",
+                is: |e| matches!(e, CsvError::NonIncreasingTime { .. }),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1\n",
                 line: 2,
-                needle: "columns",
+                is: |e| {
+                    matches!(
+                        e,
+                        CsvError::ColumnCount {
+                            expected: 6,
+                            found: 5
+                        }
+                    )
+                },
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1,2,0.5,NaN,1\n",
                 line: 2,
-                needle: "bad number for close",
+                is: |e| matches!(e, CsvError::BadNumber { what: "close", .. }),
             },
             Case {
                 input: "date,open,high,low,close,volume\nyesterday,1,2,0.5,1,1\n",
                 line: 2,
-                needle: "bad time",
+                is: |e| matches!(e, CsvError::BadTime { value, .. } if value == "yesterday"),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,\"1,234.5\"\n",
                 line: 2,
-                needle: "bad number for volume: '1,234.5'",
+                is: |e| matches!(e, CsvError::BadNumber { what: "volume", value } if value == "1,234.5"),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1,\"42,000.00\",0.5,1,1\n",
                 line: 2,
-                needle: "bad number for high: '42,000.00'",
+                is: |e| matches!(e, CsvError::BadNumber { what: "high", value } if value == "42,000.00"),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n60000,1,2,0.5,1,1,7\n",
                 line: 3,
-                needle: "expected 6 columns, found 7",
+                is: |e| {
+                    matches!(
+                        e,
+                        CsvError::ColumnCount {
+                            expected: 6,
+                            found: 7
+                        }
+                    )
+                },
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,0,2,0,1,1\n",
                 line: 2,
-                needle: "open 0 is not a positive price",
+                is: |e| matches!(e, CsvError::Candle(CandleError::NotPositive { field: "open", value }) if *value == 0.0),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\n60000,-1,2,-2,1,1\n",
                 line: 3,
-                needle: "not a positive price",
+                is: |e| matches!(e, CsvError::Candle(CandleError::NotPositive { .. })),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1e-300,1e-300,1e-300,1e-300,1\n",
                 line: 2,
-                needle: "outside the prices",
+                is: |e| matches!(e, CsvError::Candle(CandleError::PriceOutOfRange { .. })),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1e300,1e300,1e300,1e300,1\n",
                 line: 2,
-                needle: "outside the prices",
+                is: |e| matches!(e, CsvError::Candle(CandleError::PriceOutOfRange { .. })),
             },
             Case {
                 input: "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1e300\n",
                 line: 2,
-                needle: "volume 1",
+                is: |e| matches!(e, CsvError::Candle(CandleError::VolumeTooLarge(_))),
             },
             Case {
                 input: "\u{fffd}\u{0}\u{1}PNG,\u{0}\n",
                 line: 1,
-                needle: "missing column",
+                is: |e| matches!(e, CsvError::MissingTimeColumn),
             },
         ];
         let _ = h;
@@ -560,7 +642,7 @@ mod tests {
             match parse(c.input) {
                 Err(CoreError::Csv { line, reason }) => {
                     assert_eq!(line, c.line, "{}: {reason}", c.input);
-                    assert!(reason.contains(c.needle), "{}: {reason}", c.input);
+                    assert!((c.is)(&reason), "{}: {reason:?}", c.input);
                 }
                 other => panic!("{}: expected a CSV error, got {other:?}", c.input),
             }
@@ -606,7 +688,7 @@ mod tests {
             match load(&c.input[..], None) {
                 Err(CoreError::Csv { line, reason }) => {
                     assert_eq!(line, c.line, "{reason}");
-                    assert!(reason.contains("longer than"), "{reason}");
+                    assert!(matches!(reason, CsvError::LineTooLong), "{reason}");
                 }
                 other => panic!("expected a CSV error, got {other:?}"),
             }

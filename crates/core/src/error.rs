@@ -29,6 +29,14 @@ pub enum CoreError {
         /// What was wrong.
         reason: String,
     },
+    /// A strategy parameter outside its valid range.
+    #[error("bad parameter for strategy '{id}': {error}")]
+    ParamRange {
+        /// Strategy id.
+        id: String,
+        /// Which parameter and what is valid.
+        error: crate::strategy::params::ParamError,
+    },
     /// No strategy selected.
     #[error("no strategy selected")]
     NoStrategies,
@@ -38,6 +46,6 @@ pub enum CoreError {
         /// 1-based line number in the file.
         line: usize,
         /// What was wrong with it.
-        reason: String,
+        reason: crate::csv::CsvError,
     },
 }

@@ -36,59 +36,115 @@ pub const MAX_PRICE: f64 = 1e15;
 /// The largest volume accepted (sums over windows and price × volume stay finite).
 pub const MAX_VOLUME: f64 = 1e18;
 
+/// Why a candle breaks an invariant ([`Candle::validate`]).
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum CandleError {
+    /// A price or the volume is NaN or infinite.
+    #[error("non-finite price or volume")]
+    NonFinite,
+    /// A price is zero or negative.
+    #[error("{field} {value} is not a positive price")]
+    NotPositive {
+        /// `open`, `high`, `low` or `close`.
+        field: &'static str,
+        /// The price.
+        value: f64,
+    },
+    /// A price outside [`MIN_PRICE`]..=[`MAX_PRICE`].
+    #[error(
+        "{field} {value} is outside the prices indicators can compute with ({MIN_PRICE:e} to {MAX_PRICE:e})"
+    )]
+    PriceOutOfRange {
+        /// `open`, `high`, `low` or `close`.
+        field: &'static str,
+        /// The price.
+        value: f64,
+    },
+    /// Volume above [`MAX_VOLUME`].
+    #[error("volume {0} is above the largest indicators can compute with ({MAX_VOLUME:e})")]
+    VolumeTooLarge(f64),
+    /// `high < low`.
+    #[error("high {high} < low {low}")]
+    HighBelowLow {
+        /// The high.
+        high: f64,
+        /// The low.
+        low: f64,
+    },
+    /// The open or close outside `[low, high]`.
+    #[error("{field} {value} outside [low {low}, high {high}]")]
+    OutsideRange {
+        /// `open` or `close`.
+        field: &'static str,
+        /// Its value.
+        value: f64,
+        /// The low.
+        low: f64,
+        /// The high.
+        high: f64,
+    },
+    /// Negative volume.
+    #[error("negative volume {0}")]
+    NegativeVolume(f64),
+    /// `close_time < open_time`.
+    #[error("close_time {close_time} before open_time {open_time}")]
+    CloseBeforeOpen {
+        /// The open time, ms.
+        open_time: i64,
+        /// The close time, ms.
+        close_time: i64,
+    },
+}
+
 impl Candle {
     /// Checks the invariants every consumer relies on: finite numbers, prices in
     /// [[`MIN_PRICE`], [`MAX_PRICE`]], `low <= open, close <= high`, volume in
     /// [0, [`MAX_VOLUME`]] and `close_time >= open_time`.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), CandleError> {
         let fields = [self.open, self.high, self.low, self.close, self.volume];
         if fields.iter().any(|v| !v.is_finite()) {
-            return Err("non-finite price or volume".into());
+            return Err(CandleError::NonFinite);
         }
-        for (name, p) in [
+        for (field, value) in [
             ("open", self.open),
             ("high", self.high),
             ("low", self.low),
             ("close", self.close),
         ] {
-            if p <= 0.0 {
-                return Err(format!("{name} {p} is not a positive price"));
+            if value <= 0.0 {
+                return Err(CandleError::NotPositive { field, value });
             }
-            if !(MIN_PRICE..=MAX_PRICE).contains(&p) {
-                return Err(format!(
-                    "{name} {p} is outside the prices indicators can compute with ({MIN_PRICE:e} to {MAX_PRICE:e})"
-                ));
+            if !(MIN_PRICE..=MAX_PRICE).contains(&value) {
+                return Err(CandleError::PriceOutOfRange { field, value });
             }
         }
         if self.volume > MAX_VOLUME {
-            return Err(format!(
-                "volume {} is above the largest indicators can compute with ({MAX_VOLUME:e})",
-                self.volume
-            ));
+            return Err(CandleError::VolumeTooLarge(self.volume));
         }
         if self.high < self.low {
-            return Err(format!("high {} < low {}", self.high, self.low));
+            return Err(CandleError::HighBelowLow {
+                high: self.high,
+                low: self.low,
+            });
         }
-        if self.open > self.high || self.open < self.low {
-            return Err(format!(
-                "open {} outside [low {}, high {}]",
-                self.open, self.low, self.high
-            ));
-        }
-        if self.close > self.high || self.close < self.low {
-            return Err(format!(
-                "close {} outside [low {}, high {}]",
-                self.close, self.low, self.high
-            ));
+        for (field, value) in [("open", self.open), ("close", self.close)] {
+            if value > self.high || value < self.low {
+                return Err(CandleError::OutsideRange {
+                    field,
+                    value,
+                    low: self.low,
+                    high: self.high,
+                });
+            }
         }
         if self.volume < 0.0 {
-            return Err(format!("negative volume {}", self.volume));
+            return Err(CandleError::NegativeVolume(self.volume));
         }
         if self.close_time < self.open_time {
-            return Err(format!(
-                "close_time {} before open_time {}",
-                self.close_time, self.open_time
-            ));
+            return Err(CandleError::CloseBeforeOpen {
+                open_time: self.open_time,
+                close_time: self.close_time,
+            });
         }
         Ok(())
     }
@@ -540,11 +596,25 @@ mod tests {
         };
         assert!(good.validate().is_ok());
         let bad = Candle { high: 8.0, ..good };
-        assert!(bad.validate().unwrap_err().contains("high 8 < low 9"));
+        assert_eq!(
+            bad.validate(),
+            Err(CandleError::HighBelowLow {
+                high: 8.0,
+                low: 9.0
+            })
+        );
         let nan = Candle {
             close: f64::NAN,
             ..good
         };
-        assert!(nan.validate().unwrap_err().contains("non-finite"));
+        assert_eq!(nan.validate(), Err(CandleError::NonFinite));
+        let above = Candle {
+            close: 11.5,
+            ..good
+        };
+        assert!(matches!(
+            above.validate(),
+            Err(CandleError::OutsideRange { field: "close", .. })
+        ));
     }
 }

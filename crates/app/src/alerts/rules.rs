@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use manus_core::record::SignalRecord;
 use manus_core::{Action, Interval};
 
-use crate::store::{NewAlert, format_ms};
+use crate::clock::{format_ms, now_ms};
+use crate::store::NewAlert;
+use crate::store::sink::RecordObserver;
 
 /// One rule, validated (see [`super::config::RuleConfig`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -148,6 +150,32 @@ impl AlertRules {
             }));
         }
         out
+    }
+}
+
+/// The rules as the store writer's observer: evaluated per record, replayed from the store
+/// after a restart.
+impl RecordObserver for AlertRules {
+    fn wants_history(&self) -> bool {
+        !self.is_empty()
+    }
+
+    fn replay(&mut self, exchange: &str, records: &[SignalRecord]) {
+        self.seed(exchange, records);
+    }
+
+    fn outbox(&mut self, exchange: &str, record: &SignalRecord) -> Vec<NewAlert> {
+        let mut outbox = self.evaluate(exchange, record);
+        // Evaluated (so "once per move" holds) but recorded as skipped when the candle closed
+        // long ago: a resume after an outage must not flood a chat with stale calls.
+        if !outbox.is_empty()
+            && let Some(why) = self.staleness(record, record.exchange_time.unwrap_or_else(now_ms))
+        {
+            for a in &mut outbox {
+                a.skipped = Some(why.clone());
+            }
+        }
+        outbox
     }
 }
 

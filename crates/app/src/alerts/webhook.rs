@@ -7,7 +7,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::{BoxFuture, Notifier, Outgoing, Secret, SendError, post_json};
-use crate::store::now_ms;
+use crate::clock::now_ms;
 
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "X-Manus-Signature";

@@ -15,7 +15,8 @@ use tokio::sync::{Notify, watch};
 
 use super::config::DeliveryConfig;
 use super::{Notifier, Outgoing, SendError};
-use crate::store::{Alert, SharedStore, Store, StoreError, now_ms};
+use crate::clock::now_ms;
+use crate::store::{Alert, SharedStore, Store, StoreError};
 
 /// Retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

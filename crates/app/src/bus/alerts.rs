@@ -19,7 +19,8 @@ use super::{BusConfig, BusError, SIGNALS_STREAM, ensure_streams};
 use crate::alerts::config::AlertsConfig;
 use crate::alerts::rules::AlertRules;
 use crate::alerts::worker::{AlertWorker, DeliveryPolicy, blocking};
-use crate::store::{Order, SharedStore, SignalQuery, StoreError, now_ms};
+use crate::clock::now_ms;
+use crate::store::{Order, SharedStore, SignalQuery, StoreError};
 
 /// The shared durable consumer.
 pub const CONSUMER: &str = "manus_alerts";

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use crate::alerts::config::AlertsConfig;
 use crate::alerts::{Notifier, Outgoing};
+use crate::clock::{format_ms, now_ms};
 use crate::config::Settings;
 use crate::exit::bad_input;
-use crate::store::{self, AlertStatus, format_ms};
+use crate::store::{self, AlertStatus};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -134,7 +135,7 @@ fn test(args: TestArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let msg = Outgoing::test(store::now_ms());
+    let msg = Outgoing::test(now_ms());
     let results = rt.block_on(futures_util::future::join_all(
         notifiers.iter().map(|n| send(n.as_ref(), &msg)),
     ));

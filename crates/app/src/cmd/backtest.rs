@@ -21,8 +21,8 @@ use manus_core::{Candle, Interval, SignalEngine, csv::infer_interval};
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
-use super::common::{load_csv, parse_interval};
-use crate::config::{Settings, StrategyFlags};
+use super::common::{StrategyArgs, StrategyFlags, load_csv, parse_interval};
+use crate::config::Settings;
 use crate::exit::bad_input;
 use crate::output::AtomicFile;
 use crate::store::NewBacktestRun;
@@ -112,15 +112,15 @@ pub struct Plan {
 
 /// Resolves flags over the optional settings file. `interval` is the data's.
 pub fn plan(args: &Args, settings: &Settings, interval: Interval) -> anyhow::Result<Plan> {
-    let (specs, rule) = settings.strategy_args(&args.strategy).resolve()?;
+    let (specs, rule) = StrategyArgs::from_settings(settings, &args.strategy).resolve()?;
     crate::ranges::BACKTEST_TOP.usize(args.top)?;
     let b = &settings.backtest;
-    let mode: PositionMode = args
-        .mode
-        .as_deref()
-        .unwrap_or(&b.mode)
-        .parse()
-        .map_err(|e: backtest::BacktestError| bad_input(e.to_string()))?;
+    let mode: PositionMode = match args.mode.as_deref() {
+        Some(m) => m
+            .parse()
+            .map_err(|e: backtest::BacktestError| bad_input(e.to_string()))?,
+        None => b.mode,
+    };
     let config = backtest::Config {
         interval,
         initial_equity: args.initial_equity.unwrap_or(b.initial_equity),
@@ -149,12 +149,10 @@ pub fn plan(args: &Args, settings: &Settings, interval: Interval) -> anyhow::Res
 
 /// Loads the candles named by the flags (or settings), with their interval.
 pub fn load_candles(args: &Args, settings: &Settings) -> anyhow::Result<(Vec<Candle>, Interval)> {
-    let interval = args
-        .interval
-        .as_deref()
-        .or(settings.interval.as_deref())
-        .map(parse_interval)
-        .transpose()?;
+    let interval = match args.interval.as_deref() {
+        Some(i) => Some(parse_interval(i)?),
+        None => settings.interval,
+    };
     let src = &args.source;
     if let Some(exchange) = &src.exchange {
         let db = src.db.clone().or_else(|| {

@@ -12,9 +12,10 @@ use manus_core::{Candle, Interval, SignalEngine, strategy};
 use manus_exchange::ExchangeKind;
 use serde_json::{Map, Value};
 
+use crate::clock::format_ms;
+use crate::config::Settings;
 use crate::exit::bad_input;
 use crate::store::cache::{Source, summary, sync};
-use crate::store::format_ms;
 
 /// Strategy selection and confluence flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -81,6 +82,75 @@ impl StrategyArgs {
         // Build once now so a bad parameter is reported before anything starts.
         SignalEngine::from_specs(&specs, rule.clone())?;
         Ok((specs, rule))
+    }
+}
+
+/// Strategy flags without defaults, so a settings file can fill what was not given.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StrategyFlags {
+    /// Comma-separated strategy ids and presets (trend, reversal, smc, all) (default: the
+    /// config's, else trend).
+    #[arg(long)]
+    pub strategies: Option<String>,
+    /// How decisions combine: all, any, majority or weighted (default: the config's, else majority).
+    #[arg(long)]
+    pub confluence: Option<String>,
+    /// Override a strategy parameter, e.g. `--param rsi_mean_reversion.period=7` (repeatable).
+    #[arg(long = "param", value_name = "ID.NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Weight of a strategy under `weighted`, e.g. `--weight macd=2` (repeatable; default 1).
+    #[arg(long = "weight", value_name = "ID=W")]
+    pub weights: Vec<String>,
+    /// Threshold of the weighted mean score under `weighted` (default: the config's, else 0.3).
+    #[arg(long)]
+    pub threshold: Option<f64>,
+}
+
+impl StrategyArgs {
+    /// The strategy flags `settings` amount to, with `flags` laid on top: a flag's selection
+    /// replaces the file's, flag params and weights override the file's, and the file's params
+    /// for strategies no longer selected are dropped.
+    pub fn from_settings(settings: &Settings, flags: &StrategyFlags) -> StrategyArgs {
+        let file_ids: Vec<&str> = settings.strategies.iter().map(|s| s.id.as_str()).collect();
+        let strategies = match (&flags.strategies, file_ids.is_empty()) {
+            (Some(s), _) => s.clone(),
+            (None, false) => file_ids.join(","),
+            (None, true) => strategy::registry::DEFAULT_SELECTION.into(),
+        };
+        // An unknown id fails later, in `resolve`, with the registry's message.
+        let selected: Vec<String> = strategy::parse_selection(&strategies)
+            .map(|v| v.iter().map(|s| s.to_string()).collect())
+            .unwrap_or_default();
+        let mut params: Vec<String> = settings
+            .strategies
+            .iter()
+            .filter(|s| selected.contains(&s.id))
+            .flat_map(|s| {
+                s.params.iter().map(move |(k, v)| {
+                    let json = serde_json::to_string(v).unwrap_or_else(|_| v.to_string());
+                    format!("{}.{k}={json}", s.id)
+                })
+            })
+            .collect();
+        params.extend(flags.params.iter().cloned());
+        let mut weights: Vec<String> = settings
+            .confluence
+            .weights
+            .iter()
+            .filter(|(id, _)| selected.contains(id))
+            .map(|(id, w)| format!("{id}={w}"))
+            .collect();
+        weights.extend(flags.weights.iter().cloned());
+        StrategyArgs {
+            strategies,
+            confluence: flags
+                .confluence
+                .clone()
+                .unwrap_or_else(|| settings.confluence.mode.as_str().into()),
+            params,
+            weights,
+            threshold: flags.threshold.unwrap_or(settings.confluence.threshold),
+        }
     }
 }
 
@@ -223,6 +293,51 @@ pub fn load_for_backtest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_override_the_settings_file() {
+        let s = Settings::from_toml(
+            r#"
+[[strategies]]
+id = "ema_crossover"
+params = { fast = 5, slow = 30 }
+
+[[strategies]]
+id = "macd"
+
+[confluence]
+mode = "weighted"
+threshold = 0.5
+weights = { ema_crossover = 2.0, macd = 1.0 }
+"#,
+        )
+        .unwrap();
+        let a = StrategyArgs::from_settings(&s, &StrategyFlags::default());
+        assert_eq!(a.strategies, "ema_crossover,macd");
+        assert_eq!(a.confluence, "weighted");
+        assert_eq!(a.threshold, 0.5);
+        assert!(a.params.contains(&"ema_crossover.fast=5".to_string()));
+        let (specs, rule) = a.resolve().unwrap();
+        assert_eq!(specs[0].params["slow"], serde_json::json!(30));
+        assert_eq!(rule.weights, vec![2.0, 1.0]);
+
+        let flags = StrategyFlags {
+            strategies: Some("macd".into()),
+            confluence: Some("all".into()),
+            params: vec!["macd.fast=3".into()],
+            ..StrategyFlags::default()
+        };
+        let a = StrategyArgs::from_settings(&s, &flags);
+        let (specs, rule) = a.resolve().unwrap();
+        assert_eq!(specs.len(), 1);
+        assert_eq!(specs[0].params["fast"], serde_json::json!(3));
+        assert_eq!(rule.mode, Mode::All);
+        assert_eq!(
+            rule.weights,
+            vec![1.0],
+            "file weight of a dropped strategy is ignored"
+        );
+    }
 
     #[test]
     fn parses_time_flags() {

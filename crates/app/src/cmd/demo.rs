@@ -105,7 +105,7 @@ impl Args {
         let interval = Interval::M1;
         let names = symbols(self.symbols);
         let history = 1000;
-        let source = source(self.symbols, interval, history, crate::store::now_ms());
+        let source = source(self.symbols, interval, history, crate::clock::now_ms());
         let sim = SimConfig {
             symbols: names.clone(),
             interval,
@@ -148,9 +148,7 @@ impl Args {
             store: self
                 .db
                 .as_deref()
-                .map(|db| {
-                    crate::store::hook::StoreTarget::new(db, crate::session::SIM_EXCHANGE, None)
-                })
+                .map(|db| crate::wiring::StoreTarget::new(db, crate::session::SIM_EXCHANGE, None))
                 .transpose()?,
             web: self.web.plan()?,
             title: format!(

@@ -7,9 +7,10 @@ use std::path::Path;
 use manus_core::Action;
 use manus_core::model::parse_iso8601_ms;
 
+use crate::clock::format_ms;
 use crate::cmd::common::{ignore_broken_pipe, parse_interval};
 use crate::exit::bad_input;
-use crate::store::{self, Order, SignalQuery, StoredSignal, format_ms};
+use crate::store::{self, Order, SignalQuery, StoredSignal};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]

@@ -13,7 +13,8 @@ use manus_core::confluence::Mode;
 use manus_core::{Interval, strategy};
 
 use super::backtest as bt;
-use crate::config::{Settings, StrategyEntry, StrategyFlags};
+use super::common::{StrategyArgs, StrategyFlags};
+use crate::config::{ExchangeChoice, Settings, StrategyEntry};
 
 /// Arguments.
 #[derive(Debug, clap::Args)]
@@ -106,7 +107,7 @@ const MENU: [&str; 8] = [
 ];
 
 /// The Lab's name for the built-in simulated exchange (real-time test offline).
-const SIM: &str = "sim";
+const SIM: &str = ExchangeChoice::SIM;
 
 /// Where the Lab keeps its settings unless told otherwise: the platform's config directory.
 pub fn default_settings_path() -> PathBuf {
@@ -187,15 +188,15 @@ impl Lab {
         format!(
             "Asset: {} on {}   Timeframe: {}\nStrategies: {}\nConfluence: {}{}   Fees: {} bps   Mode: {}\nData: {}   Settings file: {}\n",
             or_none(s.symbols.first().cloned()),
-            s.exchange.as_deref().unwrap_or("binanceus"),
-            or_none(s.interval.clone()),
+            s.exchange.unwrap_or_default(),
+            or_none(s.interval.map(|i| i.to_string())),
             if strategies.is_empty() {
                 "(none)".into()
             } else {
                 strategies.join(", ")
             },
             s.confluence.mode,
-            if s.confluence.mode == "weighted" {
+            if s.confluence.mode == Mode::Weighted {
                 format!(" (threshold {})", s.confluence.threshold)
             } else {
                 String::new()
@@ -274,11 +275,7 @@ impl Lab {
             )?;
             return Ok(false);
         }
-        let current = self
-            .settings
-            .exchange
-            .clone()
-            .unwrap_or_else(|| "binanceus".into());
+        let current = self.settings.exchange.unwrap_or_default().to_string();
         let names = format!(
             "{}, or {SIM} (built in, offline)",
             manus_exchange::ExchangeKind::names()
@@ -308,9 +305,8 @@ impl Lab {
         } else {
             ex.to_ascii_lowercase()
         };
-        let ex = match ex.parse::<manus_exchange::ExchangeKind>() {
-            Ok(kind) => kind.as_str().to_string(),
-            Err(_) if ex == SIM => ex,
+        let ex = match ex.parse::<ExchangeChoice>() {
+            Ok(choice) => choice,
             Err(_) => {
                 writeln!(out, "Unknown exchange '{ex}'; choose {names}.")?;
                 return Ok(false);
@@ -569,11 +565,10 @@ impl Lab {
             let at = self
                 .settings
                 .interval
-                .as_deref()
-                .and_then(|c| items.iter().position(|i| i == c))
+                .and_then(|c| Interval::ALL.iter().position(|i| *i == c))
                 .unwrap_or(0);
             if let Some(i) = pick("Timeframe", &items, at) {
-                self.settings.interval = Some(items[i].clone());
+                self.settings.interval = Some(Interval::ALL[i]);
             }
             return Ok(false);
         }
@@ -592,7 +587,7 @@ impl Lab {
             .and_then(|n| Interval::ALL.get(n.wrapping_sub(1)).copied())
             .or_else(|| line.parse::<Interval>().ok());
         match chosen {
-            Some(iv) => self.settings.interval = Some(iv.as_str().to_string()),
+            Some(iv) => self.settings.interval = Some(iv),
             None => writeln!(out, "Unknown timeframe '{line}'.")?,
         }
         Ok(false)
@@ -618,7 +613,7 @@ impl Lab {
                 let items = modes.map(|m| m.to_string());
                 let at = modes
                     .iter()
-                    .position(|m| m.as_str() == self.settings.confluence.mode)
+                    .position(|m| *m == self.settings.confluence.mode)
                     .unwrap_or(2);
                 match pick("Confluence mode", &items, at) {
                     Some(i) => (i + 1).to_string(),
@@ -635,16 +630,18 @@ impl Lab {
             writeln!(out, "Unknown mode '{line}'.")?;
             return Ok(false);
         };
-        self.settings.confluence.mode = mode.as_str().into();
+        self.settings.confluence.mode = mode;
         if mode == Mode::Weighted {
             let prompt = format!("Threshold [{}]: ", self.settings.confluence.threshold);
             let Some(t) = ask(input, out, &prompt)? else {
                 return Ok(true);
             };
             if !t.is_empty() {
+                // The range the settings file is read with, so a saved Lab file loads again.
+                let range = crate::ranges::THRESHOLD;
                 match t.parse::<f64>() {
-                    Ok(v) if v.is_finite() && v >= 0.0 => self.settings.confluence.threshold = v,
-                    _ => writeln!(out, "Not a threshold: '{t}'.")?,
+                    Ok(v) if range.f64(v).is_ok() => self.settings.confluence.threshold = v,
+                    _ => writeln!(out, "Not a threshold: '{t}' ({}).", range.valid())?,
                 }
             }
         }
@@ -673,7 +670,7 @@ impl Lab {
             let market = format!(
                 "{} on {}",
                 self.settings.symbols.join(","),
-                self.settings.exchange.as_deref().unwrap_or("binanceus")
+                self.settings.exchange.unwrap_or_default()
             );
             writeln!(
                 out,
@@ -717,12 +714,7 @@ impl Lab {
         };
         if let Some(from) = download {
             // The same cache `manus fetch` fills: only what is missing is downloaded.
-            args.source.exchange = Some(
-                self.settings
-                    .exchange
-                    .clone()
-                    .unwrap_or_else(|| "binanceus".into()),
-            );
+            args.source.exchange = Some(self.settings.exchange.unwrap_or_default().to_string());
             args.source.from = Some(from);
             writeln!(out, "Downloading (only what the cache lacks)...")?;
             out.flush()?;
@@ -762,8 +754,8 @@ impl Lab {
             Demo(super::demo::Args),
         }
         let s = &self.settings;
-        let flags = s.strategy_args(&StrategyFlags::default());
-        let sim = s.exchange.as_deref() == Some(SIM);
+        let flags = StrategyArgs::from_settings(s, &StrategyFlags::default());
+        let sim = s.exchange == Some(ExchangeChoice::Sim);
         let mut argv: Vec<String> = if sim {
             // The simulated exchange: the real pipeline, offline (`manus demo`, one stream).
             ["lab", "demo", "--symbols", "1"].map(String::from).to_vec()
@@ -772,11 +764,11 @@ impl Lab {
                 "lab".into(),
                 "live".into(),
                 "--exchange".into(),
-                s.exchange.clone().unwrap_or_else(|| "binanceus".into()),
+                s.exchange.unwrap_or_default().to_string(),
                 "--symbol".into(),
                 s.symbols.join(","),
                 "--interval".into(),
-                s.interval.clone().unwrap_or_default(),
+                s.interval.map(|i| i.to_string()).unwrap_or_default(),
             ]
         };
         argv.extend([
@@ -892,7 +884,7 @@ mod tests {
                 .is_some_and(|p| p.ends_with("btcusdt_5m_sample.csv")),
             "{saved:?}"
         );
-        assert_eq!(saved.exchange.as_deref(), Some(SIM));
+        assert_eq!(saved.exchange, Some(ExchangeChoice::Sim));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! Everything is validated before anything starts (no symbol, interval or strategy → exit 2).
 //! SIGINT/SIGTERM (or `q`) stop the run gracefully: outputs flushed, queued records stored
-//! (for at most [`DRAIN_GRACE`](crate::store::hook::DRAIN_GRACE); a second signal stops waiting), exit 0 unless records were
+//! (for at most [`DRAIN_GRACE`](crate::wiring::DRAIN_GRACE); a second signal stops waiting), exit 0 unless records were
 //! lost, which exits 1 saying how many and why. This file turns flags into a
 //! [`Plan`]; [`crate::session`] runs it.
 
@@ -16,8 +16,8 @@ use manus_core::model::interval_choices;
 use manus_core::{Interval, SignalEngine, strategy};
 use manus_exchange::feed::{ExchangeKind, FeedConfig, StreamKey};
 
-use super::common::StrategyArgs;
-use crate::config::{Settings, StrategyFlags};
+use super::common::{StrategyArgs, StrategyFlags};
+use crate::config::{ExchangeChoice, Settings};
 use crate::exit::bad_input;
 use crate::live::PipelineConfig;
 use crate::ranges;
@@ -88,9 +88,24 @@ pub struct Args {
     pub bus: crate::bus::BusArgs,
 }
 
+/// A `--reconnect-at` or `--reconnect-backoff` value that does not parse (clap takes any
+/// error type for a value parser, so these need no `String`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimingFlagError {
+    /// Not `HH:MM` or `HH:MM:SS` within a day.
+    #[error("'{0}': expected a UTC time of day as HH:MM or HH:MM:SS, e.g. 03:00:30")]
+    TimeOfDay(String),
+    /// Not `FIRST..CAP` with units.
+    #[error("'{0}': expected FIRST..CAP with units ms, s or m, e.g. 500ms..30s")]
+    BackoffFormat(String),
+    /// A zero first delay, or a cap below it.
+    #[error("'{0}': the first delay must be positive and the cap at least the first")]
+    BackoffOrder(String),
+}
+
 /// Parses `HH:MM` or `HH:MM:SS` (UTC) into the offset from midnight.
-fn parse_time_of_day(s: &str) -> Result<Duration, String> {
-    let bad = || format!("'{s}': expected a UTC time of day as HH:MM or HH:MM:SS, e.g. 03:00:30");
+fn parse_time_of_day(s: &str) -> Result<Duration, TimingFlagError> {
+    let bad = || TimingFlagError::TimeOfDay(s.to_string());
     let parts: Vec<u64> = s
         .split(':')
         .map(|p| p.parse::<u64>().map_err(|_| bad()))
@@ -120,17 +135,15 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 /// Parses `FIRST..CAP`, e.g. `500ms..30s`: both positive, the cap not below the first.
-fn parse_backoff(s: &str) -> Result<(Duration, Duration), String> {
-    let bad = || format!("'{s}': expected FIRST..CAP with units ms, s or m, e.g. 500ms..30s");
+fn parse_backoff(s: &str) -> Result<(Duration, Duration), TimingFlagError> {
+    let bad = || TimingFlagError::BackoffFormat(s.to_string());
     let (a, b) = s.split_once("..").ok_or_else(bad)?;
     let (first, cap) = (
         parse_duration(a).ok_or_else(bad)?,
         parse_duration(b).ok_or_else(bad)?,
     );
     if first.is_zero() || cap < first {
-        return Err(format!(
-            "'{s}': the first delay must be positive and the cap at least the first"
-        ));
+        return Err(TimingFlagError::BackoffOrder(s.to_string()));
     }
     Ok((first, cap))
 }
@@ -259,17 +272,22 @@ impl Args {
             Some(p) => Settings::load(p)?,
             None => Settings::default(),
         };
-        let exchange: ExchangeKind = self
-            .exchange
-            .clone()
-            .or_else(|| settings.exchange.clone())
-            .unwrap_or_else(|| "binanceus".into())
-            .parse()
-            .map_err(|e| bad_input(format!("{e}")))?;
+        let exchange: ExchangeKind = match (&self.exchange, settings.exchange) {
+            (Some(e), _) => e.parse().map_err(|e| bad_input(format!("{e}")))?,
+            (None, Some(ExchangeChoice::Venue(k))) => k,
+            (None, Some(ExchangeChoice::Sim)) => {
+                return Err(bad_input(
+                    "exchange = \"sim\" is the Lab's built-in simulator; `live` needs a real \
+                     exchange (pass --exchange, or run `manus demo`)",
+                ));
+            }
+            (None, None) => ExchangeKind::BinanceUs,
+        };
         let file_symbols = (!settings.symbols.is_empty()).then(|| settings.symbols.join(","));
         let symbols = parse_symbols(self.symbol.as_deref().or(file_symbols.as_deref()))?;
-        let intervals = parse_intervals(self.interval.as_deref().or(settings.interval.as_deref()))?;
-        let engine = engine_from(&settings.strategy_args(&self.strategy))?;
+        let file_interval = settings.interval.map(|i| i.as_str());
+        let intervals = parse_intervals(self.interval.as_deref().or(file_interval))?;
+        let engine = engine_from(&StrategyArgs::from_settings(&settings, &self.strategy))?;
         let db = self
             .db
             .clone()
@@ -333,7 +351,7 @@ impl Args {
             store: db
                 .as_deref()
                 .map(|db| {
-                    crate::store::hook::StoreTarget::new(
+                    crate::wiring::StoreTarget::new(
                         db,
                         exchange.as_str(),
                         self.alerts_config.as_deref(),
@@ -375,8 +393,10 @@ mod tests {
             Ok(Duration::from_secs(23 * 3600 + 59 * 60))
         );
         for bad in ["24:00", "3", "03:60", "03:00:61", "aa:bb", "1:2:3:4"] {
-            let e = parse_time_of_day(bad).unwrap_err();
-            assert!(e.contains("HH:MM"), "{bad}: {e}");
+            assert_eq!(
+                parse_time_of_day(bad),
+                Err(TimingFlagError::TimeOfDay(bad.into()))
+            );
         }
     }
 
@@ -439,12 +459,16 @@ mod tests {
         for bad in [
             "", "20ms", "20..200", "20ms..", "x..1s", "1h..2h", "-1s..2s",
         ] {
-            let e = parse_backoff(bad).unwrap_err();
-            assert!(e.contains("FIRST..CAP"), "{bad}: {e}");
+            assert_eq!(
+                parse_backoff(bad),
+                Err(TimingFlagError::BackoffFormat(bad.into()))
+            );
         }
         for bad in ["0ms..1s", "2s..1s"] {
-            let e = parse_backoff(bad).unwrap_err();
-            assert!(e.contains("at least the first"), "{bad}: {e}");
+            assert_eq!(
+                parse_backoff(bad),
+                Err(TimingFlagError::BackoffOrder(bad.into()))
+            );
         }
     }
 }

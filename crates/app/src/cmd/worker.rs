@@ -19,7 +19,7 @@ use crate::bus::lease::{LeaseStats, Leases};
 use crate::bus::{Publisher, last_signal};
 use crate::exit::bad_input;
 use crate::live::{Pipeline, RecordSink, Shutdown};
-use crate::store::hook::DRAIN_GRACE;
+use crate::wiring::DRAIN_GRACE;
 
 /// Arguments: `live`'s, plus the lease settings.
 #[derive(Debug, clap::Args)]

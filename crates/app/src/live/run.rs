@@ -33,7 +33,7 @@ pub struct RecordSink {
     buf: Vec<u8>,
     written: u64,
     // Store hook (store helper): records also go to the store when `--db` is given.
-    store: Option<crate::store::hook::StoreHook>,
+    store: Option<crate::wiring::StoreHook>,
     // Observers wired by the session (the web dashboard for `--web`).
     taps: Vec<Box<dyn Tap>>,
     // A library user's callback (`LiveSession::on_record`).
@@ -135,12 +135,12 @@ impl RecordSink {
     pub fn null() -> Self {
         Self::new(Box::new(io::sink()))
     }
-    /// Also hands every record to the store (non-blocking; see [`crate::store::hook`]).
-    pub fn attach_store(&mut self, hook: crate::store::hook::StoreHook) {
+    /// Also hands every record to the store (non-blocking; see [`crate::wiring`]).
+    pub fn attach_store(&mut self, hook: crate::wiring::StoreHook) {
         self.store = Some(hook);
     }
     /// Detaches the store hook (to drain it at shutdown); records are no longer stored.
-    pub fn take_store(&mut self) -> Option<crate::store::hook::StoreHook> {
+    pub fn take_store(&mut self) -> Option<crate::wiring::StoreHook> {
         self.store.take()
     }
     /// Shows every event, record and pipeline state to `tap` too.
@@ -148,9 +148,9 @@ impl RecordSink {
         self.taps.push(tap);
     }
     /// The attached store's writer and delivery counters (shared atomics), for the dashboard.
-    pub fn store_stats(&self) -> Option<crate::store::hook::StoreStats> {
+    pub fn store_stats(&self) -> Option<crate::wiring::StoreStats> {
         let hook = self.store.as_ref()?;
-        Some(crate::store::hook::StoreStats {
+        Some(crate::wiring::StoreStats {
             sink: hook.sink_stats()?,
             delivery: hook.delivery_stats(),
         })

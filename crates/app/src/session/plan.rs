@@ -8,7 +8,7 @@ use manus_exchange::feed::FeedConfig;
 
 use crate::live::PipelineConfig;
 use crate::live::run::RecordFn;
-use crate::store::hook::StoreTarget;
+use crate::wiring::StoreTarget;
 
 /// A checked `--web` request.
 #[derive(Debug)]

@@ -9,12 +9,48 @@ use manus_exchange::{Feed, FeedError};
 
 use super::plan::Plan;
 use super::web_tap::WebTap;
-use crate::exit::bad_input;
 use crate::live::{Pipeline, RecordSink, Shutdown, Stop, run_headless};
-use crate::store::hook::DRAIN_GRACE;
 use crate::store::sink::StoreReport;
 use crate::tui::{self, App, MessageLog};
 use crate::web::LiveHub;
+use crate::wiring::DRAIN_GRACE;
+
+/// Why a live run could not start; [`SessionError::is_bad_input`] tells the binary's exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The records file (`--signals-out`) cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    RecordsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The web dashboard (`--web`) could not start.
+    #[error("--web {addr}: {source}")]
+    Web {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// The cause.
+        #[source]
+        source: crate::web::WebError,
+    },
+    /// The exchange refused the streams for good (unknown symbol, bad interval).
+    #[error(transparent)]
+    FeedRefused(FeedError),
+    /// The feed could not start for another reason (network, rate limit, server trouble).
+    #[error("cannot start the feed: {0}")]
+    Feed(#[source] FeedError),
+}
+
+impl SessionError {
+    /// Whether the user's input is at fault (exit code 2): a bad output path or web address,
+    /// or streams the exchange refuses; network and server trouble are not.
+    pub fn is_bad_input(&self) -> bool {
+        !matches!(self, SessionError::Feed(_))
+    }
+}
 
 /// Builds the runtimes (routing log lines to the dashboard when there is one), runs `f` and
 /// shuts them down without waiting on stragglers, so exit stays under a second.
@@ -67,8 +103,10 @@ pub(crate) async fn execute(
 ) -> anyhow::Result<()> {
     let mut sink = match (plan.on_record.take(), &plan.signals_out) {
         (Some(f), _) => RecordSink::callback(f),
-        (None, Some(p)) => RecordSink::file(p)
-            .map_err(|e| bad_input(format!("cannot write {}: {e}", p.display())))?,
+        (None, Some(p)) => RecordSink::file(p).map_err(|source| SessionError::RecordsFile {
+            path: p.clone(),
+            source,
+        })?,
         (None, None) if plan.headless => RecordSink::stdout(),
         (None, None) => RecordSink::null(),
     };
@@ -117,7 +155,10 @@ pub(crate) async fn execute(
                 ))
                 .await
                 .context("starting the web server")?
-                .map_err(|e| bad_input(format!("--web {}: {e}", w.addr)))?;
+                .map_err(|source| SessionError::Web {
+                    addr: w.addr,
+                    source,
+                })?;
             if let Some(st) = sink.store_stats() {
                 hub.attach_store_stats(st.sink);
             }
@@ -193,12 +234,12 @@ pub(crate) async fn execute(
 }
 
 /// Unknown symbols and invalid requests are the user's input (exit 2); the rest exit 1.
-fn feed_error(e: FeedError) -> anyhow::Error {
+fn feed_error(e: FeedError) -> SessionError {
     match &e {
-        FeedError::Invalid(_) => bad_input(e.to_string()),
+        FeedError::Invalid(_) => SessionError::FeedRefused(e),
         // The exchange refusing the request for good (unknown symbol, bad interval) is the
         // user's input; its rate limits and server trouble are not.
-        FeedError::ExchangeError { .. } if !e.is_retryable() => bad_input(e.to_string()),
-        _ => anyhow::Error::new(e).context("cannot start the feed"),
+        FeedError::ExchangeError { .. } if !e.is_retryable() => SessionError::FeedRefused(e),
+        _ => SessionError::Feed(e),
     }
 }

@@ -8,12 +8,71 @@
 
 use std::io::IsTerminal;
 
-use anyhow::Context;
 use manus_core::{Candle, Interval};
 use manus_exchange::{ExchangeKind, FeedError, RestClient};
 
-use crate::exit::bad_input;
-use crate::store::{self, Store, format_ms};
+use crate::clock::format_ms;
+use crate::store::{self, Store, StoreError};
+
+/// Why a [`sync`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The cache's store could not be opened.
+    #[error("opening the candle cache: {0}")]
+    Open(#[source] StoreError),
+    /// Reading the cache failed.
+    #[error("reading the candle cache: {0}")]
+    Read(#[from] StoreError),
+    /// Writing downloaded candles failed.
+    #[error("writing the candle cache {location}: {kind} ({source})")]
+    Write {
+        /// The store's location.
+        location: String,
+        /// The failure's kind (disk full, read-only, ...).
+        kind: store::FailureKind,
+        /// The store's error.
+        #[source]
+        source: StoreError,
+    },
+    /// The exchange's REST API failed or refused the request.
+    #[error("{market}: {source}")]
+    Exchange {
+        /// `SYMBOL INTERVAL on EXCHANGE`.
+        market: String,
+        /// The client's error.
+        #[source]
+        source: FeedError,
+    },
+    /// No closed candle opens in the requested range.
+    #[error("no closed {interval} candle of {symbol} opens in the range (exchange time {at})")]
+    EmptyRange {
+        /// The interval.
+        interval: Interval,
+        /// The symbol.
+        symbol: String,
+        /// The exchange's clock, formatted.
+        at: String,
+    },
+    /// The runtime for the downloads could not start.
+    #[error("starting the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl CacheError {
+    /// Whether the user's input is at fault (exit code 2): an empty range, or the exchange
+    /// refusing the request (unknown symbol, bad interval); rate limits, 5xx, transport and
+    /// disk failures are not.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            CacheError::EmptyRange { .. } => true,
+            CacheError::Exchange { source, .. } => {
+                matches!(source, FeedError::Invalid(_))
+                    || matches!(source, FeedError::ExchangeError { .. } if !source.is_retryable())
+            }
+            _ => false,
+        }
+    }
+}
 
 /// A series and a range to bring into the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,19 +163,16 @@ pub fn coalesce(interval: Interval, gaps: &[(i64, i64)]) -> Vec<(i64, i64)> {
     out.into_iter().map(|(g, _)| g).collect()
 }
 
-/// Maps a client error: the exchange refusing the request (unknown symbol, bad interval) is
-/// the user's input; rate limits, 5xx and transport failures are not.
-fn feed_error(src: &Source, e: FeedError) -> anyhow::Error {
-    let ctx = format!(
-        "{} {} on {}",
-        src.symbol,
-        src.interval,
-        src.exchange.as_str()
-    );
-    match &e {
-        FeedError::Invalid(_) => bad_input(format!("{ctx}: {e}")),
-        FeedError::ExchangeError { .. } if !e.is_retryable() => bad_input(format!("{ctx}: {e}")),
-        _ => anyhow::Error::new(e).context(ctx),
+/// A client error, with the series it was about.
+fn feed_error(src: &Source, source: FeedError) -> CacheError {
+    CacheError::Exchange {
+        market: format!(
+            "{} {} on {}",
+            src.symbol,
+            src.interval,
+            src.exchange.as_str()
+        ),
+        source,
     }
 }
 
@@ -137,7 +193,7 @@ fn progress_bar(show: bool, total: u64) -> indicatif::ProgressBar {
     bar
 }
 
-fn cached_opens(db: &mut dyn Store, src: &Source, end: i64) -> anyhow::Result<Vec<i64>> {
+fn cached_opens(db: &mut dyn Store, src: &Source, end: i64) -> Result<Vec<i64>, CacheError> {
     Ok(db
         .candles_range(
             src.exchange.as_str(),
@@ -154,8 +210,8 @@ fn cached_opens(db: &mut dyn Store, src: &Source, end: i64) -> anyhow::Result<Ve
 /// Brings `src`'s range into the cache, downloading only the missing bars, and returns the
 /// range's cached candles. A range that is fully cached needs no network at all when it has an
 /// explicit end. `show_progress` draws a bar on stderr when stderr is a terminal.
-pub fn sync(src: &Source, show_progress: bool) -> anyhow::Result<Synced> {
-    let mut db = store::open(src.db.as_deref()).context("opening the candle cache")?;
+pub fn sync(src: &Source, show_progress: bool) -> Result<Synced, CacheError> {
+    let mut db = store::open(src.db.as_deref()).map_err(CacheError::Open)?;
     let db = db.as_mut();
     let ex = src.exchange.as_str();
     let iv = src.interval;
@@ -173,7 +229,7 @@ pub fn sync(src: &Source, show_progress: bool) -> anyhow::Result<Synced> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .context("starting the async runtime")?;
+            .map_err(CacheError::Runtime)?;
         let now = rt
             .block_on(client.server_time())
             .map_err(|e| feed_error(src, e))?;
@@ -181,12 +237,11 @@ pub fn sync(src: &Source, show_progress: bool) -> anyhow::Result<Synced> {
         let last_closed_end = iv.floor(now);
         let e = end.map_or(last_closed_end, |t| t.min(last_closed_end));
         if e <= src.from_ms || first_open(iv, src.from_ms) >= e {
-            return Err(bad_input(format!(
-                "no closed {} candle of {} opens in the range (exchange time {})",
-                iv,
-                src.symbol,
-                format_ms(now)
-            )));
+            return Err(CacheError::EmptyRange {
+                interval: iv,
+                symbol: src.symbol.clone(),
+                at: format_ms(now),
+            });
         }
         end = Some(e);
         let cached = cached_opens(db, src, e)?;
@@ -227,12 +282,10 @@ pub fn sync(src: &Source, show_progress: bool) -> anyhow::Result<Synced> {
                     })
                     .collect();
                 db.upsert_candles(ex, &src.symbol, iv, &fresh)
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "writing the candle cache {}: {} ({e})",
-                            db.location(),
-                            e.kind()
-                        )
+                    .map_err(|source| CacheError::Write {
+                        location: db.location(),
+                        kind: source.kind(),
+                        source,
                     })?;
                 fetched += fresh.len();
             }

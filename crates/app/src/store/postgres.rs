@@ -12,8 +12,9 @@ use super::schema::pending;
 use super::sqlite::{RawAlert, signals_sql};
 use super::{
     Alert, AlertStatus, BacktestRun, CLAIM_LEASE_MS, NewAlert, NewBacktestRun, Result, Rows,
-    SignalQuery, Store, StoreError, StoredSignal, now_ms, parse_json, parse_record,
+    SignalQuery, Store, StoreError, StoredSignal, parse_json, parse_record,
 };
+use crate::clock::now_ms;
 
 /// Columns of an [`Alert`], in [`raw_alert`] order.
 const ALERT_COLS: &str = "id, exchange, symbol, interval, open_time, rule, notifier, message, \

@@ -1,8 +1,9 @@
 //! [`SignalSink`]: the hand-off from the candle loop to the store. The loop calls
 //! [`SignalSink::submit`], which never blocks: the record goes into a bounded queue (or is
-//! dropped and counted when the queue is full), and a writer thread evaluates the alert rules
-//! and stores the record with its outbox rows in one transaction, then wakes the delivery
-//! worker. Queue depth, drops and write failures are in [`SinkStats`] for the dashboard,
+//! dropped and counted when the queue is full), and a writer thread asks its
+//! [`RecordObserver`] (the alert rules, in a run with alerts) for the record's outbox rows and
+//! stores the record with them in one transaction, then wakes the delivery worker. The store
+//! knows nothing about alerts beyond the outbox rows it keeps. Queue depth, drops and write failures are in [`SinkStats`] for the dashboard,
 //! `/metrics` and the run's summary.
 //!
 //! A failing store never hangs the run nor loses records silently: a failure is logged the
@@ -23,10 +24,36 @@ use manus_core::record::SignalRecord;
 use serde::Serialize;
 use tokio::sync::Notify;
 
-use super::{FailureKind, Order, SharedStore, SignalQuery, StoreError};
-use crate::alerts::rules::AlertRules;
+use super::{FailureKind, NewAlert, Order, SharedStore, SignalQuery, StoreError};
 
-/// How many stored records of a series are replayed into the rules before its first new one.
+/// What the writer asks about each record before storing it: the outbox rows stored in the
+/// same transaction. The alert rules implement it; [`NoOutbox`] stores records alone.
+pub trait RecordObserver: Send + 'static {
+    /// Whether the series' latest stored records should be [`replay`](Self::replay)ed into
+    /// the observer before its first new record (once per series).
+    fn wants_history(&self) -> bool;
+    /// Stored records of one series (oldest first), so that after a restart the observer does
+    /// not act again on what it already saw.
+    fn replay(&mut self, exchange: &str, records: &[SignalRecord]);
+    /// The outbox rows `record` produces (rows with `skipped` set are stored, not delivered).
+    fn outbox(&mut self, exchange: &str, record: &SignalRecord) -> Vec<NewAlert>;
+}
+
+/// A [`RecordObserver`] that produces nothing: records are stored without outbox rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoOutbox;
+
+impl RecordObserver for NoOutbox {
+    fn wants_history(&self) -> bool {
+        false
+    }
+    fn replay(&mut self, _: &str, _: &[SignalRecord]) {}
+    fn outbox(&mut self, _: &str, _: &SignalRecord) -> Vec<NewAlert> {
+        Vec::new()
+    }
+}
+
+/// How many stored records of a series are replayed into the observer before its first new one.
 const SEED_RECORDS: usize = 50;
 
 /// Attempts at storing one record when the failure is transient.
@@ -208,12 +235,12 @@ impl std::fmt::Debug for SignalSink {
 }
 
 impl SignalSink {
-    /// Starts the writer thread for records from `exchange`, with `rules` deciding alerts and
-    /// `wake` (the delivery worker's) notified when alerts were queued.
+    /// Starts the writer thread for records from `exchange`, with `observer` deciding each
+    /// record's outbox rows and `wake` (the delivery worker's) notified when rows were queued.
     pub fn spawn(
         store: SharedStore,
         exchange: &str,
-        rules: AlertRules,
+        observer: impl RecordObserver,
         capacity: usize,
         wake: Option<Arc<Notify>>,
     ) -> std::io::Result<Self> {
@@ -226,7 +253,7 @@ impl SignalSink {
         let writer = Writer {
             store,
             exchange: exchange.to_string(),
-            rules,
+            observer: Box::new(observer),
             wake,
             stats: stats.clone(),
             seeded: HashSet::new(),
@@ -378,7 +405,7 @@ const DROP_GRACE: Duration = Duration::from_secs(5);
 struct Writer {
     store: SharedStore,
     exchange: String,
-    rules: AlertRules,
+    observer: Box<dyn RecordObserver>,
     wake: Option<Arc<Notify>>,
     stats: Arc<SinkStats>,
     seeded: HashSet<(String, Interval)>,
@@ -402,10 +429,10 @@ impl Writer {
         }
     }
 
-    /// Replays the series' latest stored records into the rules (once per series), so that a
-    /// restart does not alert again on a decision it already alerted.
+    /// Replays the series' latest stored records into the observer (once per series), so
+    /// that a restart does not alert again on a decision it already alerted.
     fn seed(&mut self, r: &SignalRecord) {
-        if self.rules.is_empty() || !self.seeded.insert((r.symbol.clone(), r.interval)) {
+        if !self.observer.wants_history() || !self.seeded.insert((r.symbol.clone(), r.interval)) {
             return;
         }
         let q = SignalQuery {
@@ -425,7 +452,7 @@ impl Writer {
             Ok(mut rows) => {
                 rows.reverse();
                 let records: Vec<_> = rows.into_iter().map(|s| s.record).collect();
-                self.rules.seed(&self.exchange, &records);
+                self.observer.replay(&self.exchange, &records);
             }
             Err(e) => tracing::warn!("cannot read stored signals to seed alert rules: {e}"),
         }
@@ -433,19 +460,7 @@ impl Writer {
 
     fn write(&mut self, record: &SignalRecord) {
         self.seed(record);
-        let mut outbox = self.rules.evaluate(&self.exchange, record);
-        // Evaluated (so "once per move" holds) but recorded as skipped when the candle closed
-        // long ago: a resume after an outage must not flood a chat with stale calls.
-        if !outbox.is_empty()
-            && let Some(why) = self.rules.staleness(
-                record,
-                record.exchange_time.unwrap_or_else(crate::store::now_ms),
-            )
-        {
-            for a in &mut outbox {
-                a.skipped = Some(why.clone());
-            }
-        }
+        let outbox = self.observer.outbox(&self.exchange, record);
         let queued = outbox.iter().filter(|a| a.skipped.is_none()).count();
         let mut delay = Duration::from_millis(50);
         let mut attempt = 1;
@@ -636,14 +651,8 @@ mod tests {
             calls: calls.clone(),
             gate: Some(Mutex::new(gate_rx)),
         };
-        let sink = SignalSink::spawn(
-            shared(Box::new(store)),
-            "sim",
-            AlertRules::default(),
-            capacity,
-            None,
-        )
-        .unwrap();
+        let sink =
+            SignalSink::spawn(shared(Box::new(store)), "sim", NoOutbox, capacity, None).unwrap();
         Rig {
             sink,
             calls,

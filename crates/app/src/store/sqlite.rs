@@ -12,8 +12,9 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::schema::pending;
 use super::{
     Alert, AlertStatus, BacktestRun, CLAIM_LEASE_MS, NewAlert, NewBacktestRun, Order, Result, Rows,
-    SignalQuery, Store, StoreError, StoredSignal, now_ms, parse_interval, parse_json, parse_record,
+    SignalQuery, Store, StoreError, StoredSignal, parse_interval, parse_json, parse_record,
 };
+use crate::clock::now_ms;
 
 /// Columns of an [`Alert`], in [`alert_from_row`] order.
 const ALERT_COLS: &str = "id, exchange, symbol, interval, open_time, rule, notifier, message, \

@@ -26,7 +26,7 @@ pub struct Config {
 impl Params for Config {
     const ID: &'static str = ID;
     type Strategy = AdxTrend;
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), params::ParamError> {
         params::period("period", self.period)?;
         params::num_in("threshold", self.threshold, 0.0, 100.0)?;
         params::hold(self.hold)

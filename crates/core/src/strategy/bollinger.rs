@@ -26,7 +26,7 @@ pub struct Config {
 impl Params for Config {
     const ID: &'static str = ID;
     type Strategy = BollingerBreakout;
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), params::ParamError> {
         params::period("period", self.period)?;
         params::num_in("std_dev", self.std_dev, 0.01, 10.0)?;
         params::hold(self.hold)

@@ -39,7 +39,7 @@ pub const HOLD: usize = 12;
 impl Params for Config {
     const ID: &'static str = ID;
     type Strategy = EmaCrossover;
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), params::ParamError> {
         params::period("fast", self.fast)?;
         params::period("slow", self.slow)?;
         params::fast_below_slow(self.fast, self.slow)?;

@@ -31,7 +31,7 @@ pub const HOLD: usize = 12;
 impl Params for Config {
     const ID: &'static str = ID;
     type Strategy = MacdCross;
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), params::ParamError> {
         params::period("fast", self.fast)?;
         params::period("slow", self.slow)?;
         params::smoothing("signal", self.signal)?;

@@ -201,7 +201,10 @@ fn build_from<P: Params>(params: &Map<String, Value>) -> Result<Box<dyn Strategy
         obj.insert(k.clone(), v.clone());
     }
     let cfg: P = serde_json::from_value(Value::Object(obj)).map_err(|e| bad(e.to_string()))?;
-    cfg.validate().map_err(bad)?;
+    cfg.validate().map_err(|error| CoreError::ParamRange {
+        id: P::ID.to_string(),
+        error,
+    })?;
     Ok(Box::new(cfg.build()))
 }
 
@@ -229,6 +232,7 @@ pub fn parse_selection(s: &str) -> Result<Vec<&'static str>, CoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::strategy::params::{MAX_PERIOD, ParamError};
 
     #[test]
     fn every_entry_builds_with_its_defaults_and_ids_are_unique() {
@@ -320,7 +324,8 @@ mod tests {
             id: &'static str,
             param: &'static str,
             value: Value,
-            says: &'static str,
+            /// The range error expected; `None`: the value does not even deserialize.
+            is: Option<fn(&ParamError) -> bool>,
         }
         let huge = Value::from(1_000_000_000_000u64);
         let cases = [
@@ -328,87 +333,166 @@ mod tests {
                 id: smc::ORDER_BLOCK_ID,
                 param: "max_zones",
                 value: huge.clone(),
-                says: "max_zones must be in 1..=1000",
+                is: Some(|e| {
+                    matches!(
+                        e,
+                        ParamError::Int {
+                            name: "max_zones",
+                            hi: smc::MAX_ZONES,
+                            ..
+                        }
+                    )
+                }),
             },
             Case {
                 id: smc::LIQUIDITY_SWEEP_ID,
                 param: "max_zones",
                 value: Value::from(u64::MAX),
-                says: "max_zones must be in",
+                is: Some(|e| {
+                    matches!(
+                        e,
+                        ParamError::Int {
+                            name: "max_zones",
+                            ..
+                        }
+                    )
+                }),
             },
             Case {
                 id: smc::BOS_ID,
                 param: "swing_length",
                 value: huge.clone(),
-                says: "swing_length must be in 1..=1000",
+                is: Some(|e| {
+                    matches!(
+                        e,
+                        ParamError::Int {
+                            name: "swing_length",
+                            lo: 1,
+                            hi: smc::MAX_SWING_LENGTH,
+                            ..
+                        }
+                    )
+                }),
             },
             Case {
                 id: smc::BOS_ID,
                 param: "swing_length",
                 value: Value::from(1e12),
-                says: "invalid type: floating point",
+                is: None,
             },
             Case {
                 id: rsi::ID,
                 param: "period",
                 value: Value::from(0),
-                says: "period must be in 2..=100000",
+                is: Some(|e| {
+                    matches!(
+                        e,
+                        ParamError::Int {
+                            name: "period",
+                            got: 0,
+                            lo: 2,
+                            hi: MAX_PERIOD
+                        }
+                    )
+                }),
             },
             Case {
                 id: rsi::ID,
                 param: "oversold",
                 value: Value::from(80.0),
-                says: "oversold (80) must be less than overbought (70)",
+                is: Some(|e| {
+                    matches!(
+                        e,
+                        ParamError::Order {
+                            lower: "oversold",
+                            upper: "overbought",
+                            ..
+                        }
+                    )
+                }),
             },
             Case {
                 id: ema_crossover::ID,
                 param: "fast",
                 value: Value::from(30),
-                says: "fast (30) must be less than slow (21)",
+                is: Some(
+                    |e| matches!(e, ParamError::Order { lower: "fast", lower_value, .. } if *lower_value == 30.0),
+                ),
             },
             Case {
                 id: macd::ID,
                 param: "slow",
                 value: Value::from(5),
-                says: "fast (12) must be less than slow (5)",
+                is: Some(
+                    |e| matches!(e, ParamError::Order { lower: "fast", upper_value, .. } if *upper_value == 5.0),
+                ),
             },
             Case {
                 id: bollinger::ID,
                 param: "std_dev",
                 value: Value::from(-1.0),
-                says: "std_dev must be a number in",
+                is: Some(|e| {
+                    matches!(
+                        e,
+                        ParamError::Num {
+                            name: "std_dev",
+                            ..
+                        }
+                    )
+                }),
             },
             Case {
                 id: adx::ID,
                 param: "threshold",
                 value: Value::from(150.0),
-                says: "threshold must be a number in 0..=100",
+                is: Some(
+                    |e| matches!(e, ParamError::Num { name: "threshold", hi, .. } if *hi == 100.0),
+                ),
             },
             Case {
                 id: stochastic::ID,
                 param: "hold",
                 value: Value::from(0),
-                says: "hold must be in 1..=100000",
+                is: Some(|e| {
+                    matches!(
+                        e,
+                        ParamError::Int {
+                            name: "hold",
+                            got: 0,
+                            ..
+                        }
+                    )
+                }),
             },
             Case {
                 id: smc::FVG_ID,
                 param: "fvg_min_size_pct",
                 value: Value::from(-0.5),
-                says: "fvg_min_size_pct must be a number in 0..=100",
+                is: Some(|e| {
+                    matches!(
+                        e,
+                        ParamError::Num {
+                            name: "fvg_min_size_pct",
+                            ..
+                        }
+                    )
+                }),
             },
         ];
         for c in cases {
             let mut p = Map::new();
             p.insert(c.param.into(), c.value);
             let e = build(c.id, &p).unwrap_err();
-            assert!(matches!(e, CoreError::BadParam { .. }), "{e}");
-            let e = e.to_string();
-            assert!(
-                e.contains(c.id) && e.contains(c.says),
-                "{}.{}: {e}",
-                c.id,
-                c.param
-            );
+            match (&e, c.is) {
+                (CoreError::ParamRange { id, error }, Some(is)) => {
+                    assert_eq!(id, c.id);
+                    assert!(is(error), "{}.{}: {error:?}", c.id, c.param);
+                    // The message names the parameter, for the user.
+                    assert!(e.to_string().contains(c.param), "{}: {e}", c.param);
+                }
+                (CoreError::BadParam { id, .. }, None) => assert_eq!(id, c.id),
+                _ => panic!("{}.{}: unexpected {e:?}", c.id, c.param),
+            }
         }
     }
 }

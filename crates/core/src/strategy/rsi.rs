@@ -39,7 +39,7 @@ impl Default for Config {
 impl Params for Config {
     const ID: &'static str = ID;
     type Strategy = RsiMeanReversion;
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), params::ParamError> {
         params::period("period", self.period)?;
         params::levels(self.oversold, self.overbought)?;
         params::hold(self.hold)

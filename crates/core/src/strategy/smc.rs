@@ -48,11 +48,11 @@ pub const MAX_AGE: usize = 1_000_000;
 /// Default `hold` of every SMC strategy (reason in `docs/STRATEGIES.md`).
 pub const HOLD: usize = 12;
 
-fn swing_length(v: usize) -> Result<(), String> {
+fn swing_length(v: usize) -> Result<(), params::ParamError> {
     params::int_in("swing_length", v, 1, MAX_SWING_LENGTH)
 }
 
-fn zones(max_zones: usize, max_age: usize) -> Result<(), String> {
+fn zones(max_zones: usize, max_age: usize) -> Result<(), params::ParamError> {
     params::int_in("max_zones", max_zones, 1, MAX_ZONES)?;
     params::int_in("max_age", max_age, 0, MAX_AGE)
 }
@@ -85,7 +85,7 @@ macro_rules! smc_config {
         impl Params for $name {
             const ID: &'static str = $id;
             type Strategy = $strategy;
-            fn validate(&self) -> Result<(), String> {
+            fn validate(&self) -> Result<(), params::ParamError> {
                 params::hold(self.hold)?;
                 let $cfg = self;
                 $validate

@@ -36,7 +36,7 @@ pub const HOLD: usize = 6;
 impl Params for Config {
     const ID: &'static str = ID;
     type Strategy = StochasticCross;
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), params::ParamError> {
         params::smoothing("k_period", self.k_period)?;
         params::smoothing("k_smooth", self.k_smooth)?;
         params::smoothing("d_period", self.d_period)?;

@@ -39,7 +39,7 @@ pub enum Control {
 pub type Lookup = HashMap<String, usize>;
 
 /// Why a frame or a REST row did not parse.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ParseError {
     /// Not JSON, or not the documented JSON shape.
     #[error("not the documented JSON: {0}")]
@@ -54,7 +54,7 @@ pub enum ParseError {
     },
     /// Numbers that make no candle (e.g. high below low).
     #[error("impossible candle: {0}")]
-    Candle(String),
+    Candle(manus_core::model::CandleError),
     /// A field missing, of the wrong kind or off the grid.
     #[error("{0}")]
     Shape(String),

@@ -1,6 +1,11 @@
-//! [`StoreHook`]: what `live` and `demo` attach for `--db`: the store, the [`SignalSink`]
-//! writer thread, and (when notifiers are configured) the alert delivery worker on the current
-//! tokio runtime. The candle loop only calls [`StoreHook::submit`], which never blocks.
+//! [`StoreHook`]: what a live session attaches for `--db`: the store, the [`SignalSink`]
+//! writer thread, and (when notifiers are configured) the alert rules as the writer's observer
+//! and the alert delivery worker on the current tokio runtime. The candle loop only calls
+//! [`StoreHook::submit`], which never blocks.
+//!
+//! This is where the store and the alerts meet: the store knows only its outbox rows and a
+//! [`RecordObserver`](crate::store::sink::RecordObserver), the alerts know the store, and
+//! neither reads the other's settings.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,11 +13,58 @@ use std::time::Duration;
 use manus_core::record::SignalRecord;
 use tokio::sync::{Notify, watch};
 
-use super::sink::{SignalSink, SinkStats, StoreReport};
-use super::{SharedStore, shared};
-use crate::alerts::config::AlertsConfig;
+use crate::alerts::config::{AlertConfigError, AlertsConfig};
 use crate::alerts::rules::AlertRules;
 use crate::alerts::worker::{AlertWorker, DeliveryPolicy, DeliveryStats};
+use crate::store::sink::{SignalSink, SinkStats, StoreReport};
+use crate::store::{self, SharedStore, StoreError, shared};
+
+/// Why a store target could not be set up or started.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    /// The alerts settings file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    ReadAlerts {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `[alerts]` settings are invalid (file named when there is one).
+    #[error("{}{source}", path.as_ref().map(|p| format!("{}: ", p.display())).unwrap_or_default())]
+    Alerts {
+        /// The settings file.
+        path: Option<std::path::PathBuf>,
+        /// What is wrong.
+        #[source]
+        source: AlertConfigError,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Opening the store panicked.
+    #[error("opening the store panicked")]
+    OpenPanicked,
+    /// The writer thread could not start.
+    #[error("starting the store writer: {0}")]
+    Writer(#[source] std::io::Error),
+}
+
+impl WiringError {
+    /// Whether the user's input is at fault (exit code 2).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            WiringError::ReadAlerts { .. } | WiringError::Alerts { .. }
+        )
+    }
+}
+
+/// An `[alerts]` error without a file.
+fn alerts(source: AlertConfigError) -> WiringError {
+    WiringError::Alerts { path: None, source }
+}
 
 /// How long shutdown waits for queued records to be stored before counting them as lost.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(5);
@@ -35,23 +87,27 @@ impl StoreTarget {
         db: &str,
         exchange: &str,
         alerts_config: Option<&std::path::Path>,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, WiringError> {
         let alerts = match alerts_config {
             None => None,
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    crate::exit::bad_input(format!("cannot read {}: {e}", p.display()))
-                })?;
-                let cfg = AlertsConfig::from_settings_toml(&text)
-                    .map_err(|e| crate::exit::bad_input(format!("{}: {e}", p.display())))?;
+                let text =
+                    std::fs::read_to_string(p).map_err(|source| WiringError::ReadAlerts {
+                        path: p.to_path_buf(),
+                        source,
+                    })?;
+                let in_file = |source| WiringError::Alerts {
+                    path: Some(p.to_path_buf()),
+                    source,
+                };
+                let cfg = AlertsConfig::from_settings_toml(&text).map_err(in_file)?;
                 let names: Vec<String> = cfg
                     .notifiers(&|k| std::env::var(k).ok())
-                    .map_err(|e| crate::exit::bad_input(e.to_string()))?
+                    .map_err(alerts)?
                     .iter()
                     .map(|n| n.name().to_string())
                     .collect();
-                cfg.rules(&names)
-                    .map_err(|e| crate::exit::bad_input(e.to_string()))?;
+                cfg.rules(&names).map_err(alerts)?;
                 Some(cfg)
             }
         };
@@ -63,20 +119,20 @@ impl StoreTarget {
     }
 
     /// Starts the hook (inside a tokio runtime).
-    pub fn start(&self) -> anyhow::Result<StoreHook> {
+    pub fn start(&self) -> Result<StoreHook, WiringError> {
         StoreHook::start(&self.db, &self.exchange, self.alerts.as_ref())
     }
 }
 
 /// The store writer's and alert worker's counters (shared atomics, read once per dashboard
-/// frame): owned here, so the live loop and the dashboard both depend on the store, not on each
-/// other.
+/// frame): owned here, so the live loop and the dashboard both depend on this module, not on
+/// each other.
 #[derive(Debug, Clone)]
 pub struct StoreStats {
     /// Writer queue depth, drops and writes.
     pub sink: Arc<SinkStats>,
     /// Delivery counters; `None` when no notifier is configured.
-    pub delivery: Option<Arc<crate::alerts::worker::DeliveryStats>>,
+    pub delivery: Option<Arc<DeliveryStats>>,
 }
 
 /// The store side of a live run.
@@ -99,20 +155,24 @@ impl StoreHook {
     /// Opens `db` (a SQLite path or postgres:// URL) and starts the writer, storing records
     /// under `exchange`; with `alerts`, also evaluates its rules and starts delivery. Must be
     /// called inside a tokio runtime when `alerts` has notifiers.
-    pub fn start(db: &str, exchange: &str, alerts: Option<&AlertsConfig>) -> anyhow::Result<Self> {
+    pub fn start(
+        db: &str,
+        exchange: &str,
+        alerts_cfg: Option<&AlertsConfig>,
+    ) -> Result<Self, WiringError> {
         // The Postgres client must not be created on a runtime thread.
         let db_owned = db.to_string();
-        let store = std::thread::scope(|s| s.spawn(|| super::open(Some(&db_owned))).join())
-            .map_err(|_| anyhow::anyhow!("opening the store panicked"))??;
+        let store = std::thread::scope(|s| s.spawn(|| store::open(Some(&db_owned))).join())
+            .map_err(|_| WiringError::OpenPanicked)??;
         let store = shared(store);
         let default = AlertsConfig::default();
-        let cfg = alerts.unwrap_or(&default);
-        let notifiers = cfg.notifiers(&|k| std::env::var(k).ok())?;
+        let cfg = alerts_cfg.unwrap_or(&default);
+        let notifiers = cfg.notifiers(&|k| std::env::var(k).ok()).map_err(alerts)?;
         let names: Vec<String> = notifiers.iter().map(|n| n.name().to_string()).collect();
         let rules = if notifiers.is_empty() {
             AlertRules::default()
         } else {
-            cfg.rules(&names)?
+            cfg.rules(&names).map_err(alerts)?
         };
         let (wake, delivery, stop) = if notifiers.is_empty() {
             (None, None, None)
@@ -136,7 +196,8 @@ impl StoreHook {
             rules,
             cfg.delivery.queue_capacity,
             wake,
-        )?;
+        )
+        .map_err(WiringError::Writer)?;
         Ok(StoreHook {
             sink: Some(sink),
             store,
