@@ -13,5 +13,6 @@ pub mod live;
 pub mod serve;
 pub mod signals;
 pub mod sink;
+pub mod strategy;
 pub mod tail;
 pub mod worker;

@@ -7,6 +7,8 @@
 //! interval = "5m"
 //! db = "manus.db"
 //!
+//! strategy_files = ["my_rules.toml"]   # rule strategies (docs/RULES.md), relative to this file
+//!
 //! [[strategies]]
 //! id = "ema_crossover"
 //! params = { fast = 9, slow = 21 }
@@ -275,6 +277,9 @@ pub struct Settings {
     /// Candle CSV the Lab backtests on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<PathBuf>,
+    /// Files of rule strategies whose ids become selectable (relative to the settings file).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub strategy_files: Vec<PathBuf>,
     /// Selected strategies, in order.
     pub strategies: Vec<StrategyEntry>,
     /// Confluence rule.
@@ -342,7 +347,15 @@ impl Settings {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, Some(path))
+        let mut s = Self::parse(&text, Some(path))?;
+        // Strategy files are named relative to the settings file.
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for f in &mut s.strategy_files {
+            if f.is_relative() {
+                *f = dir.join(&*f);
+            }
+        }
+        Ok(s)
     }
 
     /// Serialises to TOML text.

@@ -42,6 +42,8 @@ enum Command {
     Sink(cmd::sink::Args),
     /// Share the live streams with other workers over a NATS JetStream bus (leases, failover).
     Worker(cmd::worker::Args),
+    /// Check a strategy file of rule strategies (`docs/RULES.md`).
+    Strategy(cmd::strategy::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -81,6 +83,7 @@ fn main() -> std::process::ExitCode {
         Command::Tail(a) => cmd::tail::run(a),
         Command::Sink(a) => cmd::sink::run(a),
         Command::Worker(a) => cmd::worker::run(a),
+        Command::Strategy(a) => cmd::strategy::run(a),
     };
     exit::report(result)
 }

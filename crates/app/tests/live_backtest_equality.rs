@@ -31,6 +31,41 @@ fn comparable(line: &str) -> (i64, Value) {
 
 #[test]
 fn live_records_equal_backtest_records_for_the_same_candles() {
+    live_equals_backtest("all", &[]);
+}
+
+/// Rule strategies from a strategy file, one with a higher timeframe aggregated from the 1m
+/// stream: live (bootstrapped, then streamed with drops and backfills) equals backtest.
+#[test]
+fn live_equals_backtest_for_rule_strategies() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[strategy]]
+id = "htf_pullback"
+buy  = "rsi(close, 7) < 40 and on(\"5m\", ema(close, 3) > ema(close, 8))"
+sell = "rsi(close, 7) > 60 and on(\"5m\", ema(close, 3) < ema(close, 8))"
+hold = 2
+score = "clamp(abs(rsi(close, 7) - 50) / 50, 0, 1)"
+
+[[strategy]]
+id = "cross_rule"
+buy  = "crosses_above(ema(close, 5), sma(close, 12)) or sweep_low(swing_length = 3)"
+sell = "crosses_below(ema(close, 5), sma(close, 12)) or sweep_high(swing_length = 3)"
+hold = 4
+"#,
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    live_equals_backtest(
+        "htf_pullback,cross_rule,macd",
+        &["--strategy-file".to_string(), file],
+    );
+}
+
+fn live_equals_backtest(strategies: &str, extra: &[String]) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sim = rt
         .block_on(SimExchange::start(SimConfig {
@@ -48,14 +83,9 @@ fn live_records_equal_backtest_records_for_the_same_candles() {
 
     let live = manus()
         .args(["live", "--exchange", "binanceus", "--symbol", "BTCUSDT"])
-        .args([
-            "--interval",
-            "1m",
-            "--strategies",
-            "all",
-            "--confluence",
-            "any",
-        ])
+        .args(["--interval", "1m", "--strategies", strategies])
+        .args(["--confluence", "any"])
+        .args(extra)
         .args(["--ws-url", &sim.ws_url(), "--rest-url", &sim.rest_url()])
         // The simulator drops every 0.6 s, so the default backoff (up to 30 s, reset only
         // after 60 s connected) would make this test take anywhere from 6 to 80 s.
@@ -120,7 +150,8 @@ fn live_records_equal_backtest_records_for_the_same_candles() {
         .arg("--csv")
         .arg(&csv_path)
         .args(["--symbol", "BTCUSDT", "--interval", "1m"])
-        .args(["--strategies", "all", "--confluence", "any", "--json"])
+        .args(["--strategies", strategies, "--confluence", "any", "--json"])
+        .args(extra)
         .arg("--signals-out")
         .arg(&bt_path)
         .output()

@@ -2,7 +2,8 @@
 //! machine where wall-clock benches are not: `valgrind --tool=callgrind
 //! target/release/examples/profile_engine SELECTION N [skip]` runs N candles of the seeded
 //! synthetic series through `SignalEngine::on_closed` (MAJORITY); with `skip` it only builds the
-//! series and the engine. (total − skip total) / N is the per-candle count.
+//! series and the engine. (total − skip total) / N is the per-candle count. Rule strategies:
+//! `PROFILE_RULES=FILE[:FILE...]` loads strategy files first, so SELECTION can name their ids.
 
 use std::hint::black_box;
 
@@ -17,6 +18,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => return Err("usage: profile_engine SELECTION N [skip]".into()),
     };
     let n: usize = n.parse()?;
+    if let Ok(files) = std::env::var("PROFILE_RULES") {
+        for f in files.split(':') {
+            let defs = manus_core::rules::parse_file(&std::fs::read_to_string(f)?)?;
+            strategy::load_rules(&defs)?;
+        }
+    }
     let ids = strategy::parse_selection(selection)?;
     let candles = manus_core::testing::synthetic(7, n);
     let mut engine = SignalEngine::from_ids(&ids, Rule::new(Mode::Majority, ids.len()))?;

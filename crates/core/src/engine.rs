@@ -124,6 +124,16 @@ impl SignalEngine {
             *out = d;
         }
         self.candles += 1;
+        if self.candles == 1 {
+            // A rule strategy with on(...) learns the stream's interval from its first candle,
+            // and with it how many base candles its higher-timeframe warm-up takes.
+            self.warmup = self
+                .slots
+                .iter()
+                .map(|s| s.strategy.warmup())
+                .max()
+                .unwrap_or(0);
+        }
         self.last = confluence::combine(&self.rule, &self.decisions);
         self.last
     }

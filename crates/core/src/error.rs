@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use crate::model::interval_choices;
+use crate::rules::RuleError;
 
 /// Errors raised by the pure core: bad user input, never I/O.
 #[derive(Debug, Error)]
@@ -48,4 +49,7 @@ pub enum CoreError {
         /// What was wrong with it.
         reason: crate::csv::CsvError,
     },
+    /// A strategy file or rule expression that is not valid.
+    #[error(transparent)]
+    Rule(#[from] RuleError),
 }

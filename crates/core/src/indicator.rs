@@ -1,5 +1,5 @@
 //! Streaming indicators: the [`Indicator`] trait and thin wrappers over the `ta-lib` crate's
-//! stream handles ([`Sma`], [`Ema`], [`Bbands`], [`Macd`], [`Stoch`], [`Atr`], [`Adx`],
+//! stream handles ([`Sma`], [`Ema`], [`Stddev`], [`Highest`], [`Lowest`], [`Bbands`], [`Macd`], [`Stoch`], [`Atr`], [`Adx`],
 //! [`PlusDi`], [`MinusDi`]) — plus [`Rsi`], transcribed in-house to match the TA-Lib C library
 //! where the crate does not (see `indicator/rsi.rs`).
 //!
@@ -259,6 +259,51 @@ close_spec!(
     /// Exponential moving average, SMA-seeded as in TA-Lib.
     EmaSpec, Ema, ta_lib::EmaStream, ema_lookback, ema_open
 );
+close_spec!(
+    /// Highest value over the period (TA-Lib's `MAX`).
+    MaxSpec, Highest, ta_lib::MaxStream, max_lookback, max_open
+);
+close_spec!(
+    /// Lowest value over the period (TA-Lib's `MIN`).
+    MinSpec, Lowest, ta_lib::MinStream, min_lookback, min_open
+);
+
+/// Population standard deviation over closes (TA-Lib's `STDDEV` with one deviation).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StddevSpec {
+    /// Time period.
+    pub period: i32,
+}
+
+impl Spec for StddevSpec {
+    type Stream = ta_lib::StddevStream;
+    type Output = f64;
+    fn lookback(&self) -> usize {
+        lb(core().stddev_lookback(self.period, 1.0))
+    }
+    fn open(&self, _: &[f64], _: &[f64], c: &[f64]) -> Result<(Self::Stream, f64), RetCode> {
+        core().stddev_open(c, self.period, 1.0)
+    }
+    fn update(s: &mut Self::Stream, c: &Candle) -> Result<f64, RetCode> {
+        s.update(c.close)
+    }
+    fn peek(s: &Self::Stream, c: &Candle) -> Result<f64, RetCode> {
+        s.peek(c.close)
+    }
+}
+
+/// Population standard deviation.
+pub type Stddev = Streamed<StddevSpec>;
+
+impl Stddev {
+    /// σ of the last `period` closes.
+    pub fn new(period: usize) -> Self {
+        Streamed::with_spec(StddevSpec {
+            period: period as i32,
+        })
+    }
+}
+
 hlc_spec!(
     /// Average True Range (Wilder).
     AtrSpec, Atr, ta_lib::AtrStream, atr_lookback, atr_open

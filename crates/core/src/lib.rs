@@ -13,6 +13,7 @@ pub mod error;
 pub mod indicator;
 pub mod model;
 pub mod record;
+pub mod rules;
 pub mod smc;
 pub mod strategy;
 pub mod summary;

@@ -25,7 +25,8 @@ use crate::model::{Action, Candle};
 pub use hold::Hold;
 pub use params::Params;
 pub use registry::{
-    Entry, IDS, PRESETS, Preset, REGISTRY, build, default_params, id_choices, parse_selection,
+    Entry, IDS, PRESETS, Preset, REGISTRY, build, default_params, id_choices, load_rules,
+    parse_selection,
 };
 
 /// Why a strategy said what it said, formatted only when shown: `RSI 27.40 < 30.00`.

@@ -113,6 +113,9 @@ pub struct Plan {
 /// Resolves flags over the optional settings file. `interval` is the data's.
 pub fn plan(args: &Args, settings: &Settings, interval: Interval) -> anyhow::Result<Plan> {
     let (specs, rule) = StrategyArgs::from_settings(settings, &args.strategy).resolve()?;
+    let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+    manus_core::strategy::registry::check_interval(&ids, interval)
+        .map_err(|e| bad_input(e.to_string()))?;
     crate::ranges::BACKTEST_TOP.usize(args.top)?;
     let b = &settings.backtest;
     let mode: PositionMode = match args.mode.as_deref() {

@@ -36,11 +36,15 @@ pub struct StrategyArgs {
     /// Threshold of the weighted mean score under `weighted`.
     #[arg(long, default_value_t = 0.3)]
     pub threshold: f64,
+    /// A file of rule strategies whose ids become selectable (repeatable; `docs/RULES.md`).
+    #[arg(long = "strategy-file", value_name = "FILE")]
+    pub strategy_files: Vec<std::path::PathBuf>,
 }
 
 impl StrategyArgs {
     /// Validates the flags into strategy specs and a confluence rule.
     pub fn resolve(&self) -> anyhow::Result<(Vec<StrategySpec>, Rule)> {
+        super::strategy::load_files(&self.strategy_files)?;
         let ids = strategy::parse_selection(&self.strategies)?;
         let mode: Mode = self.confluence.parse()?;
         let mut specs: Vec<StrategySpec> = ids
@@ -104,6 +108,10 @@ pub struct StrategyFlags {
     /// Threshold of the weighted mean score under `weighted` (default: the config's, else 0.3).
     #[arg(long)]
     pub threshold: Option<f64>,
+    /// A file of rule strategies whose ids become selectable (repeatable; adds to the config's
+    /// `strategy_files`).
+    #[arg(long = "strategy-file", value_name = "FILE")]
+    pub strategy_files: Vec<std::path::PathBuf>,
 }
 
 impl StrategyArgs {
@@ -111,6 +119,11 @@ impl StrategyArgs {
     /// replaces the file's, flag params and weights override the file's, and the file's params
     /// for strategies no longer selected are dropped.
     pub fn from_settings(settings: &Settings, flags: &StrategyFlags) -> StrategyArgs {
+        let mut strategy_files = settings.strategy_files.clone();
+        strategy_files.extend(flags.strategy_files.iter().cloned());
+        // Their ids must be known to sort the file's params and weights; a bad file is
+        // reported by `resolve`, which loads them again (loading is idempotent).
+        let _ = super::strategy::load_files(&strategy_files);
         let file_ids: Vec<&str> = settings.strategies.iter().map(|s| s.id.as_str()).collect();
         let strategies = match (&flags.strategies, file_ids.is_empty()) {
             (Some(s), _) => s.clone(),
@@ -150,6 +163,7 @@ impl StrategyArgs {
             params,
             weights,
             threshold: flags.threshold.unwrap_or(settings.confluence.threshold),
+            strategy_files,
         }
     }
 }

@@ -103,6 +103,8 @@ impl Args {
             .map_err(|e| bad_input(format!("{e}")))?;
         let engine = engine_from(&self.strategy)?;
         let interval = Interval::M1;
+        manus_core::strategy::registry::check_interval(&engine.ids(), interval)
+            .map_err(|e| bad_input(e.to_string()))?;
         let names = symbols(self.symbols);
         let history = 1000;
         let source = source(self.symbols, interval, history, crate::clock::now_ms());

@@ -785,6 +785,9 @@ impl Lab {
         for w in flags.weights {
             argv.extend(["--weight".into(), w]);
         }
+        for f in flags.strategy_files {
+            argv.extend(["--strategy-file".into(), f.display().to_string()]);
+        }
         let run = match Run::try_parse_from(&argv) {
             Ok(r) => r,
             Err(e) => {

@@ -288,6 +288,10 @@ impl Args {
         let file_interval = settings.interval.map(|i| i.as_str());
         let intervals = parse_intervals(self.interval.as_deref().or(file_interval))?;
         let engine = engine_from(&StrategyArgs::from_settings(&settings, &self.strategy))?;
+        for &i in &intervals {
+            strategy::registry::check_interval(&engine.ids(), i)
+                .map_err(|e| bad_input(e.to_string()))?;
+        }
         let db = self
             .db
             .clone()

@@ -105,6 +105,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }));
         }
     };
+    let ids: Vec<&str> = specs.iter().map(|s| s.id.as_str()).collect();
+    manus_core::strategy::registry::check_interval(&ids, interval)
+        .map_err(|e| bad_input(e.to_string()))?;
     let writer = RecordWriter::new(&symbol, interval, &engine);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -1,11 +1,18 @@
 //! The one table of built-in strategies ([`REGISTRY`]) and of named strategy sets
 //! ([`PRESETS`]). Ids, menus, defaults, help and docs derive from these tables: adding a
 //! strategy is one file in `strategy/` plus one line here.
+//!
+//! Rule strategies from strategy files join them at run time through [`load_rules`]: from then
+//! on [`parse_selection`], [`build`] and [`default_params`] treat their ids like built-in ones.
+
+use std::sync::{PoisonError, RwLock};
 
 use serde_json::{Map, Value};
 
 use super::{Params, Strategy, adx, bollinger, ema_crossover, macd, rsi, smc, stochastic};
 use crate::error::CoreError;
+use crate::model::Interval;
+use crate::rules::{RuleDef, RuleError};
 
 /// How a strategy's signal arises, which decides its default `hold`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,10 +147,65 @@ pub const PRESETS: [Preset; 4] = [
 /// --demo` and the Lab alike.
 pub const DEFAULT_SELECTION: &str = "trend";
 
+/// Rule strategies loaded from strategy files, selectable by id after the built-ins. Process
+/// wide because a selection is parsed in many places (flags, settings, Lab, web) that should
+/// all see the same files; entries are only ever added.
+static LOADED: RwLock<Vec<RuleDef>> = RwLock::new(Vec::new());
+
+/// Makes these rule strategies selectable by id. Loading an identical definition again is a
+/// no-op; a different definition under a loaded id is an error.
+pub fn load_rules(defs: &[RuleDef]) -> Result<(), CoreError> {
+    let mut loaded = LOADED.write().unwrap_or_else(PoisonError::into_inner);
+    for d in defs {
+        match loaded.iter().find(|l| l.id == d.id) {
+            Some(l) if l == d => {}
+            Some(_) => {
+                return Err(RuleError::Def {
+                    id: d.id.to_string(),
+                    message: "is defined differently in two strategy files".to_string(),
+                }
+                .into());
+            }
+            None => loaded.push(d.clone()),
+        }
+    }
+    Ok(())
+}
+
+/// The loaded rule strategies, in load order.
+pub fn loaded_rules() -> Vec<RuleDef> {
+    LOADED
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+fn rule(id: &str) -> Option<RuleDef> {
+    LOADED
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|d| d.id == id)
+        .cloned()
+}
+
+/// Checks the `on(...)` timeframes of the selected rule strategies against the stream's
+/// interval (built-ins need no check).
+pub fn check_interval(ids: &[&str], interval: Interval) -> Result<(), CoreError> {
+    for id in ids {
+        if let Some(d) = rule(id) {
+            d.check_interval(interval)?;
+        }
+    }
+    Ok(())
+}
+
 /// Comma-separated valid ids and preset names, for error messages.
 pub fn id_choices() -> String {
     let presets: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-    format!("{} (presets: {})", IDS.join(", "), presets.join(", "))
+    let mut ids: Vec<&str> = IDS.to_vec();
+    ids.extend(loaded_rules().iter().map(|d| d.id));
+    format!("{} (presets: {})", ids.join(", "), presets.join(", "))
 }
 
 fn unknown(id: &str) -> CoreError {
@@ -169,12 +231,41 @@ pub fn preset(name: &str) -> Option<&'static Preset> {
 /// Builds the strategy `id` with `params` overriding its defaults; unknown names, wrong types
 /// and values out of range are errors naming the strategy and the parameter.
 pub fn build(id: &str, params: &Map<String, Value>) -> Result<Box<dyn Strategy>, CoreError> {
-    entry(id)?.build(params)
+    if let Ok(e) = entry(id) {
+        return e.build(params);
+    }
+    let d = rule(id).ok_or_else(|| unknown(id))?;
+    let mut hold = d.hold;
+    for (k, v) in params {
+        let bad = |reason: String| CoreError::BadParam {
+            id: id.to_string(),
+            reason,
+        };
+        if k != "hold" {
+            return Err(bad(format!("unknown parameter '{k}'; parameters: hold")));
+        }
+        hold = v
+            .as_u64()
+            .and_then(|h| usize::try_from(h).ok())
+            .ok_or_else(|| bad(format!("hold must be a whole number, got {v}")))?;
+        super::params::hold(hold).map_err(|error| CoreError::ParamRange {
+            id: id.to_string(),
+            error,
+        })?;
+    }
+    Ok(Box::new(d.compile(hold)?))
 }
 
 /// The default parameters of a strategy, as JSON (for help, config files and the Lab).
 pub fn default_params(id: &str) -> Result<Map<String, Value>, CoreError> {
-    Ok(entry(id)?.defaults())
+    match rule(id) {
+        Some(d) if entry(id).is_err() => {
+            let mut m = Map::new();
+            m.insert("hold".into(), Value::from(d.hold));
+            Ok(m)
+        }
+        _ => Ok(entry(id)?.defaults()),
+    }
 }
 
 fn defaults_of<P: Params>() -> Map<String, Value> {
@@ -213,9 +304,17 @@ fn build_from<P: Params>(params: &Map<String, Value>) -> Result<Box<dyn Strategy
 pub fn parse_selection(s: &str) -> Result<Vec<&'static str>, CoreError> {
     let mut out: Vec<&'static str> = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let one: [&'static str; 1];
         let ids: &[&'static str] = match preset(part) {
             Some(p) => p.ids,
-            None => std::slice::from_ref(&entry(part)?.id),
+            None => match (entry(part), rule(part)) {
+                (Ok(e), _) => std::slice::from_ref(&e.id),
+                (Err(_), Some(d)) => {
+                    one = [d.id];
+                    &one
+                }
+                (Err(e), None) => return Err(e),
+            },
         };
         for id in ids {
             if !out.contains(id) {

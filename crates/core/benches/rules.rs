@@ -1,0 +1,125 @@
+//! Per-candle cost of rule strategies once warm: the `trend_pullback` example alone, and ten
+//! rule strategies together in one engine. Figures go in `docs/PERFORMANCE.md`.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use manus_core::confluence::{Mode, Rule};
+use manus_core::rules::parse_file;
+use manus_core::strategy::Strategy;
+use manus_core::{Candle, SignalEngine};
+
+/// Candles to warm on (the longest warm-up here is 2400 five-minute candles), then to measure.
+const WARM: usize = 5_000;
+const MEASURED: usize = 100_000;
+
+fn candles() -> Vec<Candle> {
+    manus_core::testing::synthetic(7, WARM + MEASURED)
+}
+
+const EXAMPLES: &str = include_str!("../../../docs/examples/strategies.toml");
+
+/// Six more, so ten in all, covering the other functions.
+const MORE: &str = include_str!("more_rules.toml");
+
+fn warmed(s: &mut dyn Strategy, cs: &[Candle]) {
+    for c in cs {
+        black_box(s.on_candle(c).expect("no error"));
+    }
+}
+
+fn rules(c: &mut Criterion) {
+    let cs = candles();
+    let (warm, measured) = cs.split_at(WARM);
+    let examples = parse_file(EXAMPLES).expect("examples parse");
+    let pullback = examples
+        .iter()
+        .find(|d| d.id == "trend_pullback")
+        .expect("trend_pullback");
+    let mut ten = examples.clone();
+    ten.extend(parse_file(MORE).expect("more parse"));
+    assert_eq!(ten.len(), 10);
+
+    let mut g = c.benchmark_group("rules");
+    g.throughput(Throughput::Elements(measured.len() as u64));
+    g.bench_function("trend_pullback_per_candle_warm", |b| {
+        let mut s = pullback.compile(pullback.hold).expect("compiles");
+        warmed(&mut s, warm);
+        b.iter_batched(
+            || s.clone(),
+            |mut s| {
+                for c in measured {
+                    black_box(s.on_candle(c).expect("no error"));
+                }
+                s
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.bench_function("ten_rule_strategies_any_per_candle_warm", |b| {
+        let strategies: Vec<Box<dyn Strategy>> = ten
+            .iter()
+            .map(|d| Box::new(d.compile(d.hold).expect("compiles")) as Box<dyn Strategy>)
+            .collect();
+        let mut engine = SignalEngine::new(strategies, Rule::new(Mode::Any, 10)).expect("engine");
+        for c in warm {
+            engine.on_closed(c);
+        }
+        b.iter_batched(
+            || engine.clone(),
+            |mut e| {
+                for c in measured {
+                    black_box(e.on_closed(c));
+                }
+                e
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The built-ins on the same candles, for a figure independent of the machine's load.
+    g.bench_function("builtin_11_strategies_any_per_candle_warm", |b| {
+        let n = manus_core::strategy::IDS.len();
+        let mut engine =
+            SignalEngine::from_ids(&manus_core::strategy::IDS, Rule::new(Mode::Any, n))
+                .expect("engine");
+        for c in warm {
+            engine.on_closed(c);
+        }
+        b.iter_batched(
+            || engine.clone(),
+            |mut e| {
+                for c in measured {
+                    black_box(e.on_closed(c));
+                }
+                e
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+
+    // Each of the ten alone: where the time goes.
+    let mut g = c.benchmark_group("rules_each");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(measured.len() as u64));
+    for d in &ten {
+        g.bench_function(d.id, |b| {
+            let mut s = d.compile(d.hold).expect("compiles");
+            warmed(&mut s, warm);
+            b.iter_batched(
+                || s.clone(),
+                |mut s| {
+                    for c in measured {
+                        black_box(s.on_candle(c).expect("no error"));
+                    }
+                    s
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, rules);
+criterion_main!(benches);

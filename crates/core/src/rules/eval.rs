@@ -1,0 +1,524 @@
+//! The compiled form: a [`Program`] is a flat list of streaming nodes in dependency order
+//! (children before parents), so one candle is one pass over the list: O(size of the
+//! expressions), no allocation, and a node used by several rules is stepped once.
+//!
+//! Every value is an `f64`; booleans are `1.0`/`0.0`, and `NaN` is "no value yet" (warming
+//! up). Comparisons and `and`/`or`/`not` keep `NaN` where the answer is unknown, and a rule
+//! whose value is not exactly `1.0` is false — so a condition still warming up is false.
+
+use crate::indicator::{
+    Adx, Atr, Bbands, Ema, Highest, Indicator, Lowest, Macd, MinusDi, PlusDi, Rsi, Sma, Stddev,
+    Stoch,
+};
+use crate::model::{Candle, Interval};
+use crate::smc::Side;
+use crate::smc::fvg::Fvgs;
+use crate::smc::liquidity::{Liquidity, SweepEvent};
+use crate::smc::order_block::OrderBlocks;
+use crate::smc::structure::{BreakKind, Structure};
+use crate::smc::zone::ZoneEvent;
+
+use super::mtf::{Aggregator, NotAMultiple};
+
+/// Index of a node in its program.
+pub(crate) type Ix = u32;
+
+/// A candle field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    Open,
+    High,
+    Low,
+    Close,
+    Volume,
+}
+
+/// Arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// Comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Cmp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl Cmp {
+    /// The same relation with the operands swapped: `k < x` is `x > k`.
+    pub(crate) fn flip(self) -> Cmp {
+        match self {
+            Cmp::Lt => Cmp::Gt,
+            Cmp::Le => Cmp::Ge,
+            Cmp::Gt => Cmp::Lt,
+            Cmp::Ge => Cmp::Le,
+            other => other,
+        }
+    }
+
+    /// `a op b`, unknown (NaN) when either side is.
+    fn eval(self, a: f64, b: f64) -> f64 {
+        if a.is_nan() || b.is_nan() {
+            return f64::NAN;
+        }
+        truth(match self {
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+        })
+    }
+}
+
+impl Arith {
+    /// `a op b`; a division by zero has no value.
+    fn eval(self, a: f64, b: f64) -> f64 {
+        finite(match self {
+            Arith::Add => a + b,
+            Arith::Sub => a - b,
+            Arith::Mul => a * b,
+            Arith::Div => a / b,
+        })
+    }
+}
+
+/// A streaming indicator's state.
+// Boxed in `Node::Ind`, so the largest variant costs nothing elsewhere.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub(crate) enum Ind {
+    Sma(Sma),
+    Ema(Ema),
+    Rsi(Rsi),
+    Stddev(Stddev),
+    Highest(Highest),
+    Lowest(Lowest),
+    /// Outputs: upper, middle, lower.
+    Bbands(Bbands),
+    /// Outputs: macd, signal, hist.
+    Macd(Macd),
+    /// Outputs: %K, %D.
+    Stoch(Stoch),
+    Atr(Atr),
+    Adx(Adx),
+    PlusDi(PlusDi),
+    MinusDi(MinusDi),
+}
+
+impl Ind {
+    fn update(&mut self, c: &Candle, out: &mut [f64; OUTS]) {
+        fn one(v: Option<f64>, out: &mut [f64; OUTS]) {
+            out[0] = v.unwrap_or(f64::NAN);
+        }
+        match self {
+            Ind::Sma(i) => one(i.update(c), out),
+            Ind::Ema(i) => one(i.update(c), out),
+            Ind::Rsi(i) => one(i.update(c), out),
+            Ind::Stddev(i) => one(i.update(c), out),
+            Ind::Highest(i) => one(i.update(c), out),
+            Ind::Lowest(i) => one(i.update(c), out),
+            Ind::Atr(i) => one(i.update(c), out),
+            Ind::Adx(i) => one(i.update(c), out),
+            Ind::PlusDi(i) => one(i.update(c), out),
+            Ind::MinusDi(i) => one(i.update(c), out),
+            Ind::Bbands(i) => {
+                *out = match i.update(c) {
+                    Some(b) => [b.upper, b.middle, b.lower, f64::NAN],
+                    None => [f64::NAN; OUTS],
+                }
+            }
+            Ind::Macd(i) => {
+                *out = match i.update(c) {
+                    Some(m) => [m.macd, m.signal, m.hist, f64::NAN],
+                    None => [f64::NAN; OUTS],
+                }
+            }
+            Ind::Stoch(i) => {
+                *out = match i.update(c) {
+                    Some(s) => [s.k, s.d, f64::NAN, f64::NAN],
+                    None => [f64::NAN; OUTS],
+                }
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            Ind::Sma(i) => i.reset(),
+            Ind::Ema(i) => i.reset(),
+            Ind::Rsi(i) => i.reset(),
+            Ind::Stddev(i) => i.reset(),
+            Ind::Highest(i) => i.reset(),
+            Ind::Lowest(i) => i.reset(),
+            Ind::Bbands(i) => i.reset(),
+            Ind::Macd(i) => i.reset(),
+            Ind::Stoch(i) => i.reset(),
+            Ind::Atr(i) => i.reset(),
+            Ind::Adx(i) => i.reset(),
+            Ind::PlusDi(i) => i.reset(),
+            Ind::MinusDi(i) => i.reset(),
+        }
+    }
+
+    /// TA-Lib's lookback, in candles of the indicator's input.
+    pub(crate) fn lookback(&self) -> usize {
+        match self {
+            Ind::Sma(i) => i.lookback(),
+            Ind::Ema(i) => i.lookback(),
+            Ind::Rsi(i) => i.lookback(),
+            Ind::Stddev(i) => i.lookback(),
+            Ind::Highest(i) => i.lookback(),
+            Ind::Lowest(i) => i.lookback(),
+            Ind::Bbands(i) => i.lookback(),
+            Ind::Macd(i) => i.lookback(),
+            Ind::Stoch(i) => i.lookback(),
+            Ind::Atr(i) => i.lookback(),
+            Ind::Adx(i) => i.lookback(),
+            Ind::PlusDi(i) => i.lookback(),
+            Ind::MinusDi(i) => i.lookback(),
+        }
+    }
+}
+
+/// An SMC detector; its outputs are the predicates it answers, `1.0` on the candle of the event.
+#[derive(Debug, Clone)]
+pub(crate) enum Det {
+    /// Outputs: bos_up, bos_down, choch_up, choch_down.
+    Structure(Structure),
+    /// Outputs: ob_retest_bull, ob_retest_bear.
+    OrderBlocks(OrderBlocks),
+    /// Outputs: fvg_retrace_bull, fvg_retrace_bear.
+    Fvgs(Fvgs),
+    /// Outputs: sweep_low, sweep_high.
+    Liquidity(Liquidity),
+}
+
+impl Det {
+    fn update(&mut self, c: &Candle, out: &mut [f64; OUTS]) {
+        *out = [0.0; OUTS];
+        let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        match self {
+            Det::Structure(s) => {
+                if let Some(b) = s.update(c).brk {
+                    let part = match (b.kind, b.side) {
+                        (BreakKind::Bos, Side::Bull) => 0,
+                        (BreakKind::Bos, Side::Bear) => 1,
+                        (BreakKind::Choch, Side::Bull) => 2,
+                        (BreakKind::Choch, Side::Bear) => 3,
+                    };
+                    out[part] = 1.0;
+                }
+            }
+            Det::OrderBlocks(z) => {
+                if let ZoneEvent::Retest(r) = z.update(c).event {
+                    out[0] = flag(r.zone.side == Side::Bull);
+                    out[1] = flag(r.zone.side == Side::Bear);
+                }
+            }
+            Det::Fvgs(z) => {
+                if let ZoneEvent::Retest(r) = z.update(c).event {
+                    out[0] = flag(r.zone.side == Side::Bull);
+                    out[1] = flag(r.zone.side == Side::Bear);
+                }
+            }
+            Det::Liquidity(l) => {
+                if let SweepEvent::Sweep(s) = l.update(c).event {
+                    out[0] = flag(s.side == Side::Bull);
+                    out[1] = flag(s.side == Side::Bear);
+                }
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        match self {
+            Det::Structure(s) => s.reset(),
+            Det::OrderBlocks(z) => z.reset(),
+            Det::Fvgs(z) => z.reset(),
+            Det::Liquidity(l) => l.reset(),
+        }
+    }
+}
+
+/// `x[k]`: a ring of the last `k + 1` values of `x`.
+#[derive(Debug, Clone)]
+pub(crate) struct Ring {
+    pub(crate) input: Ix,
+    pub(crate) k: usize,
+    buf: Vec<f64>,
+    pos: usize,
+}
+
+impl Ring {
+    pub(crate) fn new(input: Ix, k: usize) -> Self {
+        Ring {
+            input,
+            k,
+            buf: vec![f64::NAN; k + 1],
+            pos: 0,
+        }
+    }
+}
+
+/// `on(tf, expr)`: a program over the higher-timeframe candles aggregated from the base ones.
+#[derive(Debug, Clone)]
+pub(crate) struct On {
+    pub(crate) tf: Interval,
+    pub(crate) prog: Program,
+    pub(crate) root: Ix,
+    pub(crate) agg: Aggregator,
+    value: f64,
+}
+
+impl On {
+    pub(crate) fn new(tf: Interval, prog: Program, root: Ix) -> Self {
+        On {
+            agg: Aggregator::new(tf),
+            tf,
+            prog,
+            root,
+            value: f64::NAN,
+        }
+    }
+}
+
+/// One node.
+#[derive(Debug, Clone)]
+pub(crate) enum Node {
+    Const(f64),
+    Field(Field),
+    Neg(Ix),
+    Not(Ix),
+    Abs(Ix),
+    Arith(Arith, Ix, Ix),
+    /// `a op k` with a literal `k`.
+    ArithK(Arith, Ix, f64),
+    /// `k op a` with a literal `k`.
+    KArith(Arith, f64, Ix),
+    Cmp(Cmp, Ix, Ix),
+    /// `a op k` with a literal `k`.
+    CmpK(Cmp, Ix, f64),
+    And(Ix, Ix),
+    Or(Ix, Ix),
+    Min(Ix, Ix),
+    Max(Ix, Ix),
+    Clamp(Ix, Ix, Ix),
+    /// An indicator over `input` (a sub-expression), or over the candle itself when `None`.
+    Ind(Box<Ind>, Option<Ix>),
+    /// Output `part` of a multi-output node.
+    Pick(Ix, usize),
+    Hist(Box<Ring>),
+    /// `crosses_above` (`true`) or `crosses_below` of `a - b`; `prev` is last candle's `a - b`.
+    Cross {
+        a: Ix,
+        b: Ix,
+        above: bool,
+        prev: f64,
+    },
+    /// A detector and its lookback (the earliest candle an event can come on).
+    Smc(Box<Det>, usize),
+    On(Box<On>),
+}
+
+/// Outputs per node: the value, plus the other lines of multi-output indicators and detectors.
+pub(crate) const OUTS: usize = 4;
+
+/// A compiled set of expressions: the nodes in dependency order, each node's value on the last
+/// candle, and the extra lines of multi-output nodes (kept apart so the common path writes one
+/// `f64`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Program {
+    pub(crate) nodes: Vec<Node>,
+    vals: Vec<f64>,
+    outs: Vec<[f64; OUTS]>,
+}
+
+fn truth(b: bool) -> f64 {
+    if b { 1.0 } else { 0.0 }
+}
+
+/// Maps infinities (a division by zero) to "no value".
+fn finite(v: f64) -> f64 {
+    if v.is_finite() { v } else { f64::NAN }
+}
+
+impl Program {
+    /// Appends a node (its children must already be in).
+    pub(crate) fn push(&mut self, node: Node) -> Ix {
+        self.nodes.push(node);
+        self.vals.push(f64::NAN);
+        self.outs.push([f64::NAN; OUTS]);
+        (self.nodes.len() - 1) as Ix
+    }
+
+    /// The value of node `ix` on the last candle.
+    pub(crate) fn value(&self, ix: Ix) -> f64 {
+        self.vals[ix as usize]
+    }
+
+    /// Steps every node over one closed candle, children first.
+    pub(crate) fn step(&mut self, c: &Candle) -> Result<(), NotAMultiple> {
+        let Program { nodes, vals, outs } = self;
+        for (i, node) in nodes.iter_mut().enumerate() {
+            let v = |ix: Ix| vals[ix as usize];
+            let value = match node {
+                Node::Const(x) => *x,
+                Node::Field(f) => match f {
+                    Field::Open => c.open,
+                    Field::High => c.high,
+                    Field::Low => c.low,
+                    Field::Close => c.close,
+                    Field::Volume => c.volume,
+                },
+                Node::Neg(a) => -v(*a),
+                Node::Abs(a) => v(*a).abs(),
+                Node::Not(a) => {
+                    let a = v(*a);
+                    if a.is_nan() { a } else { truth(a != 1.0) }
+                }
+                Node::Arith(op, a, b) => op.eval(v(*a), v(*b)),
+                Node::ArithK(op, a, k) => op.eval(v(*a), *k),
+                Node::KArith(op, k, a) => op.eval(*k, v(*a)),
+                Node::Cmp(op, a, b) => op.eval(v(*a), v(*b)),
+                Node::CmpK(op, a, k) => op.eval(v(*a), *k),
+                Node::And(a, b) => {
+                    let (a, b) = (v(*a), v(*b));
+                    if a == 0.0 || b == 0.0 {
+                        0.0
+                    } else if a.is_nan() || b.is_nan() {
+                        f64::NAN
+                    } else {
+                        1.0
+                    }
+                }
+                Node::Or(a, b) => {
+                    let (a, b) = (v(*a), v(*b));
+                    if a == 1.0 || b == 1.0 {
+                        1.0
+                    } else if a.is_nan() || b.is_nan() {
+                        f64::NAN
+                    } else {
+                        0.0
+                    }
+                }
+                Node::Min(a, b) => nan_or(v(*a), v(*b), f64::min),
+                Node::Max(a, b) => nan_or(v(*a), v(*b), f64::max),
+                Node::Clamp(x, lo, hi) => {
+                    let (x, lo, hi) = (v(*x), v(*lo), v(*hi));
+                    if x.is_nan() || lo.is_nan() || hi.is_nan() || lo > hi {
+                        f64::NAN
+                    } else {
+                        x.clamp(lo, hi)
+                    }
+                }
+                Node::Ind(ind, input) => {
+                    let candle = match input {
+                        None => Some(*c),
+                        Some(ix) => {
+                            let x = v(*ix);
+                            // A series that has not started yet is not fed: the indicator's
+                            // warm-up begins with the input's first value, as TA-Lib's batch
+                            // call over a series with leading NaN.
+                            (!x.is_nan()).then_some(Candle {
+                                open: x,
+                                high: x,
+                                low: x,
+                                close: x,
+                                ..*c
+                            })
+                        }
+                    };
+                    match candle {
+                        Some(cd) => ind.update(&cd, &mut outs[i]),
+                        None => outs[i] = [f64::NAN; OUTS],
+                    }
+                    outs[i][0]
+                }
+                Node::Pick(ix, part) => outs[*ix as usize][*part],
+                Node::Hist(r) => {
+                    let x = v(r.input);
+                    r.buf[r.pos] = x;
+                    r.pos += 1;
+                    if r.pos == r.buf.len() {
+                        r.pos = 0;
+                    }
+                    r.buf[r.pos]
+                }
+                Node::Cross { a, b, above, prev } => {
+                    let d = v(*a) - v(*b);
+                    let p = *prev;
+                    *prev = d;
+                    if d.is_nan() {
+                        f64::NAN
+                    } else if *above {
+                        truth(p <= 0.0 && d > 0.0)
+                    } else {
+                        truth(p >= 0.0 && d < 0.0)
+                    }
+                }
+                Node::Smc(det, _) => {
+                    det.update(c, &mut outs[i]);
+                    outs[i][0]
+                }
+                Node::On(on) => {
+                    let On {
+                        agg,
+                        prog,
+                        root,
+                        value,
+                        ..
+                    } = &mut **on;
+                    for higher in agg.push(c)?.into_iter().flatten() {
+                        prog.step(&higher)?;
+                        *value = prog.value(*root);
+                    }
+                    *value
+                }
+            };
+            vals[i] = value;
+        }
+        Ok(())
+    }
+
+    /// Forgets all history.
+    pub(crate) fn reset(&mut self) {
+        self.vals.fill(f64::NAN);
+        self.outs.fill([f64::NAN; OUTS]);
+        for node in &mut self.nodes {
+            match node {
+                Node::Ind(i, _) => i.reset(),
+                Node::Smc(d, _) => d.reset(),
+                Node::Hist(r) => {
+                    r.buf.fill(f64::NAN);
+                    r.pos = 0;
+                }
+                Node::Cross { prev, .. } => *prev = f64::NAN,
+                Node::On(on) => {
+                    on.prog.reset();
+                    on.agg.reset();
+                    on.value = f64::NAN;
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn nan_or(a: f64, b: f64, f: fn(f64, f64) -> f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        f(a, b)
+    }
+}
