@@ -12,4 +12,7 @@ pub mod lab;
 pub mod live;
 pub mod serve;
 pub mod signals;
+pub mod sink;
 pub mod strategy;
+pub mod tail;
+pub mod worker;

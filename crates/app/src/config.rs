@@ -292,6 +292,9 @@ pub struct Settings {
     /// Alert notifier settings; free-form here, interpreted by the alerts module.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerts: Option<toml::Value>,
+    /// NATS JetStream bus to publish to (`--bus`), e.g. `nats://127.0.0.1:4222`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
 }
 
 /// Longest piece of the offending line an error quotes.

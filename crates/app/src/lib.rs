@@ -5,6 +5,7 @@
 //! ([`web`]). `anyhow` is used only in this crate.
 
 pub mod alerts;
+pub mod bus;
 pub mod clock;
 pub mod cmd;
 pub mod config;

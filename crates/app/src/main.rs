@@ -36,6 +36,12 @@ enum Command {
     Serve(cmd::serve::Args),
     /// Serve a simulated exchange that speaks Binance's WebSocket and REST protocols.
     ExchangeSim(cmd::exchange_sim::Args),
+    /// Print the bus's records or candles (NATS JetStream) as JSON lines.
+    Tail(cmd::tail::Args),
+    /// Persist every candle and record on the bus into a database (durable consumer).
+    Sink(cmd::sink::Args),
+    /// Share the live streams with other workers over a NATS JetStream bus (leases, failover).
+    Worker(cmd::worker::Args),
     /// Check a strategy file of rule strategies (`docs/RULES.md`).
     Strategy(cmd::strategy::Args),
 }
@@ -55,6 +61,9 @@ fn main() -> std::process::ExitCode {
             | Command::Serve(_)
             | Command::ExchangeSim(_)
             | Command::Lab(_)
+            | Command::Tail(_)
+            | Command::Sink(_)
+            | Command::Worker(_)
     );
     if !long_running {
         exit::exit_on_interrupt();
@@ -71,6 +80,9 @@ fn main() -> std::process::ExitCode {
         Command::Alerts(a) => cmd::alerts::run(a),
         Command::Serve(a) => cmd::serve::run(a),
         Command::ExchangeSim(a) => cmd::exchange_sim::run(a),
+        Command::Tail(a) => cmd::tail::run(a),
+        Command::Sink(a) => cmd::sink::run(a),
+        Command::Worker(a) => cmd::worker::run(a),
         Command::Strategy(a) => cmd::strategy::run(a),
     };
     exit::report(result)

@@ -45,7 +45,8 @@ pub mod web_tap;
 
 pub use plan::{Plan, WebPlan, WebReadyFn};
 pub use run::SessionError;
-use run::{execute, with_runtime};
+use run::execute;
+pub(crate) use run::with_runtime;
 
 /// The exchange name records of a simulated run are stored under (as `manus demo` stores them).
 pub const SIM_EXCHANGE: &str = "sim";
@@ -335,6 +336,7 @@ impl LiveSessionBuilder {
             web: self.web,
             title: "session".into(),
             on_record: self.on_record,
+            bus: None,
         };
         Ok(LiveSession {
             plan,

@@ -26,6 +26,25 @@ pub enum AlertsCommand {
     Test(TestArgs),
     /// List stored alerts and their delivery state.
     Outbox(OutboxArgs),
+    /// Evaluate alert rules on the records of a NATS JetStream bus and deliver them (any
+    /// number of instances share the work; each move alerts once).
+    Run(RunArgs),
+}
+
+/// `manus alerts run` arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The bus, e.g. nats://127.0.0.1:4222 (several servers: comma-separated).
+    #[arg(long, value_name = "nats://HOST:PORT[,...]", env = "MANUS_BUS")]
+    pub bus: String,
+    /// The settings file with an `[alerts]` section (notifiers, rules, delivery).
+    #[arg(long)]
+    pub alerts_config: PathBuf,
+    /// The alert outbox and the records rules are evaluated against: a postgres:// URL shared
+    /// by every instance (a SQLite file for one machine). Not the `sink`'s database: a record
+    /// already there would queue no alert.
+    #[arg(long, env = "MANUS_DB")]
+    pub db: String,
 }
 
 /// `manus alerts test` arguments.
@@ -61,7 +80,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         AlertsCommand::Test(a) => test(a),
         AlertsCommand::Outbox(a) => outbox(a),
+        AlertsCommand::Run(a) => run_on_bus(a),
     }
+}
+
+fn run_on_bus(args: RunArgs) -> anyhow::Result<()> {
+    let cfg = crate::bus::BusConfig::parse(&args.bus).map_err(|e| bad_input(e.to_string()))?;
+    let text = std::fs::read_to_string(&args.alerts_config)
+        .map_err(|e| bad_input(format!("cannot read {}: {e}", args.alerts_config.display())))?;
+    let alerts = AlertsConfig::from_settings_toml(&text)
+        .map_err(|e| bad_input(format!("{}: {e}", args.alerts_config.display())))?;
+    // Opened before the runtime: the Postgres client must not start inside it.
+    let store = store::shared(store::open(Some(&args.db))?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let mut shutdown = crate::live::Shutdown::install()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut task = tokio::spawn(crate::bus::alerts::run(cfg, alerts, store, stopped));
+        tokio::select! {
+            r = &mut task => return Ok(r??),
+            _ = shutdown.wait() => {}
+        }
+        let _ = stop.send(true);
+        // Bounded: a hanging notifier cannot hold the exit (its alert stays claimed, retried).
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), task).await;
+        anyhow::Ok(())
+    })
 }
 
 fn test(args: TestArgs) -> anyhow::Result<()> {

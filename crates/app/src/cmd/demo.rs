@@ -54,6 +54,8 @@ pub struct Args {
     pub strategy: StrategyArgs,
     #[command(flatten)]
     pub web: super::live::WebArgs,
+    #[command(flatten)]
+    pub bus: crate::bus::BusArgs,
 }
 
 /// Symbol names for `n` streams.
@@ -156,6 +158,14 @@ impl Args {
                 exchange, self.symbols, interval
             ),
             on_record: None,
+            bus: self
+                .bus
+                .config(None)
+                .map_err(|e| bad_input(e.to_string()))?
+                .map(|config| crate::bus::BusTarget {
+                    config,
+                    exchange: "sim".into(),
+                }),
         };
         Ok((sim, plan))
     }

@@ -84,6 +84,8 @@ pub struct Args {
     pub reconnect_backoff: Option<(Duration, Duration)>,
     #[command(flatten)]
     pub web: WebArgs,
+    #[command(flatten)]
+    pub bus: crate::bus::BusArgs,
 }
 
 /// A `--reconnect-at` or `--reconnect-backoff` value that does not parse (clap takes any
@@ -120,7 +122,7 @@ fn parse_time_of_day(s: &str) -> Result<Duration, TimingFlagError> {
 }
 
 /// Parses a duration such as `250ms`, `2s` or `1m`.
-fn parse_duration(s: &str) -> Option<Duration> {
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = n.parse().ok()?;
@@ -363,6 +365,14 @@ impl Args {
             web: self.web.plan()?,
             title,
             on_record: None,
+            bus: self
+                .bus
+                .config(settings.bus.as_deref())
+                .map_err(|e| bad_input(e.to_string()))?
+                .map(|config| crate::bus::BusTarget {
+                    config,
+                    exchange: exchange.as_str().to_string(),
+                }),
         })
     }
 }

@@ -46,6 +46,14 @@ pub struct Args {
     /// Demo: strategies and confluence (the same flags and defaults as `live`).
     #[command(flatten)]
     pub strategy: crate::cmd::common::StrategyArgs,
+    /// Also show every worker's streams from this NATS JetStream bus on the live page.
+    #[arg(
+        long,
+        value_name = "nats://HOST:PORT[,...]",
+        env = "MANUS_BUS",
+        conflicts_with = "demo"
+    )]
+    pub bus: Option<String>,
 }
 
 /// Parses `--bind`: `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`.
@@ -80,6 +88,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let engine = SignalEngine::from_specs(&strategies, rule)?;
         return run_demo(&args, bind, token, symbols, engine);
     }
+    let bus = args
+        .bus
+        .as_deref()
+        .map(crate::bus::BusConfig::parse)
+        .transpose()
+        .map_err(|e| bad_input(e.to_string()))?;
     // Opened before the runtime: the Postgres client must not start inside it.
     let store: Option<SharedStore> = if args.no_store {
         None
@@ -93,11 +107,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     let result = rt.block_on(async move {
         let mut shutdown = Shutdown::install().context("installing signal handlers")?;
-        let server = web::spawn(bind, LiveHub::new(), store, token.clone())
+        let hub = LiveHub::new();
+        let server = web::spawn(bind, hub.clone(), store, token.clone())
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
+        // Bus reader (issue 16): every worker's candles and records onto the live page.
+        let bus_reader = bus.map(|cfg| {
+            tokio::spawn(async move {
+                if let Err(e) = crate::bus::hub::feed_hub(cfg, hub).await {
+                    tracing::error!("the live page's bus reader stopped: {e}");
+                }
+            })
+        });
         announce(&server.url(), token.is_some());
         shutdown.wait().await;
+        if let Some(r) = bus_reader {
+            r.abort();
+        }
         server.shutdown().await;
         anyhow::Ok(())
     });

@@ -51,4 +51,6 @@ pub struct Plan {
     pub title: String,
     /// Records go to this callback instead of stdout or a file (library use).
     pub on_record: Option<RecordFn>,
+    /// Also publish candles and records to this bus (`--bus`).
+    pub bus: Option<crate::bus::BusTarget>,
 }

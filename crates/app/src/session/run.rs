@@ -124,6 +124,14 @@ pub(crate) async fn execute(
                 .context("reading where each stream resumes")?;
         sink.attach_store(hook);
     }
+    // Bus tap (issue 16): candles and records also go to NATS JetStream, off the candle path.
+    let publisher = plan.bus.take().map(|b| {
+        let _side = side.enter();
+        crate::bus::Publisher::start(b.config, &b.exchange)
+    });
+    if let Some(p) = &publisher {
+        sink.attach_tap(Box::new(p.tap()));
+    }
     let streams = plan.feed.streams.clone();
     tracing::info!(
         "connecting to {} for {} streams",
@@ -186,6 +194,14 @@ pub(crate) async fn execute(
         Some(hook) => hook.finish(DRAIN_GRACE, shutdown.wait()).await,
         None => None,
     };
+    if let Some(p) = publisher {
+        let report = p.finish(DRAIN_GRACE).await;
+        if report.dropped > 0 || report.backlog > 0 {
+            tracing::warn!("{report}");
+        } else {
+            tracing::info!("{report}");
+        }
+    }
     let loss = store.as_ref().and_then(StoreReport::loss);
     let stop = match stop {
         Ok(stop) => stop,

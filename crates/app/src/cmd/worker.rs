@@ -1,0 +1,226 @@
+//! `manus worker --bus URL` with `live`'s market, strategy and URL flags: any number of
+//! workers started with the same streams share them through leases on the bus
+//! ([`crate::bus::lease`]), publishing every candle and record to JetStream. When the owned
+//! set changes (start, a worker joining or dying), the feed is restarted on the new set; each
+//! stream resumes after its last record (this worker's own, else the last one on the bus),
+//! the candles missed in between backfilled over REST and flagged `backfilled`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use anyhow::Context;
+use manus_exchange::Feed;
+use manus_exchange::feed::StreamKey;
+use tokio::sync::watch;
+
+use crate::bus::lease::{LeaseStats, Leases};
+use crate::bus::{Publisher, last_signal};
+use crate::exit::bad_input;
+use crate::live::{Pipeline, RecordSink, Shutdown};
+use crate::wiring::DRAIN_GRACE;
+
+/// Arguments: `live`'s, plus the lease settings.
+#[derive(Debug, clap::Args)]
+#[group(id = "worker_args")]
+pub struct Args {
+    #[command(flatten)]
+    pub live: super::live::Args,
+    /// How long a stream's lease lives without renewal: a dead worker's streams are taken
+    /// over after about this long. Units: ms, s, m.
+    #[arg(long, default_value = "5s", value_parser = parse_ttl)]
+    pub lease_ttl: Duration,
+    /// This worker's name in the lease bucket (default: pid and start time).
+    #[arg(long)]
+    pub worker_id: Option<String>,
+    /// Serve Prometheus `/metrics` here (owned streams, renewals, takeovers, publish backlog),
+    /// e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+fn parse_ttl(s: &str) -> Result<Duration, String> {
+    let d = super::live::parse_duration(s)
+        .ok_or_else(|| format!("'{s}': expected a duration such as 5s or 1500ms"))?;
+    if d < Duration::from_millis(300) || d > Duration::from_secs(600) {
+        return Err(format!("'{s}': expected between 300ms and 10m"));
+    }
+    Ok(d)
+}
+
+fn default_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("w{}-{nanos:x}", std::process::id())
+}
+
+/// Runs the command.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut plan = args.live.plan()?;
+    let Some(bus) = plan.bus.take() else {
+        return Err(bad_input(
+            "worker needs a bus: pass --bus nats://HOST:PORT (or bus = \"...\" in --config)",
+        ));
+    };
+    // A worker's records go to the bus; these consume it instead, on any machine.
+    if plan.store.is_some() || plan.web.is_some() || plan.signals_out.is_some() {
+        return Err(bad_input(
+            "worker publishes to the bus only: store it with `manus sink --bus`, alert with \
+             `manus alerts run --bus`, show it with `manus serve --bus`, print it with `manus tail` \
+             (drop --db, --alerts-config, --web and --signals-out)",
+        ));
+    }
+    let me = args.worker_id.unwrap_or_else(default_id);
+    if me.is_empty()
+        || !me
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
+    {
+        return Err(bad_input(format!(
+            "--worker-id '{me}': letters, digits, '-' and '_' only"
+        )));
+    }
+    let ttl = args.lease_ttl;
+    crate::session::with_runtime(true, |_, side| async move {
+        let mut shutdown = Shutdown::install().context("installing signal handlers")?;
+        // The client's connection task lives on the side runtime, off the candle path.
+        let cfg = bus.config.clone();
+        let js = side
+            .spawn(async move {
+                let js = cfg.connect(false).await?;
+                crate::bus::ensure_streams(&js, cfg.retention).await?;
+                let kv = crate::bus::lease::bucket(&js, ttl).await?;
+                Ok::<_, crate::bus::BusError>((js, kv))
+            })
+            .await
+            .context("connecting to the bus")?;
+        let (js, kv) = js?;
+        let publisher = {
+            let _side = side.enter();
+            Publisher::start(bus.config.clone(), &bus.exchange)
+        };
+        let stats = Arc::new(LeaseStats::default());
+        if let Some(addr) = args.metrics {
+            let m = crate::bus::metrics::WorkerMetrics {
+                leases: stats.clone(),
+                bus: publisher.tap().stats().clone(),
+            };
+            let bound = side
+                .spawn(crate::bus::metrics::serve(addr, m))
+                .await
+                .context("starting the metrics server")?
+                .map_err(|e| bad_input(format!("--metrics {addr}: {e}")))?;
+            tracing::info!("metrics on http://{bound}/metrics");
+        }
+        let leases = Leases::new(
+            kv,
+            &me,
+            ttl,
+            &bus.exchange,
+            &plan.feed.streams,
+            stats.clone(),
+        );
+        let (want_tx, mut want) = watch::channel(BTreeSet::new());
+        let (applied, applied_rx) = watch::channel(BTreeSet::new());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let lease_task = side.spawn(crate::bus::lease::run(leases, want_tx, applied_rx, stop_rx));
+        tracing::info!(
+            "worker {me}: {} streams shared through {} (lease TTL {ttl:?})",
+            plan.feed.streams.len(),
+            crate::bus::lease::BUCKET
+        );
+        // Each stream's last record here, where it resumes when the feed restarts.
+        let mut last: HashMap<StreamKey, i64> = HashMap::new();
+        let mut status = tokio::time::interval(Duration::from_secs(10));
+        'outer: loop {
+            let set = want.borrow_and_update().clone();
+            applied.send_replace(BTreeSet::new());
+            // A stream given away and taken back later resumes from the bus, not from here.
+            last.retain(|k, _| set.contains(k));
+            if set.is_empty() {
+                tokio::select! {
+                    r = want.changed() => if r.is_err() { break },
+                    _ = shutdown.wait() => break,
+                }
+                continue;
+            }
+            let streams: Vec<StreamKey> = set.iter().cloned().collect();
+            let mut resume = HashMap::new();
+            for s in &streams {
+                let t = match last.get(s) {
+                    Some(&t) => Some(t),
+                    None => last_signal(&js, &bus.exchange, &s.symbol, s.interval)
+                        .await
+                        .with_context(|| format!("reading where {s} resumes"))?,
+                };
+                if let Some(t) = t {
+                    resume.insert(s.clone(), t);
+                }
+            }
+            let mut feed_cfg = plan.feed.clone();
+            feed_cfg.streams = streams.clone();
+            feed_cfg.resume_after = resume;
+            tracing::info!("worker {me}: running {} streams", streams.len());
+            let mut feed = tokio::select! {
+                r = Feed::connect(feed_cfg) => r.context("starting the feed")?,
+                _ = shutdown.wait() => break,
+            };
+            applied.send_replace(set);
+            let mut pipeline = Pipeline::new(plan.engine.clone(), &streams, plan.pipeline);
+            let mut sink = RecordSink::null();
+            sink.attach_tap(Box::new(publisher.tap()));
+            let stopped = loop {
+                let first = tokio::select! {
+                    biased;
+                    _ = shutdown.wait() => break true,
+                    r = want.changed() => {
+                        if r.is_err() { break true }
+                        if *want.borrow() == *applied.borrow() { continue }
+                        break false;
+                    }
+                    _ = status.tick() => {
+                        let r = publisher.tap().stats().report();
+                        tracing::info!(
+                            "worker {me}: {} streams owned of {} workers' share; {} renewals, {} acquired, {} released, {} lost; {r}",
+                            stats.owned.load(Relaxed), stats.workers.load(Relaxed),
+                            stats.renewals.load(Relaxed), stats.acquired.load(Relaxed),
+                            stats.released.load(Relaxed), stats.lost.load(Relaxed),
+                        );
+                        continue;
+                    }
+                    ev = feed.next() => ev,
+                };
+                match crate::live::run::pump(&mut feed, &mut pipeline, &mut sink, first) {
+                    Ok(None) => {}
+                    Ok(Some(crate::live::Stop::MaxCandles)) => break true,
+                    Ok(Some(stop)) => {
+                        tracing::warn!("worker {me}: feed stopped ({stop:?}); restarting it");
+                        break false;
+                    }
+                    Err(e) => return Err(anyhow::Error::new(e).context("writing records")),
+                }
+            };
+            for st in pipeline.streams() {
+                if let Some(r) = &st.last_record {
+                    last.insert((*st.key).clone(), r.open_time);
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), feed.shutdown()).await;
+            // What this feed produced is on the bus before its leases can go to others.
+            if !publisher.flush(DRAIN_GRACE).await {
+                tracing::warn!("worker {me}: the bus did not acknowledge everything in time");
+            }
+            if stopped {
+                break 'outer;
+            }
+        }
+        applied.send_replace(BTreeSet::new());
+        let report = publisher.finish(DRAIN_GRACE).await;
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(2), lease_task).await;
+        tracing::info!("worker {me} stopped; {report}");
+        Ok(())
+    })
+}

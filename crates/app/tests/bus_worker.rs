@@ -1,0 +1,328 @@
+//! Workers sharing streams over a real `nats-server`: three `manus worker` processes and the
+//! simulated exchange with 60 streams; one is killed with SIGKILL mid-run and a fourth joins
+//! later. Every stream's records in MANUS_SIGNALS must be gapless, strictly increasing and
+//! unique from its first to its last; the killed worker's streams must be taken over within
+//! the lease TTL plus one candle; the fourth worker must get its fair share.
+
+mod bus_support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use bus_support::{NatsServer, read_all};
+use futures_util::TryStreamExt;
+use manus_core::Interval;
+use manus_core::record::SignalRecord;
+use manus_exchange::feed::StreamKey;
+use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
+use market_manus::bus::SIGNALS_STREAM;
+use market_manus::bus::lease::BUCKET;
+
+const STREAMS: usize = 60;
+const CANDLE_MS: u64 = 1000;
+const TTL: Duration = Duration::from_secs(2);
+const MINUTE: i64 = 60_000;
+
+fn symbols() -> Vec<String> {
+    (0..STREAMS).map(|i| format!("S{i:02}USDT")).collect()
+}
+
+fn worker(id: &str, nats: &str, ws: &str, rest: &str, log: &std::path::Path) -> Child {
+    worker_with(id, nats, ws, rest, log, &[])
+}
+
+fn worker_with(
+    id: &str,
+    nats: &str,
+    ws: &str,
+    rest: &str,
+    log: &std::path::Path,
+    extra: &[&str],
+) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_manus"))
+        .args(["worker", "--bus", nats, "--worker-id", id])
+        .args(["--exchange", "binanceus", "--interval", "1m", "--headless"])
+        .args(["--symbol", &symbols().join(",")])
+        .args(["--ws-url", ws, "--rest-url", rest])
+        .args(["--bootstrap", "60", "--lease-ttl", "2s"])
+        .args(["--reconnect-backoff", "20ms..200ms"])
+        .args(extra)
+        .env("RUST_LOG", "info,async_nats=warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("manus worker starts")
+}
+
+/// Stream lease key → owner, as the bucket holds them now.
+async fn owners(kv: &jetstream::kv::Store) -> HashMap<String, String> {
+    let keys: Vec<String> = kv.keys().await.unwrap().try_collect().await.unwrap();
+    let mut out = HashMap::new();
+    for k in keys.into_iter().filter(|k| k.starts_with("streams.")) {
+        if let Ok(Some(v)) = kv.get(&k).await {
+            out.insert(k, String::from_utf8(v.to_vec()).unwrap());
+        }
+    }
+    out
+}
+
+/// Polls the bucket (every 50 ms, at most `limit`) until `done` holds; returns when it did.
+async fn wait_owners(
+    kv: &jetstream::kv::Store,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&HashMap<String, String>) -> bool,
+) -> (Instant, HashMap<String, String>) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let o = owners(kv).await;
+        if done(&o) {
+            return (Instant::now(), o);
+        }
+        assert!(Instant::now() < deadline, "{what} within {limit:?}: {o:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn count(o: &HashMap<String, String>, id: &str) -> usize {
+    o.values().filter(|v| *v == id).count()
+}
+
+/// `GET path` on `addr`: the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn workers_share_streams_fail_over_and_rebalance_without_a_gap() {
+    let Some(nats) =
+        NatsServer::start("workers_share_streams_fail_over_and_rebalance_without_a_gap")
+    else {
+        return;
+    };
+    let logs = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let history = 300;
+    let start = Interval::M1.floor(now) - history as i64 * MINUTE;
+    let key = StreamKey {
+        symbol: "SIM".into(),
+        interval: Interval::M1,
+    };
+    let sim = rt
+        .block_on(SimExchange::start(SimConfig {
+            symbols: symbols(),
+            interval: Interval::M1,
+            candle_ms: CANDLE_MS,
+            updates_per_candle: 2,
+            history,
+            source: SimSource::Replay(market_manus::live::scripted::synthetic_candles(
+                &key,
+                start,
+                history + 5000,
+            )),
+            faults: FaultPlan::default(),
+            ..SimConfig::default()
+        }))
+        .expect("sim starts");
+    let (ws, rest) = (sim.ws_url(), sim.rest_url());
+    let url = nats.url();
+    let log = |id: &str| logs.path().join(format!("{id}.log"));
+    let mut workers: BTreeMap<&str, Child> = ["w1", "w2", "w3"]
+        .into_iter()
+        .map(|id| (id, worker(id, &url, &ws, &rest, &log(id))))
+        .collect();
+
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(async {
+            let js = jetstream::new(async_nats::connect(&url).await.unwrap());
+            // The workers create the bucket; wait for it.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let kv = loop {
+                if let Ok(kv) = js.get_key_value(BUCKET).await {
+                    break kv;
+                }
+                assert!(Instant::now() < deadline, "no lease bucket");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            let (_, o) = wait_owners(
+                &kv,
+                "60 streams shared by 3",
+                Duration::from_secs(30),
+                |o| o.len() == STREAMS && ["w1", "w2", "w3"].iter().all(|w| count(o, w) == 20),
+            )
+            .await;
+            assert_eq!(o.len(), STREAMS);
+            // A few candles with everyone up.
+            tokio::time::sleep(Duration::from_millis(3 * CANDLE_MS)).await;
+
+            let victim: Vec<String> = o
+                .iter()
+                .filter(|(_, w)| *w == "w1")
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut w1 = workers.remove("w1").unwrap();
+            w1.kill().unwrap(); // SIGKILL: no release, its leases must expire
+            let killed = Instant::now();
+            w1.wait().unwrap();
+            let (taken, _) = wait_owners(
+                &kv,
+                "the killed worker's streams taken over",
+                Duration::from_secs(20),
+                |o| victim.iter().all(|k| o.get(k).is_some_and(|w| w != "w1")),
+            )
+            .await;
+            let takeover = taken - killed;
+            eprintln!("takeover after SIGKILL: {takeover:?}");
+            assert!(
+                takeover <= TTL + Duration::from_millis(CANDLE_MS),
+                "takeover took {takeover:?}"
+            );
+            wait_owners(
+                &kv,
+                "30 each for the survivors",
+                Duration::from_secs(20),
+                |o| o.len() == STREAMS && count(o, "w2") == 30 && count(o, "w3") == 30,
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(3 * CANDLE_MS)).await;
+
+            let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .to_string();
+            workers.insert(
+                "w4",
+                worker_with("w4", &url, &ws, &rest, &log("w4"), &["--metrics", &metrics]),
+            );
+            wait_owners(
+                &kv,
+                "a fair share for the joiner",
+                Duration::from_secs(30),
+                |o| o.len() == STREAMS && ["w2", "w3", "w4"].iter().all(|w| count(o, w) == 20),
+            )
+            .await;
+            // Its /metrics says so (the gauge is set at the end of the lease round that took
+            // the last one: poll).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let text = http_get(&metrics, "/metrics");
+                if text.contains("\nmanus_worker_owned_streams 20\n") {
+                    assert!(
+                        text.contains("\nmanus_worker_leases_acquired_total 20\n"),
+                        "{text}"
+                    );
+                    break;
+                }
+                assert!(Instant::now() < deadline, "{text}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(4 * CANDLE_MS)).await;
+        });
+    }));
+    // A clean stop (SIGTERM) for the others, so each stream's last records are on the bus.
+    for (_, mut c) in std::mem::take(&mut workers) {
+        let pid = rustix::process::Pid::from_child(&c);
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        let _ = c.wait();
+    }
+    if let Err(e) = result {
+        for id in ["w1", "w2", "w3", "w4"] {
+            if let Ok(text) = std::fs::read_to_string(log(id)) {
+                let tail: Vec<&str> = text.lines().rev().take(15).collect();
+                eprintln!("--- {id} (last lines, newest first)\n{}", tail.join("\n"));
+            }
+        }
+        std::panic::resume_unwind(e);
+    }
+
+    let stored = rt.block_on(read_all(&url, SIGNALS_STREAM));
+    let mut per: BTreeMap<String, Vec<(i64, bool)>> = BTreeMap::new();
+    for s in &stored {
+        let r: SignalRecord = serde_json::from_str(&s.body).unwrap();
+        per.entry(r.symbol.clone())
+            .or_default()
+            .push((r.open_time, r.backfilled == Some(true)));
+    }
+    assert_eq!(per.len(), STREAMS, "every stream has records");
+    let mut backfilled = 0;
+    for (sym, recs) in &per {
+        let times: Vec<i64> = recs.iter().map(|r| r.0).collect();
+        for w in times.windows(2) {
+            assert_eq!(
+                w[1] - w[0],
+                MINUTE,
+                "{sym}: gap or repeat between {} and {}",
+                w[0],
+                w[1]
+            );
+        }
+        backfilled += recs.iter().filter(|r| r.1).count();
+    }
+    // Every stream ran through the whole test, over the kill and the join (about 10
+    // candles at least): its records start and end with the others', give or take a
+    // restart's candle or two.
+    let first = per.values().map(|r| r[0].0).min().unwrap();
+    let last = per.values().map(|r| r[r.len() - 1].0).max().unwrap();
+    assert!(
+        last - first >= 10 * MINUTE,
+        "records span {} candles",
+        (last - first) / MINUTE
+    );
+    for (sym, recs) in &per {
+        assert!(recs[0].0 - first <= 2 * MINUTE, "{sym} started late");
+        assert!(
+            last - recs[recs.len() - 1].0 <= 2 * MINUTE,
+            "{sym} ended early"
+        );
+    }
+    // The killed worker's streams resumed from the bus: what closed meanwhile was backfilled.
+    assert!(backfilled > 0, "no backfilled record after a takeover");
+    drop(sim);
+}
+
+#[test]
+fn a_worker_needs_a_bus_and_no_local_outputs() {
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_manus"))
+            .args(["worker", "--symbol", "BTCUSDT", "--interval", "1m"])
+            .args(extra)
+            .env_remove("MANUS_BUS")
+            .env_remove("MANUS_DB")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, err) = run(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("worker needs a bus"), "{err}");
+    let (code, err) = run(&["--bus", "nats://127.0.0.1:1", "--db", "x.db"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("manus sink --bus"), "{err}");
+    let (code, err) = run(&["--bus", "http://127.0.0.1:1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("scheme 'http'"), "{err}");
+}
