@@ -19,9 +19,11 @@ use super::backoff::Backoff;
 use super::conn::{self, ConnEvent, ConnHandle, ConnParams};
 use super::keepalive::Keepalive;
 use super::lanes::SharedLanes;
+use super::pacer::Pacer;
 use super::rest::RestClient;
 use super::rotation::rotation_wait;
 use super::sequencer::Verdict;
+use super::shards;
 use super::wire::WsKline;
 use super::{
     Arrival, CloseReason, FeedConfig, FeedCounters, FeedError, FeedEvent, FeedWarning, MarketFeed,
@@ -50,16 +52,8 @@ impl Feed {
             }
         }
         let venue = cfg.exchange.venue();
-        let lookup = crate::venue::lookup(venue, &cfg.streams)?;
-        let subscribe = venue.subscribe_messages(&cfg.streams)?;
-        if cfg.streams.len() > venue.max_streams() {
-            return Err(FeedError::Invalid(format!(
-                "{} streams requested; {} allows {} per connection",
-                cfg.streams.len(),
-                venue.name(),
-                venue.max_streams()
-            )));
-        }
+        // Names first: a stream the protocol cannot spell fails before any request.
+        crate::venue::lookup(venue, &cfg.streams)?;
         let rest =
             RestClient::new(cfg.exchange, &cfg.rest_url)?.with_retry_delay(cfg.backoff_initial);
         // Validation spends request weight sparingly (500 streams would otherwise cost minutes
@@ -82,22 +76,33 @@ impl Feed {
         let counters = Arc::new(FeedCounters::default());
         let cap = cfg.channel_capacity.max(1);
         let (out_tx, rx) = mpsc::channel(cap);
-        let (conn_tx, conn_rx) = mpsc::channel(cap);
         let (stop_tx, stop_rx) = oneshot::channel();
-        let lanes = SharedLanes::new(&cfg.streams, cfg.candle_period);
-        let params = ConnParams {
-            venue,
-            url: venue.ws_url(&cfg.ws_url, &cfg.streams),
-            subscribe,
-            lookup: Arc::new(lookup),
-            keepalive: Keepalive::plan(venue, cfg.silence_timeout),
-            counters: counters.clone(),
-            tx: conn_tx,
-            lanes: lanes.clone(),
-            out: out_tx.clone(),
-        };
-        let driver = Driver::new(cfg, rest, params, conn_rx, out_tx, lanes);
-        let task = tokio::spawn(driver.run(stop_rx));
+        let pacer = Pacer::new(venue.connection_rate());
+        // One driver per connection (see `super::shards`), each over its own streams.
+        let mut drivers = Vec::new();
+        for streams in shards::split(&cfg.streams, venue.max_streams()) {
+            let (conn_tx, conn_rx) = mpsc::channel(cap);
+            let lanes = SharedLanes::new(&streams, cfg.candle_period);
+            let params = ConnParams {
+                venue,
+                url: venue.ws_url(&cfg.ws_url, &streams),
+                subscribe: venue.subscribe_messages(&streams)?,
+                lookup: Arc::new(crate::venue::lookup(venue, &streams)?),
+                keepalive: Keepalive::plan(venue, cfg.silence_timeout),
+                counters: counters.clone(),
+                tx: conn_tx,
+                lanes: lanes.clone(),
+                out: out_tx.clone(),
+                pacer: pacer.clone(),
+            };
+            let shard = FeedConfig {
+                streams,
+                ..cfg.clone()
+            };
+            let driver = Driver::new(shard, rest.clone(), params, conn_rx, out_tx.clone(), lanes);
+            drivers.push(move |stop| driver.run(stop));
+        }
+        let task = tokio::spawn(shards::supervise(drivers, stop_rx));
         Ok(Feed {
             rx,
             counters,
