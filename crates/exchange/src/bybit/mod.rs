@@ -37,7 +37,7 @@ impl Venue for Bybit {
     }
     fn max_streams(&self) -> usize {
         // Public spot: the args of one connection stay under 21,000 characters; 500 topics of
-        // up to 40 (`kline.60.` and a 31-character symbol) plus JSON quoting fit.
+        // up to 38 (`kline.60.` and a 29-character symbol), quoted and comma-separated, fit.
         500
     }
     fn connection_rate(&self) -> Option<(u32, Duration)> {

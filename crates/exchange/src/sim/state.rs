@@ -105,6 +105,8 @@ pub(crate) enum Event {
     Klines(Arc<Step>),
     /// Close every connection abruptly.
     Drop,
+    /// Close abruptly the connections subscribed to this symbol (index).
+    DropCarrying(usize),
     /// Send nothing (and read nothing) until then.
     Silent(Instant),
     /// Send one malformed frame (the number picks its flavour).
@@ -351,6 +353,12 @@ impl Shared {
     pub fn drop_all(&self) {
         bump(&self.counters.drops);
         self.publish(Event::Drop);
+    }
+
+    /// Closes the connections carrying symbol `i`.
+    pub fn drop_carrying(&self, i: usize) {
+        bump(&self.counters.drops);
+        self.publish(Event::DropCarrying(i));
     }
 
     /// Sends one malformed frame to every connection.
