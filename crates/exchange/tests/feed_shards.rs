@@ -195,3 +195,42 @@ async fn a_bybit_connection_takes_at_most_21000_characters_of_args() {
     );
     sim.shutdown().await;
 }
+
+/// Bybit carries 500 streams per connection (21,000 characters of args): 600 take two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bybit_streams_past_one_connection_take_two() {
+    const N: usize = 600;
+    let names: Vec<String> = (0..N).map(|i| format!("S{i:04}USDT")).collect();
+    let symbols: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut sc = sim_config(&symbols, 20);
+    sc.candle_ms = 500;
+    sc.updates_per_candle = 1;
+    let sim = SimExchange::start(sc).await.expect("sim starts");
+    let mut cfg = feed_config(&sim, ExchangeKind::Bybit, &symbols, 0);
+    cfg.candle_period = Some(Duration::from_millis(500));
+    cfg.silence_timeout = Duration::from_secs(5);
+    let mut feed = Feed::connect(cfg).await.expect("connect");
+    let seen = collect(&mut feed, Duration::from_secs(60), |s| {
+        symbols.iter().all(|sym| s.live(sym) >= 2)
+    })
+    .await;
+    feed.shutdown().await;
+    let short = symbols.iter().filter(|s| seen.live(s) < 2).count();
+    assert_eq!(short, 0, "{short} streams short of 2 live candles");
+    assert_eq!(sim.stats().connections_accepted, 2);
+    assert_eq!(
+        seen.events_where(|e| matches!(e, FeedEvent::Disconnected { .. } | FeedEvent::Warning(_))),
+        0,
+        "{:?}",
+        seen.events
+    );
+    for sym in &symbols {
+        assert_matches_truth(
+            sym,
+            &seen.closed[*sym],
+            &sim.closed_candles(sym),
+            Interval::M1,
+        );
+    }
+    sim.shutdown().await;
+}

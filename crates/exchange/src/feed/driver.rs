@@ -1,5 +1,6 @@
 //! [`Feed`]: the live feed. `connect` validates symbols and intervals with the exchange, then a
-//! driver task subscribes first (buffering), bootstraps history over REST, and merges the two
+//! driver task per connection (streams past the venue's cap are sharded: [`super::shards`])
+//! subscribes first (buffering), bootstraps history over REST, and merges the two
 //! through a per-stream [`Sequencer`], filling every gap (reconnects, lost frames, channel
 //! overflow) over REST so the closed candles it yields are gapless and duplicate-free.
 //!
