@@ -23,10 +23,12 @@ mod driver;
 mod error;
 mod keepalive;
 mod lanes;
+mod pacer;
 mod pending;
 pub mod rest;
 mod rotation;
 mod sequencer;
+mod shards;
 pub(crate) mod weight;
 pub mod wire;
 
@@ -216,7 +218,8 @@ pub struct CountersSnapshot {
 pub struct FeedConfig {
     /// Protocol and defaults.
     pub exchange: ExchangeKind,
-    /// The streams, all on one combined connection.
+    /// The streams; more than the exchange allows on one connection are spread over several
+    /// (each stream on exactly one).
     pub streams: Vec<StreamKey>,
     /// WebSocket base URL, e.g. `ws://127.0.0.1:9000` (protocol paths are appended).
     pub ws_url: String,

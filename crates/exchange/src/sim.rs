@@ -37,7 +37,7 @@ use std::time::Duration;
 use manus_core::{Candle, Interval};
 use tokio::task::JoinHandle;
 
-pub use drills::{MAX_REQUEST_LINE, MAX_STREAMS};
+pub use drills::{BYBIT_MAX_ARGS_CHARS, MAX_REQUEST_LINE, MAX_STREAMS};
 use market::{Generator, Replay, Walk, opening, regrid, tick_for};
 pub use state::MAX_HISTORY;
 
@@ -522,6 +522,14 @@ impl SimExchange {
     /// Every REST call fails as `outage` says, from now for its duration.
     pub fn rest_outage(&self, outage: RestOutage) {
         self.shared.start_outage(outage);
+    }
+
+    /// Closes abruptly, now, only the connections subscribed to `symbol` (a client spreading
+    /// streams over several connections loses one of them). Unknown symbols drop nothing.
+    pub fn drop_connections_of(&self, symbol: &str) {
+        if let Some(i) = self.shared.symbol_index(symbol) {
+            self.shared.drop_carrying(i);
+        }
     }
 
     /// Sends one malformed frame to every connection.

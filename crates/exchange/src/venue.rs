@@ -176,12 +176,19 @@ pub trait Venue: Send + Sync + std::fmt::Debug {
     }
 
     // --- WebSocket -----------------------------------------------------------------------
-    /// Streams one connection may carry.
+    /// Streams one connection may carry; a feed with more opens several connections (see
+    /// `feed/shards.rs`).
     fn max_streams(&self) -> usize;
     /// Refuses a WebSocket base this adapter cannot serve (e.g. another product's path), with
     /// the reason; called once before connecting.
     fn check_ws_base(&self, _base: &str) -> Result<(), FeedError> {
         Ok(())
+    }
+
+    /// New connections the exchange accepts from one IP: at most this many per this long, if
+    /// it documents a limit. A feed paces its connection attempts (all shards together) by it.
+    fn connection_rate(&self) -> Option<(u32, Duration)> {
+        None
     }
     /// The full socket URL for these streams under `base`.
     fn ws_url(&self, base: &str, streams: &[StreamKey]) -> String;

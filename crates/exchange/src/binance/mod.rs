@@ -70,7 +70,12 @@ impl Venue for Binance {
         Some(interval.as_str())
     }
     fn max_streams(&self) -> usize {
+        // "A single connection can listen to a maximum of 1024 streams."
         1024
+    }
+    fn connection_rate(&self) -> Option<(u32, Duration)> {
+        // "There is a limit of 300 connections per attempt every 5 minutes per IP."
+        Some((300, Duration::from_secs(300)))
     }
     fn ws_url(&self, base: &str, streams: &[StreamKey]) -> String {
         subscribe::url(base, streams)

@@ -36,8 +36,13 @@ impl Venue for Bybit {
         message::interval_code(interval)
     }
     fn max_streams(&self) -> usize {
-        // No documented per-connection cap beyond 10 topics per request; Binance's is a sane bound.
-        1024
+        // Public spot: the args of one connection stay under 21,000 characters; 500 topics of
+        // up to 38 (`kline.60.` and a 29-character symbol), quoted and comma-separated, fit.
+        500
+    }
+    fn connection_rate(&self) -> Option<(u32, Duration)> {
+        // "Do not establish more than 500 connections within 5 minutes" (per WebSocket domain).
+        Some((500, Duration::from_secs(300)))
     }
     fn check_ws_base(&self, base: &str) -> Result<(), FeedError> {
         ws::check_base(base)

@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 
 use super::keepalive::Keepalive;
 use super::lanes::{Direct, SharedLanes};
+use super::pacer::Pacer;
 use super::wire::{Control, Lookup, WsKline};
 use super::{CloseReason, FeedCounters, FeedEvent};
 use crate::venue::Venue;
@@ -81,6 +82,8 @@ pub(crate) struct ConnParams {
     pub lanes: SharedLanes,
     /// The consumer's channel, for klines that need no driver.
     pub out: mpsc::Sender<FeedEvent>,
+    /// Connection attempts, paced within the exchange's limit (shared by every shard).
+    pub pacer: Pacer,
 }
 
 /// A running connection.
@@ -129,6 +132,10 @@ pub(crate) fn spawn(id: u64, p: ConnParams) -> ConnHandle {
 async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseReason {
     // TCP_NODELAY: pongs and pings go out at once instead of waiting for an ACK.
     let ka = p.keepalive;
+    tokio::select! {
+        _ = &mut stop => return CloseReason::Stopped,
+        _ = p.pacer.wait() => {}
+    }
     let connect = tokio::time::timeout(
         ka.silence,
         tokio_tungstenite::connect_async_with_config(p.url.as_str(), None, true),

@@ -1,5 +1,6 @@
 //! [`Feed`]: the live feed. `connect` validates symbols and intervals with the exchange, then a
-//! driver task subscribes first (buffering), bootstraps history over REST, and merges the two
+//! driver task per connection (streams past the venue's cap are sharded: [`super::shards`])
+//! subscribes first (buffering), bootstraps history over REST, and merges the two
 //! through a per-stream [`Sequencer`], filling every gap (reconnects, lost frames, channel
 //! overflow) over REST so the closed candles it yields are gapless and duplicate-free.
 //!
@@ -20,10 +21,12 @@ use super::backoff::Backoff;
 use super::conn::{self, ConnEvent, ConnHandle, ConnParams};
 use super::keepalive::Keepalive;
 use super::lanes::SharedLanes;
+use super::pacer::Pacer;
 use super::pending::{EMPTY_ANSWERS, PendingGap};
 use super::rest::RestClient;
 use super::rotation::rotation_wait;
 use super::sequencer::Verdict;
+use super::shards;
 use super::wire::WsKline;
 use super::{
     Arrival, CloseReason, FeedConfig, FeedCounters, FeedError, FeedEvent, FeedWarning, MarketFeed,
@@ -57,16 +60,8 @@ impl Feed {
         }
         let venue = cfg.exchange.venue();
         venue.check_ws_base(&cfg.ws_url)?;
-        let lookup = crate::venue::lookup(venue, &cfg.streams)?;
-        let subscribe = venue.subscribe_messages(&cfg.streams)?;
-        if cfg.streams.len() > venue.max_streams() {
-            return Err(FeedError::Invalid(format!(
-                "{} streams requested; {} allows {} per connection",
-                cfg.streams.len(),
-                venue.name(),
-                venue.max_streams()
-            )));
-        }
+        // Names first: a stream the protocol cannot spell fails before any request.
+        crate::venue::lookup(venue, &cfg.streams)?;
         // An accelerated simulator's minutes pass as fast as its candles: so do its rate-limit
         // windows and `Retry-After`s.
         let scale = cfg.candle_period.map_or(1.0, |p| {
@@ -95,22 +90,33 @@ impl Feed {
         let counters = Arc::new(FeedCounters::default());
         let cap = cfg.channel_capacity.max(1);
         let (out_tx, rx) = mpsc::channel(cap);
-        let (conn_tx, conn_rx) = mpsc::channel(cap);
         let (stop_tx, stop_rx) = oneshot::channel();
-        let lanes = SharedLanes::new(&cfg.streams, cfg.candle_period);
-        let params = ConnParams {
-            venue,
-            url: venue.ws_url(&cfg.ws_url, &cfg.streams),
-            subscribe,
-            lookup: Arc::new(lookup),
-            keepalive: Keepalive::plan(venue, cfg.silence_timeout),
-            counters: counters.clone(),
-            tx: conn_tx,
-            lanes: lanes.clone(),
-            out: out_tx.clone(),
-        };
-        let driver = Driver::new(cfg, rest, params, conn_rx, out_tx, lanes);
-        let task = tokio::spawn(driver.run(stop_rx));
+        let pacer = Pacer::new(venue.connection_rate());
+        // One driver per connection (see `super::shards`), each over its own streams.
+        let mut drivers = Vec::new();
+        for streams in shards::split(&cfg.streams, venue.max_streams()) {
+            let (conn_tx, conn_rx) = mpsc::channel(cap);
+            let lanes = SharedLanes::new(&streams, cfg.candle_period);
+            let params = ConnParams {
+                venue,
+                url: venue.ws_url(&cfg.ws_url, &streams),
+                subscribe: venue.subscribe_messages(&streams)?,
+                lookup: Arc::new(crate::venue::lookup(venue, &streams)?),
+                keepalive: Keepalive::plan(venue, cfg.silence_timeout),
+                counters: counters.clone(),
+                tx: conn_tx,
+                lanes: lanes.clone(),
+                out: out_tx.clone(),
+                pacer: pacer.clone(),
+            };
+            let shard = FeedConfig {
+                streams,
+                ..cfg.clone()
+            };
+            let driver = Driver::new(shard, rest.clone(), params, conn_rx, out_tx.clone(), lanes);
+            drivers.push(move |stop| driver.run(stop));
+        }
+        let task = tokio::spawn(shards::supervise(drivers, stop_rx));
         Ok(Feed {
             rx,
             counters,

@@ -43,8 +43,13 @@ impl Venue for Okx {
         message::inst_id(symbol)
     }
     fn max_streams(&self) -> usize {
-        // 480 subscribe requests per connection per hour; 100 args each is far more than this.
+        // No documented cap on channels per connection; subscribing takes requests of 100 args
+        // (64 KB each at most), 11 for 1024, far within 480 per connection per hour.
         1024
+    }
+    fn connection_rate(&self) -> Option<(u32, Duration)> {
+        // "Connection limit: 3 requests per second (based on IP)".
+        Some((3, Duration::from_secs(1)))
     }
     fn ws_url(&self, base: &str, _streams: &[StreamKey]) -> String {
         ws::url(base)

@@ -17,6 +17,7 @@ use manus_core::{Candle, Interval};
 use serde_json::{Value, json};
 
 use super::conn::{self, ConnState};
+use super::drills::{BYBIT_MAX_ARGS_CHARS, args_chars};
 use super::market::q8;
 use super::state::{Frames, Shared, Step, lock};
 use super::venue::{Shape, SimVenue};
@@ -367,6 +368,16 @@ fn control(shared: &Shared, text: &str, st: &mut ConnState) -> Option<String> {
             match args {
                 Some(args) if args.len() > 10 => {
                     json!({"success": false, "ret_msg": "args size >10", "conn_id": conn_id, "op": op})
+                }
+                Some(args)
+                    if op == "subscribe"
+                        && args_chars(
+                            st.subs
+                                .iter()
+                                .chain(args.iter().filter(|t| !st.subs.contains(*t))),
+                        ) > BYBIT_MAX_ARGS_CHARS =>
+                {
+                    json!({"success": false, "ret_msg": format!("args of a connection exceed {BYBIT_MAX_ARGS_CHARS} characters (simulator's wording)"), "conn_id": conn_id, "op": op})
                 }
                 Some(args) if op == "subscribe" && args.iter().any(|t| !valid(t)) => {
                     let bad: Vec<&String> = args.iter().filter(|t| !valid(t)).collect();

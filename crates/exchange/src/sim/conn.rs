@@ -159,6 +159,13 @@ pub(crate) async fn serve(
                         bump(&shared.counters.connections_dropped);
                         return;
                     }
+                    Ok(Event::DropCarrying(i)) => {
+                        if st.wanted.get(i).copied().unwrap_or(false) {
+                            bump(&shared.counters.connections_dropped);
+                            return;
+                        }
+                        continue;
+                    }
                     Ok(Event::Silent(until)) => {
                         match stay_silent(&shared, &mut rx, until).await {
                             Next::Continue => continue,

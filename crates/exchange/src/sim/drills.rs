@@ -1,6 +1,7 @@
 //! Drills for what real exchanges do that a plain market does not: a server announcing its
 //! shutdown (Binance `serverShutdown`), streams going quiet while nothing trades, request lines
-//! too long for the servers, and Binance's cap of 1024 streams per connection.
+//! too long for the servers, Binance's cap of 1024 streams per connection and Bybit's 21,000
+//! characters of args per connection.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +24,16 @@ pub const MAX_REQUEST_LINE: usize = 8_192;
 /// Streams one Binance connection may carry ("a single connection can listen to a maximum of
 /// 1024 streams").
 pub const MAX_STREAMS: usize = 1024;
+
+/// Characters the subscribed args of one Bybit public connection may take ("the args array
+/// length limit of 21,000 characters per connection"); counted as the JSON array of every
+/// topic on the connection, quotes and commas included.
+pub const BYBIT_MAX_ARGS_CHARS: usize = 21_000;
+
+/// The length of `topics` as a JSON array of strings (`["a","b"]`).
+pub(crate) fn args_chars<'a>(topics: impl Iterator<Item = &'a String>) -> usize {
+    topics.map(|t| t.len() + 3).sum::<usize>().max(1) + 1
+}
 
 /// Drill state shared by every connection.
 #[derive(Debug, Default)]

@@ -105,6 +105,8 @@ pub(crate) enum Event {
     Klines(Arc<Step>),
     /// Close every connection abruptly.
     Drop,
+    /// Close abruptly the connections subscribed to this symbol (index).
+    DropCarrying(usize),
     /// Send nothing (and read nothing) until then.
     Silent(Instant),
     /// Send one malformed frame (the number picks its flavour).
@@ -365,6 +367,12 @@ impl Shared {
     /// Fails every REST call as `o` says, from now for its duration.
     pub fn start_outage(&self, o: RestOutage) {
         *lock(&self.outage) = Some((Instant::now() + o.duration, o));
+    }
+
+    /// Closes the connections carrying symbol `i`.
+    pub fn drop_carrying(&self, i: usize) {
+        bump(&self.counters.drops);
+        self.publish(Event::DropCarrying(i));
     }
 
     /// Sends one malformed frame to every connection.
