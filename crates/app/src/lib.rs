@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod clock;
+pub mod columnar;
 pub mod cmd;
 pub mod config;
 pub mod exit;
