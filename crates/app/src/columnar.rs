@@ -10,9 +10,11 @@
 //! null, as pandas writes every column optional. Uses the `parquet` crate's low-level column
 //! API (no arrow) with Snappy, the one codec built in.
 
+use std::cell::{Cell, RefCell};
 use std::fs::File;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 
 use manus_core::model::{Candle, CandleError};
 use parquet::basic::{Compression, LogicalType, TimeUnit, Type as Physical};
@@ -92,6 +94,9 @@ pub enum ColumnarError {
         #[source]
         source: CandleError,
     },
+    /// Data the decoder choked on (it panicked; see [`guarded`]).
+    #[error("corrupt Parquet data: {0}")]
+    Corrupt(String),
     /// Writing failed (disk full, permissions).
     #[error("cannot write: {0}")]
     Write(#[source] parquet::errors::ParquetError),
@@ -116,7 +121,7 @@ fn time_divisor(col: &ColumnDescriptor, name: &'static str) -> Result<i64, Colum
     }
     match col.logical_type_ref() {
         None | Some(LogicalType::Integer { .. }) => Ok(1),
-        Some(LogicalType::Timestamp { unit, .. }) => Ok(match unit {
+        Some(LogicalType::Timestamp(t)) => Ok(match t.unit {
             TimeUnit::MILLIS => 1,
             TimeUnit::MICROS => 1_000,
             TimeUnit::NANOS => 1_000_000,
@@ -243,11 +248,66 @@ fn f64_column(
     }
 }
 
+thread_local! {
+    /// Set while this thread runs [`guarded`] code.
+    static GUARDED: Cell<bool> = const { Cell::new(false) };
+    /// The message of a panic inside the `parquet` crate caught by [`guarded`].
+    static CAUGHT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Whether a panic happened in the `parquet` crate's sources (not ours).
+fn in_parquet_crate(at: Option<&std::panic::Location<'_>>) -> bool {
+    at.is_some_and(|l| {
+        let f = l.file().replace('\\', "/");
+        f.contains("/parquet-") || f.contains("/parquet/src/")
+    })
+}
+
+/// Runs `read`, turning a panic inside the `parquet` crate into [`ColumnarError::Corrupt`].
+/// That crate still asserts on some corrupt byte ranges (60.1: "column start and length should
+/// not be negative"; before 58 out-of-range dictionary indices, apache/arrow-rs#9434), and bad
+/// input must give exit 2 with a message, not a crash. Such panics are kept off stderr; any
+/// other panic (our code, the sink) goes on as before.
+fn guarded<T>(read: impl FnOnce() -> Result<T, ColumnarError>) -> Result<T, ColumnarError> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if GUARDED.get() && in_parquet_crate(info.location()) {
+                let msg = info
+                    .payload_as_str()
+                    .unwrap_or("decoder failure")
+                    .to_string();
+                CAUGHT.set(Some(msg));
+                return;
+            }
+            previous(info)
+        }));
+    });
+    GUARDED.set(true);
+    let result = std::panic::catch_unwind(AssertUnwindSafe(read));
+    GUARDED.set(false);
+    match result {
+        Ok(r) => r,
+        Err(payload) => match CAUGHT.take() {
+            Some(msg) => Err(ColumnarError::Corrupt(msg)),
+            None => std::panic::resume_unwind(payload),
+        },
+    }
+}
+
 /// Reads the candles of `path` in order, handing them to `sink` in batches of up to [`BATCH`];
 /// `sink` returns `false` to stop early. A file without `close_time` gives each candle
 /// `close_time == open_time`, as [`manus_core::csv::CsvCandles`] does, for the caller to fill
 /// in. Each candle is validated and open times must strictly increase.
 pub fn read_chunks(
+    path: &Path,
+    sink: impl FnMut(Vec<Candle>) -> bool,
+) -> Result<(), ColumnarError> {
+    guarded(|| read_unguarded(path, sink))
+}
+
+fn read_unguarded(
     path: &Path,
     mut sink: impl FnMut(Vec<Candle>) -> bool,
 ) -> Result<(), ColumnarError> {
@@ -324,10 +384,12 @@ pub fn read_chunks(
 
 /// Whether a Parquet file has a `close_time` column (read from its footer).
 pub fn has_close_time(path: &Path) -> Result<bool, ColumnarError> {
-    let file = File::open(path).map_err(ColumnarError::Open)?;
-    let reader = SerializedFileReader::new(file).map_err(ColumnarError::Format)?;
-    let columns = reader.metadata().file_metadata().schema_descr().columns();
-    Ok(layout(columns)?.close_time.is_some())
+    guarded(|| {
+        let file = File::open(path).map_err(ColumnarError::Open)?;
+        let reader = SerializedFileReader::new(file).map_err(ColumnarError::Format)?;
+        let columns = reader.metadata().file_metadata().schema_descr().columns();
+        Ok(layout(columns)?.close_time.is_some())
+    })
 }
 
 /// Writes candles to a Parquet file that appears only when complete.
@@ -352,11 +414,10 @@ impl CandleWriter {
             "message candles {{ {time} REQUIRED DOUBLE open; REQUIRED DOUBLE high; \
              REQUIRED DOUBLE low; REQUIRED DOUBLE close; REQUIRED DOUBLE volume; {close} }}"
         );
-        let schema = parquet::schema::parser::parse_message_type(&message)
-            .map_err(ColumnarError::Write)?;
+        let schema =
+            parquet::schema::parser::parse_message_type(&message).map_err(ColumnarError::Write)?;
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
-            .set_max_row_group_size(ROW_GROUP)
             .set_created_by(format!("market-manus {}", env!("CARGO_PKG_VERSION")))
             .build();
         let writer = SerializedFileWriter::new(out, Arc::new(schema), Arc::new(props))
@@ -386,13 +447,8 @@ impl CandleWriter {
         // Schema order: open_time, the prices, then close_time when present.
         let times: Vec<i64> = rows.iter().map(|c| c.open_time).collect();
         write_column::<Int64Type>(&mut group, &times)?;
-        let prices: [fn(&Candle) -> f64; 5] = [
-            |c| c.open,
-            |c| c.high,
-            |c| c.low,
-            |c| c.close,
-            |c| c.volume,
-        ];
+        let prices: [fn(&Candle) -> f64; 5] =
+            [|c| c.open, |c| c.high, |c| c.low, |c| c.close, |c| c.volume];
         let mut values = Vec::with_capacity(rows.len());
         for get in prices {
             values.clear();
@@ -426,7 +482,11 @@ fn write_column<T: DataType>(
     let mut col = group
         .next_column()
         .map_err(ColumnarError::Write)?
-        .ok_or_else(|| ColumnarError::Write(parquet::errors::ParquetError::General("schema has fewer columns".into())))?;
+        .ok_or_else(|| {
+            ColumnarError::Write(parquet::errors::ParquetError::General(
+                "schema has fewer columns".into(),
+            ))
+        })?;
     col.typed::<T>()
         .write_batch(values, None, None)
         .map_err(ColumnarError::Write)?;

@@ -6,8 +6,8 @@
 
 pub mod alerts;
 pub mod clock;
-pub mod columnar;
 pub mod cmd;
+pub mod columnar;
 pub mod config;
 pub mod exit;
 pub mod live;

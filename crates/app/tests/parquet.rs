@@ -73,7 +73,12 @@ fn csv_to_parquet_to_csv_is_byte_equal() {
     ok(&manus(&["convert", s(&a), s(&p)]));
     ok(&manus(&["convert", s(&p), s(&b)]));
     assert_eq!(std::fs::read_to_string(&b).unwrap(), text);
-    assert!(text.lines().nth(1).unwrap().ends_with(&format!(",{}", candles[0].close_time)));
+    assert!(
+        text.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(&format!(",{}", candles[0].close_time))
+    );
 }
 
 /// The fixture written by pandas (tests/data/make_pandas_fixture.py: nullable columns,
@@ -109,8 +114,9 @@ fn a_pandas_parquet_reads_like_its_csv() {
     assert_eq!(signals.lines().count(), 600);
 }
 
-/// A file with `open_time` and the given DOUBLE columns (`open_time` values `0, 60000, ...`),
-/// `nullable` making every column optional with `nulls` rows of the last one null.
+/// A file with `open_time` (`0, 60000, ...`) and the given columns, all 100.0 (DOUBLE, or
+/// INT64 for a name starting with `int:`); `null_row` makes every column optional with that
+/// row (0-based) null.
 fn write_custom(path: &Path, doubles: &[&str], rows: usize, null_row: Option<usize>) {
     let rep = if null_row.is_some() {
         "OPTIONAL"
@@ -119,7 +125,10 @@ fn write_custom(path: &Path, doubles: &[&str], rows: usize, null_row: Option<usi
     };
     let mut schema = format!("message m {{ {rep} INT64 open_time;");
     for d in doubles {
-        schema.push_str(&format!(" {rep} DOUBLE {d};"));
+        match d.strip_prefix("int:") {
+            Some(name) => schema.push_str(&format!(" {rep} INT64 {name};")),
+            None => schema.push_str(&format!(" {rep} DOUBLE {d};")),
+        }
     }
     schema.push_str(" }");
     let schema = Arc::new(parquet::schema::parser::parse_message_type(&schema).unwrap());
@@ -134,12 +143,19 @@ fn write_custom(path: &Path, doubles: &[&str], rows: usize, null_row: Option<usi
         .map(|i| i * 60_000)
         .collect();
     let mut c = g.next_column().unwrap().unwrap();
-    c.typed::<Int64Type>().write_batch(&times, defs, None).unwrap();
+    c.typed::<Int64Type>()
+        .write_batch(&times, defs, None)
+        .unwrap();
     c.close().unwrap();
-    for _ in doubles {
-        let v = vec![100.0; times.len()];
+    for d in doubles {
         let mut c = g.next_column().unwrap().unwrap();
-        c.typed::<DoubleType>().write_batch(&v, defs, None).unwrap();
+        if d.starts_with("int:") {
+            let v = vec![100; times.len()];
+            c.typed::<Int64Type>().write_batch(&v, defs, None).unwrap();
+        } else {
+            let v = vec![100.0; times.len()];
+            c.typed::<DoubleType>().write_batch(&v, defs, None).unwrap();
+        }
         c.close().unwrap();
     }
     g.close().unwrap();
@@ -161,6 +177,13 @@ fn bad_parquet_files_exit_2_naming_file_and_column() {
     std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
     let no_volume = dir.path().join("novolume.parquet");
     write_custom(&no_volume, &all[..4], 10, None);
+    let int_volume = dir.path().join("intvolume.parquet");
+    write_custom(
+        &int_volume,
+        &["open", "high", "low", "close", "int:volume"],
+        10,
+        None,
+    );
     let null = dir.path().join("null.parquet");
     write_custom(&null, &all, 10, Some(3));
 
@@ -171,14 +194,32 @@ fn bad_parquet_files_exit_2_naming_file_and_column() {
     for (path, needles) in [
         (&garbage, vec!["garbage.parquet", "Parquet"]),
         (&cut, vec!["cut.parquet", "Parquet"]),
-        (&no_volume, vec!["novolume.parquet", "missing column volume"]),
+        (
+            &no_volume,
+            vec!["novolume.parquet", "missing column volume"],
+        ),
+        (
+            &int_volume,
+            vec!["intvolume.parquet", "column volume is INT64"],
+        ),
         (&null, vec!["null.parquet", "row 4", "open_time"]),
         (&dir.path().join("absent.parquet"), vec!["absent.parquet"]),
+        // The pandas fixture with bytes flipped, on which the parquet crate panics (caught).
+        (
+            &fixture("corrupt_offsets.parquet"),
+            vec!["corrupt_offsets.parquet", "corrupt"],
+        ),
     ] {
         for cmd in ["signals", "backtest", "indicators"] {
             let out = manus(&[cmd, "--data", s(path)]);
             let err = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{cmd} {}: {err}", path.display());
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{cmd} {}: {err}",
+                path.display()
+            );
+            assert!(!err.contains("panicked"), "{err}");
             for n in &needles {
                 assert!(err.contains(n), "{cmd}: {err} lacks {n}");
             }

@@ -40,12 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             )));
         }
     };
-    eprintln!(
-        "{} candles: {} -> {}",
-        n,
-        input.display(),
-        output.display()
-    );
+    eprintln!("{} candles: {} -> {}", n, input.display(), output.display());
     Ok(())
 }
 

@@ -42,3 +42,7 @@ pq["open_time"] = pd.to_datetime(pq["open_time"], unit="ms", utc=True)
 pq["symbol"] = "BTCUSDT"  # an extra column, ignored by manus
 pq.to_parquet(HERE / "pandas_candles.parquet", engine="pyarrow", compression="snappy")
 print(pd.read_parquet(HERE / "pandas_candles.parquet").dtypes)
+
+# corrupt_offsets.parquet: pandas_candles.parquet with a few bytes flipped at random, one of
+# the mutations on which the parquet crate (60.1) asserts instead of returning an error; the
+# app must still exit 2 with a message (tests/parquet.rs). Kept as found, not regenerated.
