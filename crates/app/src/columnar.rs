@@ -274,10 +274,12 @@ fn guarded<T>(read: impl FnOnce() -> Result<T, ColumnarError>) -> Result<T, Colu
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             if GUARDED.get() && in_parquet_crate(info.location()) {
-                let msg = info
-                    .payload_as_str()
-                    .unwrap_or("decoder failure")
-                    .to_string();
+                let p = info.payload();
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "decoder failure".into());
                 CAUGHT.set(Some(msg));
                 return;
             }
