@@ -94,7 +94,7 @@ pub enum ColumnarError {
         #[source]
         source: CandleError,
     },
-    /// Data the decoder choked on (it panicked; see [`guarded`]).
+    /// Data the decoder choked on (it panicked; the panic was caught).
     #[error("corrupt Parquet data: {0}")]
     Corrupt(String),
     /// Writing failed (disk full, permissions).
@@ -502,4 +502,34 @@ pub fn write_all(path: &Path, candles: &[Candle]) -> Result<(), ColumnarError> {
         w.push(c)?;
     }
     w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_parquet_crates_panics_become_errors() {
+        // Ours (this file) goes on unwinding: a bug in a sink is not reported as a bad file.
+        let ours = std::panic::catch_unwind(|| guarded::<()>(|| panic!("a bug of ours")));
+        assert!(ours.is_err());
+        assert!(CAUGHT.take().is_none());
+        assert!(!GUARDED.get());
+        // A file that the parquet crate refuses with an error stays an error.
+        let dir = std::env::temp_dir().join(format!("manus-columnar-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("short.parquet");
+        std::fs::write(&p, b"PAR1").unwrap();
+        let e = read_chunks(&p, |_| true).unwrap_err();
+        assert!(matches!(e, ColumnarError::Format(_)), "{e}");
+        assert!(e.is_bad_input());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn paths_in_the_parquet_crate_are_told_apart() {
+        let here = std::panic::Location::caller();
+        assert!(!in_parquet_crate(Some(here)));
+        assert!(!in_parquet_crate(None));
+    }
 }
