@@ -184,6 +184,27 @@ fn bad_parquet_files_exit_2_naming_file_and_column() {
         10,
         None,
     );
+    // Rows the CSV reader would refuse too: a repeated open time, high below low.
+    let candle = |t: i64, high: f64| manus_core::Candle {
+        open_time: t,
+        close_time: t + 59_999,
+        open: 100.0,
+        high,
+        low: 99.0,
+        close: 100.0,
+        volume: 1.0,
+    };
+    let dup = dir.path().join("dup.parquet");
+    let mut w = market_manus::columnar::CandleWriter::create(&dup, false).unwrap();
+    for t in [0, 60_000, 60_000] {
+        w.push(&candle(t, 101.0)).unwrap();
+    }
+    w.finish().unwrap();
+    let inverted = dir.path().join("inverted.parquet");
+    let mut w = market_manus::columnar::CandleWriter::create(&inverted, true).unwrap();
+    w.push(&candle(0, 101.0)).unwrap();
+    w.push(&candle(60_000, 98.0)).unwrap();
+    w.finish().unwrap();
     let null = dir.path().join("null.parquet");
     write_custom(&null, &all, 10, Some(3));
 
@@ -203,6 +224,8 @@ fn bad_parquet_files_exit_2_naming_file_and_column() {
             vec!["intvolume.parquet", "column volume is INT64"],
         ),
         (&null, vec!["null.parquet", "row 4", "open_time"]),
+        (&dup, vec!["dup.parquet", "row 3", "non-increasing time"]),
+        (&inverted, vec!["inverted.parquet", "row 2", "high"]),
         (&dir.path().join("absent.parquet"), vec!["absent.parquet"]),
         // The pandas fixture with bytes flipped, on which the parquet crate panics (caught).
         (
