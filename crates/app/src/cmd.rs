@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod backtest;
 pub mod common;
+pub mod convert;
 pub mod demo;
 pub mod exchange_sim;
 pub mod fetch;

@@ -123,6 +123,8 @@ pub fn is_bad_input(e: &anyhow::Error) -> bool {
         c.is::<BadInput>()
             || c.is::<manus_core::CoreError>()
             || c.is::<crate::ranges::RangeError>()
+            || c.downcast_ref::<crate::columnar::ColumnarError>()
+                .is_some_and(|e| e.is_bad_input())
             || c.downcast_ref::<crate::config::ConfigError>()
                 .is_some_and(|e| e.is_bad_input())
             || c.downcast_ref::<crate::store::cache::CacheError>()

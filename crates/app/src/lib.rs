@@ -8,6 +8,7 @@ pub mod alerts;
 pub mod bus;
 pub mod clock;
 pub mod cmd;
+pub mod columnar;
 pub mod config;
 pub mod exit;
 pub mod live;

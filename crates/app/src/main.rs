@@ -26,6 +26,8 @@ enum Command {
     Backtest(cmd::backtest::Args),
     /// Download historical klines into the local cache.
     Fetch(cmd::fetch::Args),
+    /// Convert candles between CSV and Parquet (direction from the file extensions).
+    Convert(cmd::convert::Args),
     /// Interactive Strategy Lab: choose asset, strategies, timeframe; backtest or run live.
     Lab(cmd::lab::Args),
     /// Read stored signals back.
@@ -75,6 +77,7 @@ fn main() -> std::process::ExitCode {
         Command::Signals(a) => cmd::signals::run(a),
         Command::Backtest(a) => cmd::backtest::run(a),
         Command::Fetch(a) => cmd::fetch::run(a),
+        Command::Convert(a) => cmd::convert::run(a),
         Command::Lab(a) => cmd::lab::run(a),
         Command::History(a) => cmd::history::run(a),
         Command::Alerts(a) => cmd::alerts::run(a),

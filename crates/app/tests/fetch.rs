@@ -420,3 +420,23 @@ fn an_interrupted_fetch_exits_130_or_143_and_leaves_no_output() {
         assert!(left.is_empty(), "{left:?}");
     }
 }
+
+/// `--out F.parquet` writes the same candles as Parquet (read back by the app's reader).
+#[test]
+fn fetch_out_parquet_holds_the_range() {
+    let sim = Sim::start();
+    let truth = sim.ex().closed_candles("BTCUSDT");
+    let t = |i: usize| truth[i].open_time;
+    let dir = tmp();
+    let db = dir.path().join("cache.db");
+    let out = dir.path().join("out.parquet");
+    fetch(&sim, &db, t(10), Some(t(310)), Some(out.as_path()));
+    let mut back = Vec::new();
+    market_manus::columnar::read_chunks(&out, |chunk| {
+        back.extend(chunk);
+        true
+    })
+    .unwrap();
+    assert_eq!(rows(&back), rows(&truth[10..310]));
+    assert_eq!(std::fs::read(&out).unwrap()[..4], *b"PAR1");
+}

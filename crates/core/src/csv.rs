@@ -457,7 +457,9 @@ pub fn infer_interval(candles: &[Candle]) -> Option<Interval> {
     })
 }
 
-fn fill_close_times(cs: &mut [Candle]) {
+/// Fills close times a file left equal to the open time (see [`CsvCandles`]), from the inferred
+/// interval, else from the next open.
+pub fn fill_close_times(cs: &mut [Candle]) {
     // Only candles whose close time was not in the file have close_time == open_time.
     let iv = infer_interval(cs);
     for i in 0..cs.len() {

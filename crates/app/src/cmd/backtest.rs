@@ -30,8 +30,8 @@ use crate::store::NewBacktestRun;
 /// Arguments.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Args {
-    /// Candle CSV (headered or Binance's 12-column format).
-    #[arg(long)]
+    /// Candle CSV (headered or Binance's 12-column format), or a `.parquet` file.
+    #[arg(long, visible_alias = "data")]
     pub csv: Option<PathBuf>,
     /// Or history from an exchange through the local cache (boxed: keeps `Command` small).
     #[command(flatten)]

@@ -178,12 +178,35 @@ pub fn parse_interval(s: &str) -> anyhow::Result<Interval> {
     Ok(s.parse::<Interval>()?)
 }
 
-/// Loads a candle CSV, naming the file and the line on error.
+/// Loads a candle CSV, naming the file and the line on error; a `.parquet` file is read as
+/// Parquet ([`crate::columnar`]).
 pub fn load_csv(path: &Path, interval: Option<Interval>) -> anyhow::Result<Vec<Candle>> {
+    if crate::columnar::is_parquet(path) {
+        return load_parquet(path, interval);
+    }
     let file =
         File::open(path).map_err(|e| bad_input(format!("cannot open {}: {e}", path.display())))?;
     manus_core::csv::load(BufReader::with_capacity(1 << 16, file), interval)
         .with_context(|| format!("in {}", path.display()))
+}
+
+/// Loads a candle Parquet file; close times it lacks are filled as [`manus_core::csv::load`]
+/// fills a CSV's.
+fn load_parquet(path: &Path, interval: Option<Interval>) -> anyhow::Result<Vec<Candle>> {
+    let mut out = Vec::new();
+    crate::columnar::read_chunks(path, |chunk| {
+        out.extend(chunk);
+        true
+    })
+    .with_context(|| format!("in {}", path.display()))?;
+    match interval {
+        Some(iv) => out
+            .iter_mut()
+            .filter(|c| c.close_time == c.open_time)
+            .for_each(|c| c.close_time = iv.close_time(c.open_time)),
+        None => manus_core::csv::fill_close_times(&mut out),
+    }
+    Ok(out)
 }
 
 /// Checks `--interval` against the step between the file's candles: a 5m flag on a 1m file

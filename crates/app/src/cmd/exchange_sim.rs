@@ -43,7 +43,7 @@ pub struct Args {
     /// Starting price of the first symbol (the next ones start 10x lower each).
     #[arg(long, default_value_t = 30_000.0, conflicts_with = "replay")]
     pub start_price: f64,
-    /// Replay this candle CSV instead of a synthetic market (loops at the end).
+    /// Replay this candle CSV (or `.parquet` file) instead of a synthetic market (loops at the end).
     #[arg(long, value_name = "FILE.csv")]
     pub replay: Option<PathBuf>,
     /// With --replay: stop producing candles at the end of the file instead of looping.

@@ -1,5 +1,6 @@
 //! `manus fetch`: downloads closed klines over REST into the store's candle cache
-//! ([`crate::store::cache`]), fetching only what is missing, and optionally writes them as CSV.
+//! ([`crate::store::cache`]), fetching only what is missing, and optionally writes them as CSV
+//! or Parquet (by the `--out` file's extension).
 //! The flags name a [`Source`]: `--from` inclusive, `--to` exclusive (default: now).
 
 use std::io::Write;
@@ -36,7 +37,8 @@ pub struct Args {
     /// Database: a SQLite path or a postgres:// URL (default: the user's data directory).
     #[arg(long)]
     pub db: Option<String>,
-    /// Also write the range's candles to this CSV file (`open_time,open,high,low,close,volume`).
+    /// Also write the range's candles to this CSV file (`open_time,open,high,low,close,volume`),
+    /// or, when it ends in `.parquet`, to a Parquet file with the same columns.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -69,17 +71,40 @@ pub struct SourceArgs {
 /// mid-line.
 pub fn write_csv(path: &Path, candles: &[Candle]) -> anyhow::Result<()> {
     let mut w = AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
-    writeln!(w, "open_time,open,high,low,close,volume")?;
+    writeln!(w, "{CSV_HEADER}")?;
     for c in candles {
-        writeln!(
-            w,
-            "{},{},{},{},{},{}",
-            c.open_time, c.open, c.high, c.low, c.close, c.volume
-        )?;
+        write_csv_row(&mut w, c, false)?;
     }
     w.commit()
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// The header of [`write_csv`]'s files (`,close_time` is appended when close times are kept).
+pub const CSV_HEADER: &str = "open_time,open,high,low,close,volume";
+
+/// One row under [`CSV_HEADER`]: `{}` on f64 prints the shortest text that parses back to the
+/// same value, so CSV ↔ Parquet round trips are exact.
+pub fn write_csv_row(w: &mut impl Write, c: &Candle, close_time: bool) -> std::io::Result<()> {
+    write!(
+        w,
+        "{},{},{},{},{},{}",
+        c.open_time, c.open, c.high, c.low, c.close, c.volume
+    )?;
+    if close_time {
+        write!(w, ",{}", c.close_time)?;
+    }
+    w.write_all(b"\n")
+}
+
+/// Writes candles to `path`: Parquet when it ends in `.parquet`, else [`write_csv`]'s CSV.
+pub fn write_candles(path: &Path, candles: &[Candle]) -> anyhow::Result<()> {
+    if crate::columnar::is_parquet(path) {
+        crate::columnar::write_all(path, candles)
+            .with_context(|| format!("writing {}", path.display()))
+    } else {
+        write_csv(path, candles)
+    }
 }
 
 /// Runs the command.
@@ -95,7 +120,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let synced = sync(&src, true)?;
     if let Some(p) = &args.out {
-        write_csv(p, &synced.candles)?;
+        write_candles(p, &synced.candles)?;
     }
     println!("{}", summary(&src, &synced));
     Ok(())

@@ -13,8 +13,8 @@ use crate::exit::bad_input;
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Candle CSV (headered or Binance's 12-column format).
-    #[arg(long)]
+    /// Candle CSV (headered or Binance's 12-column format), or a `.parquet` file.
+    #[arg(long, visible_alias = "data")]
     pub csv: PathBuf,
 }
 

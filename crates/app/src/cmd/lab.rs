@@ -23,8 +23,8 @@ pub struct Args {
     /// `$XDG_CONFIG_HOME/market-manus/lab.toml`, else `~/.config/market-manus/lab.toml`).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Candle CSV used by "Run backtest" (asked for when not given).
-    #[arg(long)]
+    /// Candle CSV (or `.parquet` file) used by "Run backtest" (asked for when not given).
+    #[arg(long, visible_alias = "data")]
     pub csv: Option<PathBuf>,
     /// Number entry instead of arrow-key menus (also when input or output is not a terminal,
     /// or MANUS_LAB_NUMBERS is set): for scripts.

@@ -1,4 +1,4 @@
-//! `manus signals --csv FILE`: one JSON signal record per candle on stdout — the same record the
+//! `manus signals --csv FILE` (or `--data FILE.parquet`): one JSON signal record per candle on stdout — the same record the
 //! live engine writes.
 //!
 //! The file is parsed on a second thread while the engine runs on this one: parsing is about
@@ -15,7 +15,7 @@ use anyhow::Context;
 use manus_core::csv::{CsvCandles, infer_interval};
 use manus_core::record::RecordWriter;
 use manus_core::summary::Moves;
-use manus_core::{Candle, CoreError, Interval, SignalEngine};
+use manus_core::{Candle, Interval, SignalEngine};
 
 use super::common::{StrategyArgs, ignore_broken_pipe, parse_interval};
 use crate::exit::bad_input;
@@ -26,8 +26,8 @@ const CHUNK: usize = 4096;
 /// Arguments.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Candle CSV (headered or Binance's 12-column format).
-    #[arg(long)]
+    /// Candle CSV (headered or Binance's 12-column format), or a `.parquet` file.
+    #[arg(long, visible_alias = "data")]
     pub csv: PathBuf,
     /// Symbol written into each record.
     #[arg(long, default_value = "BTCUSDT")]
@@ -39,7 +39,8 @@ pub struct Args {
     pub strategy: StrategyArgs,
 }
 
-type Chunk = Result<Vec<Candle>, CoreError>;
+/// A batch of candles, or the error that ends the stream (CSV or Parquet).
+type Chunk = anyhow::Result<Vec<Candle>>;
 
 /// Parses `file` on a new thread, handing over chunks of candles; an error ends the stream.
 fn spawn_parser(file: File, interval: Option<Interval>) -> Receiver<Chunk> {
@@ -59,7 +60,7 @@ fn spawn_parser(file: File, interval: Option<Interval>) -> Receiver<Chunk> {
                 }
                 Err(e) => {
                     let _ = tx.send(Ok(chunk));
-                    let _ = tx.send(Err(e));
+                    let _ = tx.send(Err(e.into()));
                     return;
                 }
             }
@@ -69,15 +70,31 @@ fn spawn_parser(file: File, interval: Option<Interval>) -> Receiver<Chunk> {
     rx
 }
 
+/// Reads the Parquet file `path` on a new thread, as [`spawn_parser`] does a CSV.
+fn spawn_parquet_reader(path: PathBuf) -> Receiver<Chunk> {
+    let (tx, rx) = sync_channel::<Chunk>(8);
+    std::thread::spawn(move || {
+        let read = crate::columnar::read_chunks(&path, |chunk| tx.send(Ok(chunk)).is_ok());
+        if let Err(e) = read {
+            let _ = tx.send(Err(e.into()));
+        }
+    });
+    rx
+}
+
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (specs, rule) = args.strategy.resolve()?;
     let interval = args.interval.as_deref().map(parse_interval).transpose()?;
     let path = &args.csv;
-    let file =
-        File::open(path).map_err(|e| bad_input(format!("cannot open {}: {e}", path.display())))?;
     let in_file = || format!("in {}", path.display());
-    let chunks = spawn_parser(file, interval);
+    let chunks = if crate::columnar::is_parquet(path) {
+        spawn_parquet_reader(path.clone())
+    } else {
+        let file = File::open(path)
+            .map_err(|e| bad_input(format!("cannot open {}: {e}", path.display())))?;
+        spawn_parser(file, interval)
+    };
     let mut engine = SignalEngine::from_specs(&specs, rule)?;
     let symbol = args.symbol.to_ascii_uppercase();
 
@@ -96,7 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             // A parser that stopped early sends its error next: it (a missing column, a binary
             // file, a directory) says why, rather than "no candles" or "cannot infer".
             if let Ok(Err(e)) = chunks.recv() {
-                return Err(anyhow::Error::new(e).context(in_file()));
+                return Err(e.context(in_file()));
             }
             return Err(bad_input(if first.is_empty() {
                 format!("{}: no candles", path.display())
@@ -149,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("{hint}");
     }
     match failure {
-        Some(e) => Err(anyhow::Error::new(e).context(in_file())),
+        Some(e) => Err(e.context(in_file())),
         None => Ok(()),
     }
 }
