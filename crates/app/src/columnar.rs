@@ -209,21 +209,10 @@ fn i64_column(
     i: usize,
     name: &'static str,
 ) -> Result<Column<Int64Type>, ColumnarError> {
-    let nullable = rg.metadata().column(i).column_descr().max_def_level() > 0;
-    match rg.get_column_reader(i).map_err(ColumnarError::Format)? {
-        ColumnReader::Int64ColumnReader(reader) => Ok(Column {
-            name,
-            reader,
-            values: Vec::with_capacity(BATCH),
-            defs: Vec::with_capacity(BATCH),
-            nullable,
-        }),
-        _ => Err(ColumnarError::WrongType {
-            column: name,
-            found: "another type".into(),
-            expected: "INT64",
-        }),
-    }
+    typed_column(rg, i, name, "INT64", |r| match r {
+        ColumnReader::Int64ColumnReader(r) => Some(r),
+        _ => None,
+    })
 }
 
 fn f64_column(
@@ -231,21 +220,34 @@ fn f64_column(
     i: usize,
     name: &'static str,
 ) -> Result<Column<DoubleType>, ColumnarError> {
+    typed_column(rg, i, name, "DOUBLE", |r| match r {
+        ColumnReader::DoubleColumnReader(r) => Some(r),
+        _ => None,
+    })
+}
+
+/// Column `i` of a row group as `T`, or the wrong-type error naming `expected`.
+fn typed_column<T: DataType>(
+    rg: &dyn RowGroupReader,
+    i: usize,
+    name: &'static str,
+    expected: &'static str,
+    pick: fn(ColumnReader) -> Option<ColumnReaderImpl<T>>,
+) -> Result<Column<T>, ColumnarError> {
     let nullable = rg.metadata().column(i).column_descr().max_def_level() > 0;
-    match rg.get_column_reader(i).map_err(ColumnarError::Format)? {
-        ColumnReader::DoubleColumnReader(reader) => Ok(Column {
-            name,
-            reader,
-            values: Vec::with_capacity(BATCH),
-            defs: Vec::with_capacity(BATCH),
-            nullable,
-        }),
-        _ => Err(ColumnarError::WrongType {
-            column: name,
-            found: "another type".into(),
-            expected: "DOUBLE",
-        }),
-    }
+    let reader = rg.get_column_reader(i).map_err(ColumnarError::Format)?;
+    let reader = pick(reader).ok_or(ColumnarError::WrongType {
+        column: name,
+        found: "another type".into(),
+        expected,
+    })?;
+    Ok(Column {
+        name,
+        reader,
+        values: Vec::with_capacity(BATCH),
+        defs: Vec::with_capacity(BATCH),
+        nullable,
+    })
 }
 
 thread_local! {

@@ -57,8 +57,7 @@ impl SignalEngine {
             return Err(CoreError::NoStrategies);
         }
         let n = strategies.len();
-        let warmup = strategies.iter().map(|s| s.warmup()).max().unwrap_or(0);
-        let slots = strategies
+        let slots: Vec<Slot> = strategies
             .into_iter()
             .map(|strategy| Slot {
                 strategy,
@@ -67,6 +66,7 @@ impl SignalEngine {
                 last_error: None,
             })
             .collect();
+        let warmup = warmup_of(&slots);
         Ok(SignalEngine {
             slots,
             decisions: vec![Decision::WARMING_UP; n],
@@ -127,12 +127,7 @@ impl SignalEngine {
         if self.candles == 1 {
             // A rule strategy with on(...) learns the stream's interval from its first candle,
             // and with it how many base candles its higher-timeframe warm-up takes.
-            self.warmup = self
-                .slots
-                .iter()
-                .map(|s| s.strategy.warmup())
-                .max()
-                .unwrap_or(0);
+            self.warmup = warmup_of(&self.slots);
         }
         self.last = confluence::combine(&self.rule, &self.decisions);
         self.last
@@ -189,6 +184,11 @@ impl SignalEngine {
     pub fn warming_up(&self) -> bool {
         self.candles < self.warmup as u64
     }
+}
+
+/// Candles before every strategy can speak: the longest warm-up.
+fn warmup_of(slots: &[Slot]) -> usize {
+    slots.iter().map(|s| s.strategy.warmup()).max().unwrap_or(0)
 }
 
 fn fail(slot: &mut Slot, msg: String) -> Decision {

@@ -500,10 +500,14 @@ impl Pipeline {
         self.feed_lag_ms.filter(|&lag| lag > -MAX_CLOCK_LEAD_MS)
     }
 
-    /// The header figures of stream `st` (one of [`Self::streams`]), with the feed's counters.
-    pub fn stream_stats(&self, st: &StreamState, c: &CountersSnapshot) -> StreamStats {
+    /// The header figures of every stream, with the feed's counters: the pipeline-wide ones
+    /// (latency quantiles, totals) are read once, not once per stream.
+    pub fn stream_stats<'a>(
+        &'a self,
+        c: &CountersSnapshot,
+    ) -> impl Iterator<Item = (&'a StreamState, StreamStats)> + 'a {
         let lat = &self.latency;
-        StreamStats {
+        let shared = StreamStats {
             connection: self.conn.phase(),
             latency_p50_us: lat.quantile(0.5),
             latency_p99_us: lat.quantile(0.99),
@@ -520,12 +524,20 @@ impl Pipeline {
             strategy_failures: self.strategy_failures(),
             feed_lag_ms: self.feed_lag_ms(),
             uptime_s: self.uptime().as_secs(),
-            stale: st.stale,
-            live_candles: st.live,
+            stale: false,
+            live_candles: 0,
             store_written: None,
             store_lost: None,
             store_queued: None,
-        }
+        };
+        self.streams.iter().map(move |st| {
+            let stats = StreamStats {
+                stale: st.stale,
+                live_candles: st.live,
+                ..shared
+            };
+            (st, stats)
+        })
     }
 
     /// Time since the pipeline was built.

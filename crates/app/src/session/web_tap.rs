@@ -35,14 +35,13 @@ impl Tap for WebTap {
     }
 
     fn after_event(&mut self, pipeline: &Pipeline) {
-        // Throttled by the hub: the figures cost a histogram read per stream.
+        // Throttled by the hub: the figures cost a histogram read.
         if !self.hub.stats_due() {
             return;
         }
         let c = self.counters.snapshot();
-        for st in pipeline.streams() {
-            self.hub
-                .publish_stats(&st.key, pipeline.stream_stats(st, &c));
+        for (st, stats) in pipeline.stream_stats(&c) {
+            self.hub.publish_stats(&st.key, stats);
         }
     }
 }
