@@ -125,8 +125,8 @@ fn arrow_keys_through_a_pty() {
     key(&mut s, &format!("{DOWN}\r"));
     s.expect("Preset smc").unwrap();
     key(&mut s, &format!("{DOWN}{DOWN}{DOWN}\r"));
-    s.expect("Edit a strategy's parameters").unwrap();
-    key(&mut s, &DOWN.repeat(6));
+    s.expect("Load a rule strategy file").unwrap();
+    key(&mut s, &DOWN.repeat(7));
     key(&mut s, "\r");
     s.expect("Strategies: smc_bos, smc_choch, smc_order_block, smc_fvg, smc_liquidity_sweep")
         .unwrap();

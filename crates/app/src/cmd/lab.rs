@@ -30,6 +30,10 @@ pub struct Args {
     /// or MANUS_LAB_NUMBERS is set): for scripts.
     #[arg(long)]
     pub numbers: bool,
+    /// Rule strategy file (docs/RULES.md) whose ids the menus list beside the built-ins;
+    /// repeatable, and kept in the settings when they are saved.
+    #[arg(long = "strategy-file", value_name = "FILE")]
+    pub strategy_files: Vec<PathBuf>,
 }
 
 /// How the Lab asks: arrow-key menus on a terminal, typed numbers for scripts and pipes.
@@ -82,6 +86,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ..Settings::default()
         }
     };
+    let mut settings = settings;
+    // Rule strategies are selectable by id once their files are loaded: the settings' files
+    // first, then the command line's, which the saved settings then remember.
+    for f in args.strategy_files {
+        let f = std::fs::canonicalize(&f).unwrap_or(f);
+        if !settings.strategy_files.contains(&f) {
+            settings.strategy_files.push(f);
+        }
+    }
+    super::strategy::load_files(&settings.strategy_files)?;
     let csv = args.csv.or_else(|| settings.data.clone());
     let mut lab = Lab {
         settings,
@@ -326,8 +340,9 @@ impl Lab {
             return self.configure_strategies_with_arrows(input, out);
         }
         loop {
+            let ids = strategy::registry::selectable_ids();
             writeln!(out, "Strategies ([x] = selected):")?;
-            for (i, id) in strategy::IDS.iter().enumerate() {
+            for (i, id) in ids.iter().enumerate() {
                 let mark = if self.settings.strategies.iter().any(|e| e.id == *id) {
                     "x"
                 } else {
@@ -349,7 +364,7 @@ impl Lab {
             let Some(line) = ask(
                 input,
                 out,
-                "Toggle numbers (e.g. 1,3), 'p NAME' a preset, 'a' all, 'c' clear, 'e N' edit parameters, Enter when done: ",
+                "Toggle numbers (e.g. 1,3), 'p NAME' a preset, 'a' all, 'c' clear, 'e N' edit parameters, 'f FILE' load a rule strategy file, Enter when done: ",
             )?
             else {
                 return Ok(true);
@@ -357,7 +372,7 @@ impl Lab {
             match line.as_str() {
                 "" => return Ok(false),
                 "a" => {
-                    for id in strategy::IDS {
+                    for id in ids {
                         if !self.settings.strategies.iter().any(|e| e.id == id) {
                             self.settings.strategies.push(StrategyEntry {
                                 id: id.into(),
@@ -380,9 +395,10 @@ impl Lab {
                     }
                     None => writeln!(out, "No preset '{}'.", l[2..].trim())?,
                 },
+                l if l.starts_with("f ") => self.load_strategy_file(l[2..].trim(), out)?,
                 l if l.starts_with('e') => {
                     let n = l[1..].trim().parse::<usize>().ok();
-                    match n.and_then(|n| strategy::IDS.get(n.wrapping_sub(1))) {
+                    match n.and_then(|n| ids.get(n.wrapping_sub(1))) {
                         Some(id) => {
                             if self.edit_params(id, input, out)? {
                                 return Ok(true);
@@ -396,7 +412,7 @@ impl Lab {
                         match part
                             .parse::<usize>()
                             .ok()
-                            .and_then(|n| strategy::IDS.get(n.wrapping_sub(1)))
+                            .and_then(|n| ids.get(n.wrapping_sub(1)))
                         {
                             Some(id) => {
                                 if let Some(pos) =
@@ -410,11 +426,9 @@ impl Lab {
                                     });
                                 }
                             }
-                            None => writeln!(
-                                out,
-                                "No strategy number '{part}' (1-{}).",
-                                strategy::IDS.len()
-                            )?,
+                            None => {
+                                writeln!(out, "No strategy number '{part}' (1-{}).", ids.len())?
+                            }
                         }
                     }
                 }
@@ -440,17 +454,28 @@ impl Lab {
                     .map(|p| format!("Preset {}: {}", p.name, p.ids.join(", "))),
             );
             items.push("Edit a strategy's parameters".into());
+            items.push("Load a rule strategy file".into());
             items.push("Done".into());
             let done = items.len() - 1;
+            let all = strategy::registry::selectable_ids();
             match pick("Strategies", &items, 0) {
                 None => return Ok(false),
                 Some(i) if i == done => return Ok(false),
+                Some(i) if i == done - 1 => {
+                    let Some(path) = ask(input, out, "Rule strategy file: ")? else {
+                        return Ok(true);
+                    };
+                    self.load_strategy_file(&path, out)?;
+                }
                 Some(0) => {
-                    let ids: Vec<String> = strategy::REGISTRY
+                    let ids: Vec<String> = all
                         .iter()
-                        .map(|e| format!("{:20} {}", e.id, e.summary))
+                        .map(|id| {
+                            let summary = strategy::registry::summary_of(id).unwrap_or_default();
+                            format!("{id:20} {summary}")
+                        })
                         .collect();
-                    let on: Vec<bool> = strategy::IDS
+                    let on: Vec<bool> = all
                         .iter()
                         .map(|id| self.settings.strategies.iter().any(|e| e.id == *id))
                         .collect();
@@ -465,7 +490,7 @@ impl Lab {
                         // Keep the parameters of strategies that stay selected.
                         let keep = std::mem::take(&mut self.settings.strategies);
                         for i in chosen {
-                            let id = strategy::IDS[i];
+                            let id = all[i];
                             let e = keep.iter().find(|e| e.id == id).cloned();
                             self.settings
                                 .strategies
@@ -478,15 +503,39 @@ impl Lab {
                     self.settings.strategies = p.ids.iter().map(|id| entry(id)).collect();
                 }
                 Some(_) => {
-                    let ids: Vec<String> = strategy::IDS.iter().map(|s| s.to_string()).collect();
+                    let ids: Vec<String> = all.iter().map(|s| s.to_string()).collect();
                     if let Some(i) = pick("Which strategy", &ids, 0)
-                        && self.edit_params(strategy::IDS[i], input, out)?
+                        && self.edit_params(all[i], input, out)?
                     {
                         return Ok(true);
                     }
                 }
             }
         }
+    }
+
+    /// Loads a rule strategy file so its ids can be chosen, and keeps it in the settings; a bad
+    /// file is reported and changes nothing.
+    fn load_strategy_file(&mut self, path: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+        if path.is_empty() {
+            writeln!(out, "Load which file? e.g. 'f my_rules.toml'.")?;
+            return Ok(());
+        }
+        let path = PathBuf::from(path);
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        match super::strategy::load_files(std::slice::from_ref(&path)) {
+            Ok(()) => {
+                let n = super::strategy::read_file(&path)
+                    .map(|d| d.len())
+                    .unwrap_or(0);
+                writeln!(out, "Loaded {n} rule strategies from {}.", path.display())?;
+                if !self.settings.strategy_files.contains(&path) {
+                    self.settings.strategy_files.push(path);
+                }
+            }
+            Err(e) => writeln!(out, "Cannot load {}: {e:#}", path.display())?,
+        }
+        Ok(())
     }
 
     fn edit_params(
@@ -929,5 +978,42 @@ mod tests {
         let saved = Settings::load(&dir.join("lab.toml")).unwrap();
         assert_eq!(saved.symbols, vec!["ETHUSDT".to_string()]);
         assert_eq!(saved.strategies[0].params["fast"].as_integer(), Some(5));
+    }
+
+    #[test]
+    fn rule_strategies_from_a_file_are_listed_chosen_and_remembered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut l = lab(tmp.path());
+        let rules = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/examples/strategies.toml"
+        );
+        let n = strategy::IDS.len();
+        // A missing file is refused and changes nothing; the example file adds its ids after
+        // the built-ins; the first rule is chosen alone, its hold edited, then backtested.
+        let script = format!(
+            "1\nbtcusdt\nsim\n3\n3\n2\nf {dir}/missing.toml\nf {rules}\nc\n{k}\ne {k}\nhold=4\n\n\n5\n1\n7\n1\n\n0\n",
+            dir = tmp.path().display(),
+            k = n + 1
+        );
+        let text = drive(&mut l, &script);
+        assert!(text.contains("Cannot load"), "{text}");
+        assert!(text.contains("Loaded 4 rule strategies"), "{text}");
+        assert!(
+            text.contains(&format!("{:>2}) [ ] trend_pullback", n + 1)),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{:>2}) [x] trend_pullback", n + 1)),
+            "{text}"
+        );
+        assert!(text.contains("hold = 4 (default 1)"), "{text}");
+        assert!(text.contains("Backtest result:"), "{text}");
+        let saved = Settings::load(&tmp.path().join("lab.toml")).unwrap();
+        assert_eq!(saved.strategies.len(), 1, "{saved:?}");
+        assert_eq!(saved.strategies[0].id, "trend_pullback");
+        assert_eq!(saved.strategies[0].params["hold"].as_integer(), Some(4));
+        assert_eq!(saved.strategy_files.len(), 1, "{saved:?}");
+        assert!(saved.strategy_files[0].ends_with("docs/examples/strategies.toml"));
     }
 }

@@ -200,12 +200,30 @@ pub fn check_interval(ids: &[&str], interval: Interval) -> Result<(), CoreError>
     Ok(())
 }
 
+/// Every selectable id: the built-ins, then the loaded rule strategies in load order.
+pub fn selectable_ids() -> Vec<&'static str> {
+    let mut ids: Vec<&'static str> = IDS.to_vec();
+    ids.extend(loaded_rules().iter().map(|d| d.id));
+    ids
+}
+
+/// One line saying what `id` does: the registry's summary of a built-in, the `buy` rule of a
+/// loaded rule strategy; `None` for an unknown id.
+pub fn summary_of(id: &str) -> Option<String> {
+    if let Ok(e) = entry(id) {
+        return Some(e.summary.to_string());
+    }
+    rule(id).map(|d| format!("rule: buy when {}", d.buy))
+}
+
 /// Comma-separated valid ids and preset names, for error messages.
 pub fn id_choices() -> String {
     let presets: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-    let mut ids: Vec<&str> = IDS.to_vec();
-    ids.extend(loaded_rules().iter().map(|d| d.id));
-    format!("{} (presets: {})", ids.join(", "), presets.join(", "))
+    format!(
+        "{} (presets: {})",
+        selectable_ids().join(", "),
+        presets.join(", ")
+    )
 }
 
 fn unknown(id: &str) -> CoreError {
