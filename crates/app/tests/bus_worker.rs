@@ -2,7 +2,8 @@
 //! simulated exchange with 60 streams; one is killed with SIGKILL mid-run and a fourth joins
 //! later. Every stream's records in MANUS_SIGNALS must be gapless, strictly increasing and
 //! unique from its first to its last; the killed worker's streams must be taken over within
-//! the lease TTL plus one candle; the fourth worker must get its fair share. A worker whose
+//! the lease TTL plus one candle; the fourth worker must get its fair share; the survivors
+//! start and stop only the streams that changed hands (their `/metrics`). A worker whose
 //! bus is stopped and killed mid-run loses nothing it produced.
 
 mod bus_support;
@@ -28,10 +29,6 @@ const MINUTE: i64 = 60_000;
 
 fn symbols() -> Vec<String> {
     (0..STREAMS).map(|i| format!("S{i:02}USDT")).collect()
-}
-
-fn worker(id: &str, nats: &str, ws: &str, rest: &str, log: &std::path::Path) -> Child {
-    worker_with(id, nats, ws, rest, log, &[])
 }
 
 fn worker_with(
@@ -160,9 +157,23 @@ fn workers_share_streams_fail_over_and_rebalance_without_a_gap() {
     let (ws, rest) = (sim.ws_url(), sim.rest_url());
     let url = nats.url();
     let log = |id: &str| logs.path().join(format!("{id}.log"));
+    let free_addr = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .to_string()
+    };
+    let metrics_of: BTreeMap<&str, String> = ["w1", "w2", "w3", "w4"]
+        .into_iter()
+        .map(|id| (id, free_addr()))
+        .collect();
     let mut workers: BTreeMap<&str, Child> = ["w1", "w2", "w3"]
         .into_iter()
-        .map(|id| (id, worker(id, &url, &ws, &rest, &log(id))))
+        .map(|id| {
+            let m = ["--metrics", metrics_of[id].as_str()];
+            (id, worker_with(id, &url, &ws, &rest, &log(id), &m))
+        })
         .collect();
 
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -219,11 +230,7 @@ fn workers_share_streams_fail_over_and_rebalance_without_a_gap() {
             .await;
             tokio::time::sleep(Duration::from_millis(3 * CANDLE_MS)).await;
 
-            let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .to_string();
+            let metrics = metrics_of["w4"].clone();
             workers.insert(
                 "w4",
                 worker_with("w4", &url, &ws, &rest, &log("w4"), &["--metrics", &metrics]),
@@ -251,6 +258,27 @@ fn workers_share_streams_fail_over_and_rebalance_without_a_gap() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             tokio::time::sleep(Duration::from_millis(4 * CANDLE_MS)).await;
+            // The takeover and the join changed the survivors' stream sets: only the streams
+            // that changed were started or stopped (each stream once per lease taken), and no
+            // feed was restarted whole, so the streams they kept never reconnected.
+            for id in ["w2", "w3", "w4"] {
+                let text = http_get(&metrics_of[id], "/metrics");
+                let acquired = metric(&text, "manus_worker_leases_acquired_total");
+                let released = metric(&text, "manus_worker_leases_released_total")
+                    + metric(&text, "manus_worker_leases_lost_total");
+                assert!(acquired >= 20, "{id}: {text}");
+                assert_eq!(
+                    metric(&text, "manus_worker_stream_starts_total"),
+                    acquired,
+                    "{id}: {text}"
+                );
+                assert_eq!(
+                    metric(&text, "manus_worker_stream_stops_total"),
+                    released,
+                    "{id}: {text}"
+                );
+                assert_eq!(metric(&text, "manus_worker_feed_restarts_total"), 0, "{id}");
+            }
         });
     }));
     // A clean stop (SIGTERM) for the others, so each stream's last records are on the bus.
