@@ -234,3 +234,104 @@ async fn bybit_streams_past_one_connection_take_two() {
     }
     sim.shutdown().await;
 }
+
+/// The stream set changes while the feed runs: streams added get a connection of their own (a
+/// resumed one backfills after its consumer's last candle), a removed stream yields nothing
+/// more, and the streams that stay are never reconnected nor miss a candle; a connection whose
+/// streams are all removed closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_added_and_removed_at_run_time_leave_the_others_untouched() {
+    use manus_exchange::StreamKey;
+    use std::collections::HashMap;
+
+    let names: Vec<String> = (0..6).map(|i| format!("S{i}USDT")).collect();
+    let symbols: Vec<&str> = names.iter().map(String::as_str).collect();
+    let sim = SimExchange::start(sim_config(&symbols, 50))
+        .await
+        .expect("sim starts");
+    let key = |s: &str| StreamKey {
+        symbol: s.to_string(),
+        interval: Interval::M1,
+    };
+    let mut feed = Feed::connect(feed_config(&sim, ExchangeKind::Binance, &symbols[..4], 5))
+        .await
+        .expect("connect");
+    let mut seen = collect(&mut feed, Duration::from_secs(30), |s| {
+        symbols[..4].iter().all(|sym| s.live(sym) >= 3)
+    })
+    .await;
+
+    // S4 resumes after a candle three closes old; S5 starts fresh; S2 goes.
+    let truth4 = sim.closed_candles("S4USDT");
+    let resume = truth4[truth4.len() - 3].open_time;
+    feed.add(
+        &[key("S4USDT"), key("S5USDT")],
+        &HashMap::from([(key("S4USDT"), resume)]),
+    )
+    .await
+    .expect("add");
+    feed.remove(&[key("S2USDT")]);
+    let kept = ["S0USDT", "S1USDT", "S3USDT"];
+    let from: Vec<usize> = kept.iter().map(|s| seen.live(s)).collect();
+    let more = collect(&mut feed, Duration::from_secs(30), |s| {
+        ["S4USDT", "S5USDT"].iter().all(|sym| s.live(sym) >= 3)
+            && kept
+                .iter()
+                .zip(&from)
+                .all(|(sym, n)| seen.live(sym) + s.live(sym) >= n + 3)
+    })
+    .await;
+    assert!(
+        !more.closed.contains_key("S2USDT"),
+        "a removed stream yielded a candle"
+    );
+    let s4: Vec<_> = more.closed["S4USDT"]
+        .iter()
+        .filter(|(_, o)| *o != Origin::Bootstrap)
+        .collect();
+    assert_eq!(
+        s4[0].0.open_time,
+        resume + 60_000,
+        "S4 resumes after its last"
+    );
+    assert_eq!(s4[0].1, Origin::Backfill);
+    for (sym, v) in more.closed {
+        seen.closed.entry(sym).or_default().extend(v);
+    }
+    seen.events.extend(more.events);
+    // One connection for the first four, one for the two added: nothing reconnected.
+    assert_eq!(sim.stats().connections_accepted, 2);
+    assert_eq!(
+        seen.events_where(|e| matches!(e, FeedEvent::Disconnected { .. })),
+        0,
+        "{:?}",
+        seen.events
+    );
+    for sym in kept.iter().chain(&["S4USDT", "S5USDT"]) {
+        assert_matches_truth(
+            sym,
+            &seen.closed[*sym],
+            &sim.closed_candles(sym),
+            Interval::M1,
+        );
+    }
+
+    // The first connection's streams all go: it closes; the added one goes on.
+    feed.remove(&kept.map(key));
+    let mut running: Vec<String> = feed.streams().map(|k| k.symbol.clone()).collect();
+    running.sort();
+    assert_eq!(running, ["S4USDT", "S5USDT"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sim.stats().connections_open != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "{:?}", sim.stats());
+        let _ = tokio::time::timeout(Duration::from_millis(20), feed.next()).await;
+    }
+    let last = collect(&mut feed, Duration::from_secs(30), |s| {
+        s.live("S5USDT") >= 2
+    })
+    .await;
+    assert!(kept.iter().all(|s| !last.closed.contains_key(*s)));
+    assert!(last.live("S5USDT") >= 2);
+    feed.shutdown().await;
+    sim.shutdown().await;
+}

@@ -37,6 +37,13 @@ pub struct LeaseStats {
     pub released: AtomicU64,
     /// Leases lost (not renewed in time: another worker may own the stream now).
     pub lost: AtomicU64,
+    /// Streams started on the feed (each time one starts: a stream kept across a change of
+    /// the owned set is not started again).
+    pub stream_starts: AtomicU64,
+    /// Streams stopped on the feed (given back, lost, or at a feed restart).
+    pub stream_stops: AtomicU64,
+    /// Times the whole feed was restarted (it stopped on its own).
+    pub feed_restarts: AtomicU64,
 }
 
 /// The key of a stream's lease.

@@ -74,6 +74,21 @@ impl Collector for WorkerMetrics {
                 l.lost.load(Relaxed),
             ),
             (
+                "manus_worker_stream_starts",
+                "Streams started on the feed (a stream kept across a rebalance is not restarted).",
+                l.stream_starts.load(Relaxed),
+            ),
+            (
+                "manus_worker_stream_stops",
+                "Streams stopped on the feed (handed back, lost, or a feed restart).",
+                l.stream_stops.load(Relaxed),
+            ),
+            (
+                "manus_worker_feed_restarts",
+                "Times the whole feed was restarted after it stopped on its own.",
+                l.feed_restarts.load(Relaxed),
+            ),
+            (
                 "manus_bus_published",
                 "Messages the bus acknowledged.",
                 r.published,
@@ -146,6 +161,7 @@ mod tests {
         };
         m.leases.owned.store(20, Relaxed);
         m.leases.renewals.store(3, Relaxed);
+        m.leases.stream_starts.store(25, Relaxed);
         m.bus.queued.store(7, Relaxed);
         m.bus.published.store(5, Relaxed);
         let text = m.render();
@@ -153,6 +169,10 @@ mod tests {
         assert!(text.contains("\nmanus_bus_backlog 2\n"), "{text}");
         assert!(
             text.contains("\nmanus_worker_lease_renewals_total 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nmanus_worker_stream_starts_total 25\n"),
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");

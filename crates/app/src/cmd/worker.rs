@@ -1,9 +1,10 @@
 //! `manus worker --bus URL` with `live`'s market, strategy and URL flags: any number of
 //! workers started with the same streams share them through leases on the bus
 //! ([`crate::bus::lease`]), publishing every candle and record to JetStream. When the owned
-//! set changes (start, a worker joining or dying), the feed is restarted on the new set; each
-//! stream resumes after its last record (this worker's own, else the last one on the bus),
-//! the candles missed in between backfilled over REST and flagged `backfilled`.
+//! set changes (start, a worker joining or dying), only the streams that changed are added to
+//! or removed from the running feed (the others keep their connection and their candles); a
+//! stream added resumes after its last record on the bus, the candles missed in between
+//! backfilled over REST and flagged `backfilled`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -131,53 +132,89 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             plan.feed.streams.len(),
             crate::bus::lease::BUCKET
         );
-        // Each stream's last record here, where it resumes when the feed restarts.
-        let mut last: HashMap<StreamKey, i64> = HashMap::new();
         let mut status = tokio::time::interval(Duration::from_secs(10));
-        'outer: loop {
+        // One feed and one pipeline for the whole run: a change of the owned set adds and
+        // removes only the streams that changed, so the others never reconnect nor lose a
+        // candle. Only a feed that stopped on its own is restarted whole.
+        let mut feed: Option<Feed> = None;
+        let mut pipeline = Pipeline::new(plan.engine.clone(), &[], plan.pipeline);
+        let mut sink = RecordSink::null();
+        sink.attach_tap(Box::new(publisher.tap()));
+        // The streams the feed runs now.
+        let mut running: BTreeSet<StreamKey> = BTreeSet::new();
+        loop {
             let set = want.borrow_and_update().clone();
-            applied.send_replace(BTreeSet::new());
-            // A stream given away and taken back later resumes from the bus, not from here.
-            last.retain(|k, _| set.contains(k));
-            if set.is_empty() {
+            let gone: BTreeSet<StreamKey> = running.difference(&set).cloned().collect();
+            if !gone.is_empty() {
+                let list: Vec<StreamKey> = gone.iter().cloned().collect();
+                if let Some(f) = feed.as_mut() {
+                    f.remove(&list);
+                }
+                pipeline.remove_streams(|k| gone.contains(k));
+                running.retain(|k| !gone.contains(k));
+                stats.stream_stops.fetch_add(gone.len() as u64, Relaxed);
+                // Their records are on the bus before their leases can go to others (the
+                // lease task gives back only what `applied` no longer holds).
+                if !publisher.flush(DRAIN_GRACE).await {
+                    tracing::warn!("worker {me}: the bus did not acknowledge everything in time");
+                }
+                applied.send_replace(running.clone());
+            }
+            let new: Vec<StreamKey> = set.difference(&running).cloned().collect();
+            if !new.is_empty() {
+                // A stream taken (at start, from a dead worker or on a rebalance) resumes
+                // after its last record on the bus.
+                let mut resume = HashMap::new();
+                for s in &new {
+                    let t = last_signal(&js, &bus.exchange, &s.symbol, s.interval)
+                        .await
+                        .with_context(|| format!("reading where {s} resumes"))?;
+                    if let Some(t) = t {
+                        resume.insert(s.clone(), t);
+                    }
+                }
+                match feed.as_mut() {
+                    Some(f) => tokio::select! {
+                        r = f.add(&new, &resume) => r.context("adding streams to the feed")?,
+                        _ = shutdown.wait() => break,
+                    },
+                    None => {
+                        let mut feed_cfg = plan.feed.clone();
+                        feed_cfg.streams = new.clone();
+                        feed_cfg.resume_after = resume;
+                        feed = Some(tokio::select! {
+                            r = Feed::connect(feed_cfg) => r.context("starting the feed")?,
+                            _ = shutdown.wait() => break,
+                        });
+                    }
+                }
+                pipeline.add_streams(&new);
+                stats.stream_starts.fetch_add(new.len() as u64, Relaxed);
+                running.extend(new.iter().cloned());
+                applied.send_replace(running.clone());
+            }
+            if !gone.is_empty() || !new.is_empty() {
+                tracing::info!(
+                    "worker {me}: running {} streams ({} started, {} stopped)",
+                    running.len(),
+                    new.len(),
+                    gone.len()
+                );
+            }
+            let Some(f) = feed.as_mut() else {
                 tokio::select! {
                     r = want.changed() => if r.is_err() { break },
                     _ = shutdown.wait() => break,
                 }
                 continue;
-            }
-            let streams: Vec<StreamKey> = set.iter().cloned().collect();
-            let mut resume = HashMap::new();
-            for s in &streams {
-                let t = match last.get(s) {
-                    Some(&t) => Some(t),
-                    None => last_signal(&js, &bus.exchange, &s.symbol, s.interval)
-                        .await
-                        .with_context(|| format!("reading where {s} resumes"))?,
-                };
-                if let Some(t) = t {
-                    resume.insert(s.clone(), t);
-                }
-            }
-            let mut feed_cfg = plan.feed.clone();
-            feed_cfg.streams = streams.clone();
-            feed_cfg.resume_after = resume;
-            tracing::info!("worker {me}: running {} streams", streams.len());
-            let mut feed = tokio::select! {
-                r = Feed::connect(feed_cfg) => r.context("starting the feed")?,
-                _ = shutdown.wait() => break,
             };
-            applied.send_replace(set);
-            let mut pipeline = Pipeline::new(plan.engine.clone(), &streams, plan.pipeline);
-            let mut sink = RecordSink::null();
-            sink.attach_tap(Box::new(publisher.tap()));
             let stopped = loop {
                 let first = tokio::select! {
                     biased;
                     _ = shutdown.wait() => break true,
                     r = want.changed() => {
                         if r.is_err() { break true }
-                        if *want.borrow() == *applied.borrow() { continue }
+                        if *want.borrow() == running { continue }
                         break false;
                     }
                     _ = status.tick() => {
@@ -190,31 +227,39 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         );
                         continue;
                     }
-                    ev = feed.next() => ev,
+                    ev = f.next() => ev,
                 };
-                match crate::live::run::pump(&mut feed, &mut pipeline, &mut sink, first) {
+                match crate::live::run::pump(f, &mut pipeline, &mut sink, first) {
                     Ok(None) => {}
                     Ok(Some(crate::live::Stop::MaxCandles)) => break true,
                     Ok(Some(stop)) => {
                         tracing::warn!("worker {me}: feed stopped ({stop:?}); restarting it");
+                        if let Some(f) = feed.take() {
+                            let _ = tokio::time::timeout(Duration::from_millis(500), f.shutdown())
+                                .await;
+                        }
+                        // Every stream starts again, from its last record on the bus.
+                        if !publisher.flush(DRAIN_GRACE).await {
+                            tracing::warn!(
+                                "worker {me}: the bus did not acknowledge everything in time"
+                            );
+                        }
+                        stats.stream_stops.fetch_add(running.len() as u64, Relaxed);
+                        stats.feed_restarts.fetch_add(1, Relaxed);
+                        running.clear();
+                        pipeline = Pipeline::new(plan.engine.clone(), &[], plan.pipeline);
+                        applied.send_replace(BTreeSet::new());
                         break false;
                     }
                     Err(e) => return Err(anyhow::Error::new(e).context("writing records")),
                 }
             };
-            for st in pipeline.streams() {
-                if let Some(r) = &st.last_record {
-                    last.insert((*st.key).clone(), r.open_time);
-                }
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(500), feed.shutdown()).await;
-            // What this feed produced is on the bus before its leases can go to others.
-            if !publisher.flush(DRAIN_GRACE).await {
-                tracing::warn!("worker {me}: the bus did not acknowledge everything in time");
-            }
             if stopped {
-                break 'outer;
+                break;
             }
+        }
+        if let Some(f) = feed.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(500), f.shutdown()).await;
         }
         applied.send_replace(BTreeSet::new());
         let report = publisher.finish(DRAIN_GRACE).await;

@@ -247,6 +247,23 @@ impl Pipeline {
         p
     }
 
+    /// Adds `streams` (fresh engines; those already here are kept as they are).
+    pub fn add_streams(&mut self, streams: &[StreamKey]) {
+        for k in streams {
+            self.stream_index(k, None);
+        }
+    }
+
+    /// Drops the streams `gone` picks, state and all (a stream added again later starts
+    /// afresh); the others keep their order.
+    pub fn remove_streams(&mut self, gone: impl Fn(&StreamKey) -> bool) {
+        self.streams.retain(|s| !gone(&s.key));
+        self.index.clear();
+        for (i, s) in self.streams.iter().enumerate() {
+            self.index.insert((*s.key).clone(), i);
+        }
+    }
+
     fn stream_index(&mut self, key: &StreamKey, arc: Option<&Arc<StreamKey>>) -> usize {
         if let Some(&i) = self.index.get(key) {
             return i;

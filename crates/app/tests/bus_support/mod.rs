@@ -98,6 +98,14 @@ impl NatsServer {
         }
     }
 
+    /// Kills it (SIGKILL: no chance to write anything out) and waits.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Stops it gracefully (SIGTERM: JetStream writes its state out) and waits.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -1,5 +1,6 @@
-//! [`Feed`]: the live feed. `connect` validates symbols and intervals with the exchange, then a
-//! driver task per connection (streams past the venue's cap are sharded: [`super::shards`])
+//! [`Feed`]: the live feed. `connect` (and `add`, for streams added at run time) validates
+//! symbols and intervals with the exchange, then a driver task per connection (streams past
+//! the venue's cap are sharded: [`super::shards`])
 //! subscribes first (buffering), bootstraps history over REST, and merges the two
 //! through a per-stream [`Sequencer`], filling every gap (reconnects, lost frames, channel
 //! overflow) over REST so the closed candles it yields are gapless and duplicate-free.
@@ -7,6 +8,7 @@
 //! What the consumer receives as a [`FeedEvent`] (disconnects, backfills, staleness, corrections,
 //! warnings) is logged here at debug level only: the consumer reports it, once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -37,13 +39,41 @@ use super::{
 /// request budget, not a burst, sets the pace.
 const BOOTSTRAP_REQUESTS: usize = 8;
 
-/// A live feed for one or many streams on one exchange.
+/// A live feed for one or many streams on one exchange. Its stream set can change while it
+/// runs ([`Feed::add`], [`Feed::remove`]) without touching the streams that stay.
 #[derive(Debug)]
 pub struct Feed {
     rx: mpsc::Receiver<FeedEvent>,
     counters: Arc<FeedCounters>,
+    /// Running shards by id: one driver and connection each.
+    shards: HashMap<u64, Shard>,
+    next_shard: u64,
+    /// Each running stream: its key as its lane holds it, its shard and lane. An event read
+    /// after its stream was removed (or removed and added again on another shard) carries
+    /// another `Arc`, and is dropped.
+    live: HashMap<StreamKey, (Arc<StreamKey>, u64, usize)>,
+    /// What new shards are made of.
+    cfg: FeedConfig,
+    rest: RestClient,
+    pacer: Pacer,
+    out: mpsc::Sender<FeedEvent>,
+    /// Intervals the exchange already accepted.
+    intervals: Vec<Interval>,
+}
+
+/// One connection's driver task.
+struct Shard {
+    lanes: SharedLanes,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    task: JoinHandle<()>,
+    /// Its lanes not retired.
+    live: usize,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").field("live", &self.live).finish()
+    }
 }
 
 impl Feed {
@@ -60,8 +90,6 @@ impl Feed {
         }
         let venue = cfg.exchange.venue();
         venue.check_ws_base(&cfg.ws_url)?;
-        // Names first: a stream the protocol cannot spell fails before any request.
-        crate::venue::lookup(venue, &cfg.streams)?;
         // An accelerated simulator's minutes pass as fast as its candles: so do its rate-limit
         // windows and `Retry-After`s.
         let scale = cfg.candle_period.map_or(1.0, |p| {
@@ -70,64 +98,193 @@ impl Feed {
         let rest = RestClient::new(cfg.exchange, &cfg.rest_url)?
             .with_retry_delay(cfg.backoff_initial)
             .with_time_scale(scale);
-        // Validation spends request weight sparingly (500 streams would otherwise cost minutes
-        // of rate-limit waits before the first candle): symbols in batches, each interval once.
+        let cap = cfg.channel_capacity.max(1);
+        let (out, rx) = mpsc::channel(cap);
+        let mut feed = Feed {
+            rx,
+            counters: Arc::new(FeedCounters::default()),
+            shards: HashMap::new(),
+            next_shard: 0,
+            live: HashMap::new(),
+            rest,
+            pacer: Pacer::new(venue.connection_rate()),
+            out,
+            intervals: Vec::new(),
+            cfg: FeedConfig {
+                streams: Vec::new(),
+                resume_after: HashMap::new(),
+                ..cfg.clone()
+            },
+        };
+        feed.check(&cfg.streams).await?;
+        feed.spawn(&cfg.streams, &cfg.resume_after)?;
+        Ok(feed)
+    }
+
+    /// Names first: a stream the protocol cannot spell fails before any request. Then the
+    /// exchange judges the symbols and each interval not judged yet, spending request weight
+    /// sparingly (500 streams would otherwise cost minutes of rate-limit waits before the
+    /// first candle): symbols in batches, each interval once.
+    async fn check(&mut self, streams: &[StreamKey]) -> Result<(), FeedError> {
+        crate::venue::lookup(self.cfg.exchange.venue(), streams)?;
         let mut symbols: Vec<&str> = Vec::new();
-        for s in &cfg.streams {
+        for s in streams {
             if !symbols.contains(&s.symbol.as_str()) {
                 symbols.push(&s.symbol);
             }
         }
-        rest.check_symbols(&symbols).await?;
-        let mut intervals: Vec<Interval> = Vec::new();
-        for s in &cfg.streams {
-            if !intervals.contains(&s.interval) {
-                intervals.push(s.interval);
+        self.rest.check_symbols(&symbols).await?;
+        for s in streams {
+            if !self.intervals.contains(&s.interval) {
                 // The exchange itself judges the interval (Binance -1120, Bybit 10001, OKX 51000).
-                rest.klines(&s.symbol, s.interval, None, None, 1).await?;
+                self.rest
+                    .klines(&s.symbol, s.interval, None, None, 1)
+                    .await?;
+                self.intervals.push(s.interval);
             }
         }
-        let counters = Arc::new(FeedCounters::default());
-        let cap = cfg.channel_capacity.max(1);
-        let (out_tx, rx) = mpsc::channel(cap);
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let pacer = Pacer::new(venue.connection_rate());
-        // One driver per connection (see `super::shards`), each over its own streams.
-        let mut drivers = Vec::new();
-        for streams in shards::split(&cfg.streams, venue.max_streams()) {
+        Ok(())
+    }
+
+    /// Starts `streams` on shards of their own (see `super::shards`), each a driver task over
+    /// its own connection, resuming after `resume_after` where given.
+    fn spawn(
+        &mut self,
+        streams: &[StreamKey],
+        resume_after: &HashMap<StreamKey, i64>,
+    ) -> Result<(), FeedError> {
+        let venue = self.cfg.exchange.venue();
+        let cap = self.cfg.channel_capacity.max(1);
+        for streams in shards::split(streams, venue.max_streams()) {
             let (conn_tx, conn_rx) = mpsc::channel(cap);
-            let lanes = SharedLanes::new(&streams, cfg.candle_period);
+            let lanes = SharedLanes::new(&streams, self.cfg.candle_period);
             let params = ConnParams {
                 venue,
-                url: venue.ws_url(&cfg.ws_url, &streams),
+                url: venue.ws_url(&self.cfg.ws_url, &streams),
                 subscribe: venue.subscribe_messages(&streams)?,
                 lookup: Arc::new(crate::venue::lookup(venue, &streams)?),
-                keepalive: Keepalive::plan(venue, cfg.silence_timeout),
-                counters: counters.clone(),
+                keepalive: Keepalive::plan(venue, self.cfg.silence_timeout),
+                counters: self.counters.clone(),
                 tx: conn_tx,
                 lanes: lanes.clone(),
-                out: out_tx.clone(),
-                pacer: pacer.clone(),
+                out: self.out.clone(),
+                pacer: self.pacer.clone(),
             };
             let shard = FeedConfig {
+                resume_after: streams
+                    .iter()
+                    .filter_map(|k| Some((k.clone(), *resume_after.get(k)?)))
+                    .collect(),
                 streams,
-                ..cfg.clone()
+                ..self.cfg.clone()
             };
-            let driver = Driver::new(shard, rest.clone(), params, conn_rx, out_tx.clone(), lanes);
-            drivers.push(move |stop| driver.run(stop));
+            let id = self.next_shard;
+            self.next_shard += 1;
+            for (i, lane) in lanes.lock().streams.iter().enumerate() {
+                self.live
+                    .insert((*lane.key).clone(), (lane.key.clone(), id, i));
+            }
+            let n = shard.streams.len();
+            let driver = Driver::new(
+                shard,
+                self.rest.clone(),
+                params,
+                conn_rx,
+                self.out.clone(),
+                lanes.clone(),
+            );
+            let (stop, stop_rx) = oneshot::channel();
+            self.shards.insert(
+                id,
+                Shard {
+                    lanes,
+                    stop: Some(stop),
+                    task: tokio::spawn(driver.run(stop_rx)),
+                    live: n,
+                },
+            );
         }
-        let task = tokio::spawn(shards::supervise(drivers, stop_rx));
-        Ok(Feed {
-            rx,
-            counters,
-            stop: Some(stop_tx),
-            task: Some(task),
-        })
+        Ok(())
+    }
+
+    /// The streams running now.
+    pub fn streams(&self) -> impl Iterator<Item = &StreamKey> {
+        self.live.keys()
+    }
+
+    /// Adds `streams` while the feed runs (those already running are left alone): validated
+    /// like [`Feed::connect`]'s, then run on connections of their own, bootstrapped and
+    /// resumed after `resume_after` like a fresh feed's. The running streams' connections are
+    /// not touched.
+    pub async fn add(
+        &mut self,
+        streams: &[StreamKey],
+        resume_after: &HashMap<StreamKey, i64>,
+    ) -> Result<(), FeedError> {
+        let mut new: Vec<StreamKey> = Vec::new();
+        for s in streams {
+            if !self.live.contains_key(s) && !new.contains(s) {
+                new.push(s.clone());
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.check(&new).await?;
+        self.spawn(&new, resume_after)
+    }
+
+    /// Stops `streams` (those not running are ignored): no event of theirs is yielded after
+    /// this returns. A connection left with none of its streams closes; one that still carries
+    /// others goes on, dropping the removed streams' frames (nothing is fetched for them).
+    pub fn remove(&mut self, streams: &[StreamKey]) {
+        for s in streams {
+            let Some((_, id, i)) = self.live.remove(s) else {
+                continue;
+            };
+            let Some(shard) = self.shards.get_mut(&id) else {
+                continue;
+            };
+            {
+                let mut lanes = shard.lanes.lock();
+                let lane = &mut lanes.streams[i];
+                lane.retired = true;
+                lane.gap = None;
+            }
+            shard.live -= 1;
+            if shard.live == 0 {
+                if let Some(stop) = shard.stop.take() {
+                    let _ = stop.send(());
+                }
+                // Ends on its own once stopped; it is not waited for.
+                self.shards.remove(&id);
+            }
+        }
     }
 
     /// The next event; `None` once the feed has stopped. Cancel-safe.
     pub async fn next(&mut self) -> Option<FeedEvent> {
-        self.rx.recv().await
+        loop {
+            let ev = self.rx.recv().await?;
+            if self.wanted(&ev) {
+                return Some(ev);
+            }
+        }
+    }
+
+    /// False for an event of a stream removed since it was queued.
+    fn wanted(&self, ev: &FeedEvent) -> bool {
+        let key = match ev {
+            FeedEvent::Update { key, .. }
+            | FeedEvent::Closed { key, .. }
+            | FeedEvent::Backfilled { key, .. }
+            | FeedEvent::Stale { key, .. }
+            | FeedEvent::Correction { key, .. } => key,
+            _ => return true,
+        };
+        self.live
+            .get(key.as_ref())
+            .is_some_and(|(k, _, _)| Arc::ptr_eq(k, key))
     }
 
     /// Shared counters for dashboards.
@@ -135,32 +292,34 @@ impl Feed {
         self.counters.clone()
     }
 
-    /// Stops the driver and its connections and waits (briefly) for them to end.
+    /// Stops the drivers and their connections and waits (briefly) for them to end.
     pub async fn shutdown(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(Duration::from_secs(2), &mut task)
+        let shards: Vec<Shard> = self.shards.drain().map(|(_, s)| s).collect();
+        for mut s in shards {
+            if let Some(stop) = s.stop.take() {
+                let _ = stop.send(());
+            }
+            if tokio::time::timeout(Duration::from_secs(2), &mut s.task)
                 .await
                 .is_err()
-        {
-            task.abort();
+            {
+                s.task.abort();
+            }
         }
     }
 }
 
 impl Drop for Feed {
     fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
+        for s in self.shards.values() {
+            s.task.abort();
         }
     }
 }
 
 impl MarketFeed for Feed {
     async fn next(&mut self) -> Option<FeedEvent> {
-        self.rx.recv().await
+        Feed::next(self).await
     }
     fn counters(&self) -> Arc<FeedCounters> {
         self.counters.clone()
@@ -391,7 +550,7 @@ impl Driver {
             d = d.min(t);
         }
         let not_before = self.rest_not_before;
-        for s in self.lanes.lock().streams.iter() {
+        for s in self.lanes.lock().streams.iter().filter(|s| !s.retired) {
             if !s.stale {
                 d = d.min(s.stale_at());
             }
@@ -557,7 +716,7 @@ impl Driver {
             let key = {
                 let mut lanes = self.lanes.lock();
                 let s = &mut lanes.streams[i];
-                if s.stale || now < s.stale_at() {
+                if s.retired || s.stale || now < s.stale_at() {
                     continue;
                 }
                 s.stale = true;
@@ -580,6 +739,9 @@ impl Driver {
     }
 
     async fn on_kline(&mut self, k: WsKline, received_at: std::time::Instant) -> Result<(), Stop> {
+        if self.lanes.lock().streams[k.idx].retired {
+            return Ok(());
+        }
         let arrival = Arrival {
             event_time: k.event_time,
             received_at,
@@ -637,6 +799,9 @@ impl Driver {
         origin: Origin,
         arrival: Arrival,
     ) -> Result<(), Stop> {
+        if self.lanes.lock().streams[i].retired {
+            return Ok(());
+        }
         if origin == Origin::Live && self.hold(i, c, arrival) {
             return Ok(());
         }
@@ -821,6 +986,9 @@ impl Driver {
         for i in 0..self.cfg.streams.len() {
             let lanes = self.lanes.lock();
             let s = &lanes.streams[i];
+            if s.retired {
+                continue;
+            }
             let Some(from) = s.seq.next_open() else {
                 continue;
             };

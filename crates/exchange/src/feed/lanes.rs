@@ -35,6 +35,9 @@ pub(crate) struct Lane {
     pub update_fill_for: Option<i64>,
     /// A gap REST has not filled yet; closed candles wait behind it in the driver.
     pub gap: Option<PendingGap>,
+    /// Removed from the feed ([`super::Feed::remove`]) while its connection carries others:
+    /// its frames are dropped and nothing is fetched, filled or watched for it.
+    pub retired: bool,
 }
 
 /// Every stream's lane, and whether the driver has events queued or under way.
@@ -75,6 +78,7 @@ impl SharedLanes {
                 stale: false,
                 update_fill_for: None,
                 gap: None,
+                retired: false,
             })
             .collect();
         SharedLanes(Arc::new(Mutex::new(Lanes {
@@ -109,6 +113,9 @@ impl Lanes {
         out: &mpsc::Sender<FeedEvent>,
     ) -> Direct {
         let lane = &mut self.streams[k.idx];
+        if lane.retired {
+            return Direct::Done;
+        }
         let arrival = Arrival {
             event_time: k.event_time,
             received_at,

@@ -3,12 +3,9 @@
 //! shard. Each shard is a whole driver (its own socket, lanes, reconnect, backfill and
 //! handover) over its own streams, so every stream lives on exactly one connection and a drop
 //! costs only that connection's streams a backfill; the shards share the consumer's channel,
-//! the counters, the REST client and the connection pacer.
-
-use std::future::Future;
-
-use tokio::sync::oneshot;
-use tokio::task::JoinSet;
+//! the counters, the REST client and the connection pacer. Streams added while the feed runs
+//! ([`super::Feed::add`]) get shards of their own, so the running ones are never touched; a
+//! shard whose streams were all removed closes.
 
 use super::StreamKey;
 
@@ -27,31 +24,6 @@ pub(crate) fn split(streams: &[StreamKey], max: usize) -> Vec<Vec<StreamKey>> {
         at += len;
     }
     out
-}
-
-/// Runs every shard's driver as its own task until all have ended or `stop` fires (or its
-/// sender goes away); then stops each one and waits for them. Dropping or aborting this future
-/// aborts the shards (the [`JoinSet`] does), and with them their sockets.
-pub(crate) async fn supervise<F, Fut>(shards: Vec<F>, stop: oneshot::Receiver<()>)
-where
-    F: FnOnce(oneshot::Receiver<()>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let mut set = JoinSet::new();
-    let mut stops = Vec::with_capacity(shards.len());
-    for run in shards {
-        let (tx, rx) = oneshot::channel();
-        stops.push(tx);
-        set.spawn(run(rx));
-    }
-    tokio::select! {
-        _ = stop => {}
-        _ = async { while set.join_next().await.is_some() {} } => return,
-    }
-    for s in stops {
-        let _ = s.send(());
-    }
-    while set.join_next().await.is_some() {}
 }
 
 #[cfg(test)]
@@ -82,30 +54,5 @@ mod tests {
             // In order and each exactly once: the concatenation is the input.
             assert_eq!(shards.concat(), all);
         }
-    }
-
-    #[tokio::test]
-    async fn stop_reaches_every_shard_and_waits_for_it() {
-        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
-        let shards: Vec<_> = (0..3)
-            .map(|i| {
-                let done = done_tx.clone();
-                move |stop: oneshot::Receiver<()>| async move {
-                    let _ = stop.await;
-                    let _ = done.send(i);
-                }
-            })
-            .collect();
-        drop(done_tx);
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(supervise(shards, stop_rx));
-        stop_tx.send(()).expect("supervisor listens");
-        task.await.expect("supervisor ends");
-        let mut stopped = Vec::new();
-        while let Some(i) = done_rx.recv().await {
-            stopped.push(i);
-        }
-        stopped.sort_unstable();
-        assert_eq!(stopped, vec![0, 1, 2]);
     }
 }
