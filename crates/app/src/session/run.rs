@@ -221,6 +221,11 @@ pub(crate) async fn execute(
         )
     });
     tracing::info!("stopped ({stop:?}): {}{stored}", pipeline.summary());
+    if let Some(b) = pipeline.breakdown() {
+        for line in b.report() {
+            tracing::info!("{line}");
+        }
+    }
     if let Some(hint) = pipeline.no_decision_hint() {
         tracing::warn!("{hint}");
     }

@@ -268,6 +268,7 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
                 c == Control::Subscribed
             }
         };
+        let parsed_at = super::probe::enabled().then(std::time::Instant::now);
         acks += usize::from(subscribed);
         let all_sent = next_send.is_none();
         if !announced && (acks >= p.subscribe.len() || (all_sent && !buf.is_empty())) {
@@ -284,8 +285,14 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
             let kline = if lanes.busy || lost {
                 kline
             } else {
+                let closed = kline.closed;
                 match lanes.direct(kline, received_at, &p.out) {
-                    Direct::Done => continue,
+                    Direct::Done => {
+                        if let (true, Some(at)) = (closed, parsed_at) {
+                            super::probe::handed(received_at, at);
+                        }
+                        continue;
+                    }
                     Direct::Driver(k) => k,
                     Direct::Gone => return CloseReason::Gone("consumer"),
                 }
