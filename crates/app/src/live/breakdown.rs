@@ -112,12 +112,9 @@ fn hist() -> Histogram<u64> {
 pub struct Breakdown {
     stages: Vec<Histogram<u64>>,
     total: Histogram<u64>,
-    /// Totals of candles neither preempted nor faulting.
-    clean: Histogram<u64>,
     candles: u64,
     /// Candles without the feed's stamps (they went through the driver).
     unstamped: u64,
-    preempted: u64,
     faulted: u64,
     slow: Vec<String>,
     slow_count: u64,
@@ -132,10 +129,8 @@ impl Default for Breakdown {
         Breakdown {
             stages: STAGES.iter().map(|_| hist()).collect(),
             total: hist(),
-            clean: hist(),
             candles: 0,
             unstamped: 0,
-            preempted: 0,
             faulted: 0,
             slow: Vec::new(),
             slow_count: 0,
@@ -237,15 +232,7 @@ impl Breakdown {
         }
         let total = ns(c.received, record);
         self.total.saturating_record(total.max(1));
-        // Blocking in epoll and waking for this frame is one slice; more means the thread was
-        // also preempted (or blocked elsewhere) since the previous candle.
-        let preempted = c.usage.slices > 1;
-        let faulted = c.usage.faults > 0;
-        self.preempted += u64::from(preempted);
-        self.faulted += u64::from(faulted);
-        if !preempted && !faulted {
-            self.clean.saturating_record(total.max(1));
-        }
+        self.faulted += u64::from(c.usage.faults > 0);
         if total / 1000 > SLOW_US {
             self.slow_count += 1;
             if self.slow.len() < SLOW_LIST {
@@ -290,14 +277,13 @@ impl Breakdown {
             )
         };
         let mut out = vec![format!(
-            "latency breakdown over {} live candles ({} via the driver, without feed stamps; {} with more than one CPU slice, {} page-faulting since the previous candle; {} over {SLOW_US} µs)",
-            self.candles, self.unstamped, self.preempted, self.faulted, self.slow_count
+            "latency breakdown over {} live candles ({} via the driver, without feed stamps; {} page-faulting since the previous candle; {} over {SLOW_US} µs, listed below with the thread's CPU slices and run-queue wait since the previous candle: one slice per frame is the norm)",
+            self.candles, self.unstamped, self.faulted, self.slow_count
         )];
         for (name, h) in STAGES.iter().zip(&self.stages) {
             out.push(line(name, h));
         }
         out.push(line("total", &self.total));
-        out.push(line("clean", &self.clean));
         out.extend(self.slow.iter().cloned());
         out
     }
