@@ -8,6 +8,7 @@
 //! One task drives every stream: a closed candle costs microseconds, far less than handing it to
 //! another thread would, so the socket task and this loop are the only two that matter.
 
+pub mod breakdown;
 pub mod pipeline;
 pub mod run;
 pub mod scripted;

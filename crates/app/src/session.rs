@@ -46,7 +46,7 @@ pub mod web_tap;
 pub use plan::{Plan, WebPlan, WebReadyFn};
 pub use run::SessionError;
 use run::execute;
-pub(crate) use run::with_runtime;
+pub(crate) use run::{with_runtime, with_runtime_task};
 
 /// The exchange name records of a simulated run are stored under (as `manus demo` stores them).
 pub const SIM_EXCHANGE: &str = "sim";
@@ -135,7 +135,7 @@ impl LiveSession {
             mut plan,
             simulated,
         } = self;
-        with_runtime(plan.headless, |messages, side| async move {
+        with_runtime_task(plan.headless, |messages, side| async move {
             let mut shutdown = match shutdown {
                 Some(s) => s,
                 None => Shutdown::install().context("installing signal handlers")?,

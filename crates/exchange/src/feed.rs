@@ -25,6 +25,7 @@ mod keepalive;
 mod lanes;
 mod pacer;
 mod pending;
+pub mod probe;
 pub mod rest;
 mod rotation;
 mod sequencer;

@@ -50,6 +50,10 @@ pub struct Args {
     /// Closed candles kept per stream in the rolling window.
     #[arg(long, default_value_t = 1000)]
     pub window: usize,
+    /// Debug: time each live candle's stages (frame read, parse, hand-over, engine, record,
+    /// write, flush) and log the breakdown at exit.
+    #[arg(long)]
+    pub latency_breakdown: bool,
     #[command(flatten)]
     pub strategy: StrategyArgs,
     #[command(flatten)]
@@ -143,6 +147,7 @@ impl Args {
             pipeline: PipelineConfig {
                 window: self.window,
                 max_candles: self.max_candles,
+                breakdown: self.latency_breakdown,
                 ..PipelineConfig::default()
             },
             headless: self.headless || !std::io::IsTerminal::is_terminal(&std::io::stdout()),
@@ -174,6 +179,9 @@ impl Args {
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (sim_cfg, plan) = args.validate()?;
+    if args.latency_breakdown {
+        manus_exchange::feed::probe::enable();
+    }
     crate::session::LiveSession::from_plan(plan)
         .simulated(sim_cfg)
         .run()

@@ -13,6 +13,7 @@ use manus_core::summary::Moves;
 use manus_core::{Action, Candle, SignalEngine};
 use manus_exchange::feed::{Arrival, CountersSnapshot, FeedEvent, Origin, StreamKey};
 
+use super::breakdown::Breakdown;
 pub use crate::stats::ConnState;
 use crate::stats::StreamStats;
 
@@ -25,6 +26,8 @@ pub struct PipelineConfig {
     pub max_candles: Option<u64>,
     /// Entries kept in the recent-decisions log.
     pub log_len: usize,
+    /// Time each live candle's stages (`--latency-breakdown`; see [`super::breakdown`]).
+    pub breakdown: bool,
 }
 
 impl Default for PipelineConfig {
@@ -33,6 +36,7 @@ impl Default for PipelineConfig {
             window: 1000,
             max_candles: None,
             log_len: 64,
+            breakdown: false,
         }
     }
 }
@@ -220,6 +224,7 @@ pub struct Pipeline {
     /// Wall-clock ms minus exchange event time of the newest frame: the feed lag.
     feed_lag_ms: Option<i64>,
     started: Instant,
+    breakdown: Option<Box<Breakdown>>,
 }
 
 impl Pipeline {
@@ -240,6 +245,7 @@ impl Pipeline {
             log: VecDeque::with_capacity(cfg.log_len),
             feed_lag_ms: None,
             started: Instant::now(),
+            breakdown: cfg.breakdown.then(Box::default),
         };
         for k in streams {
             p.stream_index(k, None);
@@ -380,6 +386,11 @@ impl Pipeline {
             return None;
         }
         st.engine.on_closed(candle);
+        if origin == Origin::Live
+            && let Some(b) = &mut self.breakdown
+        {
+            b.engine_done(received_at);
+        }
         if st.window.len() == window {
             st.window.pop_front();
         }
@@ -430,6 +441,9 @@ impl Pipeline {
             // Backfilled rows wait behind a REST round trip; only socket frames measure the
             // engine's own latency.
             self.latency.record(elapsed);
+            if let Some(b) = &mut self.breakdown {
+                b.record_ready(received_at + elapsed);
+            }
         }
         self.totals.records += 1;
         // Views persist over candles: the log lists moves (the decision changing to BUY or
@@ -488,6 +502,16 @@ impl Pipeline {
     /// The latency histogram of live closed candles.
     pub fn latency(&self) -> &Latency {
         &self.latency
+    }
+
+    /// The stage timings, when `--latency-breakdown` is on.
+    pub fn breakdown(&self) -> Option<&Breakdown> {
+        self.breakdown.as_deref()
+    }
+
+    /// The same, to stamp stages outside the pipeline (the writer).
+    pub fn breakdown_mut(&mut self) -> Option<&mut Breakdown> {
+        self.breakdown.as_deref_mut()
     }
 
     /// Forgets the latency samples so far (e.g. the candles buffered during start-up).

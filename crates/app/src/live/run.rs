@@ -274,11 +274,17 @@ impl Shutdown {
 
 /// Handles one event; writes its record. `Err` only when the output is gone.
 pub fn handle(pipeline: &mut Pipeline, sink: &mut RecordSink, ev: FeedEvent) -> io::Result<()> {
+    if let Some(b) = pipeline.breakdown_mut() {
+        b.dequeued();
+    }
     for t in &mut sink.taps {
         t.on_event(&ev);
     }
     if let Some(rec) = pipeline.on_event(ev) {
         sink.write(rec)?;
+        if let Some(b) = pipeline.breakdown_mut() {
+            b.written();
+        }
     }
     for t in &mut sink.taps {
         t.after_event(pipeline);
@@ -343,5 +349,8 @@ pub(crate) fn pump<F: MarketFeed>(
         }
     }
     sink.flush()?;
+    if let Some(b) = pipeline.breakdown_mut() {
+        b.flushed();
+    }
     Ok(pipeline.done().then_some(Stop::MaxCandles))
 }

@@ -64,6 +64,40 @@ where
     F: FnOnce(Option<MessageLog>, tokio::runtime::Handle) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
+    runtimes(headless, |rt, messages, side| {
+        rt.block_on(f(messages, side))
+    })
+}
+
+/// [`with_runtime`], with `f`'s future spawned as a task on the current-thread runtime instead
+/// of being its `block_on` future. The candle path wakes the consumer from the socket task: a
+/// task is then only queued and runs as soon as the socket task yields, while the `block_on`
+/// future's waker also writes the runtime's eventfd and waits for the scheduler to poll the
+/// I/O driver (epoll, timers) before it runs — ≈ 10 µs of every live candle, measured with
+/// `demo --latency-breakdown` (docs/PERFORMANCE.md).
+pub(crate) fn with_runtime_task<F, Fut>(headless: bool, f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Option<MessageLog>, tokio::runtime::Handle) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    runtimes(headless, |rt, messages, side| {
+        let task = rt.spawn(f(messages, side));
+        match rt.block_on(task) {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(anyhow::Error::new(e).context("the live run was cancelled")),
+        }
+    })
+}
+
+fn runtimes<R>(
+    headless: bool,
+    run: impl FnOnce(
+        &tokio::runtime::Runtime,
+        Option<MessageLog>,
+        tokio::runtime::Handle,
+    ) -> anyhow::Result<R>,
+) -> anyhow::Result<R> {
     let messages = (!headless).then(MessageLog::default);
     let dispatch = messages.as_ref().map(MessageLog::dispatch);
     let mut side = tokio::runtime::Builder::new_multi_thread();
@@ -83,10 +117,8 @@ where
         .context("starting the async runtime")?;
     let handle = side.handle().clone();
     let result = match &dispatch {
-        Some(d) => tracing::dispatcher::with_default(d, || {
-            rt.block_on(f(messages.clone(), handle.clone()))
-        }),
-        None => rt.block_on(f(messages.clone(), handle)),
+        Some(d) => tracing::dispatcher::with_default(d, || run(&rt, messages.clone(), handle)),
+        None => run(&rt, messages.clone(), handle),
     };
     // Together within the 200 ms the exit budget leaves for stragglers.
     rt.shutdown_timeout(Duration::from_millis(100));
@@ -221,6 +253,11 @@ pub(crate) async fn execute(
         )
     });
     tracing::info!("stopped ({stop:?}): {}{stored}", pipeline.summary());
+    if let Some(b) = pipeline.breakdown() {
+        for line in b.report() {
+            tracing::info!("{line}");
+        }
+    }
     if let Some(hint) = pipeline.no_decision_hint() {
         tracing::warn!("{hint}");
     }

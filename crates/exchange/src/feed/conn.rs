@@ -268,6 +268,7 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
                 c == Control::Subscribed
             }
         };
+        let parsed_at = super::probe::enabled().then(std::time::Instant::now);
         acks += usize::from(subscribed);
         let all_sent = next_send.is_none();
         if !announced && (acks >= p.subscribe.len() || (all_sent && !buf.is_empty())) {
@@ -276,6 +277,7 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
                 return CloseReason::Gone("driver");
             }
         }
+        let mut handed_close = false;
         for kline in buf.drain(..) {
             p.counters
                 .last_event_time
@@ -284,8 +286,15 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
             let kline = if lanes.busy || lost {
                 kline
             } else {
+                let closed = kline.closed;
                 match lanes.direct(kline, received_at, &p.out) {
-                    Direct::Done => continue,
+                    Direct::Done => {
+                        handed_close |= closed;
+                        if let (true, Some(at)) = (closed, parsed_at) {
+                            super::probe::handed(received_at, at);
+                        }
+                        continue;
+                    }
                     Direct::Driver(k) => k,
                     Direct::Gone => return CloseReason::Gone("consumer"),
                 }
@@ -322,6 +331,12 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => return CloseReason::Gone("driver"),
             }
+        }
+        if handed_close {
+            // Let the consumer run the candle now, before this task polls its timers and reads
+            // the socket again (a syscall that finds nothing): on the current-thread runtime
+            // the consumer is next in the queue.
+            tokio::task::yield_now().await;
         }
     }
 }
