@@ -1,0 +1,210 @@
+//! In-house slow stochastic (TA-Lib's `STOCH` with SMA smoothing of %K and %D).
+//!
+//! # Why
+//!
+//! The `ta-lib` crate's stream is exact but layered: its `update` checks the bar, steps a
+//! fast-%K ring, then steps two generic `MA` streams, each dispatching on the MA type to an
+//! `SMA` stream that checks its input again — about 360 instructions a bar, the costliest
+//! indicator behind the eleven strategies. This module carries the same state directly: the
+//! same lowest-low/highest-high tracking (rescan when the extreme leaves the window), the same
+//! fast-%K expression and flat-range guard, and two running sums stepped in the batch's order
+//! (add the new value, keep the total, subtract the oldest, divide by the period), so every
+//! output is bit-identical to the crate's batch call, which `tests/indicator_properties.rs`
+//! checks on random series (`==`) and `tests/talib_parity.rs` against the C library.
+
+use super::{Indicator, NEVER, StochValue, core, lb};
+use crate::model::Candle;
+
+use ta_lib::MAType;
+
+/// TA-Lib's SMA as a running sum: the first `period - 1` values only add, then each value adds,
+/// the total is kept, the value `period - 1` back is subtracted, and the kept total is divided
+/// by the period — the batch's exact operations. A period of 1 copies its input, as `MA` does.
+#[derive(Debug, Clone)]
+struct RunningSma {
+    period: f64,
+    /// The last `period - 1` inputs; `ring[pos]` is the oldest once full.
+    ring: Vec<f64>,
+    pos: usize,
+    filled: usize,
+    total: f64,
+}
+
+impl RunningSma {
+    fn new(period: usize) -> Self {
+        RunningSma {
+            period: period as f64,
+            ring: vec![0.0; period.saturating_sub(1)],
+            pos: 0,
+            filled: 0,
+            total: 0.0,
+        }
+    }
+
+    fn step(&mut self, x: f64) -> Option<f64> {
+        let n = self.ring.len();
+        if n == 0 {
+            return Some(x);
+        }
+        if self.filled < n {
+            self.total += x;
+            self.ring[self.filled] = x;
+            self.filled += 1;
+            return None;
+        }
+        self.total += x;
+        let kept = self.total;
+        self.total -= self.ring[self.pos];
+        self.ring[self.pos] = x;
+        self.pos += 1;
+        if self.pos == n {
+            self.pos = 0;
+        }
+        Some(kept / self.period)
+    }
+}
+
+/// Slow stochastic oscillator (fast %K look-back, SMA-smoothed slow %K and %D), in-house: see
+/// the module docs (`indicator/stoch.rs`).
+#[derive(Debug, Clone)]
+pub struct Stoch {
+    fast_k: usize,
+    slow_k_period: usize,
+    slow_d_period: usize,
+    lookback: usize,
+    /// The last `fast_k` highs and lows, bar `i` at `i % fast_k`.
+    high: Vec<f64>,
+    low: Vec<f64>,
+    /// Bars seen.
+    today: usize,
+    lowest: f64,
+    highest: f64,
+    /// Bar of the current extreme; `None` before the first window.
+    lowest_idx: Option<usize>,
+    highest_idx: Option<usize>,
+    slow_k: RunningSma,
+    slow_d: RunningSma,
+}
+
+impl Stoch {
+    /// Stochastic(fast_k, slow_k SMA, slow_d SMA).
+    pub fn new(fast_k: usize, slow_k: usize, slow_d: usize) -> Self {
+        let lookback = lb(core().stoch_lookback(
+            fast_k as i32,
+            slow_k as i32,
+            MAType::SMA,
+            slow_d as i32,
+            MAType::SMA,
+        ));
+        let ring = fast_k.max(1);
+        Stoch {
+            fast_k: ring,
+            slow_k_period: slow_k,
+            slow_d_period: slow_d,
+            lookback,
+            high: vec![0.0; ring],
+            low: vec![0.0; ring],
+            today: 0,
+            lowest: 0.0,
+            highest: 0.0,
+            lowest_idx: None,
+            highest_idx: None,
+            slow_k: RunningSma::new(slow_k),
+            slow_d: RunningSma::new(slow_d),
+        }
+    }
+
+    /// Fast %K of the bar just stored at `today`, once a whole window exists.
+    fn fast_k_value(&mut self, today: usize, low: f64, high: f64, close: f64) -> Option<f64> {
+        let k = self.fast_k;
+        if today + 1 < k {
+            return None;
+        }
+        let trailing = today + 1 - k;
+        match self.lowest_idx {
+            Some(i) if i >= trailing => {
+                if low <= self.lowest {
+                    self.lowest_idx = Some(today);
+                    self.lowest = low;
+                }
+            }
+            _ => {
+                // The extreme left the window (or none yet): rescan it, oldest first.
+                let mut idx = trailing;
+                let mut lowest = self.low[trailing % k];
+                for i in trailing + 1..=today {
+                    let v = self.low[i % k];
+                    if v < lowest {
+                        idx = i;
+                        lowest = v;
+                    }
+                }
+                self.lowest_idx = Some(idx);
+                self.lowest = lowest;
+            }
+        }
+        match self.highest_idx {
+            Some(i) if i >= trailing => {
+                if high >= self.highest {
+                    self.highest_idx = Some(today);
+                    self.highest = high;
+                }
+            }
+            _ => {
+                let mut idx = trailing;
+                let mut highest = self.high[trailing % k];
+                for i in trailing + 1..=today {
+                    let v = self.high[i % k];
+                    if v > highest {
+                        idx = i;
+                        highest = v;
+                    }
+                }
+                self.highest_idx = Some(idx);
+                self.highest = highest;
+            }
+        }
+        let (lo, hi) = (self.lowest, self.highest);
+        // TA-Lib's guard: a range flat against its own extremes reads 0.
+        Some(if !((hi - lo).abs() <= 1e-14 * (hi.abs() + lo.abs())) {
+            (close - lo) / (hi - lo) * 100.0
+        } else {
+            0.0
+        })
+    }
+}
+
+impl Indicator for Stoch {
+    type Output = StochValue;
+
+    fn update(&mut self, c: &Candle) -> Option<StochValue> {
+        if !c.high.is_finite() || !c.low.is_finite() || !c.close.is_finite() {
+            return None; // as the crate's stream: refused, nothing committed
+        }
+        if self.lookback == NEVER {
+            return None; // parameters TA-Lib refuses
+        }
+        let today = self.today;
+        self.today += 1;
+        let slot = today % self.fast_k;
+        self.high[slot] = c.high;
+        self.low[slot] = c.low;
+        let fast = self.fast_k_value(today, c.low, c.high, c.close)?;
+        let k = self.slow_k.step(fast)?;
+        let d = self.slow_d.step(k)?;
+        Some(StochValue { k, d })
+    }
+
+    fn peek(&self, c: &Candle) -> Option<StochValue> {
+        // Only tests and forming-candle previews peek; a copy keeps it obviously equal.
+        self.clone().update(c)
+    }
+
+    fn reset(&mut self) {
+        *self = Stoch::new(self.fast_k, self.slow_k_period, self.slow_d_period);
+    }
+
+    fn lookback(&self) -> usize {
+        self.lookback
+    }
+}
