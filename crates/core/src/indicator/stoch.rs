@@ -5,9 +5,9 @@
 //! The `ta-lib` crate's stream is exact but layered: its `update` checks the bar, steps a
 //! fast-%K ring, then steps two generic `MA` streams, each dispatching on the MA type to an
 //! `SMA` stream that checks its input again — about 360 instructions a bar, the costliest
-//! indicator behind the eleven strategies. This module carries the same state directly: the
-//! same lowest-low/highest-high tracking (rescan when the extreme leaves the window), the same
-//! fast-%K expression and flat-range guard, and two running sums stepped in the batch's order
+//! indicator behind the eleven strategies. This module carries the state directly: the
+//! window's lowest low and highest high (on monotonic queues — the same values TA-Lib's rescans
+//! find, in O(1) amortised), the same fast-%K expression and flat-range guard, and two running sums stepped in the batch's order
 //! (add the new value, keep the total, subtract the oldest, divide by the period), so every
 //! output is bit-identical to the crate's batch call, which `tests/indicator_properties.rs`
 //! checks on random series (`==`) and `tests/talib_parity.rs` against the C library.
@@ -64,6 +64,54 @@ impl RunningSma {
     }
 }
 
+/// The extreme (lowest with `MAX = false`, highest with `true`) of a sliding window, as a
+/// monotonic queue: O(1) amortised per bar where TA-Lib rescans the window each time its
+/// extreme leaves it. The value is the window's minimum (maximum) either way, so the outputs
+/// are the same numbers.
+#[derive(Debug, Clone)]
+struct Extreme<const MAX: bool> {
+    /// Bar index and value of each candidate, oldest first, at `head..tail` (masked).
+    idx: Vec<usize>,
+    val: Vec<f64>,
+    mask: usize,
+    head: usize,
+    tail: usize,
+}
+
+impl<const MAX: bool> Extreme<MAX> {
+    fn new(window: usize) -> Self {
+        // Room for a whole window plus the bar pushed before the oldest expires.
+        let cap = (window.max(1) + 1).next_power_of_two();
+        Extreme {
+            idx: vec![0; cap],
+            val: vec![0.0; cap],
+            mask: cap - 1,
+            head: 0,
+            tail: 0,
+        }
+    }
+
+    /// Adds bar `t`'s value, drops bars before `trailing`, and returns the window's extreme.
+    fn push(&mut self, t: usize, v: f64, trailing: usize) -> f64 {
+        // A later value at least as extreme makes an earlier one irrelevant.
+        while self.tail != self.head {
+            let last = self.val[(self.tail - 1) & self.mask];
+            if (MAX && last > v) || (!MAX && last < v) {
+                break;
+            }
+            self.tail -= 1;
+        }
+        self.idx[self.tail & self.mask] = t;
+        self.val[self.tail & self.mask] = v;
+        self.tail += 1;
+        // Never empties: bar `t` itself is in the window.
+        while self.idx[self.head & self.mask] < trailing {
+            self.head += 1;
+        }
+        self.val[self.head & self.mask]
+    }
+}
+
 /// Slow stochastic oscillator (fast %K look-back, SMA-smoothed slow %K and %D), in-house: see
 /// the module docs (`indicator/stoch.rs`).
 #[derive(Debug, Clone)]
@@ -72,16 +120,10 @@ pub struct Stoch {
     slow_k_period: usize,
     slow_d_period: usize,
     lookback: usize,
-    /// The last `fast_k` highs and lows, bar `i` at `i % fast_k`.
-    high: Vec<f64>,
-    low: Vec<f64>,
     /// Bars seen.
     today: usize,
-    lowest: f64,
-    highest: f64,
-    /// Bar of the current extreme; `None` before the first window.
-    lowest_idx: Option<usize>,
-    highest_idx: Option<usize>,
+    lowest: Extreme<false>,
+    highest: Extreme<true>,
     slow_k: RunningSma,
     slow_d: RunningSma,
 }
@@ -102,69 +144,22 @@ impl Stoch {
             slow_k_period: slow_k,
             slow_d_period: slow_d,
             lookback,
-            high: vec![0.0; ring],
-            low: vec![0.0; ring],
             today: 0,
-            lowest: 0.0,
-            highest: 0.0,
-            lowest_idx: None,
-            highest_idx: None,
+            lowest: Extreme::new(ring),
+            highest: Extreme::new(ring),
             slow_k: RunningSma::new(slow_k),
             slow_d: RunningSma::new(slow_d),
         }
     }
 
-    /// Fast %K of the bar just stored at `today`, once a whole window exists.
+    /// Fast %K of bar `today`, once a whole window exists.
     fn fast_k_value(&mut self, today: usize, low: f64, high: f64, close: f64) -> Option<f64> {
-        let k = self.fast_k;
-        if today + 1 < k {
+        let trailing = (today + 1).saturating_sub(self.fast_k);
+        let lo = self.lowest.push(today, low, trailing);
+        let hi = self.highest.push(today, high, trailing);
+        if today + 1 < self.fast_k {
             return None;
         }
-        let trailing = today + 1 - k;
-        match self.lowest_idx {
-            Some(i) if i >= trailing => {
-                if low <= self.lowest {
-                    self.lowest_idx = Some(today);
-                    self.lowest = low;
-                }
-            }
-            _ => {
-                // The extreme left the window (or none yet): rescan it, oldest first.
-                let mut idx = trailing;
-                let mut lowest = self.low[trailing % k];
-                for i in trailing + 1..=today {
-                    let v = self.low[i % k];
-                    if v < lowest {
-                        idx = i;
-                        lowest = v;
-                    }
-                }
-                self.lowest_idx = Some(idx);
-                self.lowest = lowest;
-            }
-        }
-        match self.highest_idx {
-            Some(i) if i >= trailing => {
-                if high >= self.highest {
-                    self.highest_idx = Some(today);
-                    self.highest = high;
-                }
-            }
-            _ => {
-                let mut idx = trailing;
-                let mut highest = self.high[trailing % k];
-                for i in trailing + 1..=today {
-                    let v = self.high[i % k];
-                    if v > highest {
-                        idx = i;
-                        highest = v;
-                    }
-                }
-                self.highest_idx = Some(idx);
-                self.highest = highest;
-            }
-        }
-        let (lo, hi) = (self.lowest, self.highest);
         // TA-Lib's guard: a range flat against its own extremes reads 0.
         Some(if !((hi - lo).abs() <= 1e-14 * (hi.abs() + lo.abs())) {
             (close - lo) / (hi - lo) * 100.0
@@ -186,9 +181,6 @@ impl Indicator for Stoch {
         }
         let today = self.today;
         self.today += 1;
-        let slot = today % self.fast_k;
-        self.high[slot] = c.high;
-        self.low[slot] = c.low;
         let fast = self.fast_k_value(today, c.low, c.high, c.close)?;
         let k = self.slow_k.step(fast)?;
         let d = self.slow_d.step(k)?;
