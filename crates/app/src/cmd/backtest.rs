@@ -337,7 +337,7 @@ impl SingleRun {
             bt,
             moves: Moves::default(),
             records,
-            buf: Vec::with_capacity(512),
+            buf: Vec::with_capacity((1 << 16) + 4096),
         })
     }
 
@@ -347,9 +347,12 @@ impl SingleRun {
             Some((w, _, writer)) => {
                 for c in candles {
                     self.moves.observe(&self.bt.step(c));
-                    self.buf.clear();
                     writer.write(c, self.bt.engine(), &mut self.buf);
-                    w.write_all(&self.buf)?;
+                    // Records go out in ~64 KiB writes (the file's buffer passes them on).
+                    if self.buf.len() >= 1 << 16 {
+                        w.write_all(&self.buf)?;
+                        self.buf.clear();
+                    }
                 }
             }
             None => {
@@ -364,8 +367,9 @@ impl SingleRun {
     /// Closes the run: commits the records file, reports failing strategies, and returns the
     /// report.
     pub fn finish(self) -> anyhow::Result<Report> {
-        if let Some((w, path, _)) = self.records {
-            w.commit()
+        if let Some((mut w, path, _)) = self.records {
+            w.write_all(&self.buf)
+                .and_then(|()| w.commit())
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         if let Some(hint) = self.moves.no_decision_hint(self.bt.engine()) {

@@ -32,6 +32,9 @@ pub struct Args {
     pub strategy: StrategyArgs,
 }
 
+/// Bytes of records gathered before a write to stdout.
+const FLUSH_AT: usize = 1 << 16;
+
 /// Runs the command.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let (specs, rule) = args.strategy.resolve()?;
@@ -45,8 +48,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map_err(|e| bad_input(e.to_string()))?;
     let writer = RecordWriter::new(&symbol, interval, &engine);
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut buf = Vec::with_capacity(1024);
+    let mut out = stdout.lock();
+    // Records gather here and go out in ~64 KiB writes: no second copy through a BufWriter.
+    let mut buf = Vec::with_capacity(FLUSH_AT + 4096);
     let mut failure = None;
     let mut moves = Moves::default();
     let result = (|| -> std::io::Result<()> {
@@ -61,11 +65,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             };
             for c in &chunk {
                 moves.observe(&engine.on_closed(c));
-                buf.clear();
                 writer.write(c, &engine, &mut buf);
-                out.write_all(&buf)?;
+                if buf.len() >= FLUSH_AT {
+                    out.write_all(&buf)?;
+                    buf.clear();
+                }
             }
         }
+        // Also after a bad line: the records of the lines before it go out.
+        out.write_all(&buf)?;
         out.flush()
     })();
     if engine.failures() > 0 {
