@@ -116,7 +116,9 @@ impl Indicator for Dmi {
             minus_di = 100.0 * (self.minus_dm / self.tr);
             plus_di = 100.0 * (self.plus_dm / self.tr);
             let sum = minus_di + plus_di;
-            if !(sum.abs() < 1e-14) {
+            // As TA-Lib's negated test: a NaN sum is not "zero".
+            let zero = sum.abs() < 1e-14;
+            if !zero {
                 let dx = 100.0 * ((minus_di - plus_di).abs() / sum);
                 if t < 2 * p {
                     self.sum_dx += dx;

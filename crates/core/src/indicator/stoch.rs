@@ -160,11 +160,13 @@ impl Stoch {
         if today + 1 < self.fast_k {
             return None;
         }
-        // TA-Lib's guard: a range flat against its own extremes reads 0.
-        Some(if !((hi - lo).abs() <= 1e-14 * (hi.abs() + lo.abs())) {
-            (close - lo) / (hi - lo) * 100.0
-        } else {
+        // TA-Lib's guard: a range flat against its own extremes reads 0 (a NaN range, as in
+        // TA-Lib's negated test, is not flat).
+        let flat = (hi - lo).abs() <= 1e-14 * (hi.abs() + lo.abs());
+        Some(if flat {
             0.0
+        } else {
+            (close - lo) / (hi - lo) * 100.0
         })
     }
 }
