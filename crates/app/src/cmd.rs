@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod backtest;
+pub mod candle_reader;
 pub mod common;
 pub mod convert;
 pub mod demo;

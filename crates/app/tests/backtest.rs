@@ -194,6 +194,70 @@ fn sweep_ranks_and_matches_single_runs() {
     );
 }
 
+/// A file longer than one of the parser thread's chunks (4096 candles): the streamed run equals
+/// the sweep's run over all candles in memory, and a bad line past the first chunks fails the
+/// run naming the line, with no `--signals-out` file left behind.
+#[test]
+fn a_long_file_streams_through_the_engine_in_chunks() {
+    let dir = tmp();
+    let mut text = String::from("open_time,open,high,low,close,volume\n");
+    let mut price = 100.0f64;
+    for i in 0..10_000u64 {
+        // A deterministic wobble with drift changes, so the strategy trades.
+        let step = ((i * 7919) % 13) as f64 - 6.0 + if (i / 500) % 2 == 0 { 0.4 } else { -0.4 };
+        let open = price;
+        price = (price + step * 0.05).max(1.0);
+        let (hi, lo) = (open.max(price) + 0.1, open.min(price) - 0.1);
+        text.push_str(&format!("{},{open},{hi},{lo},{price},1\n", i * 300_000));
+    }
+    let good = dir.path().join("long.csv");
+    std::fs::write(&good, &text).unwrap();
+    let f = good.to_str().unwrap();
+    let base = [
+        "backtest",
+        "--csv",
+        f,
+        "--strategies",
+        "ema_crossover",
+        "--confluence",
+        "all",
+    ];
+    let single = json(&manus(&[&base[..], &["--json"]].concat()));
+    assert_eq!(single["candles"], 10_000);
+    let sweep = json(&manus(
+        &[&base[..], &["--sweep", "ema_crossover.fast=9..9", "--json"]].concat(),
+    ));
+    assert_eq!(
+        sweep[0]["metrics"], single,
+        "streamed run differs from the in-memory run"
+    );
+    assert!(single["trades"].as_u64().unwrap() > 0, "{single}");
+
+    let lines: Vec<&str> = text.lines().collect();
+    let mut bad = lines[..9001].join("\n");
+    bad.push_str("\n2700000000,1,x,1,1,1\n");
+    let bad_file = dir.path().join("bad.csv");
+    std::fs::write(&bad_file, bad).unwrap();
+    let records = dir.path().join("records.jsonl");
+    let out = manus(&[
+        "backtest",
+        "--csv",
+        bad_file.to_str().unwrap(),
+        "--strategies",
+        "ema_crossover",
+        "--signals-out",
+        records.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("line 9002: bad number for high: 'x'"), "{err}");
+    assert!(out.stdout.is_empty(), "no summary after a bad line");
+    assert!(
+        !records.exists(),
+        "an unfinished --signals-out is not left behind"
+    );
+}
+
 #[test]
 fn config_file_is_read_and_flags_override_it() {
     let dir = tmp();

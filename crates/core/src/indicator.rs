@@ -1,7 +1,8 @@
 //! Streaming indicators: the [`Indicator`] trait and thin wrappers over the `ta-lib` crate's
-//! stream handles ([`Sma`], [`Ema`], [`Stddev`], [`Highest`], [`Lowest`], [`Bbands`], [`Macd`], [`Stoch`], [`Atr`], [`Adx`],
+//! stream handles ([`Sma`], [`Ema`], [`Stddev`], [`Highest`], [`Lowest`], [`Bbands`], [`Macd`], [`Atr`], [`Adx`],
 //! [`PlusDi`], [`MinusDi`]) — plus [`Rsi`], transcribed in-house to match the TA-Lib C library
-//! where the crate does not (see `indicator/rsi.rs`).
+//! where the crate does not (see `indicator/rsi.rs`), and [`Stoch`] and [`Dmi`],
+//! transcribed for speed (`indicator/stoch.rs`, `indicator/dmi.rs`).
 //!
 //! `ta-lib` is TA-Lib's own Rust port: its `*_open` warms a handle on history and `update`
 //! costs O(1) per bar, bit-identical to the batch call. Until `lookback + 1` candles exist a
@@ -18,6 +19,12 @@ use crate::model::Candle;
 // library's (see the module's docs).
 mod rsi;
 pub use rsi::{Rsi, RsiSpec, RsiStream};
+// The slow stochastic too: the crate's layered stream was the costliest indicator per bar.
+mod stoch;
+pub use stoch::Stoch;
+// +DI, −DI and ADX from one state, for the `adx` strategy (three crate streams cost 3×).
+mod dmi;
+pub use dmi::{Dmi, DmiValue};
 
 /// A streaming indicator: one closed candle in, O(1) work, `None` while warming up.
 pub trait Indicator {
@@ -178,8 +185,11 @@ pub struct StochValue {
 // Parameters are validated by TA-Lib's own lookback functions; an invalid one is a
 // programming error caught by the strategy configs, so the lookback falls back to "never".
 fn lb(r: Result<usize, RetCode>) -> usize {
-    r.unwrap_or(usize::MAX - 1)
+    r.unwrap_or(NEVER)
 }
+
+/// The lookback of parameters TA-Lib refuses: no value ever.
+const NEVER: usize = usize::MAX - 1;
 
 macro_rules! close_spec {
     ($(#[$doc:meta])* $spec:ident, $alias:ident, $stream:ty, $lookback:ident, $open:ident) => {
@@ -421,66 +431,6 @@ impl Macd {
             fast: fast as i32,
             slow: slow as i32,
             signal: signal as i32,
-        })
-    }
-}
-
-/// Slow stochastic with SMA smoothing of %K and %D.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StochSpec {
-    /// Fast %K look-back.
-    pub fast_k: i32,
-    /// Slow %K smoothing (SMA).
-    pub slow_k: i32,
-    /// %D smoothing (SMA).
-    pub slow_d: i32,
-}
-
-impl Spec for StochSpec {
-    type Stream = ta_lib::StochStream;
-    type Output = StochValue;
-    fn lookback(&self) -> usize {
-        lb(core().stoch_lookback(
-            self.fast_k,
-            self.slow_k,
-            MAType::SMA,
-            self.slow_d,
-            MAType::SMA,
-        ))
-    }
-    fn open(&self, h: &[f64], l: &[f64], c: &[f64]) -> Result<(Self::Stream, StochValue), RetCode> {
-        let (s, (k, d)) = core().stoch_open(
-            h,
-            l,
-            c,
-            self.fast_k,
-            self.slow_k,
-            MAType::SMA,
-            self.slow_d,
-            MAType::SMA,
-        )?;
-        Ok((s, StochValue { k, d }))
-    }
-    fn update(s: &mut Self::Stream, c: &Candle) -> Result<StochValue, RetCode> {
-        s.update(c.high, c.low, c.close)
-            .map(|(k, d)| StochValue { k, d })
-    }
-    fn peek(s: &Self::Stream, c: &Candle) -> Result<StochValue, RetCode> {
-        s.peek(c.high, c.low, c.close)
-            .map(|(k, d)| StochValue { k, d })
-    }
-}
-
-/// Slow stochastic oscillator.
-pub type Stoch = Streamed<StochSpec>;
-
-impl Stoch {
-    /// Stochastic(fast_k, slow_k SMA, slow_d SMA).
-    pub fn new(fast_k: usize, slow_k: usize, slow_d: usize) -> Self {
-        Streamed::with_spec(StochSpec {
-            fast_k: fast_k as i32,
-            slow_k: slow_k as i32,
-            slow_d: slow_d as i32,
         })
     }
 }

@@ -196,8 +196,9 @@ fn set_str(dst: &mut String, src: &str) {
 pub struct RecordWriter {
     /// `{"symbol":..,"interval":..,"open_time":`
     head: Vec<u8>,
-    /// Per strategy: `"id":` (with a leading `,` after the first).
-    keys: Vec<Vec<u8>>,
+    /// Per strategy and action (BUY, SELL, HOLD): `"id":"ACTION"` (with a leading `,` after
+    /// the first), so a strategy's entry is one copy.
+    entries: Vec<[Vec<u8>; 3]>,
     /// Per strategy: `"id"`, for the `agreeing` list.
     ids: Vec<Vec<u8>>,
 }
@@ -223,7 +224,7 @@ impl RecordWriter {
         head.extend_from_slice(b",\"interval\":");
         json(&mut head, &interval);
         head.extend_from_slice(b",\"open_time\":");
-        let mut keys = Vec::new();
+        let mut entries = Vec::new();
         let mut ids = Vec::new();
         for (i, s) in engine.slots().iter().enumerate() {
             let mut id = Vec::new();
@@ -231,13 +232,18 @@ impl RecordWriter {
             let mut k = if i == 0 { Vec::new() } else { b",".to_vec() };
             k.extend_from_slice(&id);
             k.push(b':');
-            keys.push(k);
+            entries.push([Action::Buy, Action::Sell, Action::Hold].map(|a| {
+                let mut e = k.clone();
+                e.extend_from_slice(action_json(a));
+                e
+            }));
             ids.push(id);
         }
-        RecordWriter { head, keys, ids }
+        RecordWriter { head, entries, ids }
     }
 
-    /// Appends the record of `candle`, just fed to `engine`, as one JSON line.
+    /// Appends the record of `candle`, just fed to `engine`, as one JSON line. Callers batch
+    /// many records in `buf` before writing it out (one copy per record, not two).
     pub fn write(&self, candle: &Candle, engine: &SignalEngine, buf: &mut Vec<u8>) {
         let out = engine.last();
         buf.extend_from_slice(&self.head);
@@ -245,9 +251,13 @@ impl RecordWriter {
         buf.extend_from_slice(b",\"close\":");
         json(buf, &candle.close);
         buf.extend_from_slice(b",\"signals\":{");
-        for (k, d) in self.keys.iter().zip(engine.decisions()) {
-            buf.extend_from_slice(k);
-            buf.extend_from_slice(action_json(d.action));
+        for (e, d) in self.entries.iter().zip(engine.decisions()) {
+            let a = match d.action {
+                Action::Buy => 0,
+                Action::Sell => 1,
+                Action::Hold => 2,
+            };
+            buf.extend_from_slice(&e[a]);
         }
         buf.extend_from_slice(b"},\"confluence\":");
         buf.extend_from_slice(action_json(out.action));

@@ -13,8 +13,8 @@
 
 use manus_core::Candle;
 use manus_core::indicator::{
-    Adx, Atr, Bands, Bbands, Ema, Indicator, Macd, MacdValue, MinusDi, PlusDi, Rsi, Sma, Stoch,
-    StochValue,
+    Adx, Atr, Bands, Bbands, Dmi, DmiValue, Ema, Indicator, Macd, MacdValue, MinusDi, PlusDi, Rsi,
+    Sma, Stoch, StochValue,
 };
 use proptest::prelude::*;
 use ta_lib::{Core, MAType, OutRange};
@@ -184,6 +184,9 @@ fn macd(m: MacdValue) -> Vec<f64> {
 fn stoch(s: StochValue) -> Vec<f64> {
     vec![s.k, s.d]
 }
+fn dmi(v: DmiValue) -> Vec<f64> {
+    vec![v.plus_di, v.minus_di, v.adx]
+}
 
 /// The inputs of a batch call.
 struct Hlc {
@@ -319,6 +322,25 @@ const CASES: &[Case] = &[
             let mut o = vec![0.0; n];
             let r = core.adx(0, n - 1, &s.high, &s.low, &s.close, i(p.period), &mut o);
             spread(n, r.unwrap(), &[&o])
+        },
+    },
+    Case {
+        // +DI, −DI and ADX from one state: each equals its own batch call from ADX's first bar.
+        name: "DMI",
+        stream: |p| wrap(Dmi::new(p.period), dmi),
+        batch: |core, p, s| {
+            let n = s.close.len();
+            let (mut pl, mut mi, mut ad) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            let (h, l, c, per) = (&s.high, &s.low, &s.close, i(p.period));
+            let rp = core.plus_di(0, n - 1, h, l, c, per, &mut pl).unwrap();
+            let rm = core.minus_di(0, n - 1, h, l, c, per, &mut mi).unwrap();
+            let ra = core.adx(0, n - 1, h, l, c, per, &mut ad).unwrap();
+            (0..n)
+                .map(|i| {
+                    (i >= ra.beg_idx && i < ra.beg_idx + ra.count)
+                        .then(|| vec![pl[i - rp.beg_idx], mi[i - rm.beg_idx], ad[i - ra.beg_idx]])
+                })
+                .collect()
         },
     },
     Case {

@@ -17,8 +17,8 @@ use std::fs;
 
 use manus_core::Candle;
 use manus_core::indicator::{
-    Adx, Atr, Bands, Bbands, Ema, Indicator, Macd, MacdValue, MinusDi, PlusDi, Rsi, Sma, Stoch,
-    StochValue,
+    Adx, Atr, Bands, Bbands, Dmi, Ema, Indicator, Macd, MacdValue, MinusDi, PlusDi, Rsi, Sma,
+    Stoch, StochValue,
 };
 
 /// The project's parity standard.
@@ -400,6 +400,49 @@ fn default_parameters_match_talib_c() {
 #[test]
 fn non_default_parameters_match_talib_c() {
     check(NON_DEFAULTS);
+}
+
+/// The `adx` strategy's combined [`Dmi`] (+DI, −DI and ADX from one state) reproduces the
+/// fixture's `adx_N`, `plus_di_N` and `minus_di_N` columns from ADX's first value on (its
+/// ±DI exist earlier in TA-Lib; `Dmi` answers once all three do).
+#[test]
+fn combined_dmi_matches_talib_c() {
+    let mut checked = 0;
+    for name in SERIES {
+        let fx = load(name);
+        for period in [14usize, 7] {
+            let cols = [
+                format!("plus_di_{period}"),
+                format!("minus_di_{period}"),
+                format!("adx_{period}"),
+            ];
+            let talib: Vec<&Vec<Option<f64>>> = cols.iter().map(|c| &fx.columns[c]).collect();
+            let mut dmi = Dmi::new(period);
+            let first = talib[2].iter().take_while(|v| v.is_none()).count();
+            assert_eq!(dmi.lookback(), first, "series={name} period={period}");
+            for (i, c) in fx.candles.iter().enumerate() {
+                let ours = dmi.update(c).map(|v| [v.plus_di, v.minus_di, v.adx]);
+                match ours {
+                    None => assert!(i < first, "series={name} period={period} index={i}: None"),
+                    Some(o) => {
+                        assert!(i >= first, "series={name} index={i}: a value before ADX's");
+                        for k in 0..3 {
+                            let t = talib[k][i].expect("TA-Lib has a value here");
+                            let e = rel_err(o[k], t, Scale::Own, c.close);
+                            assert!(
+                                e <= TOLERANCE,
+                                "series={name} {} index={i}: ours {:?}, TA-Lib {t:?} ({e:.3e})",
+                                cols[k],
+                                o[k]
+                            );
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 6000, "only {checked} values checked");
 }
 
 /// Guards against the fixtures and the table drifting apart: every output column the generator

@@ -21,6 +21,7 @@ use manus_core::{Candle, Interval, SignalEngine, csv::infer_interval};
 use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 
+use super::candle_reader::CandleReader;
 use super::common::{StrategyArgs, StrategyFlags, load_csv, parse_interval};
 use crate::config::Settings;
 use crate::exit::bad_input;
@@ -212,12 +213,50 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.source.db.is_some() && args.source.exchange.is_none() && !args.save {
         return Err(bad_input("--db needs --exchange or --save"));
     }
-    let (candles, interval) = load_candles(&args, &settings)?;
+    // A file streams from the parser thread into the engine (parsing overlaps the strategies);
+    // history from the exchange cache is in memory already.
+    let (reader, loaded, interval) = match (&args.csv, &args.source.exchange) {
+        (Some(path), None) => {
+            let interval = match args.interval.as_deref() {
+                Some(i) => Some(parse_interval(i)?),
+                None => settings.interval,
+            };
+            let reader = CandleReader::open(path, interval, 2)?;
+            let interval = reader.interval();
+            (Some(reader), Vec::new(), interval)
+        }
+        _ => {
+            let (candles, interval) = load_candles(&args, &settings)?;
+            (None, candles, interval)
+        }
+    };
     let plan = plan(&args, &settings, interval)?;
     if let Some(grid) = &args.sweep {
+        let candles = match reader {
+            Some(r) => r.read_all()?,
+            None => loaded,
+        };
         return run_sweep(&args, &plan, grid, &candles);
     }
-    let report = run_single(&plan, &candles, args.signals_out.as_deref())?;
+    // The report and the stored run need every candle after the run; otherwise none is kept.
+    let keep = args.report.is_some() || args.save;
+    let (report, candles) = match reader {
+        Some(mut r) => {
+            let mut run = SingleRun::new(&plan, args.signals_out.as_deref())?;
+            let mut kept = Vec::new();
+            while let Some(chunk) = r.next_chunk()? {
+                run.feed(&chunk)?;
+                if keep {
+                    kept.extend_from_slice(&chunk);
+                }
+            }
+            (run.finish()?, kept)
+        }
+        None => {
+            let report = run_single(&plan, &loaded, args.signals_out.as_deref())?;
+            (report, loaded)
+        }
+    };
     if let Some(p) = &args.trades_out {
         write_trades(p, &report)?;
     }
@@ -264,39 +303,83 @@ pub fn run_single(
     candles: &[Candle],
     signals_out: Option<&Path>,
 ) -> anyhow::Result<Report> {
-    let engine = SignalEngine::from_specs(&plan.specs, plan.rule.clone())?;
-    let mut bt =
-        Backtester::new(engine, plan.config.clone()).map_err(|e| bad_input(e.to_string()))?;
-    let mut moves = Moves::default();
-    match signals_out {
-        Some(path) => {
-            let mut w =
-                AtomicFile::create(path).with_context(|| format!("creating {}", path.display()))?;
-            let mut buf = Vec::with_capacity(512);
-            // The writer `signals` uses, so the lines are byte-identical.
-            let writer = RecordWriter::new(&plan.symbol, plan.config.interval, bt.engine());
-            for c in candles {
-                moves.observe(&bt.step(c));
-                buf.clear();
-                writer.write(c, bt.engine(), &mut buf);
-                w.write_all(&buf)?;
+    let mut run = SingleRun::new(plan, signals_out)?;
+    run.feed(candles)?;
+    run.finish()
+}
+
+/// A backtest fed candles in slices (as they arrive from a file), optionally writing each
+/// candle's signal record.
+pub struct SingleRun {
+    bt: Backtester,
+    moves: Moves,
+    /// `--signals-out`: the file, its name, and the writer `signals` uses (byte-identical lines).
+    records: Option<(AtomicFile, PathBuf, RecordWriter)>,
+    buf: Vec<u8>,
+}
+
+impl SingleRun {
+    /// A run of `plan`; creates `signals_out` (committed by [`SingleRun::finish`]).
+    pub fn new(plan: &Plan, signals_out: Option<&Path>) -> anyhow::Result<SingleRun> {
+        let engine = SignalEngine::from_specs(&plan.specs, plan.rule.clone())?;
+        let bt =
+            Backtester::new(engine, plan.config.clone()).map_err(|e| bad_input(e.to_string()))?;
+        let records = match signals_out {
+            Some(path) => {
+                let w = AtomicFile::create(path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                let writer = RecordWriter::new(&plan.symbol, plan.config.interval, bt.engine());
+                Some((w, path.to_path_buf(), writer))
             }
-            w.commit()
+            None => None,
+        };
+        Ok(SingleRun {
+            bt,
+            moves: Moves::default(),
+            records,
+            buf: Vec::with_capacity((1 << 16) + 4096),
+        })
+    }
+
+    /// Steps the candles that follow those fed before.
+    pub fn feed(&mut self, candles: &[Candle]) -> anyhow::Result<()> {
+        match &mut self.records {
+            Some((w, _, writer)) => {
+                for c in candles {
+                    self.moves.observe(&self.bt.step(c));
+                    writer.write(c, self.bt.engine(), &mut self.buf);
+                    // Records go out in ~64 KiB writes (the file's buffer passes them on).
+                    if self.buf.len() >= 1 << 16 {
+                        w.write_all(&self.buf)?;
+                        self.buf.clear();
+                    }
+                }
+            }
+            None => {
+                for c in candles {
+                    self.moves.observe(&self.bt.step(c));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes the run: commits the records file, reports failing strategies, and returns the
+    /// report.
+    pub fn finish(self) -> anyhow::Result<Report> {
+        if let Some((mut w, path, _)) = self.records {
+            w.write_all(&self.buf)
+                .and_then(|()| w.commit())
                 .with_context(|| format!("writing {}", path.display()))?;
         }
-        None => {
-            for c in candles {
-                moves.observe(&bt.step(c));
-            }
+        if let Some(hint) = self.moves.no_decision_hint(self.bt.engine()) {
+            eprintln!("{hint}");
         }
+        for s in self.bt.engine().slots().iter().filter(|s| s.failures > 0) {
+            tracing::warn!(strategy = s.id(), failures = s.failures, last = ?s.last_error, "strategy failed on some candles");
+        }
+        Ok(self.bt.finish())
     }
-    if let Some(hint) = moves.no_decision_hint(bt.engine()) {
-        eprintln!("{hint}");
-    }
-    for s in bt.engine().slots().iter().filter(|s| s.failures > 0) {
-        tracing::warn!(strategy = s.id(), failures = s.failures, last = ?s.last_error, "strategy failed on some candles");
-    }
-    Ok(bt.finish())
 }
 
 /// The `--json` object: the metrics plus the settings that produced them.

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::hold::{Hold, Signal};
 use super::params::{self, Params};
 use super::{Decision, Reason, Strategy, StrategyError};
-use crate::indicator::{Adx, Indicator, MinusDi, PlusDi};
+use crate::indicator::{Dmi, Indicator};
 use crate::model::{Action, Candle};
 
 /// Strategy id.
@@ -50,9 +50,7 @@ impl Default for Config {
 #[derive(Debug, Clone)]
 pub struct AdxTrend {
     cfg: Config,
-    adx: Adx,
-    plus: PlusDi,
-    minus: MinusDi,
+    dmi: Dmi,
     hold: Hold,
 }
 
@@ -60,9 +58,7 @@ impl AdxTrend {
     /// A new strategy with these parameters.
     pub fn new(cfg: Config) -> Self {
         AdxTrend {
-            adx: Adx::new(cfg.period),
-            plus: PlusDi::new(cfg.period),
-            minus: MinusDi::new(cfg.period),
+            dmi: Dmi::new(cfg.period),
             hold: Hold::new(cfg.hold),
             cfg,
         }
@@ -74,12 +70,10 @@ impl Strategy for AdxTrend {
         ID
     }
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let plus = self.plus.update(c);
-        let minus = self.minus.update(c);
-        let adx = self.adx.update(c);
-        let (Some(adx), Some(plus), Some(minus)) = (adx, plus, minus) else {
+        let Some(v) = self.dmi.update(c) else {
             return Ok(Decision::WARMING_UP);
         };
+        let (adx, plus, minus) = (v.adx, v.plus_di, v.minus_di);
         let t = self.cfg.threshold;
         let strength = 0.5 + 0.5 * ((adx - t) / (100.0 - t).max(1e-9)).min(1.0);
         let signal = if adx > t && plus > minus {
@@ -101,13 +95,11 @@ impl Strategy for AdxTrend {
         Ok(self.hold.step(c, signal.map(Signal::new), idle))
     }
     fn reset(&mut self) {
-        self.adx.reset();
-        self.plus.reset();
-        self.minus.reset();
+        self.dmi.reset();
         self.hold.reset();
     }
     fn warmup(&self) -> usize {
-        self.adx.lookback() + 1
+        self.dmi.lookback() + 1
     }
     fn clone_box(&self) -> Box<dyn Strategy> {
         Box::new(self.clone())
