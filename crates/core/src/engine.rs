@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use crate::confluence::{self, Outcome, Rule};
 use crate::error::CoreError;
+use crate::graph::{Graph, GraphBuilder, panic_message};
 use crate::model::Candle;
 use crate::strategy::{self, Decision, Reason, Strategy};
 
@@ -33,6 +34,8 @@ impl Slot {
 #[derive(Debug, Clone)]
 pub struct SignalEngine {
     slots: Vec<Slot>,
+    /// The streaming nodes the strategies share, stepped once per candle before they decide.
+    graph: Graph,
     decisions: Vec<Decision>,
     rule: Rule,
     last: Outcome,
@@ -57,8 +60,13 @@ impl SignalEngine {
             return Err(CoreError::NoStrategies);
         }
         let n = strategies.len();
+        let mut builder = GraphBuilder::default();
         let slots: Vec<Slot> = strategies
             .into_iter()
+            .map(|mut strategy| {
+                strategy.share(&mut builder);
+                strategy
+            })
             .map(|strategy| Slot {
                 strategy,
                 changed_at: None,
@@ -69,6 +77,7 @@ impl SignalEngine {
         let warmup = warmup_of(&slots);
         Ok(SignalEngine {
             slots,
+            graph: builder.finish(),
             decisions: vec![Decision::WARMING_UP; n],
             rule,
             last: Outcome::NONE,
@@ -101,17 +110,17 @@ impl SignalEngine {
     /// Feeds one closed candle to every strategy and combines their decisions. A strategy that
     /// errors or panics holds for this candle and is counted; the others go on.
     pub fn on_closed(&mut self, c: &Candle) -> Outcome {
+        // Shared nodes first, once; a node that fails fails the strategies reading it.
+        self.graph.step(c);
+        let graph = &self.graph;
         for (slot, out) in self.slots.iter_mut().zip(self.decisions.iter_mut()) {
-            let d = match catch_unwind(AssertUnwindSafe(|| slot.strategy.on_candle(c))) {
+            let d = match catch_unwind(AssertUnwindSafe(|| slot.strategy.decide(c, graph))) {
                 Ok(Ok(d)) => d,
                 Ok(Err(e)) => fail(slot, e.0),
                 Err(panic) => {
-                    let msg = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "panic".into());
-                    // Its state may be half-updated: start it over rather than trust it.
+                    let msg = panic_message(&*panic);
+                    // Its state may be half-updated: start it over rather than trust it (a
+                    // sharing strategy's own state; the graph's nodes did not panic).
                     slot.strategy.reset();
                     fail(slot, format!("panicked: {msg}"))
                 }
@@ -143,6 +152,11 @@ impl SignalEngine {
     /// The decisions on the last closed candle, one per strategy, in the order of [`Self::slots`].
     pub fn decisions(&self) -> &[Decision] {
         &self.decisions
+    }
+
+    /// The streaming nodes the strategies share.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
     }
 
     /// The strategies with their bookkeeping.
@@ -270,6 +284,47 @@ mod tests {
         assert_eq!(e.candles(), before);
         e.on_closed(&candle(1));
         assert_eq!(e.candles(), before + 1);
+    }
+
+    #[test]
+    fn built_ins_sharing_the_graph_decide_as_alone() {
+        use crate::rules::eval::Node;
+        let ids = &strategy::IDS;
+        let mut e = SignalEngine::from_ids(ids, Rule::new(Mode::Majority, ids.len())).unwrap();
+        // BOS and CHoCH read one structure node; it, order blocks and sweeps one swing tracker.
+        let count = |f: fn(&Node) -> bool| e.graph().prog.nodes.iter().filter(|n| f(n)).count();
+        assert_eq!(count(|n| matches!(n, Node::Swings(..))), 1);
+        assert_eq!(
+            count(|n| matches!(n, Node::Smc(..))),
+            4,
+            "structure, ob, fvg, sweep"
+        );
+        let mut alone: Vec<_> = ids
+            .iter()
+            .map(|id| strategy::build(id, &Map::new()).unwrap())
+            .collect();
+        let mut fired = 0;
+        for (t, c) in crate::testing::synthetic(3, 5000).iter().enumerate() {
+            e.on_closed(c);
+            for (i, s) in alone.iter_mut().enumerate() {
+                let d = s.on_candle(c).unwrap();
+                let got = e.decisions()[i];
+                assert_eq!(
+                    (
+                        got.action,
+                        got.score.to_bits(),
+                        got.reason.to_string(),
+                        got.event
+                    ),
+                    (d.action, d.score.to_bits(), d.reason.to_string(), d.event),
+                    "{} on candle {t}",
+                    s.id()
+                );
+                fired += usize::from(d.event && ids[i].starts_with("smc"));
+            }
+        }
+        assert!(fired > 50, "SMC events compared: {fired}");
+        assert_eq!(e.failures(), 0);
     }
 
     #[test]

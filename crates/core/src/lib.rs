@@ -10,6 +10,7 @@ pub mod confluence;
 pub mod csv;
 pub mod engine;
 pub mod error;
+pub mod graph;
 pub mod indicator;
 pub mod model;
 pub mod record;

@@ -8,8 +8,8 @@
 //! stream ([`mtf`]). A compiled strategy is a [`RuleStrategy`], a [`crate::strategy::Strategy`]
 //! like the built-ins; [`crate::strategy::registry::load_rules`] makes its id selectable.
 
-mod compile;
-mod eval;
+pub(crate) mod compile;
+pub(crate) mod eval;
 pub mod mtf;
 pub mod parse;
 mod strategy;
@@ -28,6 +28,9 @@ pub use compile::{FUNCTIONS, MAX_HISTORY, MAX_NODES};
 pub use strategy::RuleStrategy;
 
 use compile::{Compiler, Ty};
+
+/// The nodes of a strategy's `buy`, `sell` and `score`.
+pub(crate) type Roots = (eval::Ix, eval::Ix, Option<eval::Ix>);
 
 /// Why a strategy file or one of its expressions is not valid.
 #[derive(Debug, Clone, Error, PartialEq)]
@@ -178,17 +181,22 @@ impl RuleDef {
 
     fn compile_with_uses(&self, hold: usize) -> Result<(RuleStrategy, Vec<String>), RuleError> {
         let mut c = Compiler::default();
-        let buy = self.one(&mut c, "buy", &self.buy, Ty::Bool)?;
-        let sell = self.one(&mut c, "sell", &self.sell, Ty::Bool)?;
+        let roots = self.compile_into(&mut c)?;
+        let uses = c.uses.iter().cloned().collect();
+        let def = std::sync::Arc::new(self.clone());
+        Ok((RuleStrategy::new(def, c.prog, roots, hold), uses))
+    }
+
+    /// Compiles `buy`, `sell` and `score` into `c`'s program (a strategy's own, or an engine's
+    /// shared graph, where identical nodes of other strategies are reused).
+    pub(crate) fn compile_into(&self, c: &mut Compiler) -> Result<Roots, RuleError> {
+        let buy = self.one(c, "buy", &self.buy, Ty::Bool)?;
+        let sell = self.one(c, "sell", &self.sell, Ty::Bool)?;
         let score = match &self.score {
-            Some(s) => Some(self.one(&mut c, "score", s, Ty::Num)?),
+            Some(s) => Some(self.one(c, "score", s, Ty::Num)?),
             None => None,
         };
-        let uses = c.uses.iter().cloned().collect();
-        Ok((
-            RuleStrategy::new(self.id, c.prog, (buy, sell, score), hold),
-            uses,
-        ))
+        Ok((buy, sell, score))
     }
 
     fn one(

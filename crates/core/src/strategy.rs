@@ -20,6 +20,7 @@ use std::fmt;
 
 use thiserror::Error;
 
+use crate::graph::{Graph, GraphBuilder};
 use crate::model::{Action, Candle};
 
 pub use hold::Hold;
@@ -147,6 +148,19 @@ pub trait Strategy: Send + fmt::Debug {
     fn warmup(&self) -> usize;
     /// An independent copy, used to evaluate a forming candle without committing it.
     fn clone_box(&self) -> Box<dyn Strategy>;
+    /// Moves the strategy's streaming nodes into an engine's shared graph (reusing identical
+    /// ones other strategies added) and returns true; from then on the engine steps the graph
+    /// once per candle and calls [`Strategy::decide`] instead of [`Strategy::on_candle`], and
+    /// [`Strategy::reset`] forgets only the strategy's own state. Only a strategy that has seen
+    /// no candle may share. The default keeps everything private.
+    fn share(&mut self, _graph: &mut GraphBuilder) -> bool {
+        false
+    }
+    /// Decides on a closed candle once the engine stepped its graph over it. The default, for
+    /// strategies that do not share, is [`Strategy::on_candle`].
+    fn decide(&mut self, c: &Candle, _graph: &Graph) -> Result<Decision, StrategyError> {
+        self.on_candle(c)
+    }
 }
 
 impl Clone for Box<dyn Strategy> {

@@ -10,13 +10,16 @@ use crate::indicator::{
 use crate::model::Interval;
 use crate::smc::fvg::Fvgs;
 use crate::smc::liquidity::Liquidity;
+use crate::smc::liquidity::SweepEvent;
 use crate::smc::order_block::OrderBlocks;
-use crate::smc::structure::Structure;
+use crate::smc::structure::StructureState;
+use crate::smc::swing::Swings;
+use crate::smc::zone::ZoneEvent;
 use crate::strategy::Params;
 use crate::strategy::params::MAX_PERIOD;
 use crate::strategy::smc::{BosConfig, FvgConfig, OrderBlockConfig, SweepConfig};
 
-use super::eval::{Arith, Cmp, Det, Field, Ind, Ix, Node, On, Program, Ring};
+use super::eval::{Arith, Cmp, Det, Field, Ind, Ix, Node, On, Program, Ring, SwingRef};
 use super::parse::{Arg, BinOp, Expr, Kind};
 
 /// Most nodes one strategy compiles to (all its rules together).
@@ -105,15 +108,28 @@ pub(crate) struct Compiler {
     pub(crate) uses: BTreeSet<String>,
     /// Inside `on(...)`: its timeframe (no nesting).
     within: Option<Interval>,
+    /// Per timeframe of `on(...)`: its node and the keys of its program's nodes.
+    tfs: HashMap<Interval, (Ix, HashMap<String, Ix>)>,
+    /// Compiling into an engine's shared graph: the strategies were each checked against
+    /// [`MAX_NODES`] alone, their sum is not limited.
+    pub(crate) shared: bool,
 }
 
 impl Compiler {
+    /// A compiler for an engine's shared graph.
+    pub(crate) fn shared() -> Self {
+        Compiler {
+            shared: true,
+            ..Compiler::default()
+        }
+    }
+
     /// Adds a node unless an identical one exists; returns its index.
     fn add(&mut self, key: String, col: usize, node: impl FnOnce() -> Node) -> Result<Ix, Fault> {
         if let Some(&ix) = self.keys.get(&key) {
             return Ok(ix);
         }
-        if self.prog.nodes.len() >= MAX_NODES {
+        if self.prog.nodes.len() >= MAX_NODES && !self.shared {
             return fault(
                 col,
                 format!("the strategy is larger than {MAX_NODES} operations"),
@@ -523,26 +539,63 @@ impl Compiler {
         let interval: Interval = s
             .parse()
             .or_else(|e| fault(tf.col, format!("bad timeframe: {e}")))?;
+        // One program per timeframe: this expression joins the earlier ones.
+        let (on_ix, keys) = match self.tfs.remove(&interval) {
+            Some((ix, keys)) => (Some(ix), keys),
+            None => (None, HashMap::new()),
+        };
+        let prog = match on_ix.map(|ix| &mut self.prog.nodes[ix as usize]) {
+            Some(Node::On(on)) => std::mem::take(&mut on.prog),
+            _ => Program::default(),
+        };
         let mut sub = Compiler {
+            prog,
+            keys,
             within: Some(interval),
             ..Compiler::default()
         };
-        let (root, ty) = sub.expr(body)?;
+        let compiled = sub.expr(body);
+        let Compiler {
+            prog, keys, uses, ..
+        } = sub;
+        let sub_len = prog.nodes.len();
+        // The timeframe's program goes back in place before anything can fail.
+        let on_ix = match on_ix {
+            Some(ix) => {
+                if let Node::On(on) = &mut self.prog.nodes[ix as usize] {
+                    on.prog = prog;
+                }
+                ix
+            }
+            None => {
+                compiled.as_ref().map_err(Fault::clone)?;
+                self.add(format!("on({interval})"), col, || {
+                    Node::On(Box::new(On::new(interval, prog)))
+                })?
+            }
+        };
+        self.tfs.insert(interval, (on_ix, keys));
+        let (root, ty) = compiled?;
         if ty == Ty::Str {
             return fault(body.col, "on(...) needs a number or a condition");
         }
-        if self.prog.nodes.len() + sub.prog.nodes.len() >= MAX_NODES {
+        if self.prog.nodes.len() + sub_len >= MAX_NODES && !self.shared {
             return fault(
                 col,
                 format!("the strategy is larger than {MAX_NODES} operations"),
             );
         }
-        self.uses.extend(std::mem::take(&mut sub.uses));
+        self.uses.extend(uses);
         let key = format!("on({interval},{body})");
-        let prog = sub.prog;
-        let ix = self.add(key, col, || {
-            Node::On(Box::new(On::new(interval, prog, root)))
-        })?;
+        if let Some(&ix) = self.keys.get(&key) {
+            return Ok((ix, ty));
+        }
+        let slot = self.prog.htf.len() as u32;
+        self.prog.htf.push(f64::NAN);
+        if let Node::On(on) = &mut self.prog.nodes[on_ix as usize] {
+            on.roots.push((root, slot));
+        }
+        let ix = self.add(key, col, || Node::OnValue(on_ix, root, slot))?;
         Ok((ix, ty))
     }
 
@@ -606,19 +659,14 @@ impl Compiler {
             col: args.first().map_or(col, |a| a.value.col),
             message: format!("{name}: {e}"),
         };
-        let (key, det, lookback) = match family {
+        let ix = match family {
             Family::Structure => {
                 let cfg = BosConfig {
                     swing_length: int("swing_length", 5)?,
                     ..BosConfig::default()
                 };
                 cfg.validate().map_err(bad)?;
-                let l = cfg.swing_length;
-                (
-                    format!("structure({l})"),
-                    Det::Structure(Structure::new(l)),
-                    2 * l + 1,
-                )
+                self.structure(cfg.swing_length, col)?
             }
             Family::OrderBlock => {
                 let d = OrderBlockConfig::default();
@@ -629,9 +677,7 @@ impl Compiler {
                     ..d
                 };
                 cfg.validate().map_err(bad)?;
-                let (l, z, a) = (cfg.swing_length, cfg.max_zones, cfg.max_age);
-                let det = Det::OrderBlocks(OrderBlocks::new(l, z, a));
-                (format!("ob({l},{z},{a})"), det, 2 * l + 2)
+                self.order_blocks(&cfg, col)?
             }
             Family::Fvg => {
                 let d = FvgConfig::default();
@@ -642,12 +688,7 @@ impl Compiler {
                     ..d
                 };
                 cfg.validate().map_err(bad)?;
-                let (z, a, m) = (cfg.max_zones, cfg.max_age, cfg.fvg_min_size_pct);
-                (
-                    format!("fvg({z},{a},{m:?})"),
-                    Det::Fvgs(Fvgs::new(m, z, a)),
-                    3,
-                )
+                self.fvgs(&cfg, col)?
             }
             Family::Sweep => {
                 let d = SweepConfig::default();
@@ -659,24 +700,91 @@ impl Compiler {
                     ..d
                 };
                 cfg.validate().map_err(bad)?;
-                let (l, z, a, t) = (
-                    cfg.swing_length,
-                    cfg.max_zones,
-                    cfg.max_age,
-                    cfg.eq_tolerance_pct,
-                );
-                let det = Det::Liquidity(Liquidity::new(l, t, z, a));
-                (format!("sweep({l},{z},{a},{t:?})"), det, 2 * l + 1)
+                self.liquidity(&cfg, col)?
             }
         };
-        let key = match self.within {
+        self.uses.insert(self.written(name, args));
+        let pick = self.add(format!("pick({ix},{part})"), col, || Node::Pick(ix, part))?;
+        Ok((pick, Ty::Bool))
+    }
+
+    /// `key` inside `on(...)` is another node than outside.
+    fn scoped(&self, key: String) -> String {
+        match self.within {
             Some(tf) => format!("{tf}:{key}"),
             None => key,
+        }
+    }
+
+    /// A detector node; `make` builds it over the swing tracker of `swing_length` when it reads
+    /// one (one tracker per length, however many detectors read it).
+    fn detector(
+        &mut self,
+        key: String,
+        col: usize,
+        (swing_length, lookback): (Option<usize>, usize),
+        make: impl FnOnce() -> Det,
+    ) -> Result<Ix, Fault> {
+        let mut swings = None;
+        if let Some(l) = swing_length {
+            let key = self.scoped(format!("swings({l})"));
+            let node = self.add(key, col, || Node::Swings(Box::new(Swings::new(l)), 0))?;
+            if let Node::Swings(_, slot) = &self.prog.nodes[node as usize] {
+                swings = Some(SwingRef { node, slot: *slot });
+            }
+        }
+        let key = self.scoped(key);
+        self.add(key, col, || Node::Smc(Box::new(make()), lookback, swings))
+    }
+
+    /// The structure (BOS/CHoCH) detector over swings of `l` bars.
+    pub(crate) fn structure(&mut self, l: usize, col: usize) -> Result<Ix, Fault> {
+        let make = || Det::Structure {
+            state: StructureState::default(),
+            last: None,
+            seen: 0,
         };
-        self.uses.insert(self.written(name, args));
-        let ix = self.add(key.clone(), col, || Node::Smc(Box::new(det), lookback))?;
-        let pick = self.add(format!("{key}.{part}"), col, || Node::Pick(ix, part))?;
-        Ok((pick, Ty::Bool))
+        self.detector(format!("structure({l})"), col, (Some(l), 2 * l + 1), make)
+    }
+
+    /// The order-block detector.
+    pub(crate) fn order_blocks(&mut self, cfg: &OrderBlockConfig, col: usize) -> Result<Ix, Fault> {
+        let (l, z, a) = (cfg.swing_length, cfg.max_zones, cfg.max_age);
+        let make = || Det::OrderBlocks {
+            blocks: OrderBlocks::new(l, z, a),
+            last: ZoneEvent::None,
+        };
+        self.detector(format!("ob({l},{z},{a})"), col, (Some(l), 2 * l + 2), make)
+    }
+
+    /// The fair-value-gap detector.
+    pub(crate) fn fvgs(&mut self, cfg: &FvgConfig, col: usize) -> Result<Ix, Fault> {
+        let (z, a, m) = (cfg.max_zones, cfg.max_age, cfg.fvg_min_size_pct);
+        let make = || Det::Fvgs {
+            gaps: Fvgs::new(m, z, a),
+            last: ZoneEvent::None,
+        };
+        self.detector(format!("fvg({z},{a},{m:?})"), col, (None, 3), make)
+    }
+
+    /// The liquidity-sweep detector.
+    pub(crate) fn liquidity(&mut self, cfg: &SweepConfig, col: usize) -> Result<Ix, Fault> {
+        let (l, z, a, t) = (
+            cfg.swing_length,
+            cfg.max_zones,
+            cfg.max_age,
+            cfg.eq_tolerance_pct,
+        );
+        let make = || Det::Liquidity {
+            liquidity: Liquidity::new(l, t, z, a),
+            last: SweepEvent::None,
+        };
+        self.detector(
+            format!("sweep({l},{z},{a},{t:?})"),
+            col,
+            (Some(l), 2 * l + 1),
+            make,
+        )
     }
 }
 
@@ -755,12 +863,20 @@ pub(crate) fn lookbacks(prog: &Program, base_ms: Option<i64>) -> Vec<usize> {
             Node::Ind(ind, input) => ind.lookback() + input.as_ref().map_or(0, of),
             Node::Hist(r) => of(&r.input) + r.k,
             Node::Cross { a, b, .. } => of(a).max(of(b)) + 1,
-            Node::Smc(_, l) => *l,
-            Node::On(on) => {
-                let sub = lookbacks(&on.prog, None);
-                let ratio = base_ms.map_or(1, |b| (on.tf.duration_ms() / b.max(1)).max(1));
-                (sub[on.root as usize] + 1) * ratio as usize - 1
-            }
+            Node::Smc(_, l, _) => *l,
+            // The first swing is confirmed on candle `2L`.
+            Node::Swings(s, _) => 2 * s.length(),
+            #[cfg(test)]
+            Node::Panic(a) => of(a),
+            Node::On(_) => 0,
+            Node::OnValue(on, root, _) => match &prog.nodes[*on as usize] {
+                Node::On(on) => {
+                    let sub = lookbacks(&on.prog, None);
+                    let ratio = base_ms.map_or(1, |b| (on.tf.duration_ms() / b.max(1)).max(1));
+                    (sub[*root as usize] + 1) * ratio as usize - 1
+                }
+                _ => 0,
+            },
         };
         lb.push(v);
     }

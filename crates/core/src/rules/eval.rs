@@ -15,7 +15,8 @@ use crate::smc::Side;
 use crate::smc::fvg::Fvgs;
 use crate::smc::liquidity::{Liquidity, SweepEvent};
 use crate::smc::order_block::OrderBlocks;
-use crate::smc::structure::{BreakKind, Structure};
+use crate::smc::structure::{Break, BreakKind, StructureState};
+use crate::smc::swing::{Confirmed, Swings};
 use crate::smc::zone::ZoneEvent;
 
 use super::mtf::{Aggregator, NotAMultiple};
@@ -192,25 +193,56 @@ impl Ind {
 }
 
 /// An SMC detector; its outputs are the predicates it answers, `1.0` on the candle of the event.
+/// The detectors over swings read a [`Node::Swings`] (`swings`), so that every detector with
+/// one `swing_length` shares one tracker; each keeps its last event for the built-in
+/// strategies that read it from the engine's graph.
 #[derive(Debug, Clone)]
 pub(crate) enum Det {
     /// Outputs: bos_up, bos_down, choch_up, choch_down.
-    Structure(Structure),
+    Structure {
+        state: StructureState,
+        last: Option<Break>,
+        /// Candles fed: the index of the next.
+        seen: u64,
+    },
     /// Outputs: ob_retest_bull, ob_retest_bear.
-    OrderBlocks(OrderBlocks),
+    OrderBlocks {
+        blocks: OrderBlocks,
+        last: ZoneEvent,
+    },
     /// Outputs: fvg_retrace_bull, fvg_retrace_bear.
-    Fvgs(Fvgs),
+    Fvgs { gaps: Fvgs, last: ZoneEvent },
     /// Outputs: sweep_low, sweep_high.
-    Liquidity(Liquidity),
+    Liquidity {
+        liquidity: Liquidity,
+        last: SweepEvent,
+    },
+}
+
+/// A [`Node::Swings`] a detector reads: the node, and its slot in [`Program::swung`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SwingRef {
+    pub(crate) node: Ix,
+    pub(crate) slot: u32,
 }
 
 impl Det {
-    fn update(&mut self, c: &Candle, out: &mut [f64; OUTS]) {
+    fn update(&mut self, c: &Candle, sw: Confirmed, out: &mut [f64; OUTS]) {
         *out = [0.0; OUTS];
         let flag = |b: bool| if b { 1.0 } else { 0.0 };
+        let zone = |e: &ZoneEvent, out: &mut [f64; OUTS]| {
+            if let ZoneEvent::Retest(r) = e {
+                out[0] = flag(r.zone.side == Side::Bull);
+                out[1] = flag(r.zone.side == Side::Bear);
+            }
+        };
         match self {
-            Det::Structure(s) => {
-                if let Some(b) = s.update(c).brk {
+            Det::Structure {
+                state, last, seen, ..
+            } => {
+                *last = state.update(c, sw, *seen);
+                *seen += 1;
+                if let Some(b) = last {
                     let part = match (b.kind, b.side) {
                         (BreakKind::Bos, Side::Bull) => 0,
                         (BreakKind::Bos, Side::Bear) => 1,
@@ -220,20 +252,19 @@ impl Det {
                     out[part] = 1.0;
                 }
             }
-            Det::OrderBlocks(z) => {
-                if let ZoneEvent::Retest(r) = z.update(c).event {
-                    out[0] = flag(r.zone.side == Side::Bull);
-                    out[1] = flag(r.zone.side == Side::Bear);
-                }
+            Det::OrderBlocks { blocks, last, .. } => {
+                *last = blocks.update_with(c, sw).event;
+                zone(last, out);
             }
-            Det::Fvgs(z) => {
-                if let ZoneEvent::Retest(r) = z.update(c).event {
-                    out[0] = flag(r.zone.side == Side::Bull);
-                    out[1] = flag(r.zone.side == Side::Bear);
-                }
+            Det::Fvgs { gaps, last } => {
+                *last = gaps.update(c).event;
+                zone(last, out);
             }
-            Det::Liquidity(l) => {
-                if let SweepEvent::Sweep(s) = l.update(c).event {
+            Det::Liquidity {
+                liquidity, last, ..
+            } => {
+                *last = liquidity.update_with(c, sw).event;
+                if let SweepEvent::Sweep(s) = last {
                     out[0] = flag(s.side == Side::Bull);
                     out[1] = flag(s.side == Side::Bear);
                 }
@@ -243,10 +274,27 @@ impl Det {
 
     fn reset(&mut self) {
         match self {
-            Det::Structure(s) => s.reset(),
-            Det::OrderBlocks(z) => z.reset(),
-            Det::Fvgs(z) => z.reset(),
-            Det::Liquidity(l) => l.reset(),
+            Det::Structure {
+                state, last, seen, ..
+            } => {
+                state.reset();
+                *last = None;
+                *seen = 0;
+            }
+            Det::OrderBlocks { blocks, last, .. } => {
+                blocks.reset();
+                *last = ZoneEvent::None;
+            }
+            Det::Fvgs { gaps, last } => {
+                gaps.reset();
+                *last = ZoneEvent::None;
+            }
+            Det::Liquidity {
+                liquidity, last, ..
+            } => {
+                liquidity.reset();
+                *last = SweepEvent::None;
+            }
         }
     }
 }
@@ -271,25 +319,40 @@ impl Ring {
     }
 }
 
-/// `on(tf, expr)`: a program over the higher-timeframe candles aggregated from the base ones.
+/// `on(tf, ...)`: one program over the higher-timeframe candles aggregated from the base ones,
+/// holding every expression of the timeframe (one aggregator and one copy of each indicator
+/// however many `on(tf, ...)` use them); after each higher candle it copies the value of each
+/// expression in `roots` to its slot in [`Program::htf`], read by a [`Node::OnValue`].
 #[derive(Debug, Clone)]
 pub(crate) struct On {
     pub(crate) tf: Interval,
     pub(crate) prog: Program,
-    pub(crate) root: Ix,
     pub(crate) agg: Aggregator,
-    value: f64,
+    /// `(node in prog, slot)`.
+    pub(crate) roots: Vec<(Ix, u32)>,
 }
 
 impl On {
-    pub(crate) fn new(tf: Interval, prog: Program, root: Ix) -> Self {
+    pub(crate) fn new(tf: Interval, prog: Program) -> Self {
         On {
             agg: Aggregator::new(tf),
             tf,
             prog,
-            root,
-            value: f64::NAN,
+            roots: Vec::new(),
         }
+    }
+
+    /// One base candle: steps the program over the higher candles it closes. Out of line: it
+    /// is rare in a program, and inlined it cost the common nodes registers.
+    #[inline(never)]
+    fn step(&mut self, c: &Candle, htf: &mut [f64]) -> Result<(), NotAMultiple> {
+        for higher in self.agg.push(c)?.into_iter().flatten() {
+            self.prog.step(&higher)?;
+            for &(root, slot) in &self.roots {
+                htf[slot as usize] = self.prog.value(root);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -326,9 +389,18 @@ pub(crate) enum Node {
         above: bool,
         prev: f64,
     },
-    /// A detector and its lookback (the earliest candle an event can come on).
-    Smc(Box<Det>, usize),
+    /// A detector, its lookback (the earliest candle an event can come on) and the swing
+    /// tracker it reads, if any.
+    Smc(Box<Det>, usize, Option<SwingRef>),
+    /// A swing tracker and its slot in [`Program::swung`], where it leaves the swings it
+    /// confirmed on the candle (typed, for the detectors reading it).
+    Swings(Box<Swings>, u32),
     On(Box<On>),
+    /// The value of expression `root` of the timeframe program in node `on`, from its `slot`.
+    OnValue(Ix, Ix, u32),
+    /// Panics when its input is above 100: for the engine's isolation tests.
+    #[cfg(test)]
+    Panic(Ix),
 }
 
 /// Outputs per node: the value, plus the other lines of multi-output indicators and detectors.
@@ -340,8 +412,15 @@ pub(crate) const OUTS: usize = 4;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Program {
     pub(crate) nodes: Vec<Node>,
-    vals: Vec<f64>,
-    outs: Vec<[f64; OUTS]>,
+    pub(crate) vals: Vec<f64>,
+    pub(crate) outs: Vec<[f64; OUTS]>,
+    /// What each swing tracker confirmed on the last candle.
+    pub(crate) swung: Vec<Confirmed>,
+    /// The value of each `on(tf, expr)` as of its last closed higher candle.
+    pub(crate) htf: Vec<f64>,
+    /// The last stateful node stepping began on: where a panic happened (written only by the
+    /// nodes that run foreign code, so the arithmetic stays one store per node).
+    pub(crate) at: usize,
 }
 
 fn truth(b: bool) -> f64 {
@@ -355,7 +434,11 @@ fn finite(v: f64) -> f64 {
 
 impl Program {
     /// Appends a node (its children must already be in).
-    pub(crate) fn push(&mut self, node: Node) -> Ix {
+    pub(crate) fn push(&mut self, mut node: Node) -> Ix {
+        if let Node::Swings(_, slot) = &mut node {
+            *slot = self.swung.len() as u32;
+            self.swung.push(Confirmed::default());
+        }
         self.nodes.push(node);
         self.vals.push(f64::NAN);
         self.outs.push([f64::NAN; OUTS]);
@@ -367,10 +450,28 @@ impl Program {
         self.vals[ix as usize]
     }
 
-    /// Steps every node over one closed candle, children first.
+    /// Steps every node over one closed candle, children first; stops at the first error.
     pub(crate) fn step(&mut self, c: &Candle) -> Result<(), NotAMultiple> {
-        let Program { nodes, vals, outs } = self;
-        for (i, node) in nodes.iter_mut().enumerate() {
+        self.step_from(c, 0).map_err(|(_, e)| e)
+    }
+
+    /// Steps nodes `start..` over one closed candle; on an error, returns the failing node's
+    /// index with it, the nodes after it not stepped (the caller may go on from the next one).
+    pub(crate) fn step_from(
+        &mut self,
+        c: &Candle,
+        start: usize,
+    ) -> Result<(), (usize, NotAMultiple)> {
+        let Program {
+            nodes,
+            vals,
+            outs,
+            swung,
+            htf,
+            at,
+        } = self;
+        for (k, node) in nodes[start..].iter_mut().enumerate() {
+            let i = start + k;
             let v = |ix: Ix| vals[ix as usize];
             let value = match node {
                 Node::Const(x) => *x,
@@ -423,6 +524,7 @@ impl Program {
                     }
                 }
                 Node::Ind(ind, input) => {
+                    *at = i;
                     let candle = match input {
                         None => Some(*c),
                         Some(ix) => {
@@ -467,23 +569,28 @@ impl Program {
                         truth(p >= 0.0 && d < 0.0)
                     }
                 }
-                Node::Smc(det, _) => {
-                    det.update(c, &mut outs[i]);
+                Node::Smc(det, _, swings) => {
+                    *at = i;
+                    let sw = swings.map_or_else(Confirmed::default, |r| swung[r.slot as usize]);
+                    det.update(c, sw, &mut outs[i]);
                     outs[i][0]
                 }
+                Node::Swings(s, slot) => {
+                    *at = i;
+                    swung[*slot as usize] = s.update(c);
+                    0.0
+                }
                 Node::On(on) => {
-                    let On {
-                        agg,
-                        prog,
-                        root,
-                        value,
-                        ..
-                    } = &mut **on;
-                    for higher in agg.push(c)?.into_iter().flatten() {
-                        prog.step(&higher)?;
-                        *value = prog.value(*root);
-                    }
-                    *value
+                    *at = i;
+                    on.step(c, htf).map_err(|e| (i, e))?;
+                    0.0
+                }
+                Node::OnValue(_, _, slot) => htf[*slot as usize],
+                #[cfg(test)]
+                Node::Panic(a) => {
+                    *at = i;
+                    assert!(v(*a) <= 100.0, "boom at {}", v(*a));
+                    0.0
                 }
             };
             vals[i] = value;
@@ -495,22 +602,62 @@ impl Program {
     pub(crate) fn reset(&mut self) {
         self.vals.fill(f64::NAN);
         self.outs.fill([f64::NAN; OUTS]);
-        for node in &mut self.nodes {
-            match node {
-                Node::Ind(i, _) => i.reset(),
-                Node::Smc(d, _) => d.reset(),
-                Node::Hist(r) => {
-                    r.buf.fill(f64::NAN);
-                    r.pos = 0;
-                }
-                Node::Cross { prev, .. } => *prev = f64::NAN,
-                Node::On(on) => {
-                    on.prog.reset();
-                    on.agg.reset();
-                    on.value = f64::NAN;
-                }
-                _ => {}
+        self.swung.fill(Confirmed::default());
+        self.htf.fill(f64::NAN);
+        for i in 0..self.nodes.len() {
+            self.reset_node(i);
+        }
+    }
+
+    /// Forgets the history of node `i` alone (its value is left to the caller).
+    pub(crate) fn reset_node(&mut self, i: usize) {
+        match &mut self.nodes[i] {
+            Node::Ind(ind, _) => ind.reset(),
+            Node::Smc(d, ..) => d.reset(),
+            Node::Swings(s, _) => s.reset(),
+            Node::Hist(r) => {
+                r.buf.fill(f64::NAN);
+                r.pos = 0;
             }
+            Node::Cross { prev, .. } => *prev = f64::NAN,
+            Node::On(on) => {
+                on.prog.reset();
+                on.agg.reset();
+                for &(_, slot) in &on.roots {
+                    self.htf[slot as usize] = f64::NAN;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Node {
+    /// The nodes this one reads (at most three).
+    pub(crate) fn children(&self) -> [Option<Ix>; 3] {
+        match self {
+            Node::Const(_) | Node::Field(_) | Node::Swings(..) | Node::On(_) => [None; 3],
+            Node::Smc(_, _, sw) => [sw.map(|r| r.node), None, None],
+            Node::Neg(a)
+            | Node::Not(a)
+            | Node::Abs(a)
+            | Node::Pick(a, _)
+            | Node::ArithK(_, a, _)
+            | Node::KArith(_, _, a)
+            | Node::CmpK(_, a, _) => [Some(*a), None, None],
+            Node::Arith(_, a, b)
+            | Node::Cmp(_, a, b)
+            | Node::And(a, b)
+            | Node::Or(a, b)
+            | Node::Min(a, b)
+            | Node::Max(a, b)
+            | Node::Cross { a, b, .. } => [Some(*a), Some(*b), None],
+            Node::Clamp(a, b, c) => [Some(*a), Some(*b), Some(*c)],
+            Node::Ind(_, input) => [*input, None, None],
+            Node::Hist(r) => [Some(r.input), None, None],
+            Node::OnValue(on, ..) => [Some(*on), None, None],
+            #[cfg(test)]
+            Node::Panic(a) => [Some(*a), None, None],
         }
     }
 }

@@ -480,3 +480,225 @@ mod property_tests {
         }
     }
 }
+
+/// The ten strategies of the rules bench: every function family, all four SMC detectors.
+fn ten() -> Vec<RuleDef> {
+    let mut defs = parse_file(include_str!("../../../../docs/examples/strategies.toml")).unwrap();
+    defs.extend(parse_file(include_str!("../../benches/more_rules.toml")).unwrap());
+    assert_eq!(defs.len(), 10);
+    defs
+}
+
+fn boxed(defs: &[RuleDef]) -> Vec<Box<dyn Strategy>> {
+    defs.iter()
+        .map(|d| Box::new(d.compile(d.hold).unwrap()) as Box<dyn Strategy>)
+        .collect()
+}
+
+/// What is compared between a decision in the engine and one alone (`NaN != NaN`).
+fn seen(d: &crate::strategy::Decision) -> (Action, u64, String, bool) {
+    (d.action, d.score.to_bits(), d.reason.to_string(), d.event)
+}
+
+fn count_inds(prog: &eval::Program) -> usize {
+    prog.nodes
+        .iter()
+        .filter(|n| matches!(n, eval::Node::Ind(..)))
+        .count()
+}
+
+#[test]
+fn strategies_sharing_the_engine_graph_decide_as_alone() {
+    use crate::SignalEngine;
+    use crate::confluence::{Mode, Rule};
+    let defs = ten();
+    let mut alone: Vec<RuleStrategy> = defs.iter().map(|d| d.compile(d.hold).unwrap()).collect();
+    let own_nodes: usize = alone.iter().map(|s| s.prog.nodes.len()).sum();
+    let own_inds: usize = alone.iter().map(|s| count_inds(&s.prog)).sum();
+    let mut e = SignalEngine::new(boxed(&defs), Rule::new(Mode::Any, 10)).unwrap();
+    let g = e.graph();
+    // rsi(close, 14) is in four of the ten, ema(close, 50) and ema(close, 200) in two: 15
+    // indicators instead of 20.
+    assert!(
+        g.len() < own_nodes && count_inds(&g.prog) + 5 == own_inds,
+        "{} nodes ({} indicators) shared, {own_nodes} ({own_inds}) alone",
+        g.len(),
+        count_inds(&g.prog)
+    );
+    // Five `on("1h", ...)` in three strategies: one hourly aggregator and program.
+    let ons = g
+        .prog
+        .nodes
+        .iter()
+        .filter(|n| matches!(n, eval::Node::On(_)))
+        .count();
+    assert_eq!(ons, 1);
+    let cs = crate::testing::synthetic(11, 4000);
+    let mut fired = 0;
+    for (t, c) in cs.iter().enumerate() {
+        e.on_closed(c);
+        for (i, s) in alone.iter_mut().enumerate() {
+            let d = s.on_candle(c).unwrap();
+            assert_eq!(seen(&e.decisions()[i]), seen(&d), "{} on {t}", s.id);
+            fired += usize::from(d.action != Action::Hold);
+        }
+    }
+    assert!(fired > 100, "the comparison saw signals: {fired}");
+    assert_eq!(e.failures(), 0);
+    let longest = alone.iter().map(|s| s.warmup()).max();
+    assert_eq!(
+        Some(e.warmup()),
+        longest,
+        "the hourly warm-ups, in 5m candles"
+    );
+    let mut one = defs[0].compile(1).unwrap();
+    let mut b = crate::graph::GraphBuilder::default();
+    assert!(one.share(&mut b));
+    assert!(!one.share(&mut b), "shared once");
+    assert!(one.on_candle(&cs[0]).is_err(), "stepped by its engine only");
+}
+
+/// 7-minute candles: an hourly `on(...)` cannot be built from them.
+fn seven_minute(n: usize) -> Vec<Candle> {
+    crate::testing::synthetic(5, n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            c.open_time = i as i64 * 420_000;
+            c.close_time = c.open_time + 419_999;
+            c
+        })
+        .collect()
+}
+
+#[test]
+fn a_failing_shared_node_fails_only_the_strategies_reading_it() {
+    use crate::SignalEngine;
+    use crate::confluence::{Mode, Rule};
+    let defs = [
+        def(
+            "rsi(close, 14) < 45 and on(\"1h\", close > ema(close, 20))",
+            "rsi(close, 14) > 55",
+        ),
+        def("rsi(close, 14) < 45", "rsi(close, 14) > 55"),
+    ];
+    let mut e = SignalEngine::new(boxed(&defs), Rule::new(Mode::Any, 2)).unwrap();
+    let mut alone = defs[1].compile(1).unwrap();
+    let cs = seven_minute(300);
+    for c in &cs {
+        e.on_closed(c);
+        let d = alone.on_candle(c).unwrap();
+        assert_eq!(seen(&e.decisions()[1]), seen(&d));
+    }
+    assert_eq!(e.slots()[0].failures, 300);
+    assert_eq!(e.slots()[1].failures, 0);
+    let msg = e.slots()[0].last_error.clone().unwrap();
+    assert!(msg.contains("1h is not a multiple"), "{msg}");
+}
+
+/// Adds a node that panics when the close is above 100, and fails while it does.
+#[derive(Debug, Clone)]
+struct Boom(eval::Ix);
+
+impl Strategy for Boom {
+    fn id(&self) -> &'static str {
+        "boom"
+    }
+    fn on_candle(
+        &mut self,
+        _: &Candle,
+    ) -> Result<crate::strategy::Decision, crate::strategy::StrategyError> {
+        unreachable!("shared")
+    }
+    fn reset(&mut self) {}
+    fn warmup(&self) -> usize {
+        0
+    }
+    fn clone_box(&self) -> Box<dyn Strategy> {
+        Box::new(self.clone())
+    }
+    fn share(&mut self, g: &mut crate::graph::GraphBuilder) -> bool {
+        let close = g.c.prog.push(eval::Node::Field(eval::Field::Close));
+        self.0 = g.c.prog.push(eval::Node::Panic(close));
+        true
+    }
+    fn decide(
+        &mut self,
+        _: &Candle,
+        g: &crate::graph::Graph,
+    ) -> Result<crate::strategy::Decision, crate::strategy::StrategyError> {
+        match g.fault(self.0) {
+            Some(f) => Err(crate::strategy::StrategyError(f.to_string())),
+            None => Ok(crate::strategy::Decision::hold(
+                crate::strategy::Reason::text("ok"),
+            )),
+        }
+    }
+}
+
+#[test]
+fn a_panicking_shared_node_is_reset_and_the_nodes_after_it_still_step() {
+    use crate::SignalEngine;
+    use crate::confluence::{Mode, Rule};
+    // The panicking node comes first in the graph: the rule's nodes are stepped after it.
+    let rule = def(
+        "crosses_above(close, sma(close, 3))",
+        "crosses_below(close, sma(close, 3))",
+    );
+    let strategies: Vec<Box<dyn Strategy>> =
+        vec![Box::new(Boom(0)), Box::new(rule.compile(1).unwrap())];
+    let mut e = SignalEngine::new(strategies, Rule::new(Mode::Any, 2)).unwrap();
+    let mut alone = rule.compile(1).unwrap();
+    let closes = [
+        98.0, 99.0, 97.0, 101.0, 102.0, 96.0, 95.0, 103.0, 99.0, 100.0,
+    ];
+    let mut views = 0;
+    for c in candles(&closes) {
+        e.on_closed(&c);
+        let d = alone.on_candle(&c).unwrap();
+        assert_eq!(seen(&e.decisions()[1]), seen(&d));
+        views += usize::from(d.action != Action::Hold);
+    }
+    assert!(views > 0);
+    assert_eq!(e.slots()[0].failures, 3, "closes above 100");
+    assert_eq!(e.slots()[1].failures, 0);
+    let msg = e.slots()[0].last_error.clone().unwrap();
+    assert!(msg.contains("panicked: boom at 103"), "{msg}");
+}
+
+#[test]
+fn rule_predicates_and_built_in_smc_strategies_share_detectors() {
+    use crate::SignalEngine;
+    use crate::confluence::{Mode, Rule};
+    let rule = def("bos_up or sweep_low", "bos_down or sweep_high");
+    let mut strategies = vec![
+        crate::strategy::build("smc_bos", &serde_json::Map::new()).unwrap(),
+        crate::strategy::build("smc_liquidity_sweep", &serde_json::Map::new()).unwrap(),
+    ];
+    strategies.push(Box::new(rule.compile(1).unwrap()));
+    let mut e = SignalEngine::new(strategies, Rule::new(Mode::Any, 3)).unwrap();
+    let nodes = &e.graph().prog.nodes;
+    let swings = nodes
+        .iter()
+        .filter(|n| matches!(n, eval::Node::Swings(..)))
+        .count();
+    let dets = nodes
+        .iter()
+        .filter(|n| matches!(n, eval::Node::Smc(..)))
+        .count();
+    assert_eq!(
+        (swings, dets),
+        (1, 2),
+        "one tracker, one structure, one sweep"
+    );
+    let mut alone = rule.compile(1).unwrap();
+    let mut fired = 0;
+    for c in &crate::testing::synthetic(13, 3000) {
+        e.on_closed(c);
+        let d = alone.on_candle(c).unwrap();
+        assert_eq!(seen(&e.decisions()[2]), seen(&d));
+        fired += usize::from(d.action != Action::Hold);
+    }
+    assert!(fired > 20, "{fired}");
+    assert_eq!(e.failures(), 0);
+}

@@ -74,7 +74,9 @@ pub struct LiquidityUpdate {
 /// Streaming liquidity-sweep detector.
 #[derive(Debug, Clone)]
 pub struct Liquidity {
+    /// Its own swings; unused when a shared tracker feeds [`Liquidity::update_with`].
     swings: Swings,
+    seen: u64,
     // Vecs, as in `zone::ZoneBook`: scanned on every candle, shifted only when full.
     highs: Vec<Pool>,
     lows: Vec<Pool>,
@@ -96,6 +98,7 @@ impl Liquidity {
         let max_levels = max_levels.max(1);
         Liquidity {
             swings: Swings::new(swing_length),
+            seen: 0,
             highs: Vec::with_capacity(max_levels),
             lows: Vec::with_capacity(max_levels),
             tolerance_pct,
@@ -116,12 +119,21 @@ impl Liquidity {
 
     /// Candles fed since the last reset.
     pub fn seen(&self) -> u64 {
-        self.swings.seen()
+        self.seen
     }
 
     /// Feeds one closed candle.
     pub fn update(&mut self, c: &Candle) -> LiquidityUpdate {
-        let index = self.swings.seen();
+        let swings = self.swings.update(c);
+        self.update_with(c, swings)
+    }
+
+    /// Feeds one closed candle with the swings a tracker of the same `swing_length` confirmed
+    /// on it (pools are swept before the new swings join them, so this equals
+    /// [`Liquidity::update`]).
+    pub fn update_with(&mut self, c: &Candle, swings: Confirmed) -> LiquidityUpdate {
+        let index = self.seen;
+        self.seen += 1;
         let bear = take(&mut self.highs, Side::Bear, c, index, self.max_age);
         let bull = take(&mut self.lows, Side::Bull, c, index, self.max_age);
         let event = match (bull, bear) {
@@ -129,7 +141,6 @@ impl Liquidity {
             (Some(_), Some(_)) => SweepEvent::Conflict,
             (None, None) => SweepEvent::None,
         };
-        let swings = self.swings.update(c);
         let (tol, max) = (self.tolerance_pct / 100.0, self.max_levels);
         if let Some(p) = swings.high {
             add(&mut self.highs, p, tol, max, f64::max);
@@ -143,6 +154,7 @@ impl Liquidity {
     /// Forgets all history.
     pub fn reset(&mut self) {
         self.swings.reset();
+        self.seen = 0;
         self.highs.clear();
         self.lows.clear();
     }

@@ -15,7 +15,8 @@
 //! never retested by the candle that created it.
 
 use super::Side;
-use super::structure::{Break, Structure};
+use super::structure::{Break, StructureState};
+use super::swing::{Confirmed, Swings};
 use super::zone::{Zone, ZoneBook, ZoneEvent};
 use crate::model::Candle;
 
@@ -40,10 +41,13 @@ pub struct ObUpdate {
 /// Streaming order-block detector.
 #[derive(Debug, Clone)]
 pub struct OrderBlocks {
-    structure: Structure,
+    /// Its own swings; unused when a shared tracker feeds [`OrderBlocks::update_with`].
+    swings: Swings,
+    structure: StructureState,
     zones: ZoneBook,
     last_down: Option<Bar>,
     last_up: Option<Bar>,
+    seen: u64,
 }
 
 impl OrderBlocks {
@@ -51,10 +55,12 @@ impl OrderBlocks {
     /// side for at most `max_age` candles (`0` = no limit).
     pub fn new(swing_length: usize, max_zones: usize, max_age: usize) -> Self {
         OrderBlocks {
-            structure: Structure::new(swing_length),
+            swings: Swings::new(swing_length),
+            structure: StructureState::default(),
             zones: ZoneBook::new(max_zones, max_age),
             last_down: None,
             last_up: None,
+            seen: 0,
         }
     }
 
@@ -65,14 +71,22 @@ impl OrderBlocks {
 
     /// Candles fed since the last reset.
     pub fn seen(&self) -> u64 {
-        self.structure.seen()
+        self.seen
     }
 
     /// Feeds one closed candle.
     pub fn update(&mut self, c: &Candle) -> ObUpdate {
-        let index = self.structure.seen();
+        let swings = self.swings.update(c);
+        self.update_with(c, swings)
+    }
+
+    /// Feeds one closed candle with the swings a tracker of the same `swing_length` confirmed
+    /// on it (the zones do not depend on the swings, so this equals [`OrderBlocks::update`]).
+    pub fn update_with(&mut self, c: &Candle, swings: Confirmed) -> ObUpdate {
+        let index = self.seen;
+        self.seen += 1;
         let event = self.zones.update(c, index);
-        let brk = self.structure.update(c).brk;
+        let brk = self.structure.update(c, swings, index);
         let born = brk.and_then(|b| {
             let source = match b.side {
                 Side::Bull => self.last_down,
@@ -105,10 +119,12 @@ impl OrderBlocks {
 
     /// Forgets all history.
     pub fn reset(&mut self) {
+        self.swings.reset();
         self.structure.reset();
         self.zones.clear();
         self.last_down = None;
         self.last_up = None;
+        self.seen = 0;
     }
 }
 

@@ -59,26 +59,17 @@ struct Level {
     broken: bool,
 }
 
-/// Streaming structure tracker over a [`Swings`] detector.
-#[derive(Debug, Clone)]
-pub struct Structure {
-    swings: Swings,
+/// The structure's levels and trend, fed the swings confirmed on each candle: what
+/// [`Structure`] adds to a [`Swings`] detector, apart so that several detectors can read one
+/// swing tracker (the engine's shared graph does).
+#[derive(Debug, Clone, Default)]
+pub struct StructureState {
     trend: Option<Side>,
     high: Option<Level>,
     low: Option<Level>,
 }
 
-impl Structure {
-    /// A tracker over swings of `swing_length` bars each side.
-    pub fn new(swing_length: usize) -> Self {
-        Structure {
-            swings: Swings::new(swing_length),
-            trend: None,
-            high: None,
-            low: None,
-        }
-    }
-
+impl StructureState {
     /// The current structure: the side of the last break (`None` before the first).
     pub fn trend(&self) -> Option<Side> {
         self.trend
@@ -94,20 +85,8 @@ impl Structure {
         self.low.filter(|l| !l.broken).map(|l| l.price)
     }
 
-    /// Candles fed since the last reset.
-    pub fn seen(&self) -> u64 {
-        self.swings.seen()
-    }
-
-    /// Bars on each side of a swing.
-    pub fn swing_length(&self) -> usize {
-        self.swings.length()
-    }
-
-    /// Feeds one closed candle.
-    pub fn update(&mut self, c: &Candle) -> StructureUpdate {
-        let swings = self.swings.update(c);
-        let index = self.swings.seen() - 1;
+    /// Candle `index` (0-based) with the swings it confirmed; returns its break, if any.
+    pub fn update(&mut self, c: &Candle, swings: Confirmed, index: u64) -> Option<Break> {
         if let Some(p) = swings.high {
             self.high = Some(Level {
                 price: p.price,
@@ -134,7 +113,7 @@ impl Structure {
             l.broken = true;
             brk = Some((Side::Bear, l.price, l.index));
         }
-        let brk = brk.map(|(side, level, swing_index)| {
+        brk.map(|(side, level, swing_index)| {
             let kind = if self.trend == Some(side.opposite()) {
                 BreakKind::Choch
             } else {
@@ -148,16 +127,68 @@ impl Structure {
                 swing_index,
                 index,
             }
-        });
+        })
+    }
+
+    /// Forgets all history.
+    pub fn reset(&mut self) {
+        *self = StructureState::default();
+    }
+}
+
+/// Streaming structure tracker over a [`Swings`] detector.
+#[derive(Debug, Clone)]
+pub struct Structure {
+    swings: Swings,
+    state: StructureState,
+}
+
+impl Structure {
+    /// A tracker over swings of `swing_length` bars each side.
+    pub fn new(swing_length: usize) -> Self {
+        Structure {
+            swings: Swings::new(swing_length),
+            state: StructureState::default(),
+        }
+    }
+
+    /// The current structure: the side of the last break (`None` before the first).
+    pub fn trend(&self) -> Option<Side> {
+        self.state.trend()
+    }
+
+    /// The last confirmed swing high, if it is still unbroken.
+    pub fn open_high(&self) -> Option<f64> {
+        self.state.open_high()
+    }
+
+    /// The last confirmed swing low, if it is still unbroken.
+    pub fn open_low(&self) -> Option<f64> {
+        self.state.open_low()
+    }
+
+    /// Candles fed since the last reset.
+    pub fn seen(&self) -> u64 {
+        self.swings.seen()
+    }
+
+    /// Bars on each side of a swing.
+    pub fn swing_length(&self) -> usize {
+        self.swings.length()
+    }
+
+    /// Feeds one closed candle.
+    pub fn update(&mut self, c: &Candle) -> StructureUpdate {
+        let swings = self.swings.update(c);
+        let index = self.swings.seen() - 1;
+        let brk = self.state.update(c, swings, index);
         StructureUpdate { swings, brk }
     }
 
     /// Forgets all history.
     pub fn reset(&mut self) {
         self.swings.reset();
-        self.trend = None;
-        self.high = None;
-        self.low = None;
+        self.state.reset();
     }
 }
 

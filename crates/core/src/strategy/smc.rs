@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use super::hold::{Hold, Signal};
 use super::params::{self, Params};
 use super::{Decision, Reason, Strategy, StrategyError};
+use crate::graph::{Graph, GraphBuilder};
 use crate::model::Candle;
+use crate::rules::eval::{Det, Ix};
 use crate::smc::Side;
 use crate::smc::fvg::Fvgs;
 use crate::smc::liquidity::{Liquidity, Sweep, SweepEvent};
@@ -218,27 +220,62 @@ fn break_warmup(swing_length: usize) -> usize {
     2 * swing_length.max(1) + 2
 }
 
-/// A BOS or CHoCH strategy over one structure tracker.
+/// A BOS or CHoCH strategy over one structure tracker: its own, or the engine graph's node
+/// `shared` (read by BOS, CHoCH and the rule predicates of its `swing_length` alike).
 #[derive(Debug, Clone)]
 struct Breaks {
     structure: Structure,
     kind: BreakKind,
     hold: Hold,
+    shared: Option<Ix>,
+    /// Candles decided on while shared.
+    seen: u64,
 }
 
 impl Breaks {
     fn on_candle(&mut self, c: &Candle) -> Decision {
+        let brk = self.structure.update(c).brk;
+        self.respond(c, brk, self.structure.trend(), self.structure.seen())
+    }
+
+    fn respond(
+        &mut self,
+        c: &Candle,
+        brk: Option<Break>,
+        trend: Option<Side>,
+        seen: u64,
+    ) -> Decision {
         // The view ends when the close goes back through the broken level.
-        let signal = match self.structure.update(c).brk {
+        let signal = match brk {
             Some(b) if b.kind == self.kind => {
                 Some(Signal::until_close_beyond(break_decision(&b, c), b.level))
             }
             _ => None,
         };
-        let d = self
-            .hold
-            .step(c, signal, structure_hold(self.structure.trend()));
-        gate(self.structure.seen(), self.warmup(), d)
+        let d = self.hold.step(c, signal, structure_hold(trend));
+        gate(seen, self.warmup(), d)
+    }
+
+    fn share(&mut self, g: &mut GraphBuilder) -> bool {
+        if self.shared.is_some() || self.structure.seen() > 0 {
+            return false;
+        }
+        self.shared = g.c.structure(self.structure.swing_length(), 0).ok();
+        self.shared.is_some()
+    }
+
+    fn decide(&mut self, id: &str, c: &Candle, g: &Graph) -> Result<Decision, StrategyError> {
+        let Some(ix) = self.shared else {
+            return Ok(self.on_candle(c));
+        };
+        match g.det(ix) {
+            Ok(Det::Structure { state, last, .. }) => {
+                self.seen += 1;
+                Ok(self.respond(c, *last, state.trend(), self.seen))
+            }
+            Ok(_) => Err(StrategyError(format!("{id}: not a structure node"))),
+            Err(f) => Err(StrategyError(format!("{id}: {f}"))),
+        }
     }
 
     /// A CHoCH needs a break to set the structure first: one candle more than a BOS.
@@ -260,6 +297,8 @@ macro_rules! break_strategy {
                     structure: Structure::new(cfg.swing_length),
                     kind: $kind,
                     hold: Hold::new(cfg.hold),
+                    shared: None,
+                    seen: 0,
                 })
             }
         }
@@ -269,11 +308,15 @@ macro_rules! break_strategy {
                 $id
             }
             fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+                if self.0.shared.is_some() {
+                    return Err(shared_error($id));
+                }
                 Ok(self.0.on_candle(c))
             }
             fn reset(&mut self) {
                 self.0.structure.reset();
                 self.0.hold.reset();
+                self.0.seen = 0;
             }
             fn warmup(&self) -> usize {
                 self.0.warmup()
@@ -281,8 +324,30 @@ macro_rules! break_strategy {
             fn clone_box(&self) -> Box<dyn Strategy> {
                 Box::new(self.clone())
             }
+            fn share(&mut self, g: &mut GraphBuilder) -> bool {
+                self.0.share(g)
+            }
+            fn decide(&mut self, c: &Candle, g: &Graph) -> Result<Decision, StrategyError> {
+                self.0.decide($id, c, g)
+            }
         }
     };
+}
+
+/// `on_candle` on a strategy whose detector lives in an engine's graph.
+fn shared_error(id: &str) -> StrategyError {
+    StrategyError(format!(
+        "{id}: its detector is in an engine's graph; the engine steps it"
+    ))
+}
+
+/// The shared detector `ix` once the graph stepped it, or the failure.
+fn shared_det<'g>(id: &str, g: &'g Graph, ix: Ix) -> Result<&'g Det, StrategyError> {
+    g.det(ix).map_err(|f| StrategyError(format!("{id}: {f}")))
+}
+
+fn wrong_node(id: &str) -> StrategyError {
+    StrategyError(format!("{id}: its graph node is not its detector"))
 }
 
 break_strategy!(
@@ -324,8 +389,11 @@ fn zone_signal(r: &Retest, c: &Candle, bull: &'static str, bear: &'static str) -
 #[derive(Debug, Clone)]
 pub struct SmcOrderBlock {
     blocks: OrderBlocks,
-    swing_length: usize,
+    cfg: OrderBlockConfig,
     hold: Hold,
+    /// The engine graph's detector it reads instead of `blocks`, and the candles since.
+    shared: Option<Ix>,
+    seen: u64,
 }
 
 impl SmcOrderBlock {
@@ -333,18 +401,15 @@ impl SmcOrderBlock {
     pub fn new(cfg: OrderBlockConfig) -> Self {
         SmcOrderBlock {
             blocks: OrderBlocks::new(cfg.swing_length, cfg.max_zones, cfg.max_age),
-            swing_length: cfg.swing_length.max(1),
             hold: Hold::new(cfg.hold),
+            cfg,
+            shared: None,
+            seen: 0,
         }
     }
-}
 
-impl Strategy for SmcOrderBlock {
-    fn id(&self) -> &'static str {
-        ORDER_BLOCK_ID
-    }
-    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let (signal, idle) = match self.blocks.update(c).event {
+    fn respond(&mut self, c: &Candle, event: ZoneEvent, seen: u64) -> Decision {
+        let (signal, idle) = match event {
             ZoneEvent::Retest(r) => (
                 Some(zone_signal(
                     &r,
@@ -365,18 +430,49 @@ impl Strategy for SmcOrderBlock {
             ZoneEvent::None => (None, Decision::hold(Reason::text("no order block retest"))),
         };
         let d = self.hold.step(c, signal, idle);
-        Ok(gate(self.blocks.seen(), self.warmup(), d))
+        gate(seen, self.warmup(), d)
+    }
+}
+
+impl Strategy for SmcOrderBlock {
+    fn id(&self) -> &'static str {
+        ORDER_BLOCK_ID
+    }
+    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+        if self.shared.is_some() {
+            return Err(shared_error(ORDER_BLOCK_ID));
+        }
+        let event = self.blocks.update(c).event;
+        Ok(self.respond(c, event, self.blocks.seen()))
     }
     fn reset(&mut self) {
         self.blocks.reset();
         self.hold.reset();
+        self.seen = 0;
     }
     fn warmup(&self) -> usize {
         // The earliest block is born with the earliest break; a retest needs one more candle.
-        break_warmup(self.swing_length) + 1
+        break_warmup(self.cfg.swing_length) + 1
     }
     fn clone_box(&self) -> Box<dyn Strategy> {
         Box::new(self.clone())
+    }
+    fn share(&mut self, g: &mut GraphBuilder) -> bool {
+        if self.shared.is_some() || self.blocks.seen() > 0 {
+            return false;
+        }
+        self.shared = g.c.order_blocks(&self.cfg, 0).ok();
+        self.shared.is_some()
+    }
+    fn decide(&mut self, c: &Candle, g: &Graph) -> Result<Decision, StrategyError> {
+        let Some(ix) = self.shared else {
+            return self.on_candle(c);
+        };
+        let Det::OrderBlocks { last, .. } = shared_det(ORDER_BLOCK_ID, g, ix)? else {
+            return Err(wrong_node(ORDER_BLOCK_ID));
+        };
+        self.seen += 1;
+        Ok(self.respond(c, *last, self.seen))
     }
 }
 
@@ -384,7 +480,11 @@ impl Strategy for SmcOrderBlock {
 #[derive(Debug, Clone)]
 pub struct SmcFvg {
     gaps: Fvgs,
+    cfg: FvgConfig,
     hold: Hold,
+    /// The engine graph's detector it reads instead of `gaps`, and the candles since.
+    shared: Option<Ix>,
+    seen: u64,
 }
 
 impl SmcFvg {
@@ -393,16 +493,14 @@ impl SmcFvg {
         SmcFvg {
             gaps: Fvgs::new(cfg.fvg_min_size_pct, cfg.max_zones, cfg.max_age),
             hold: Hold::new(cfg.hold),
+            cfg,
+            shared: None,
+            seen: 0,
         }
     }
-}
 
-impl Strategy for SmcFvg {
-    fn id(&self) -> &'static str {
-        FVG_ID
-    }
-    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let (signal, idle) = match self.gaps.update(c).event {
+    fn respond(&mut self, c: &Candle, event: ZoneEvent, seen: u64) -> Decision {
+        let (signal, idle) = match event {
             ZoneEvent::Retest(r) => (
                 Some(zone_signal(
                     &r,
@@ -422,11 +520,25 @@ impl Strategy for SmcFvg {
             ZoneEvent::None => (None, Decision::hold(Reason::text("no gap retrace"))),
         };
         let d = self.hold.step(c, signal, idle);
-        Ok(gate(self.gaps.seen(), self.warmup(), d))
+        gate(seen, self.warmup(), d)
+    }
+}
+
+impl Strategy for SmcFvg {
+    fn id(&self) -> &'static str {
+        FVG_ID
+    }
+    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+        if self.shared.is_some() {
+            return Err(shared_error(FVG_ID));
+        }
+        let event = self.gaps.update(c).event;
+        Ok(self.respond(c, event, self.gaps.seen()))
     }
     fn reset(&mut self) {
         self.gaps.reset();
         self.hold.reset();
+        self.seen = 0;
     }
     fn warmup(&self) -> usize {
         // Three candles make a gap, the fourth can retrace into it.
@@ -434,6 +546,23 @@ impl Strategy for SmcFvg {
     }
     fn clone_box(&self) -> Box<dyn Strategy> {
         Box::new(self.clone())
+    }
+    fn share(&mut self, g: &mut GraphBuilder) -> bool {
+        if self.shared.is_some() || self.gaps.seen() > 0 {
+            return false;
+        }
+        self.shared = g.c.fvgs(&self.cfg, 0).ok();
+        self.shared.is_some()
+    }
+    fn decide(&mut self, c: &Candle, g: &Graph) -> Result<Decision, StrategyError> {
+        let Some(ix) = self.shared else {
+            return self.on_candle(c);
+        };
+        let Det::Fvgs { last, .. } = shared_det(FVG_ID, g, ix)? else {
+            return Err(wrong_node(FVG_ID));
+        };
+        self.seen += 1;
+        Ok(self.respond(c, *last, self.seen))
     }
 }
 
@@ -457,8 +586,11 @@ fn sweep_signal(s: &Sweep) -> Signal {
 #[derive(Debug, Clone)]
 pub struct SmcLiquiditySweep {
     liquidity: Liquidity,
-    swing_length: usize,
+    cfg: SweepConfig,
     hold: Hold,
+    /// The engine graph's detector it reads instead of `liquidity`, and the candles since.
+    shared: Option<Ix>,
+    seen: u64,
 }
 
 impl SmcLiquiditySweep {
@@ -471,18 +603,15 @@ impl SmcLiquiditySweep {
                 cfg.max_zones,
                 cfg.max_age,
             ),
-            swing_length: cfg.swing_length.max(1),
             hold: Hold::new(cfg.hold),
+            cfg,
+            shared: None,
+            seen: 0,
         }
     }
-}
 
-impl Strategy for SmcLiquiditySweep {
-    fn id(&self) -> &'static str {
-        LIQUIDITY_SWEEP_ID
-    }
-    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let (signal, idle) = match self.liquidity.update(c).event {
+    fn respond(&mut self, c: &Candle, event: SweepEvent, seen: u64) -> Decision {
+        let (signal, idle) = match event {
             SweepEvent::Sweep(s) => (Some(sweep_signal(&s)), Decision::WARMING_UP),
             SweepEvent::Conflict => {
                 self.hold.end();
@@ -494,18 +623,49 @@ impl Strategy for SmcLiquiditySweep {
             SweepEvent::None => (None, Decision::hold(Reason::text("no sweep"))),
         };
         let d = self.hold.step(c, signal, idle);
-        Ok(gate(self.liquidity.seen(), self.warmup(), d))
+        gate(seen, self.warmup(), d)
+    }
+}
+
+impl Strategy for SmcLiquiditySweep {
+    fn id(&self) -> &'static str {
+        LIQUIDITY_SWEEP_ID
+    }
+    fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
+        if self.shared.is_some() {
+            return Err(shared_error(LIQUIDITY_SWEEP_ID));
+        }
+        let event = self.liquidity.update(c).event;
+        Ok(self.respond(c, event, self.liquidity.seen()))
     }
     fn reset(&mut self) {
         self.liquidity.reset();
         self.hold.reset();
+        self.seen = 0;
     }
     fn warmup(&self) -> usize {
         // A pool exists from candle 2L on; the next candle can sweep it.
-        break_warmup(self.swing_length)
+        break_warmup(self.cfg.swing_length)
     }
     fn clone_box(&self) -> Box<dyn Strategy> {
         Box::new(self.clone())
+    }
+    fn share(&mut self, g: &mut GraphBuilder) -> bool {
+        if self.shared.is_some() || self.liquidity.seen() > 0 {
+            return false;
+        }
+        self.shared = g.c.liquidity(&self.cfg, 0).ok();
+        self.shared.is_some()
+    }
+    fn decide(&mut self, c: &Candle, g: &Graph) -> Result<Decision, StrategyError> {
+        let Some(ix) = self.shared else {
+            return self.on_candle(c);
+        };
+        let Det::Liquidity { last, .. } = shared_det(LIQUIDITY_SWEEP_ID, g, ix)? else {
+            return Err(wrong_node(LIQUIDITY_SWEEP_ID));
+        };
+        self.seen += 1;
+        Ok(self.respond(c, *last, self.seen))
     }
 }
 
