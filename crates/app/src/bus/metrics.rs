@@ -1,7 +1,8 @@
 //! A worker's `/metrics` (`manus worker --metrics ADDR`): owned streams, live workers, lease
-//! renewals, takeovers and hand-backs, and the publisher's counters and backlog, in the
-//! OpenMetrics text format encoded by `prometheus-client` (as the dashboard's), read from the
-//! counters where they live at scrape time.
+//! renewals, takeovers and hand-backs, and the publisher's counters (messages produced,
+//! acknowledged, dropped, retried) and backlog, in the OpenMetrics text format encoded by
+//! `prometheus-client` (as the dashboard's), read from the counters where they live at
+//! scrape time.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,6 +90,11 @@ impl Collector for WorkerMetrics {
                 l.feed_restarts.load(Relaxed),
             ),
             (
+                "manus_bus_queued",
+                "Messages handed to the publisher (every candle and record produced).",
+                self.bus.queued.load(Relaxed),
+            ),
+            (
                 "manus_bus_published",
                 "Messages the bus acknowledged.",
                 r.published,
@@ -167,6 +173,7 @@ mod tests {
         let text = m.render();
         assert!(text.contains("\nmanus_worker_owned_streams 20\n"), "{text}");
         assert!(text.contains("\nmanus_bus_backlog 2\n"), "{text}");
+        assert!(text.contains("\nmanus_bus_queued_total 7\n"), "{text}");
         assert!(
             text.contains("\nmanus_worker_lease_renewals_total 3\n"),
             "{text}"

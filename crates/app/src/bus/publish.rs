@@ -93,6 +93,9 @@ impl std::fmt::Display for BusReport {
 /// epoch (this host's clock), so a subscriber on the same clock sees the end-to-end latency.
 pub const READ_AT_HEADER: &str = "Manus-Read-Us";
 
+/// The `tracing` target of the per-message "bus produced SUBJECT ID BODY" lines.
+pub const PRODUCED_TARGET: &str = "manus::bus::produced";
+
 /// One message on its way.
 #[derive(Debug, Clone)]
 struct Outgoing {
@@ -146,6 +149,16 @@ impl BusTap {
     }
 
     fn push(&self, msg: Outgoing) {
+        // What this process produced, one line per message (off unless asked for with
+        // RUST_LOG=manus::bus::produced=trace): the end-to-end bus tests compare it with the
+        // streams.
+        tracing::trace!(
+            target: PRODUCED_TARGET,
+            "bus produced {} {} {}",
+            msg.subject,
+            msg.id,
+            String::from_utf8_lossy(&msg.body)
+        );
         match self.tx.try_send(Item::Msg(msg)) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Relaxed);
