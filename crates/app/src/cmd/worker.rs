@@ -7,6 +7,8 @@
 //! backfilled over REST and flagged `backfilled`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -142,6 +144,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         sink.attach_tap(Box::new(publisher.tap()));
         // The streams the feed runs now.
         let mut running: BTreeSet<StreamKey> = BTreeSet::new();
+        // Streams given up whose records may not all be acknowledged yet: their leases are
+        // kept (through `applied`) until `drain`, a flush ordered after their last record,
+        // completes. The kept streams are pumped meanwhile, so a give-up never stalls them.
+        let mut draining: BTreeSet<StreamKey> = BTreeSet::new();
+        let mut drain: Option<Pin<Box<dyn Future<Output = bool> + '_>>> = None;
         loop {
             let set = want.borrow_and_update().clone();
             let gone: BTreeSet<StreamKey> = running.difference(&set).cloned().collect();
@@ -153,14 +160,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 pipeline.remove_streams(|k| gone.contains(k));
                 running.retain(|k| !gone.contains(k));
                 stats.stream_stops.fetch_add(gone.len() as u64, Relaxed);
-                // Their records are on the bus before their leases can go to others (the
-                // lease task gives back only what `applied` no longer holds).
-                if !publisher.flush(DRAIN_GRACE).await {
-                    tracing::warn!("worker {me}: the bus did not acknowledge everything in time");
-                }
-                applied.send_replace(running.clone());
+                draining.extend(gone.iter().cloned());
+                // A later flush covers every earlier message too (the queue is in order).
+                drain = Some(Box::pin(publisher.flush(DRAIN_GRACE)));
             }
             let new: Vec<StreamKey> = set.difference(&running).cloned().collect();
+            if new.iter().any(|s| draining.contains(s)) {
+                // Taken back while its records are in flight: it must resume after them.
+                if let Some(d) = drain.take() {
+                    drained(&me, d.await, &mut draining, &applied, &running);
+                }
+            }
             if !new.is_empty() {
                 // A stream taken (at start, from a dead worker or on a rebalance) resumes
                 // after its last record on the bus.
@@ -191,7 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 pipeline.add_streams(&new);
                 stats.stream_starts.fetch_add(new.len() as u64, Relaxed);
                 running.extend(new.iter().cloned());
-                applied.send_replace(running.clone());
+                applied.send_replace(running.union(&draining).cloned().collect());
             }
             if !gone.is_empty() || !new.is_empty() {
                 tracing::info!(
@@ -204,6 +214,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let Some(f) = feed.as_mut() else {
                 tokio::select! {
                     r = want.changed() => if r.is_err() { break },
+                    ok = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => {
+                        drain = None;
+                        drained(&me, ok, &mut draining, &applied, &running);
+                    }
                     _ = shutdown.wait() => break,
                 }
                 continue;
@@ -212,6 +226,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let first = tokio::select! {
                     biased;
                     _ = shutdown.wait() => break true,
+                    ok = async { drain.as_mut().expect("guarded").await }, if drain.is_some() => {
+                        drain = None;
+                        drained(&me, ok, &mut draining, &applied, &running);
+                        continue;
+                    }
                     r = want.changed() => {
                         if r.is_err() { break true }
                         if *want.borrow() == running { continue }
@@ -239,11 +258,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                                 .await;
                         }
                         // Every stream starts again, from its last record on the bus.
-                        if !publisher.flush(DRAIN_GRACE).await {
-                            tracing::warn!(
-                                "worker {me}: the bus did not acknowledge everything in time"
-                            );
-                        }
+                        drain = None;
+                        let ok = publisher.flush(DRAIN_GRACE).await;
+                        drained(&me, ok, &mut draining, &applied, &BTreeSet::new());
                         stats.stream_stops.fetch_add(running.len() as u64, Relaxed);
                         stats.feed_restarts.fetch_add(1, Relaxed);
                         running.clear();
@@ -261,6 +278,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(f) = feed.take() {
             let _ = tokio::time::timeout(Duration::from_millis(500), f.shutdown()).await;
         }
+        drop(drain);
         applied.send_replace(BTreeSet::new());
         let report = publisher.finish(DRAIN_GRACE).await;
         let _ = stop_tx.send(true);
@@ -268,4 +286,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!("worker {me} stopped; {report}");
         Ok(())
     })
+}
+
+/// A give-up's flush ended: the drained streams' leases may go to others now.
+fn drained(
+    me: &str,
+    acknowledged: bool,
+    draining: &mut BTreeSet<StreamKey>,
+    applied: &watch::Sender<BTreeSet<StreamKey>>,
+    running: &BTreeSet<StreamKey>,
+) {
+    if !acknowledged {
+        tracing::warn!("worker {me}: the bus did not acknowledge everything in time");
+    }
+    draining.clear();
+    applied.send_replace(running.clone());
 }
