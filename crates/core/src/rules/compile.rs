@@ -4,9 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::indicator::{
-    Adx, Atr, Bbands, Ema, Highest, Lowest, Macd, MinusDi, PlusDi, Rsi, Sma, Stddev, Stoch,
-};
+use crate::indicator::{Atr, Bbands, Dmi, Ema, Highest, Lowest, Macd, Rsi, Sma, Stddev, Stoch};
 use crate::model::Interval;
 use crate::smc::fvg::Fvgs;
 use crate::smc::liquidity::Liquidity;
@@ -409,13 +407,17 @@ impl Compiler {
                 arity(1, "n")?;
                 let lo = if name == "atr" { 1 } else { 2 };
                 let n = whole(vals[0], "n", lo, MAX_PERIOD)?;
-                let ind = match name {
-                    "atr" => Ind::Atr(Atr::new(n)),
-                    "adx" => Ind::Adx(Adx::new(n)),
-                    "plus_di" => Ind::PlusDi(PlusDi::new(n)),
-                    _ => Ind::MinusDi(MinusDi::new(n)),
-                };
-                self.indicator(name, format!("{name}({n})"), col, ind, None, 0, args)
+                if name == "atr" {
+                    let ind = Ind::Atr(Atr::new(n));
+                    return self.indicator(name, format!("atr({n})"), col, ind, None, 0, args);
+                }
+                // One directional-movement state for the three lines.
+                let part = ["adx", "plus_di", "minus_di"]
+                    .iter()
+                    .position(|p| *p == name)
+                    .unwrap_or(0);
+                let ind = Ind::Dmi(Dmi::new(n));
+                self.indicator(name, format!("dmi({n})"), col, ind, None, part, args)
             }
             "change" => {
                 arity(2, "x, n")?;
@@ -846,10 +848,14 @@ pub(crate) fn lookbacks(prog: &Program, base_ms: Option<i64>) -> Vec<usize> {
         let of = |ix: &Ix| lb[*ix as usize];
         let v = match node {
             Node::Const(_) | Node::Field(_) => 0,
+            // An indicator's lines may start at different bars (ADX after ±DI).
+            Node::Pick(a, part) => match &prog.nodes[*a as usize] {
+                Node::Ind(ind, input) => ind.lookback_of(*part) + input.as_ref().map_or(0, of),
+                _ => of(a),
+            },
             Node::Neg(a)
             | Node::Not(a)
             | Node::Abs(a)
-            | Node::Pick(a, _)
             | Node::ArithK(_, a, _)
             | Node::KArith(_, _, a)
             | Node::CmpK(_, a, _) => of(a),

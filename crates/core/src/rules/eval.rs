@@ -7,8 +7,7 @@
 //! whose value is not exactly `1.0` is false — so a condition still warming up is false.
 
 use crate::indicator::{
-    Adx, Atr, Bbands, Ema, Highest, Indicator, Lowest, Macd, MinusDi, PlusDi, Rsi, Sma, Stddev,
-    Stoch,
+    Atr, Bbands, Dmi, Ema, Highest, Indicator, Lowest, Macd, Rsi, Sma, Stddev, Stoch,
 };
 use crate::model::{Candle, Interval};
 use crate::smc::Side;
@@ -112,9 +111,9 @@ pub(crate) enum Ind {
     /// Outputs: %K, %D.
     Stoch(Stoch),
     Atr(Atr),
-    Adx(Adx),
-    PlusDi(PlusDi),
-    MinusDi(MinusDi),
+    /// Outputs: ADX, +DI, −DI, each from its own lookback on (`adx(n)`, `plus_di(n)` and
+    /// `minus_di(n)` share one state, which the three `ta-lib` streams did not).
+    Dmi(Dmi),
 }
 
 impl Ind {
@@ -130,9 +129,12 @@ impl Ind {
             Ind::Highest(i) => one(i.update(c), out),
             Ind::Lowest(i) => one(i.update(c), out),
             Ind::Atr(i) => one(i.update(c), out),
-            Ind::Adx(i) => one(i.update(c), out),
-            Ind::PlusDi(i) => one(i.update(c), out),
-            Ind::MinusDi(i) => one(i.update(c), out),
+            Ind::Dmi(i) => {
+                *out = match i.update_lines(c) {
+                    Some(v) => [v.adx, v.plus_di, v.minus_di, f64::NAN],
+                    None => [f64::NAN; OUTS],
+                }
+            }
             Ind::Bbands(i) => {
                 *out = match i.update(c) {
                     Some(b) => [b.upper, b.middle, b.lower, f64::NAN],
@@ -166,9 +168,7 @@ impl Ind {
             Ind::Macd(i) => i.reset(),
             Ind::Stoch(i) => i.reset(),
             Ind::Atr(i) => i.reset(),
-            Ind::Adx(i) => i.reset(),
-            Ind::PlusDi(i) => i.reset(),
-            Ind::MinusDi(i) => i.reset(),
+            Ind::Dmi(i) => i.reset(),
         }
     }
 
@@ -185,9 +185,15 @@ impl Ind {
             Ind::Macd(i) => i.lookback(),
             Ind::Stoch(i) => i.lookback(),
             Ind::Atr(i) => i.lookback(),
-            Ind::Adx(i) => i.lookback(),
-            Ind::PlusDi(i) => i.lookback(),
-            Ind::MinusDi(i) => i.lookback(),
+            Ind::Dmi(i) => i.lookback(),
+        }
+    }
+
+    /// The lookback of output `part` (that of the node itself for part 0).
+    pub(crate) fn lookback_of(&self, part: usize) -> usize {
+        match self {
+            Ind::Dmi(i) if part > 0 => i.di_lookback(),
+            _ => self.lookback(),
         }
     }
 }
