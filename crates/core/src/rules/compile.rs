@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::indicator::{Atr, Bbands, Dmi, Ema, Highest, Lowest, Macd, Rsi, Sma, Stddev, Stoch};
+use crate::indicator::{Atr, Dmi, Ema, Highest, Lowest, Macd, Rsi, Sma, Stddev, Stoch};
 use crate::model::Interval;
 use crate::smc::fvg::Fvgs;
 use crate::smc::liquidity::Liquidity;
@@ -360,17 +360,20 @@ impl Compiler {
                 let part = ["bb_upper", "bb_middle", "bb_lower"]
                     .iter()
                     .position(|p| *p == name)
-                    .unwrap_or(0);
-                let ind = Ind::Bbands(Bbands::new(n, k));
-                self.indicator(
-                    name,
-                    format!("bb({x},{n},{k:?})"),
+                    .unwrap_or(0) as u8;
+                self.uses.insert(self.written(name, args));
+                // SMA ± k·σ, bit-identical to BBANDS (tested in `indicator`): the SMA and σ
+                // are the nodes of `sma(x, n)` and `stddev(x, n)`, shared with any other use.
+                let mid = self.ind_node(format!("sma({x},{n})"), col, Ind::Sma(Sma::new(n)), x)?;
+                let sd = self.ind_node(
+                    format!("stddev({x},{n})"),
                     col,
-                    ind,
-                    Some(x),
-                    part,
-                    args,
-                )
+                    Ind::Stddev(Stddev::new(n)),
+                    x,
+                )?;
+                let key = self.scoped(format!("bb({mid},{sd},{k:?}).{part}"));
+                let ix = self.add(key, col, || Node::Band { mid, sd, k, part })?;
+                Ok((ix, Ty::Num))
             }
             "macd" | "macd_signal" | "macd_hist" => {
                 arity(4, "x, fast, slow, signal")?;
@@ -498,20 +501,28 @@ impl Compiler {
         part: usize,
         args: &[Arg],
     ) -> Result<(Ix, Ty), Fault> {
-        // Close-only indicators read nothing but the close: over `close` itself they take the
-        // candle as it is.
-        let input = input.filter(|&x| !self.is_close(x));
-        let key = match self.within {
-            Some(tf) => format!("{tf}:{key}"),
-            None => key,
-        };
         self.uses.insert(self.written(name, args));
-        let ix = self.add(key.clone(), col, || Node::Ind(Box::new(ind), input))?;
+        let ix = match input {
+            Some(x) => self.ind_node(key.clone(), col, ind, x)?,
+            None => self.add(self.scoped(key.clone()), col, || {
+                Node::Ind(Box::new(ind), None)
+            })?,
+        };
         if part == 0 {
             return Ok((ix, Ty::Num));
         }
+        let key = self.scoped(key);
         let pick = self.add(format!("{key}.{part}"), col, || Node::Pick(ix, part))?;
         Ok((pick, Ty::Num))
+    }
+
+    /// The node of an indicator over expression `x` (keyed `key`, scoped to the timeframe).
+    fn ind_node(&mut self, key: String, col: usize, ind: Ind, x: Ix) -> Result<Ix, Fault> {
+        // Close-only indicators read nothing but the close: over `close` itself they take the
+        // candle as it is.
+        let input = Some(x).filter(|&x| !self.is_close(x));
+        let key = self.scoped(key);
+        self.add(key, col, || Node::Ind(Box::new(ind), input))
     }
 
     /// How a use is listed: as written, with the timeframe when inside `on(...)`.
@@ -864,7 +875,8 @@ pub(crate) fn lookbacks(prog: &Program, base_ms: Option<i64>) -> Vec<usize> {
             | Node::And(a, b)
             | Node::Or(a, b)
             | Node::Min(a, b)
-            | Node::Max(a, b) => of(a).max(of(b)),
+            | Node::Max(a, b)
+            | Node::Band { mid: a, sd: b, .. } => of(a).max(of(b)),
             Node::Clamp(a, b, c) => of(a).max(of(b)).max(of(c)),
             Node::Ind(ind, input) => ind.lookback() + input.as_ref().map_or(0, of),
             Node::Hist(r) => of(&r.input) + r.k,

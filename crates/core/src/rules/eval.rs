@@ -6,9 +6,7 @@
 //! up). Comparisons and `and`/`or`/`not` keep `NaN` where the answer is unknown, and a rule
 //! whose value is not exactly `1.0` is false — so a condition still warming up is false.
 
-use crate::indicator::{
-    Atr, Bbands, Dmi, Ema, Highest, Indicator, Lowest, Macd, Rsi, Sma, Stddev, Stoch,
-};
+use crate::indicator::{Atr, Dmi, Ema, Highest, Indicator, Lowest, Macd, Rsi, Sma, Stddev, Stoch};
 use crate::model::{Candle, Interval};
 use crate::smc::Side;
 use crate::smc::fvg::Fvgs;
@@ -104,8 +102,6 @@ pub(crate) enum Ind {
     Stddev(Stddev),
     Highest(Highest),
     Lowest(Lowest),
-    /// Outputs: upper, middle, lower.
-    Bbands(Bbands),
     /// Outputs: macd, signal, hist.
     Macd(Macd),
     /// Outputs: %K, %D.
@@ -135,12 +131,6 @@ impl Ind {
                     None => [f64::NAN; OUTS],
                 }
             }
-            Ind::Bbands(i) => {
-                *out = match i.update(c) {
-                    Some(b) => [b.upper, b.middle, b.lower, f64::NAN],
-                    None => [f64::NAN; OUTS],
-                }
-            }
             Ind::Macd(i) => {
                 *out = match i.update(c) {
                     Some(m) => [m.macd, m.signal, m.hist, f64::NAN],
@@ -164,7 +154,6 @@ impl Ind {
             Ind::Stddev(i) => i.reset(),
             Ind::Highest(i) => i.reset(),
             Ind::Lowest(i) => i.reset(),
-            Ind::Bbands(i) => i.reset(),
             Ind::Macd(i) => i.reset(),
             Ind::Stoch(i) => i.reset(),
             Ind::Atr(i) => i.reset(),
@@ -181,7 +170,6 @@ impl Ind {
             Ind::Stddev(i) => i.lookback(),
             Ind::Highest(i) => i.lookback(),
             Ind::Lowest(i) => i.lookback(),
-            Ind::Bbands(i) => i.lookback(),
             Ind::Macd(i) => i.lookback(),
             Ind::Stoch(i) => i.lookback(),
             Ind::Atr(i) => i.lookback(),
@@ -387,6 +375,14 @@ pub(crate) enum Node {
     Ind(Box<Ind>, Option<Ix>),
     /// Output `part` of a multi-output node.
     Pick(Ix, usize),
+    /// A Bollinger band from its SMA and σ nodes: `mid + k·sd` (part 0), `mid` (1) or
+    /// `mid − k·sd` (2) — TA-Lib's `BBANDS` to the bit, so the SMA and σ are shared.
+    Band {
+        mid: Ix,
+        sd: Ix,
+        k: f64,
+        part: u8,
+    },
     Hist(Box<Ring>),
     /// `crosses_above` (`true`) or `crosses_below` of `a - b`; `prev` is last candle's `a - b`.
     Cross {
@@ -554,6 +550,20 @@ impl Program {
                     outs[i][0]
                 }
                 Node::Pick(ix, part) => outs[*ix as usize][*part],
+                Node::Band { mid, sd, k, part } => {
+                    let (m, s) = (v(*mid), v(*sd));
+                    if m.is_nan() || s.is_nan() {
+                        f64::NAN
+                    } else {
+                        // BBANDS' own order: the width first, then added and subtracted.
+                        let w = s * *k;
+                        match part {
+                            0 => m + w,
+                            1 => m,
+                            _ => m - w,
+                        }
+                    }
+                }
                 Node::Hist(r) => {
                     let x = v(r.input);
                     r.buf[r.pos] = x;
@@ -658,6 +668,7 @@ impl Node {
             | Node::Min(a, b)
             | Node::Max(a, b)
             | Node::Cross { a, b, .. } => [Some(*a), Some(*b), None],
+            Node::Band { mid, sd, .. } => [Some(*mid), Some(*sd), None],
             Node::Clamp(a, b, c) => [Some(*a), Some(*b), Some(*c)],
             Node::Ind(_, input) => [*input, None, None],
             Node::Hist(r) => [Some(r.input), None, None],
