@@ -25,6 +25,9 @@ pub use stoch::Stoch;
 // +DI, −DI and ADX from one state, for the `adx` strategy (three crate streams cost 3×).
 mod dmi;
 pub use dmi::{Dmi, DmiValue};
+// Highest and lowest over a window, for the rule language (the crate's streams cost 2×).
+mod extreme;
+pub use extreme::Extreme;
 
 /// A streaming indicator: one closed candle in, O(1) work, `None` while warming up.
 pub trait Indicator {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::indicator::{Atr, Dmi, Ema, Highest, Lowest, Macd, Rsi, Sma, Stddev, Stoch};
+use crate::indicator::{Atr, Dmi, Ema, Extreme, Macd, Rsi, Sma, Stddev, Stoch};
 use crate::model::Interval;
 use crate::smc::fvg::Fvgs;
 use crate::smc::liquidity::Liquidity;
@@ -347,8 +347,8 @@ impl Compiler {
                     "ema" => Ind::Ema(Ema::new(n)),
                     "rsi" => Ind::Rsi(Rsi::new(n)),
                     "stddev" => Ind::Stddev(Stddev::new(n)),
-                    "highest" => Ind::Highest(Highest::new(n)),
-                    _ => Ind::Lowest(Lowest::new(n)),
+                    "highest" => Ind::Highest(Extreme::new(n)),
+                    _ => Ind::Lowest(Extreme::new(n)),
                 };
                 self.indicator(name, format!("{name}({x},{n})"), col, ind, Some(x), 0, args)
             }

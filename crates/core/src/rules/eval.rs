@@ -6,7 +6,7 @@
 //! up). Comparisons and `and`/`or`/`not` keep `NaN` where the answer is unknown, and a rule
 //! whose value is not exactly `1.0` is false — so a condition still warming up is false.
 
-use crate::indicator::{Atr, Dmi, Ema, Highest, Indicator, Lowest, Macd, Rsi, Sma, Stddev, Stoch};
+use crate::indicator::{Atr, Dmi, Ema, Extreme, Indicator, Macd, Rsi, Sma, Stddev, Stoch};
 use crate::model::{Candle, Interval};
 use crate::smc::Side;
 use crate::smc::fvg::Fvgs;
@@ -100,8 +100,10 @@ pub(crate) enum Ind {
     Ema(Ema),
     Rsi(Rsi),
     Stddev(Stddev),
-    Highest(Highest),
-    Lowest(Lowest),
+    /// TA-Lib's `MAX`, transcribed (`indicator/extreme.rs`).
+    Highest(Extreme<true>),
+    /// TA-Lib's `MIN`, transcribed.
+    Lowest(Extreme<false>),
     /// Outputs: macd, signal, hist.
     Macd(Macd),
     /// Outputs: %K, %D.
