@@ -28,6 +28,9 @@ pub use dmi::{Dmi, DmiValue};
 // Highest and lowest over a window, for the rule language (the crate's streams cost 2×).
 mod extreme;
 pub use extreme::Extreme;
+// The simple moving average too, for the rule language.
+mod mean;
+pub use mean::Mean;
 
 /// A streaming indicator: one closed candle in, O(1) work, `None` while warming up.
 pub trait Indicator {
@@ -516,7 +519,7 @@ mod tests {
         let bits = |b: Option<(f64, f64, f64)>| b.map(|(u, m, l)| [u, m, l].map(f64::to_bits));
         for cs in &series {
             for (n, k) in [(20, 2.0), (5, 1.5), (2, 2.0), (50, 3.0)] {
-                let (mut bb, mut sma, mut sd) = (Bbands::new(n, k), Sma::new(n), Stddev::new(n));
+                let (mut bb, mut sma, mut sd) = (Bbands::new(n, k), Mean::new(n), Stddev::new(n));
                 let mut values = 0;
                 for (t, c) in cs.iter().enumerate() {
                     let want = bb.update(c).map(|b| (b.upper, b.middle, b.lower));

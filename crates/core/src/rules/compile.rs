@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::indicator::{Atr, Dmi, Ema, Extreme, Macd, Rsi, Sma, Stddev, Stoch};
+use crate::indicator::{Atr, Dmi, Ema, Extreme, Macd, Mean, Rsi, Stddev, Stoch};
 use crate::model::Interval;
 use crate::smc::fvg::Fvgs;
 use crate::smc::liquidity::Liquidity;
@@ -343,7 +343,7 @@ impl Compiler {
                 let x = self.expect(vals[0], Ty::Num)?;
                 let n = whole(vals[1], "n", 2, MAX_PERIOD)?;
                 let ind = match name {
-                    "sma" => Ind::Sma(Sma::new(n)),
+                    "sma" => Ind::Sma(Mean::new(n)),
                     "ema" => Ind::Ema(Ema::new(n)),
                     "rsi" => Ind::Rsi(Rsi::new(n)),
                     "stddev" => Ind::Stddev(Stddev::new(n)),
@@ -364,7 +364,7 @@ impl Compiler {
                 self.uses.insert(self.written(name, args));
                 // SMA ± k·σ, bit-identical to BBANDS (tested in `indicator`): the SMA and σ
                 // are the nodes of `sma(x, n)` and `stddev(x, n)`, shared with any other use.
-                let mid = self.ind_node(format!("sma({x},{n})"), col, Ind::Sma(Sma::new(n)), x)?;
+                let mid = self.ind_node(format!("sma({x},{n})"), col, Ind::Sma(Mean::new(n)), x)?;
                 let sd = self.ind_node(
                     format!("stddev({x},{n})"),
                     col,

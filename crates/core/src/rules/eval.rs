@@ -6,7 +6,7 @@
 //! up). Comparisons and `and`/`or`/`not` keep `NaN` where the answer is unknown, and a rule
 //! whose value is not exactly `1.0` is false — so a condition still warming up is false.
 
-use crate::indicator::{Atr, Dmi, Ema, Extreme, Indicator, Macd, Rsi, Sma, Stddev, Stoch};
+use crate::indicator::{Atr, Dmi, Ema, Extreme, Indicator, Macd, Mean, Rsi, Stddev, Stoch};
 use crate::model::{Candle, Interval};
 use crate::smc::Side;
 use crate::smc::fvg::Fvgs;
@@ -96,7 +96,8 @@ impl Arith {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub(crate) enum Ind {
-    Sma(Sma),
+    /// TA-Lib's `SMA`, transcribed (`indicator/mean.rs`).
+    Sma(Mean),
     Ema(Ema),
     Rsi(Rsi),
     Stddev(Stddev),
