@@ -31,6 +31,9 @@ pub use extreme::Extreme;
 // The simple moving average too, for the rule language.
 mod mean;
 pub use mean::Mean;
+// And the exponential one.
+mod exp_avg;
+pub use exp_avg::ExpAvg;
 
 /// A streaming indicator: one closed candle in, O(1) work, `None` while warming up.
 pub trait Indicator {

@@ -5,10 +5,12 @@
 //! The crate's `MaxStream`/`MinStream` step costs ~65 instructions a bar and the wrapper
 //! around it (buffering, the handle's range and finiteness checks, `Result` to `Option`)
 //! about as much again; the rule language's `highest`/`lowest` paid ~105 per bar each. This
-//! keeps the C library's algorithm as it is — the extreme's index, a rescan of the window with
-//! a strict comparison when it leaves, `>=`/`<=` for a new bar — so which of equal values is
-//! kept (it matters for ±0) is TA-Lib's, and every output is the crate's to the bit (tested
-//! against its streams on series full of ties and signed zeros).
+//! keeps the C library's algorithm — the extreme's index; when it leaves the window, the
+//! earliest extreme of the window (TA-Lib rescans with a strict comparison); `>=`/`<=` for a
+//! new bar — so which of equal values is kept (it matters for ±0) is TA-Lib's, and every
+//! output is the crate's to the bit (tested against its streams on series full of ties and
+//! signed zeros). Only the rescan is replaced: a monotonic queue that keeps equal values
+//! answers "earliest extreme of the window" in O(1) amortised.
 
 use super::{Indicator, NEVER, core, lb};
 use crate::model::Candle;
@@ -18,9 +20,6 @@ use crate::model::Candle;
 pub struct Extreme<const MAX: bool> {
     period: usize,
     lookback: usize,
-    /// The last `period` inputs, at `index & mask`.
-    ring: Vec<f64>,
-    mask: usize,
     /// Inputs seen (the index of the next).
     today: usize,
     /// Index of the current extreme; meaningless until the first output (`best_at < trailing`
@@ -28,6 +27,12 @@ pub struct Extreme<const MAX: bool> {
     best_at: usize,
     best: f64,
     started: bool,
+    /// `(index, value)` of the window, values non-increasing (non-decreasing for the lowest)
+    /// from the front, equal ones kept: the front is the window's earliest extreme. A ring of
+    /// `queue.len()` (a power of two above `period`) between `head` and `tail`.
+    queue: Vec<(usize, f64)>,
+    head: usize,
+    tail: usize,
 }
 
 impl<const MAX: bool> Extreme<MAX> {
@@ -38,20 +43,21 @@ impl<const MAX: bool> Extreme<MAX> {
         } else {
             lb(core().min_lookback(period as i32))
         };
-        let size = if lookback == NEVER {
+        let queue = if lookback == NEVER {
             1
         } else {
-            period.next_power_of_two()
+            (period + 1).next_power_of_two()
         };
         Extreme {
             period,
             lookback,
-            ring: vec![0.0; size],
-            mask: size - 1,
             today: 0,
             best_at: 0,
             best: 0.0,
             started: false,
+            queue: vec![(0, 0.0); queue],
+            head: 0,
+            tail: 0,
         }
     }
 
@@ -76,23 +82,24 @@ impl<const MAX: bool> Indicator for Extreme<MAX> {
         }
         let today = self.today;
         self.today += 1;
-        self.ring[today & self.mask] = x;
+        let qmask = self.queue.len() - 1;
+        while self.tail > self.head && Self::beats(x, self.queue[(self.tail - 1) & qmask].1) {
+            self.tail -= 1;
+        }
+        self.queue[self.tail & qmask] = (today, x);
+        self.tail += 1;
         if today < self.lookback {
             return None;
         }
         let trailing = today - self.lookback;
+        while self.queue[self.head & qmask].0 < trailing {
+            self.head += 1;
+        }
         if !self.started || self.best_at < trailing {
-            // The extreme left the window (or there is none yet): scan it, earliest first.
+            // The extreme left the window (or there is none yet): TA-Lib rescans the window
+            // for its earliest extreme, which is the front of the queue.
             self.started = true;
-            self.best_at = trailing;
-            self.best = self.ring[trailing & self.mask];
-            for i in trailing + 1..=today {
-                let v = self.ring[i & self.mask];
-                if Self::beats(v, self.best) {
-                    self.best_at = i;
-                    self.best = v;
-                }
-            }
+            (self.best_at, self.best) = self.queue[self.head & qmask];
         } else if Self::ties_or_beats(x, self.best) {
             self.best_at = today;
             self.best = x;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::indicator::{Atr, Dmi, Ema, Extreme, Macd, Mean, Rsi, Stddev, Stoch};
+use crate::indicator::{Atr, Dmi, ExpAvg, Extreme, Macd, Mean, Rsi, Stddev, Stoch};
 use crate::model::Interval;
 use crate::smc::fvg::Fvgs;
 use crate::smc::liquidity::Liquidity;
@@ -344,7 +344,7 @@ impl Compiler {
                 let n = whole(vals[1], "n", 2, MAX_PERIOD)?;
                 let ind = match name {
                     "sma" => Ind::Sma(Mean::new(n)),
-                    "ema" => Ind::Ema(Ema::new(n)),
+                    "ema" => Ind::Ema(ExpAvg::new(n)),
                     "rsi" => Ind::Rsi(Rsi::new(n)),
                     "stddev" => Ind::Stddev(Stddev::new(n)),
                     "highest" => Ind::Highest(Extreme::new(n)),

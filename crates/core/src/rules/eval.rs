@@ -6,7 +6,7 @@
 //! up). Comparisons and `and`/`or`/`not` keep `NaN` where the answer is unknown, and a rule
 //! whose value is not exactly `1.0` is false — so a condition still warming up is false.
 
-use crate::indicator::{Atr, Dmi, Ema, Extreme, Indicator, Macd, Mean, Rsi, Stddev, Stoch};
+use crate::indicator::{Atr, Dmi, ExpAvg, Extreme, Indicator, Macd, Mean, Rsi, Stddev, Stoch};
 use crate::model::{Candle, Interval};
 use crate::smc::Side;
 use crate::smc::fvg::Fvgs;
@@ -98,7 +98,8 @@ impl Arith {
 pub(crate) enum Ind {
     /// TA-Lib's `SMA`, transcribed (`indicator/mean.rs`).
     Sma(Mean),
-    Ema(Ema),
+    /// TA-Lib's `EMA`, transcribed (`indicator/exp_avg.rs`).
+    Ema(ExpAvg),
     Rsi(Rsi),
     Stddev(Stddev),
     /// TA-Lib's `MAX`, transcribed (`indicator/extreme.rs`).
