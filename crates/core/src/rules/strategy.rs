@@ -83,6 +83,7 @@ impl RuleStrategy {
     }
 
     /// The decision from the values of its nodes in `graph`, or in its own program.
+    #[inline(always)]
     fn judge(&mut self, c: &Candle, graph: Option<&Program>) -> Decision {
         let prog = match graph {
             Some(g) => g,
