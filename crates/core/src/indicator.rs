@@ -34,6 +34,9 @@ pub use mean::Mean;
 // And the exponential one.
 mod exp_avg;
 pub use exp_avg::ExpAvg;
+// And the average true range (periods of 2 and more).
+mod true_range;
+pub use true_range::TrueRangeAvg;
 
 /// A streaming indicator: one closed candle in, O(1) work, `None` while warming up.
 pub trait Indicator {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::indicator::{Atr, Dmi, ExpAvg, Extreme, Macd, Mean, Rsi, Stddev, Stoch};
+use crate::indicator::{Atr, Dmi, ExpAvg, Extreme, Macd, Mean, Rsi, Stddev, Stoch, TrueRangeAvg};
 use crate::model::Interval;
 use crate::smc::fvg::Fvgs;
 use crate::smc::liquidity::Liquidity;
@@ -411,7 +411,10 @@ impl Compiler {
                 let lo = if name == "atr" { 1 } else { 2 };
                 let n = whole(vals[0], "n", lo, MAX_PERIOD)?;
                 if name == "atr" {
-                    let ind = Ind::Atr(Atr::new(n));
+                    let ind = match n {
+                        1 => Ind::Atr(Atr::new(n)),
+                        _ => Ind::AtrN(TrueRangeAvg::new(n)),
+                    };
                     return self.indicator(name, format!("atr({n})"), col, ind, None, 0, args);
                 }
                 // One directional-movement state for the three lines.

@@ -6,7 +6,9 @@
 //! up). Comparisons and `and`/`or`/`not` keep `NaN` where the answer is unknown, and a rule
 //! whose value is not exactly `1.0` is false — so a condition still warming up is false.
 
-use crate::indicator::{Atr, Dmi, ExpAvg, Extreme, Indicator, Macd, Mean, Rsi, Stddev, Stoch};
+use crate::indicator::{
+    Atr, Dmi, ExpAvg, Extreme, Indicator, Macd, Mean, Rsi, Stddev, Stoch, TrueRangeAvg,
+};
 use crate::model::{Candle, Interval};
 use crate::smc::Side;
 use crate::smc::fvg::Fvgs;
@@ -110,7 +112,10 @@ pub(crate) enum Ind {
     Macd(Macd),
     /// Outputs: %K, %D.
     Stoch(Stoch),
+    /// `atr(1)`: the crate's stream.
     Atr(Atr),
+    /// `atr(n)`, n ≥ 2: TA-Lib's `ATR`, transcribed (`indicator/true_range.rs`).
+    AtrN(TrueRangeAvg),
     /// Outputs: ADX, +DI, −DI, each from its own lookback on (`adx(n)`, `plus_di(n)` and
     /// `minus_di(n)` share one state, which the three `ta-lib` streams did not).
     Dmi(Dmi),
@@ -129,6 +134,7 @@ impl Ind {
             Ind::Highest(i) => one(i.update(c), out),
             Ind::Lowest(i) => one(i.update(c), out),
             Ind::Atr(i) => one(i.update(c), out),
+            Ind::AtrN(i) => one(i.update(c), out),
             Ind::Dmi(i) => {
                 *out = match i.update_lines(c) {
                     Some(v) => [v.adx, v.plus_di, v.minus_di, f64::NAN],
@@ -161,6 +167,7 @@ impl Ind {
             Ind::Macd(i) => i.reset(),
             Ind::Stoch(i) => i.reset(),
             Ind::Atr(i) => i.reset(),
+            Ind::AtrN(i) => i.reset(),
             Ind::Dmi(i) => i.reset(),
         }
     }
@@ -177,6 +184,7 @@ impl Ind {
             Ind::Macd(i) => i.lookback(),
             Ind::Stoch(i) => i.lookback(),
             Ind::Atr(i) => i.lookback(),
+            Ind::AtrN(i) => i.lookback(),
             Ind::Dmi(i) => i.lookback(),
         }
     }
