@@ -118,8 +118,10 @@ impl SignalEngine {
         let mut next = 0;
         loop {
             let (slots, decisions, graph) = (&mut self.slots, &mut self.decisions, &self.graph);
+            let from = next;
             let done = catch_unwind(AssertUnwindSafe(|| {
-                for i in next..slots.len() {
+                for i in from..slots.len() {
+                    // Where a panic would come from.
                     next = i;
                     let slot = &mut slots[i];
                     let d = match slot.strategy.decide(c, graph) {
