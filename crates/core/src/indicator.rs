@@ -25,6 +25,18 @@ pub use stoch::Stoch;
 // +DI, −DI and ADX from one state, for the `adx` strategy (three crate streams cost 3×).
 mod dmi;
 pub use dmi::{Dmi, DmiValue};
+// Highest and lowest over a window, for the rule language (the crate's streams cost 2×).
+mod extreme;
+pub use extreme::Extreme;
+// The simple moving average too, for the rule language.
+mod mean;
+pub use mean::Mean;
+// And the exponential one.
+mod exp_avg;
+pub use exp_avg::ExpAvg;
+// And the average true range (periods of 2 and more).
+mod true_range;
+pub use true_range::TrueRangeAvg;
 
 /// A streaming indicator: one closed candle in, O(1) work, `None` while warming up.
 pub trait Indicator {
@@ -486,5 +498,46 @@ mod tests {
         });
         sma.reset();
         assert_eq!(sma.update(&cs[0]), None);
+    }
+
+    /// The rule language computes `bb_*(x, n, k)` as `sma(x, n) ± k · stddev(x, n)` so that
+    /// it shares those two streams with other rules: that must be TA-Lib's `BBANDS` (SMA
+    /// middle) to the bit, on ordinary series and on ones that make the variance collapse.
+    #[test]
+    fn bands_are_sma_and_k_stddev_to_the_bit() {
+        let mut series: Vec<Vec<Candle>> = (1..4)
+            .map(|seed| crate::testing::synthetic(seed, 20_000))
+            .collect();
+        let near_flat: Vec<f64> = (0..5000)
+            .map(|i| match i % 700 {
+                0..300 => 1e6,
+                _ => 1e6 + ((i * 7919) % 13) as f64 * 1e-3,
+            })
+            .collect();
+        let steps: Vec<f64> = (0..5000)
+            .map(|i| match i % 100 {
+                0..40 => 5.0,
+                _ => 1e-8 * (i % 17) as f64 + 3e4 * ((i / 300) % 3) as f64,
+            })
+            .collect();
+        series.push(candles(&near_flat));
+        series.push(candles(&steps));
+        let bits = |b: Option<(f64, f64, f64)>| b.map(|(u, m, l)| [u, m, l].map(f64::to_bits));
+        for cs in &series {
+            for (n, k) in [(20, 2.0), (5, 1.5), (2, 2.0), (50, 3.0)] {
+                let (mut bb, mut sma, mut sd) = (Bbands::new(n, k), Mean::new(n), Stddev::new(n));
+                let mut values = 0;
+                for (t, c) in cs.iter().enumerate() {
+                    let want = bb.update(c).map(|b| (b.upper, b.middle, b.lower));
+                    let got = sma.update(c).zip(sd.update(c)).map(|(m, s)| {
+                        let w = s * k;
+                        (m + w, m, m - w)
+                    });
+                    assert_eq!(bits(got), bits(want), "n {n}, k {k}, bar {t}");
+                    values += usize::from(want.is_some());
+                }
+                assert_eq!(values, cs.len() - (n - 1));
+            }
+        }
     }
 }

@@ -33,6 +33,8 @@ pub struct Dmi {
     period: usize,
     inv_period: f64,
     lookback: usize,
+    /// ±DI's own lookback (TA-Lib's `PLUS_DI`/`MINUS_DI`): they have values before ADX does.
+    di_lookback: usize,
     /// Bars seen.
     bars: usize,
     prev_high: f64,
@@ -52,6 +54,7 @@ impl Dmi {
             period,
             inv_period: 1.0 / period as f64,
             lookback: lb(core().adx_lookback(period as i32)),
+            di_lookback: lb(core().plus_di_lookback(period as i32)),
             bars: 0,
             prev_high: 0.0,
             prev_low: 0.0,
@@ -65,10 +68,27 @@ impl Dmi {
     }
 }
 
-impl Indicator for Dmi {
-    type Output = DmiValue;
+impl Dmi {
+    /// One bar, each line from its own first bar on (TA-Lib's `PLUS_DI`, `MINUS_DI` and `ADX`
+    /// lookbacks): ±DI once `period` bars are in, ADX `NaN` until its lookback. For the rule
+    /// language, where `adx(n)`, `plus_di(n)` and `minus_di(n)` share one state.
+    pub fn update_lines(&mut self, c: &Candle) -> Option<DmiValue> {
+        let (t, v) = self.step(c)?;
+        (t >= self.di_lookback).then_some(DmiValue {
+            adx: if t >= self.lookback { v.adx } else { f64::NAN },
+            ..v
+        })
+    }
 
-    fn update(&mut self, c: &Candle) -> Option<DmiValue> {
+    /// ±DI's lookback.
+    pub fn di_lookback(&self) -> usize {
+        self.di_lookback
+    }
+
+    /// Commits one bar: its index and the three lines as they stand (meaningful from each
+    /// line's lookback on).
+    #[inline]
+    fn step(&mut self, c: &Candle) -> Option<(usize, DmiValue)> {
         if !c.high.is_finite() || !c.low.is_finite() || !c.close.is_finite() {
             return None; // as the crate's streams: refused, nothing committed
         }
@@ -108,7 +128,14 @@ impl Indicator for Dmi {
         self.prev_close = c.close;
         if seeding {
             self.tr += range;
-            return None;
+            return Some((
+                t,
+                DmiValue {
+                    plus_di: f64::NAN,
+                    minus_di: f64::NAN,
+                    adx: f64::NAN,
+                },
+            ));
         }
         self.tr = self.tr - self.tr * inv + range;
         let (mut plus_di, mut minus_di) = (0.0, 0.0);
@@ -130,11 +157,23 @@ impl Indicator for Dmi {
         if t == 2 * p - 1 {
             self.adx = self.sum_dx / p as f64;
         }
-        (t >= self.lookback).then_some(DmiValue {
-            plus_di,
-            minus_di,
-            adx: self.adx,
-        })
+        Some((
+            t,
+            DmiValue {
+                plus_di,
+                minus_di,
+                adx: self.adx,
+            },
+        ))
+    }
+}
+
+impl Indicator for Dmi {
+    type Output = DmiValue;
+
+    fn update(&mut self, c: &Candle) -> Option<DmiValue> {
+        let (t, v) = self.step(c)?;
+        (t >= self.lookback).then_some(v)
     }
 
     fn peek(&self, c: &Candle) -> Option<DmiValue> {
@@ -148,5 +187,41 @@ impl Indicator for Dmi {
 
     fn lookback(&self) -> usize {
         self.lookback
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::indicator::{Adx, MinusDi, PlusDi};
+
+    /// `adx(n)`, `plus_di(n)` and `minus_di(n)` of a rule read one [`Dmi`] through
+    /// [`Dmi::update_lines`]: each line must be the crate's own stream, bar for bar, from that
+    /// line's first value on (±DI start `n - 1` bars before ADX).
+    #[test]
+    fn lines_equal_the_crate_streams_from_each_lookback() {
+        for (seed, period) in [(1, 2), (2, 5), (3, 14), (4, 30)] {
+            let mut dmi = Dmi::new(period);
+            let (mut adx, mut plus, mut minus) =
+                (Adx::new(period), PlusDi::new(period), MinusDi::new(period));
+            let bits = |v: Option<f64>| v.unwrap_or(f64::NAN).to_bits();
+            let mut early_di = 0;
+            for (t, c) in crate::testing::synthetic(seed, 3000).iter().enumerate() {
+                let got = dmi.update_lines(c);
+                let line = |f: fn(&DmiValue) -> f64| got.as_ref().map(f);
+                let want = (adx.update(c), plus.update(c), minus.update(c));
+                assert_eq!(
+                    (
+                        bits(line(|v| v.adx).filter(|v| !v.is_nan())),
+                        bits(line(|v| v.plus_di)),
+                        bits(line(|v| v.minus_di))
+                    ),
+                    (bits(want.0), bits(want.1), bits(want.2)),
+                    "period {period}, bar {t}"
+                );
+                early_di += usize::from(want.1.is_some() && want.0.is_none());
+            }
+            assert_eq!(early_di, period - 1, "±DI lead ADX by n - 1 bars");
+        }
     }
 }

@@ -4,9 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::indicator::{
-    Adx, Atr, Bbands, Ema, Highest, Lowest, Macd, MinusDi, PlusDi, Rsi, Sma, Stddev, Stoch,
-};
+use crate::indicator::{Atr, Dmi, ExpAvg, Extreme, Macd, Mean, Rsi, Stddev, Stoch, TrueRangeAvg};
 use crate::model::Interval;
 use crate::smc::fvg::Fvgs;
 use crate::smc::liquidity::Liquidity;
@@ -345,12 +343,12 @@ impl Compiler {
                 let x = self.expect(vals[0], Ty::Num)?;
                 let n = whole(vals[1], "n", 2, MAX_PERIOD)?;
                 let ind = match name {
-                    "sma" => Ind::Sma(Sma::new(n)),
-                    "ema" => Ind::Ema(Ema::new(n)),
+                    "sma" => Ind::Sma(Mean::new(n)),
+                    "ema" => Ind::Ema(ExpAvg::new(n)),
                     "rsi" => Ind::Rsi(Rsi::new(n)),
                     "stddev" => Ind::Stddev(Stddev::new(n)),
-                    "highest" => Ind::Highest(Highest::new(n)),
-                    _ => Ind::Lowest(Lowest::new(n)),
+                    "highest" => Ind::Highest(Extreme::new(n)),
+                    _ => Ind::Lowest(Extreme::new(n)),
                 };
                 self.indicator(name, format!("{name}({x},{n})"), col, ind, Some(x), 0, args)
             }
@@ -362,17 +360,20 @@ impl Compiler {
                 let part = ["bb_upper", "bb_middle", "bb_lower"]
                     .iter()
                     .position(|p| *p == name)
-                    .unwrap_or(0);
-                let ind = Ind::Bbands(Bbands::new(n, k));
-                self.indicator(
-                    name,
-                    format!("bb({x},{n},{k:?})"),
+                    .unwrap_or(0) as u8;
+                self.uses.insert(self.written(name, args));
+                // SMA ± k·σ, bit-identical to BBANDS (tested in `indicator`): the SMA and σ
+                // are the nodes of `sma(x, n)` and `stddev(x, n)`, shared with any other use.
+                let mid = self.ind_node(format!("sma({x},{n})"), col, Ind::Sma(Mean::new(n)), x)?;
+                let sd = self.ind_node(
+                    format!("stddev({x},{n})"),
                     col,
-                    ind,
-                    Some(x),
-                    part,
-                    args,
-                )
+                    Ind::Stddev(Stddev::new(n)),
+                    x,
+                )?;
+                let key = self.scoped(format!("bb({mid},{sd},{k:?}).{part}"));
+                let ix = self.add(key, col, || Node::Band { mid, sd, k, part })?;
+                Ok((ix, Ty::Num))
             }
             "macd" | "macd_signal" | "macd_hist" => {
                 arity(4, "x, fast, slow, signal")?;
@@ -409,13 +410,20 @@ impl Compiler {
                 arity(1, "n")?;
                 let lo = if name == "atr" { 1 } else { 2 };
                 let n = whole(vals[0], "n", lo, MAX_PERIOD)?;
-                let ind = match name {
-                    "atr" => Ind::Atr(Atr::new(n)),
-                    "adx" => Ind::Adx(Adx::new(n)),
-                    "plus_di" => Ind::PlusDi(PlusDi::new(n)),
-                    _ => Ind::MinusDi(MinusDi::new(n)),
-                };
-                self.indicator(name, format!("{name}({n})"), col, ind, None, 0, args)
+                if name == "atr" {
+                    let ind = match n {
+                        1 => Ind::Atr(Atr::new(n)),
+                        _ => Ind::AtrN(TrueRangeAvg::new(n)),
+                    };
+                    return self.indicator(name, format!("atr({n})"), col, ind, None, 0, args);
+                }
+                // One directional-movement state for the three lines.
+                let part = ["adx", "plus_di", "minus_di"]
+                    .iter()
+                    .position(|p| *p == name)
+                    .unwrap_or(0);
+                let ind = Ind::Dmi(Dmi::new(n));
+                self.indicator(name, format!("dmi({n})"), col, ind, None, part, args)
             }
             "change" => {
                 arity(2, "x, n")?;
@@ -496,20 +504,28 @@ impl Compiler {
         part: usize,
         args: &[Arg],
     ) -> Result<(Ix, Ty), Fault> {
-        // Close-only indicators read nothing but the close: over `close` itself they take the
-        // candle as it is.
-        let input = input.filter(|&x| !self.is_close(x));
-        let key = match self.within {
-            Some(tf) => format!("{tf}:{key}"),
-            None => key,
-        };
         self.uses.insert(self.written(name, args));
-        let ix = self.add(key.clone(), col, || Node::Ind(Box::new(ind), input))?;
+        let ix = match input {
+            Some(x) => self.ind_node(key.clone(), col, ind, x)?,
+            None => self.add(self.scoped(key.clone()), col, || {
+                Node::Ind(Box::new(ind), None)
+            })?,
+        };
         if part == 0 {
             return Ok((ix, Ty::Num));
         }
+        let key = self.scoped(key);
         let pick = self.add(format!("{key}.{part}"), col, || Node::Pick(ix, part))?;
         Ok((pick, Ty::Num))
+    }
+
+    /// The node of an indicator over expression `x` (keyed `key`, scoped to the timeframe).
+    fn ind_node(&mut self, key: String, col: usize, ind: Ind, x: Ix) -> Result<Ix, Fault> {
+        // Close-only indicators read nothing but the close: over `close` itself they take the
+        // candle as it is.
+        let input = Some(x).filter(|&x| !self.is_close(x));
+        let key = self.scoped(key);
+        self.add(key, col, || Node::Ind(Box::new(ind), input))
     }
 
     /// How a use is listed: as written, with the timeframe when inside `on(...)`.
@@ -846,10 +862,14 @@ pub(crate) fn lookbacks(prog: &Program, base_ms: Option<i64>) -> Vec<usize> {
         let of = |ix: &Ix| lb[*ix as usize];
         let v = match node {
             Node::Const(_) | Node::Field(_) => 0,
+            // An indicator's lines may start at different bars (ADX after ±DI).
+            Node::Pick(a, part) => match &prog.nodes[*a as usize] {
+                Node::Ind(ind, input) => ind.lookback_of(*part) + input.as_ref().map_or(0, of),
+                _ => of(a),
+            },
             Node::Neg(a)
             | Node::Not(a)
             | Node::Abs(a)
-            | Node::Pick(a, _)
             | Node::ArithK(_, a, _)
             | Node::KArith(_, _, a)
             | Node::CmpK(_, a, _) => of(a),
@@ -858,7 +878,8 @@ pub(crate) fn lookbacks(prog: &Program, base_ms: Option<i64>) -> Vec<usize> {
             | Node::And(a, b)
             | Node::Or(a, b)
             | Node::Min(a, b)
-            | Node::Max(a, b) => of(a).max(of(b)),
+            | Node::Max(a, b)
+            | Node::Band { mid: a, sd: b, .. } => of(a).max(of(b)),
             Node::Clamp(a, b, c) => of(a).max(of(b)).max(of(c)),
             Node::Ind(ind, input) => ind.lookback() + input.as_ref().map_or(0, of),
             Node::Hist(r) => of(&r.input) + r.k,

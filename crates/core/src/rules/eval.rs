@@ -7,8 +7,7 @@
 //! whose value is not exactly `1.0` is false — so a condition still warming up is false.
 
 use crate::indicator::{
-    Adx, Atr, Bbands, Ema, Highest, Indicator, Lowest, Macd, MinusDi, PlusDi, Rsi, Sma, Stddev,
-    Stoch,
+    Atr, Dmi, ExpAvg, Extreme, Indicator, Macd, Mean, Rsi, Stddev, Stoch, TrueRangeAvg,
 };
 use crate::model::{Candle, Interval};
 use crate::smc::Side;
@@ -99,22 +98,27 @@ impl Arith {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub(crate) enum Ind {
-    Sma(Sma),
-    Ema(Ema),
+    /// TA-Lib's `SMA`, transcribed (`indicator/mean.rs`).
+    Sma(Mean),
+    /// TA-Lib's `EMA`, transcribed (`indicator/exp_avg.rs`).
+    Ema(ExpAvg),
     Rsi(Rsi),
     Stddev(Stddev),
-    Highest(Highest),
-    Lowest(Lowest),
-    /// Outputs: upper, middle, lower.
-    Bbands(Bbands),
+    /// TA-Lib's `MAX`, transcribed (`indicator/extreme.rs`).
+    Highest(Extreme<true>),
+    /// TA-Lib's `MIN`, transcribed.
+    Lowest(Extreme<false>),
     /// Outputs: macd, signal, hist.
     Macd(Macd),
     /// Outputs: %K, %D.
     Stoch(Stoch),
+    /// `atr(1)`: the crate's stream.
     Atr(Atr),
-    Adx(Adx),
-    PlusDi(PlusDi),
-    MinusDi(MinusDi),
+    /// `atr(n)`, n ≥ 2: TA-Lib's `ATR`, transcribed (`indicator/true_range.rs`).
+    AtrN(TrueRangeAvg),
+    /// Outputs: ADX, +DI, −DI, each from its own lookback on (`adx(n)`, `plus_di(n)` and
+    /// `minus_di(n)` share one state, which the three `ta-lib` streams did not).
+    Dmi(Dmi),
 }
 
 impl Ind {
@@ -130,12 +134,10 @@ impl Ind {
             Ind::Highest(i) => one(i.update(c), out),
             Ind::Lowest(i) => one(i.update(c), out),
             Ind::Atr(i) => one(i.update(c), out),
-            Ind::Adx(i) => one(i.update(c), out),
-            Ind::PlusDi(i) => one(i.update(c), out),
-            Ind::MinusDi(i) => one(i.update(c), out),
-            Ind::Bbands(i) => {
-                *out = match i.update(c) {
-                    Some(b) => [b.upper, b.middle, b.lower, f64::NAN],
+            Ind::AtrN(i) => one(i.update(c), out),
+            Ind::Dmi(i) => {
+                *out = match i.update_lines(c) {
+                    Some(v) => [v.adx, v.plus_di, v.minus_di, f64::NAN],
                     None => [f64::NAN; OUTS],
                 }
             }
@@ -162,13 +164,11 @@ impl Ind {
             Ind::Stddev(i) => i.reset(),
             Ind::Highest(i) => i.reset(),
             Ind::Lowest(i) => i.reset(),
-            Ind::Bbands(i) => i.reset(),
             Ind::Macd(i) => i.reset(),
             Ind::Stoch(i) => i.reset(),
             Ind::Atr(i) => i.reset(),
-            Ind::Adx(i) => i.reset(),
-            Ind::PlusDi(i) => i.reset(),
-            Ind::MinusDi(i) => i.reset(),
+            Ind::AtrN(i) => i.reset(),
+            Ind::Dmi(i) => i.reset(),
         }
     }
 
@@ -181,13 +181,19 @@ impl Ind {
             Ind::Stddev(i) => i.lookback(),
             Ind::Highest(i) => i.lookback(),
             Ind::Lowest(i) => i.lookback(),
-            Ind::Bbands(i) => i.lookback(),
             Ind::Macd(i) => i.lookback(),
             Ind::Stoch(i) => i.lookback(),
             Ind::Atr(i) => i.lookback(),
-            Ind::Adx(i) => i.lookback(),
-            Ind::PlusDi(i) => i.lookback(),
-            Ind::MinusDi(i) => i.lookback(),
+            Ind::AtrN(i) => i.lookback(),
+            Ind::Dmi(i) => i.lookback(),
+        }
+    }
+
+    /// The lookback of output `part` (that of the node itself for part 0).
+    pub(crate) fn lookback_of(&self, part: usize) -> usize {
+        match self {
+            Ind::Dmi(i) if part > 0 => i.di_lookback(),
+            _ => self.lookback(),
         }
     }
 }
@@ -381,6 +387,14 @@ pub(crate) enum Node {
     Ind(Box<Ind>, Option<Ix>),
     /// Output `part` of a multi-output node.
     Pick(Ix, usize),
+    /// A Bollinger band from its SMA and σ nodes: `mid + k·sd` (part 0), `mid` (1) or
+    /// `mid − k·sd` (2) — TA-Lib's `BBANDS` to the bit, so the SMA and σ are shared.
+    Band {
+        mid: Ix,
+        sd: Ix,
+        k: f64,
+        part: u8,
+    },
     Hist(Box<Ring>),
     /// `crosses_above` (`true`) or `crosses_below` of `a - b`; `prev` is last candle's `a - b`.
     Cross {
@@ -548,6 +562,20 @@ impl Program {
                     outs[i][0]
                 }
                 Node::Pick(ix, part) => outs[*ix as usize][*part],
+                Node::Band { mid, sd, k, part } => {
+                    let (m, s) = (v(*mid), v(*sd));
+                    if m.is_nan() || s.is_nan() {
+                        f64::NAN
+                    } else {
+                        // BBANDS' own order: the width first, then added and subtracted.
+                        let w = s * *k;
+                        match part {
+                            0 => m + w,
+                            1 => m,
+                            _ => m - w,
+                        }
+                    }
+                }
                 Node::Hist(r) => {
                     let x = v(r.input);
                     r.buf[r.pos] = x;
@@ -652,6 +680,7 @@ impl Node {
             | Node::Min(a, b)
             | Node::Max(a, b)
             | Node::Cross { a, b, .. } => [Some(*a), Some(*b), None],
+            Node::Band { mid, sd, .. } => [Some(*mid), Some(*sd), None],
             Node::Clamp(a, b, c) => [Some(*a), Some(*b), Some(*c)],
             Node::Ind(_, input) => [*input, None, None],
             Node::Hist(r) => [Some(r.input), None, None],

@@ -83,6 +83,7 @@ impl RuleStrategy {
     }
 
     /// The decision from the values of its nodes in `graph`, or in its own program.
+    #[inline(always)]
     fn judge(&mut self, c: &Candle, graph: Option<&Program>) -> Decision {
         let prog = match graph {
             Some(g) => g,
@@ -99,37 +100,33 @@ impl RuleStrategy {
         let ready = self.seen >= self.warmup as u64;
         let buy = ready && prog.value(self.buy) == 1.0;
         let sell = ready && prog.value(self.sell) == 1.0;
-        let strength = self
-            .score
-            .map(|ix| prog.value(ix).abs())
-            .filter(|v| !v.is_nan())
-            .unwrap_or(1.0);
-        let signal = match (buy, sell) {
-            (true, false) => Some(Decision::new(
-                Action::Buy,
-                strength,
-                Reason::text("buy rule true"),
-            )),
-            (false, true) => Some(Decision::new(
-                Action::Sell,
-                -strength,
-                Reason::text("sell rule true"),
-            )),
-            (true, true) => {
-                // Both ways at once: no side can be taken, nor kept.
-                self.hold.end();
-                None
-            }
-            (false, false) => None,
-        };
-        let idle = if !ready {
-            Decision::WARMING_UP
-        } else if buy && sell {
-            Decision::hold(Reason::text("buy and sell rules both true"))
-        } else {
+        if buy != sell {
+            let strength = self
+                .score
+                .map(|ix| prog.value(ix).abs())
+                .filter(|v| !v.is_nan())
+                .unwrap_or(1.0);
+            let d = if buy {
+                Decision::new(Action::Buy, strength, Reason::text("buy rule true"))
+            } else {
+                Decision::new(Action::Sell, -strength, Reason::text("sell rule true"))
+            };
+            // A signal always makes the view; what to say without one is never needed.
+            return self
+                .hold
+                .step(c, Some(Signal::new(d)), Decision::WARMING_UP);
+        }
+        if buy {
+            // Both ways at once: no side can be taken, nor kept.
+            self.hold.end();
+            return Decision::hold(Reason::text("buy and sell rules both true"));
+        }
+        let idle = if ready {
             Decision::hold(Reason::text("no rule true"))
+        } else {
+            Decision::WARMING_UP
         };
-        self.hold.step(c, signal.map(Signal::new), idle)
+        self.hold.step(c, None, idle)
     }
 }
 

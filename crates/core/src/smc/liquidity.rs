@@ -134,8 +134,8 @@ impl Liquidity {
     pub fn update_with(&mut self, c: &Candle, swings: Confirmed) -> LiquidityUpdate {
         let index = self.seen;
         self.seen += 1;
-        let bear = take(&mut self.highs, Side::Bear, c, index, self.max_age);
-        let bull = take(&mut self.lows, Side::Bull, c, index, self.max_age);
+        let bear = take::<true>(&mut self.highs, c, index, self.max_age);
+        let bull = take::<false>(&mut self.lows, c, index, self.max_age);
         let event = match (bull, bear) {
             (Some(s), None) | (None, Some(s)) => SweepEvent::Sweep(s),
             (Some(_), Some(_)) => SweepEvent::Conflict,
@@ -160,31 +160,48 @@ impl Liquidity {
     }
 }
 
-/// Removes expired pools and pools `c` trades through; returns the sweep, if any.
-fn take(
+/// Removes expired pools and pools `c` trades through; returns the sweep, if any. One copy per
+/// side (`BEAR`: the pools of highs), so the side test is not in the loop.
+fn take<const BEAR: bool>(
     pools: &mut Vec<Pool>,
-    side: Side,
     c: &Candle,
     index: u64,
     max_age: usize,
 ) -> Option<Sweep> {
+    let side = if BEAR { Side::Bear } else { Side::Bull };
+    let expired = |p: &Pool| max_age > 0 && index.saturating_sub(p.last) > max_age as u64;
+    // Bear = a pool of highs: through it means above; back inside means a close below.
+    let through = |p: &Pool| {
+        if BEAR {
+            c.high > p.price
+        } else {
+            c.low < p.price
+        }
+    };
+    // On most candles no pool expires or is traded through: look before touching the list.
+    if !pools.iter().any(|p| expired(p) || through(p)) {
+        return None;
+    }
     let mut sweep: Option<Sweep> = None;
     pools.retain(|p| {
-        if max_age > 0 && index.saturating_sub(p.last) > max_age as u64 {
+        if expired(p) {
             return false;
         }
-        // Bear = a pool of highs: through it means above; back inside means a close below.
-        let (through, back) = match side {
-            Side::Bear => (c.high > p.price, c.close < p.price),
-            Side::Bull => (c.low < p.price, c.close > p.price),
-        };
-        if !through {
+        if !through(p) {
             return true;
         }
+        let back = if BEAR {
+            c.close < p.price
+        } else {
+            c.close > p.price
+        };
         if back {
-            let more_extreme = |s: &Sweep| match side {
-                Side::Bear => p.price > s.level,
-                Side::Bull => p.price < s.level,
+            let more_extreme = |s: &Sweep| {
+                if BEAR {
+                    p.price > s.level
+                } else {
+                    p.price < s.level
+                }
             };
             let touches = sweep.map_or(0, |s| s.touches) + p.touches;
             let level = match sweep {
@@ -194,7 +211,7 @@ fn take(
             sweep = Some(Sweep {
                 side,
                 level,
-                wick: if side == Side::Bear { c.high } else { c.low },
+                wick: if BEAR { c.high } else { c.low },
                 close: c.close,
                 touches,
             });

@@ -138,22 +138,32 @@ fn scan<const BULL: bool>(
     index: u64,
     max_age: usize,
 ) -> Option<Retest> {
-    let mut newest = None;
-    list.retain_mut(|live| {
-        let z = live.zone;
-        if max_age > 0 && index.saturating_sub(z.born) > max_age as u64 {
-            return false;
-        }
-        let height = z.top - z.bottom;
-        let (dead, inside, reach) = if BULL {
-            (c.close < z.bottom, c.low <= z.top, z.top - c.low)
+    let gone = |z: &Zone| {
+        let expired = max_age > 0 && index.saturating_sub(z.born) > max_age as u64;
+        let dead = if BULL {
+            c.close < z.bottom
         } else {
-            (c.close > z.top, c.high >= z.bottom, c.high - z.bottom)
+            c.close > z.top
         };
-        if dead {
-            return false;
+        expired || dead
+    };
+    let mut newest = None;
+    let mut any_gone = false;
+    // One plain pass; zones die or expire on few candles, and only then is the list compacted
+    // (with the same test, so exactly the zones skipped here go).
+    for live in list.iter_mut() {
+        let z = live.zone;
+        if gone(&z) {
+            any_gone = true;
+            continue;
         }
+        let (inside, reach) = if BULL {
+            (c.low <= z.top, z.top - c.low)
+        } else {
+            (c.high >= z.bottom, c.high - z.bottom)
+        };
         if inside && !live.inside {
+            let height = z.top - z.bottom;
             let depth = if height > 0.0 {
                 (reach / height).clamp(0.0, 1.0)
             } else {
@@ -162,8 +172,10 @@ fn scan<const BULL: bool>(
             newest = Some(Retest { zone: z, depth });
         }
         live.inside = inside;
-        true
-    });
+    }
+    if any_gone {
+        list.retain(|live| !gone(&live.zone));
+    }
     newest
 }
 

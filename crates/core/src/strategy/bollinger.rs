@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::hold::{Hold, Signal};
 use super::params::{self, Params};
 use super::{Decision, Reason, Strategy, StrategyError};
-use crate::indicator::{Bbands, Indicator};
+use crate::indicator::{Bands, Indicator, Mean, Stddev};
 use crate::model::{Action, Candle};
 
 /// Strategy id.
@@ -49,7 +49,11 @@ impl Default for Config {
 /// Bollinger band breakout.
 #[derive(Debug, Clone)]
 pub struct BollingerBreakout {
-    bands: Bbands,
+    // TA-Lib's BBANDS is its SMA ± k·STDDEV to the bit (tested in `indicator`); the two
+    // streams cost less than the crate's bands stream.
+    mean: Mean,
+    sigma: Stddev,
+    k: f64,
     hold: Hold,
 }
 
@@ -57,10 +61,23 @@ impl BollingerBreakout {
     /// A new strategy with these parameters.
     pub fn new(cfg: Config) -> Self {
         BollingerBreakout {
-            bands: Bbands::new(cfg.period, cfg.std_dev),
+            mean: Mean::new(cfg.period),
+            sigma: Stddev::new(cfg.period),
+            k: cfg.std_dev,
             hold: Hold::new(cfg.hold),
         }
     }
+}
+
+/// BBANDS' combination of its SMA and σ, in its order (the width first).
+fn bands(mean: Option<f64>, sigma: Option<f64>, k: f64) -> Option<Bands> {
+    let (m, s) = (mean?, sigma?);
+    let w = s * k;
+    Some(Bands {
+        upper: m + w,
+        middle: m,
+        lower: m - w,
+    })
 }
 
 impl Strategy for BollingerBreakout {
@@ -68,7 +85,8 @@ impl Strategy for BollingerBreakout {
         ID
     }
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
-        let Some(b) = self.bands.update(c) else {
+        let (m, s) = (self.mean.update(c), self.sigma.update(c));
+        let Some(b) = bands(m, s, self.k) else {
             return Ok(Decision::WARMING_UP);
         };
         let half_width = (b.upper - b.middle).max(f64::MIN_POSITIVE);
@@ -104,11 +122,12 @@ impl Strategy for BollingerBreakout {
         ))
     }
     fn reset(&mut self) {
-        self.bands.reset();
+        self.mean.reset();
+        self.sigma.reset();
         self.hold.reset();
     }
     fn warmup(&self) -> usize {
-        self.bands.lookback() + 1
+        self.mean.lookback().max(self.sigma.lookback()) + 1
     }
     fn clone_box(&self) -> Box<dyn Strategy> {
         Box::new(self.clone())

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::hold::{Hold, Signal};
 use super::params::{self, Params};
 use super::{Cross, Crossed, Decision, Reason, Strategy, StrategyError};
-use crate::indicator::{Ema, Indicator};
+use crate::indicator::{ExpAvg, Indicator};
 use crate::model::{Action, Candle};
 
 /// Strategy id.
@@ -53,8 +53,9 @@ impl Params for Config {
 /// EMA crossover.
 #[derive(Debug, Clone)]
 pub struct EmaCrossover {
-    fast: Ema,
-    slow: Ema,
+    // TA-Lib's EMA, transcribed in-house (bit-identical to the crate's stream, cheaper).
+    fast: ExpAvg,
+    slow: ExpAvg,
     cross: Cross,
     hold: Hold,
 }
@@ -63,8 +64,8 @@ impl EmaCrossover {
     /// A new strategy with these parameters.
     pub fn new(cfg: Config) -> Self {
         EmaCrossover {
-            fast: Ema::new(cfg.fast),
-            slow: Ema::new(cfg.slow),
+            fast: ExpAvg::new(cfg.fast),
+            slow: ExpAvg::new(cfg.slow),
             cross: Cross::default(),
             hold: Hold::new(cfg.hold),
         }
