@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::confluence::Votes;
+use std::cell::RefCell;
+
+use crate::confluence::{Outcome, Votes};
 use crate::engine::SignalEngine;
 use crate::model::{Action, Candle, Interval};
 
@@ -201,6 +203,19 @@ pub struct RecordWriter {
     entries: Vec<[Vec<u8>; 3]>,
     /// Per strategy: `"id"`, for the `agreeing` list.
     ids: Vec<Vec<u8>>,
+    /// The last record's tail, reused while the views and the outcome stay the same.
+    tail: RefCell<Tail>,
+}
+
+/// Everything of a record after its close (`,"signals":{..}..}` and the newline), which
+/// depends only on the views, the outcome and the warm-up: on most candles of a history
+/// nothing there changes, and the tail is one copy instead of ~30 pieces and three numbers.
+#[derive(Debug, Clone, Default)]
+struct Tail {
+    actions: Vec<Action>,
+    outcome: Option<Outcome>,
+    warming_up: bool,
+    bytes: Vec<u8>,
 }
 
 fn json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
@@ -239,17 +254,43 @@ impl RecordWriter {
             }));
             ids.push(id);
         }
-        RecordWriter { head, entries, ids }
+        RecordWriter {
+            head,
+            entries,
+            ids,
+            tail: RefCell::default(),
+        }
     }
 
     /// Appends the record of `candle`, just fed to `engine`, as one JSON line. Callers batch
     /// many records in `buf` before writing it out (one copy per record, not two).
     pub fn write(&self, candle: &Candle, engine: &SignalEngine, buf: &mut Vec<u8>) {
-        let out = engine.last();
         buf.extend_from_slice(&self.head);
         json(buf, &candle.open_time);
         buf.extend_from_slice(b",\"close\":");
         json(buf, &candle.close);
+        let mut tail = self.tail.borrow_mut();
+        let out = engine.last();
+        let warming_up = engine.warming_up();
+        let decisions = engine.decisions();
+        let same = tail.outcome == Some(out)
+            && tail.warming_up == warming_up
+            && tail.actions.len() == decisions.len()
+            && tail.actions.iter().zip(decisions).all(|(a, d)| *a == d.action);
+        if !same {
+            tail.actions.clear();
+            tail.actions.extend(decisions.iter().map(|d| d.action));
+            tail.outcome = Some(out);
+            tail.warming_up = warming_up;
+            tail.bytes.clear();
+            self.write_tail(engine, &mut tail.bytes);
+        }
+        buf.extend_from_slice(&tail.bytes);
+    }
+
+    /// The record's bytes after the close, through its newline.
+    fn write_tail(&self, engine: &SignalEngine, buf: &mut Vec<u8>) {
+        let out = engine.last();
         buf.extend_from_slice(b",\"signals\":{");
         for (e, d) in self.entries.iter().zip(engine.decisions()) {
             let a = match d.action {
@@ -264,9 +305,9 @@ impl RecordWriter {
         buf.extend_from_slice(b",\"confidence\":");
         json(buf, &out.confidence);
         buf.extend_from_slice(b",\"agreeing\":[");
-        self.write_ids(out.agreeing_indices(), buf);
+        self.write_ids(out.agreeing, buf);
         buf.extend_from_slice(b"],\"events\":[");
-        self.write_ids(out.event_indices(), buf);
+        self.write_ids(out.events, buf);
         buf.extend_from_slice(b"],\"votes\":{\"buy\":");
         json(buf, &out.votes.buy);
         buf.extend_from_slice(b",\"sell\":");
@@ -280,12 +321,19 @@ impl RecordWriter {
         buf.extend_from_slice(b"}\n");
     }
 
-    fn write_ids(&self, indices: impl Iterator<Item = usize>, buf: &mut Vec<u8>) {
-        for (n, i) in indices.take_while(|&i| i < self.ids.len()).enumerate() {
-            if n > 0 {
+    /// The ids of the strategies whose bit is set in `mask`, ascending, up to the first bit
+    /// past the last strategy (as `Outcome::agreeing_indices` lists them).
+    fn write_ids(&self, mut mask: u64, buf: &mut Vec<u8>) {
+        let mut first = true;
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            let Some(id) = self.ids.get(i) else { break };
+            if !first {
                 buf.push(b',');
             }
-            buf.extend_from_slice(&self.ids[i]);
+            first = false;
+            buf.extend_from_slice(id);
+            mask &= mask - 1;
         }
     }
 }
