@@ -2,13 +2,18 @@
 //! or ms, plus `open,high,low,close,volume` in any order and case) and Binance's headerless
 //! 12-column kline dumps. Errors name the 1-based line. Streams: O(1) memory per row.
 //!
-//! Records are split by the `csv` crate (RFC 4180 quoting: `"1,234.5"` is one field, which then
-//! fails as a number instead of shifting the columns), into one reused `ByteRecord`, so a row
+//! Parsing runs beside the engine on its own thread in `signals` and `backtest`, so its cost
+//! per line bounds the whole run on two cores. A line without a quote or a carriage return
+//! inside it (nearly every line of a real file) is split at its commas in place and its
+//! numbers read straight from the bytes; any other line goes through `csv-core`'s RFC 4180
+//! reader (`"1,234.5"` is one field, which then fails as a number instead of shifting the
+//! columns; a quoted field may span lines). Both give the fields the `csv` crate would. A row
 //! costs no allocation. A UTF-8 byte-order mark is accepted; a line longer than [`MAX_LINE`]
 //! bytes is an error (a binary file or `/dev/zero` fails fast instead of filling memory).
 
-use std::collections::VecDeque;
-use std::io::{self, BufRead, Read};
+use std::io::{self, Read};
+
+use csv_core::ReadRecordResult;
 
 use crate::error::CoreError;
 use crate::model::{Candle, CandleError, Interval, parse_iso8601_ms};
@@ -22,9 +27,6 @@ pub enum CsvError {
     /// The reader failed.
     #[error("read error: {0}")]
     Io(#[source] io::Error),
-    /// The `csv` crate could not split the line.
-    #[error("cannot read the CSV: {0}")]
-    Malformed(#[source] csv::Error),
     /// A field that is not UTF-8 text.
     #[error("column {column} is not UTF-8 text (a binary file?)")]
     NotUtf8 {
@@ -83,6 +85,13 @@ pub enum CsvError {
 /// The longest line accepted, in bytes. A kline row is under 200 bytes; a header with many
 /// extra columns stays far below this.
 pub const MAX_LINE: usize = 64 * 1024;
+
+/// The read buffer: a few thousand lines per read, and always room for a line of
+/// [`MAX_LINE`] bytes.
+const BUF: usize = 256 * 1024;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 #[derive(Debug, Clone, Copy)]
 enum Time {
     Ms,
@@ -115,104 +124,119 @@ const BINANCE: Layout = Layout {
     width: 12,
 };
 
-/// Notes where lines end as bytes pass, and refuses a line longer than [`MAX_LINE`], so the
-/// CSV reader never buffers an endless record. (The reader's own line count skips blank lines;
-/// these offsets give the true line of each record.)
-struct LineCap<R> {
-    inner: R,
-    /// Bytes read so far.
-    pos: u64,
-    /// Offsets of newlines read but not yet behind a parsed record (bounded by the reader's
-    /// buffer), each with whether a `\r` came right before it.
-    pending: VecDeque<(u64, bool)>,
-    /// The last byte read.
-    last: u8,
-    /// Bytes since the last newline.
-    run: usize,
-    /// Set once the cap was hit: the reader stops there.
-    over: bool,
+/// The fields of one record: field `i` ends at `ends[i]` in `data` and starts `sep` bytes
+/// after the previous one's end (1 for a line split in place, past its comma; 0 for the
+/// unquoted fields `csv-core` wrote out back to back).
+#[derive(Clone, Copy)]
+struct Fields<'a> {
+    data: &'a [u8],
+    ends: &'a [usize],
+    sep: usize,
 }
 
-impl<R> LineCap<R> {
-    /// Stops the reader: the line running at offset `at` of this read passed [`MAX_LINE`].
-    fn too_long(&mut self, at: usize) -> io::Error {
-        self.over = true;
-        self.pos += at as u64;
-        io::Error::new(io::ErrorKind::InvalidData, "line too long")
+impl<'a> Fields<'a> {
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn get(&self, i: usize) -> Option<&'a [u8]> {
+        let end = *self.ends.get(i)?;
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1] + self.sep,
+        };
+        self.data.get(start..end)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
     }
 }
 
-impl<R: Read> Read for LineCap<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.over {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
-        }
-        let n = self.inner.read(buf)?;
-        let data = &buf[..n];
-        // Newline to newline rather than byte by byte: the scan is the parser thread's
-        // hottest loop after the number parsing.
-        let mut start = 0;
-        while let Some(off) = data[start..].iter().position(|&b| b == b'\n') {
-            let i = start + off;
-            if self.run + off > MAX_LINE {
-                return Err(self.too_long(start + MAX_LINE - self.run));
-            }
-            let crlf = if i > 0 {
-                data[i - 1] == b'\r'
-            } else {
-                self.last == b'\r'
-            };
-            self.pending.push_back((self.pos + i as u64, crlf));
-            self.run = 0;
-            start = i + 1;
-        }
-        if self.run + (n - start) > MAX_LINE {
-            return Err(self.too_long(start + MAX_LINE - self.run));
-        }
-        self.run += n - start;
-        if let Some(&b) = data.last() {
-            self.last = b;
-        }
-        self.pos += n as u64;
-        Ok(n)
-    }
+/// Where the current record's fields are.
+#[derive(Debug, Clone, Copy)]
+enum Rec {
+    /// `buf[start..end]`, split at the commas in `ends`.
+    Plain { start: usize, end: usize },
+    /// Read by `csv-core` into `out` / `core_ends`.
+    Quoted,
 }
 
 /// An iterator of candles from CSV text; yields an error (and then stops) at the first bad line.
 pub struct CsvCandles<R> {
-    reader: csv::Reader<LineCap<R>>,
-    record: csv::ByteRecord,
+    src: R,
+    buf: Box<[u8]>,
+    /// Start of the bytes not yet read as records.
+    pos: usize,
+    /// End of the bytes read from `src`.
+    filled: usize,
+    eof: bool,
+    /// The first read (and its byte-order mark) is still to come.
+    fresh: bool,
+    /// 1 + newlines before `pos`.
+    next_line: usize,
+    /// Bytes of the physical line at `pos` that lie before it (a record can end at a lone
+    /// `\r` mid-line), for the [`MAX_LINE`] cap.
+    line_run: usize,
+    rec: Rec,
+    /// Field ends of a `Rec::Plain` record, relative to its start.
+    ends: Vec<usize>,
+    core: csv_core::Reader,
+    out: Vec<u8>,
+    out_len: usize,
+    core_ends: Vec<usize>,
+    n_ends: usize,
+    /// The line the current record (or the error) is on.
     line_no: usize,
-    /// Newlines before the current record.
-    lines_before: usize,
     layout: Option<Layout>,
+    /// The in-place reading of `layout`, once it is known.
+    plan: Option<Plan>,
     interval: Option<Interval>,
     prev_open: Option<i64>,
     done: bool,
 }
 
-impl<R: BufRead> CsvCandles<R> {
-    /// Reads candles from `reader`. With `interval`, a missing close time is derived from it;
-    /// without, from the next candle's open (or, for the last, the median step).
+/// What [`CsvCandles::read_record`] found.
+enum Next {
+    /// The end of the input.
+    End,
+    /// A plain line of the known layout, read in place (the hot path).
+    Candle(Candle),
+    /// A record for [`CsvCandles::parse_record`] (a header, a quoted line, or a line the
+    /// plain reading declined).
+    Record,
+}
+
+impl<R: Read> CsvCandles<R> {
+    /// Reads candles from `reader` (buffered here: a `BufReader` around it adds nothing). With
+    /// `interval`, a missing close time is derived from it; without, from the next candle's
+    /// open (or, for the last, the median step).
     pub fn new(reader: R, interval: Option<Interval>) -> Self {
-        let reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(1 << 16)
-            .from_reader(LineCap {
-                inner: reader,
-                pos: 0,
-                pending: VecDeque::new(),
-                last: 0,
-                run: 0,
-                over: false,
-            });
+        let mut core = csv_core::Reader::new();
+        // `csv-core` strips a byte-order mark from the first input it is given; that is done
+        // here at the file's start, and a quoted line later on must not lose one. A blank
+        // line read first changes no state but marks the reader as started.
+        let (res, ..) = core.read_record(b"\n", &mut [0u8; 1], &mut [0usize; 1]);
+        debug_assert_eq!(res, ReadRecordResult::InputEmpty);
         CsvCandles {
-            reader,
-            record: csv::ByteRecord::new(),
+            src: reader,
+            buf: vec![0u8; BUF].into_boxed_slice(),
+            pos: 0,
+            filled: 0,
+            eof: false,
+            fresh: true,
+            next_line: 1,
+            line_run: 0,
+            rec: Rec::Plain { start: 0, end: 0 },
+            ends: Vec::with_capacity(16),
+            core,
+            out: vec![0u8; 1024],
+            out_len: 0,
+            core_ends: vec![0usize; 32],
+            n_ends: 0,
             line_no: 0,
-            lines_before: 0,
             layout: None,
+            plan: None,
             interval,
             prev_open: None,
             done: false,
@@ -227,58 +251,209 @@ impl<R: BufRead> CsvCandles<R> {
         }))
     }
 
-    /// The next record into `self.record`: `Ok(false)` at the end.
-    fn read_record(&mut self) -> Result<bool, CsvError> {
-        match self.reader.read_byte_record(&mut self.record) {
-            Ok(more) => {
-                if let Some(p) = self.record.position() {
-                    // The reader places a record after blank lines at the first of them:
-                    // newlines right at the cursor (`\n` or `\r\n`) are blank lines before it.
-                    let mut start = p.byte();
-                    let cap = self.reader.get_mut();
-                    while let Some(&(nl, crlf)) = cap.pending.front() {
-                        if nl < start {
-                        } else if nl == start || (crlf && nl == start + 1) {
-                            start = nl + 1;
-                        } else {
-                            break;
-                        }
-                        cap.pending.pop_front();
-                        self.lines_before += 1;
-                    }
-                    self.line_no = self.lines_before + 1;
+    /// Moves the unread bytes to the front of the buffer and reads more behind them.
+    fn fill(&mut self) -> Result<(), CsvError> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.filled, 0);
+            self.filled -= self.pos;
+            self.pos = 0;
+        }
+        // Callers leave at most MAX_LINE unread bytes, so there is always room.
+        debug_assert!(self.filled < self.buf.len());
+        loop {
+            match self.src.read(&mut self.buf[self.filled..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
                 }
-                Ok(more)
-            }
-            Err(e) => {
-                let cap = self.reader.get_ref();
-                // The line being read when the error struck: after every newline seen.
-                self.line_no = self.lines_before + cap.pending.len() + 1;
-                if cap.over {
-                    return Err(CsvError::LineTooLong);
+                Ok(n) => {
+                    self.filled += n;
+                    return Ok(());
                 }
-                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
-                    if let csv::ErrorKind::Io(io) = e.into_kind() {
-                        return Err(CsvError::Io(io));
-                    }
-                    unreachable!("checked just above");
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.line_no = self.next_line;
+                    return Err(CsvError::Io(e));
                 }
-                Err(CsvError::Malformed(e))
             }
         }
     }
+
+    /// The next record: `Ok(false)` at the end. Sets `line_no` to its line (or the error's).
+    fn read_record(&mut self) -> Result<Next, CsvError> {
+        if self.fresh {
+            self.fresh = false;
+            // Enough bytes to see a byte-order mark, as a reader handed a short first read
+            // would otherwise miss it.
+            while self.filled < BOM.len() && !self.eof {
+                self.fill()?;
+            }
+            if self.buf[..self.filled].starts_with(BOM) {
+                self.pos = BOM.len();
+                self.line_run = BOM.len();
+            }
+        }
+        loop {
+            let window = &self.buf[self.pos..self.filled];
+            let (len, newline) = match memchr::memchr(b'\n', window) {
+                Some(n) => (n, true),
+                None if self.eof => (window.len(), false),
+                None => {
+                    if self.line_run + window.len() > MAX_LINE {
+                        self.line_no = self.next_line;
+                        return Err(CsvError::LineTooLong);
+                    }
+                    self.fill()?;
+                    continue;
+                }
+            };
+            self.line_no = self.next_line;
+            if self.line_run + len > MAX_LINE {
+                return Err(CsvError::LineTooLong);
+            }
+            if !newline && len == 0 {
+                return Ok(Next::End);
+            }
+            let line = &window[..len];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() {
+                self.consume_line(len, newline);
+                continue;
+            }
+            if let Some(plan) = &self.plan
+                && let Some(c) = plain_candle(line, plan, self.interval)
+            {
+                self.consume_line(len, newline);
+                return Ok(Next::Candle(c));
+            }
+            if split_plain(line, &mut self.ends) {
+                self.rec = Rec::Plain {
+                    start: self.pos,
+                    end: self.pos + line.len(),
+                };
+                self.consume_line(len, newline);
+                return Ok(Next::Record);
+            }
+            return self.read_quoted();
+        }
+    }
+
+    /// Steps over a line of `len` bytes (and its newline, if any) read in place.
+    fn consume_line(&mut self, len: usize, newline: bool) {
+        self.pos += len + usize::from(newline);
+        if newline {
+            self.next_line += 1;
+            self.line_run = 0;
+        } else {
+            self.line_run += len;
+        }
+    }
+
+    /// The record at `pos` through `csv-core` (quotes, carriage returns inside a line).
+    fn read_quoted(&mut self) -> Result<Next, CsvError> {
+        self.rec = Rec::Quoted;
+        self.out_len = 0;
+        self.n_ends = 0;
+        loop {
+            let input = &self.buf[self.pos..self.filled];
+            let (res, nin, nout, nend) = self.core.read_record(
+                input,
+                &mut self.out[self.out_len..],
+                &mut self.core_ends[self.n_ends..],
+            );
+            let was_empty = input.is_empty();
+            self.count_lines(nin)?;
+            self.out_len += nout;
+            self.n_ends += nend;
+            match res {
+                ReadRecordResult::Record => return Ok(Next::Record),
+                ReadRecordResult::End => return Ok(Next::End),
+                ReadRecordResult::OutputFull => {
+                    let n = self.out.len() * 2;
+                    self.out.resize(n, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let n = self.core_ends.len() * 2;
+                    self.core_ends.resize(n, 0);
+                }
+                ReadRecordResult::InputEmpty if self.eof && was_empty => return Ok(Next::End),
+                ReadRecordResult::InputEmpty if self.eof => {}
+                ReadRecordResult::InputEmpty => self.fill()?,
+            }
+        }
+    }
+
+    /// Steps over `n` bytes `csv-core` read, counting their lines and holding each to
+    /// [`MAX_LINE`].
+    fn count_lines(&mut self, n: usize) -> Result<(), CsvError> {
+        let read = &self.buf[self.pos..self.pos + n];
+        let mut start = 0;
+        for i in memchr::memchr_iter(b'\n', read) {
+            if self.line_run + (i - start) > MAX_LINE {
+                self.line_no = self.next_line;
+                return Err(CsvError::LineTooLong);
+            }
+            self.next_line += 1;
+            self.line_run = 0;
+            start = i + 1;
+        }
+        self.line_run += n - start;
+        self.pos += n;
+        if self.line_run > MAX_LINE {
+            self.line_no = self.next_line;
+            return Err(CsvError::LineTooLong);
+        }
+        Ok(())
+    }
+}
+
+/// The fields of record `rec` (the parts of a [`CsvCandles`] it lies in, borrowed one by one
+/// so the caller can update the others).
+fn fields<'a>(
+    rec: Rec,
+    buf: &'a [u8],
+    ends: &'a [usize],
+    out: &'a [u8],
+    core_ends: &'a [usize],
+) -> Fields<'a> {
+    match rec {
+        Rec::Plain { start, end } => Fields {
+            data: &buf[start..end],
+            ends,
+            sep: 1,
+        },
+        Rec::Quoted => Fields {
+            data: out,
+            ends: core_ends,
+            sep: 0,
+        },
+    }
+}
+
+/// Splits a line with no quote or carriage return at its commas (`ends` gets each field's
+/// end): exactly the fields an RFC 4180 reader finds there. False for any other line.
+fn split_plain(line: &[u8], ends: &mut Vec<usize>) -> bool {
+    ends.clear();
+    for i in memchr::memchr3_iter(b',', b'"', b'\r', line) {
+        if line[i] != b',' {
+            return false;
+        }
+        ends.push(i);
+    }
+    ends.push(line.len());
+    true
 }
 
 /// A field as text, trimmed (and without a byte-order mark, which only the first can carry).
-fn field(rec: &csv::ByteRecord, i: usize) -> Result<&str, CsvError> {
+fn field<'a>(rec: &Fields<'a>, i: usize) -> Result<&'a str, CsvError> {
     let raw = rec.get(i).unwrap_or_default();
-    let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
+    let raw = raw.strip_prefix(BOM).unwrap_or(raw);
     std::str::from_utf8(raw)
         .map(str::trim)
         .map_err(|_| CsvError::NotUtf8 { column: i + 1 })
 }
 
-fn header_layout(rec: &csv::ByteRecord) -> Result<Layout, CsvError> {
+fn header_layout(rec: &Fields) -> Result<Layout, CsvError> {
     let names: Vec<String> = (0..rec.len())
         .map(|i| field(rec, i).map(str::to_ascii_lowercase))
         .collect::<Result<_, _>>()?;
@@ -304,7 +479,214 @@ fn header_layout(rec: &csv::ByteRecord) -> Result<Layout, CsvError> {
     })
 }
 
-fn num(rec: &csv::ByteRecord, i: usize, what: &'static str) -> Result<f64, CsvError> {
+/// Powers of ten exact in an `f64`.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Digits from `*p` on, as an integer (wrapping past 19 digits: callers check the count).
+#[inline(always)]
+fn digits(b: &[u8], p: &mut usize) -> u64 {
+    let mut m = 0u64;
+    while let Some(&c) = b.get(*p) {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+        *p += 1;
+    }
+    m
+}
+
+/// An optional sign at `*p`: true for `-`.
+#[inline(always)]
+fn sign(b: &[u8], p: &mut usize) -> bool {
+    match b.get(*p) {
+        Some(b'-') => {
+            *p += 1;
+            true
+        }
+        Some(b'+') => {
+            *p += 1;
+            false
+        }
+        _ => false,
+    }
+}
+
+/// A plain decimal (`[+-]digits[.digits]`, at most 19 digits whose integer is at most 2^53,
+/// at most 22 after the point) from `*p` to the next comma or the end, leaving `*p` there;
+/// `None` for anything else, which then takes `str::parse`. The digits and the power of ten
+/// are both exact in an `f64`, so one IEEE division rounds correctly: the same bits as
+/// `str::parse` (whose own fast path this is, without its UTF-8 check and generic scan).
+#[inline(always)]
+fn scan_f64(b: &[u8], p: &mut usize) -> Option<f64> {
+    let neg = sign(b, p);
+    let start = *p;
+    let mut m = digits(b, p);
+    let mut n = *p - start;
+    let mut frac = 0;
+    if b.get(*p) == Some(&b'.') {
+        *p += 1;
+        let point = *p;
+        // Continue the same integer through the fraction's digits.
+        while let Some(&c) = b.get(*p) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            m = m.wrapping_mul(10).wrapping_add(u64::from(d));
+            *p += 1;
+        }
+        frac = *p - point;
+        n += frac;
+    }
+    if n == 0 || n > 19 || m > 1 << 53 || frac >= POW10.len() || !ends_field(b, *p) {
+        return None;
+    }
+    let v = m as f64 / POW10[frac];
+    Some(if neg { -v } else { v })
+}
+
+/// A plain integer (`[+-]digits`, at most 18 digits) from `*p` to the next comma or the end,
+/// as [`scan_f64`]; `None` for anything else, which then takes `str::parse`.
+#[inline(always)]
+fn scan_i64(b: &[u8], p: &mut usize) -> Option<i64> {
+    let neg = sign(b, p);
+    let start = *p;
+    let v = digits(b, p) as i64;
+    let n = *p - start;
+    if n == 0 || n > 18 || !ends_field(b, *p) {
+        return None;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// Whether a field ends at `p`: the end of the line or a comma.
+#[inline(always)]
+fn ends_field(b: &[u8], p: usize) -> bool {
+    matches!(b.get(p), None | Some(b','))
+}
+
+/// A whole field as a plain decimal ([`scan_f64`]).
+fn plain_f64(b: &[u8]) -> Option<f64> {
+    let mut p = 0;
+    scan_f64(b, &mut p).filter(|_| p == b.len())
+}
+
+/// A whole field as a plain integer ([`scan_i64`]).
+fn plain_i64(b: &[u8]) -> Option<i64> {
+    let mut p = 0;
+    scan_i64(b, &mut p).filter(|_| p == b.len())
+}
+
+/// What a column is to the in-place reading.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    Skip,
+    Time,
+    CloseTime,
+    /// open, high, low, close, volume: the index into the five prices.
+    Value(usize),
+}
+
+/// A layout as the in-place reading walks it: one role per column.
+#[derive(Debug, Clone)]
+struct Plan {
+    roles: Vec<Role>,
+    /// The fewest columns a row may have (as [`candle`] checks).
+    least: usize,
+}
+
+impl Plan {
+    /// `None` when the time is not whole milliseconds in the file's own column order.
+    fn new(layout: &Layout) -> Option<Plan> {
+        let mut roles = vec![Role::Skip; layout.width];
+        let mut set = |i: usize, r: Role| match roles.get_mut(i) {
+            Some(slot @ Role::Skip) => {
+                *slot = r;
+                true
+            }
+            _ => false,
+        };
+        let mut ok = set(layout.time, Role::Time);
+        for (k, i) in [
+            layout.open,
+            layout.high,
+            layout.low,
+            layout.close,
+            layout.volume,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            ok &= set(i, Role::Value(k));
+        }
+        if let Some(i) = layout.close_time {
+            ok &= i >= layout.width || set(i, Role::CloseTime);
+        }
+        let least = layout.volume.max(layout.close).max(layout.time) + 1;
+        ok.then(|| Plan {
+            roles,
+            least: layout.width.min(least),
+        })
+    }
+}
+
+/// A line of `plan`'s layout read in place, in one pass over its bytes, when every field the
+/// candle takes is a plain number ([`scan_f64`], [`scan_i64`]) and no field holds a quote;
+/// `None` otherwise, and the line is read as a record ([`candle`]) with the same outcome.
+fn plain_candle(line: &[u8], plan: &Plan, interval: Option<Interval>) -> Option<Candle> {
+    let mut v = [0.0f64; 5];
+    let (mut open_time, mut close_time) = (None, None);
+    let mut p = 0;
+    let mut k = 0;
+    loop {
+        match *plan.roles.get(k)? {
+            Role::Skip => {
+                while let Some(&c) = line.get(p) {
+                    match c {
+                        b',' => break,
+                        b'"' | b'\r' => return None,
+                        _ => p += 1,
+                    }
+                }
+            }
+            Role::Time => open_time = Some(scan_i64(line, &mut p)?),
+            Role::CloseTime => close_time = Some(scan_i64(line, &mut p)?),
+            Role::Value(i) => v[i] = scan_f64(line, &mut p)?,
+        }
+        k += 1;
+        if p == line.len() {
+            break;
+        }
+        p += 1; // the comma
+    }
+    if k < plan.least {
+        return None;
+    }
+    let open_time = open_time?;
+    Some(Candle {
+        open_time,
+        close_time: match (close_time, interval) {
+            (Some(t), _) => t,
+            (None, Some(iv)) => iv.close_time(open_time),
+            (None, None) => i64::MIN, // filled in by `accept`
+        },
+        open: v[0],
+        high: v[1],
+        low: v[2],
+        close: v[3],
+        volume: v[4],
+    })
+}
+
+fn num(rec: &Fields, i: usize, what: &'static str) -> Result<f64, CsvError> {
+    if let Some(v) = rec.get(i).and_then(plain_f64) {
+        return Ok(v);
+    }
     let raw = field(rec, i)?;
     if raw.is_empty() {
         return Err(CsvError::MissingValue(what));
@@ -320,7 +702,10 @@ fn num(rec: &csv::ByteRecord, i: usize, what: &'static str) -> Result<f64, CsvEr
     Ok(v)
 }
 
-fn time(rec: &csv::ByteRecord, i: usize, kind: Time) -> Result<i64, CsvError> {
+fn time(rec: &Fields, i: usize, kind: Time) -> Result<i64, CsvError> {
+    if let Some(v) = rec.get(i).and_then(plain_i64) {
+        return Ok(v);
+    }
     let raw = field(rec, i)?;
     if raw.is_empty() {
         return Err(CsvError::MissingValue("time"));
@@ -346,112 +731,120 @@ fn shorten(s: &str) -> String {
     }
 }
 
-impl<R: BufRead> CsvCandles<R> {
-    /// Parses the current record with `layout`.
-    fn candle(&self, layout: Layout) -> Result<Candle, CsvError> {
-        let rec = &self.record;
-        let least = layout.volume.max(layout.close).max(layout.time) + 1;
-        if rec.len() < layout.width.min(least) || rec.len() > layout.width {
-            return Err(CsvError::ColumnCount {
-                expected: layout.width,
-                found: rec.len(),
+/// The current record as a candle of `layout`.
+fn candle(rec: &Fields, layout: Layout, interval: Option<Interval>) -> Result<Candle, CsvError> {
+    let least = layout.volume.max(layout.close).max(layout.time) + 1;
+    if rec.len() < layout.width.min(least) || rec.len() > layout.width {
+        return Err(CsvError::ColumnCount {
+            expected: layout.width,
+            found: rec.len(),
+        });
+    }
+    let open_time = time(rec, layout.time, layout.time_kind)?;
+    Ok(Candle {
+        open_time,
+        close_time: match (layout.close_time, interval) {
+            (Some(i), _) if rec.get(i).is_some_and(|s| !s.trim_ascii().is_empty()) => {
+                time(rec, i, Time::Ms)?
+            }
+            (_, Some(iv)) => iv.close_time(open_time),
+            _ => i64::MIN, // filled in below
+        },
+        open: num(rec, layout.open, "open")?,
+        high: num(rec, layout.high, "high")?,
+        low: num(rec, layout.low, "low")?,
+        close: num(rec, layout.close, "close")?,
+        volume: num(rec, layout.volume, "volume")?,
+    })
+}
+
+impl<R: Read> CsvCandles<R> {
+    /// The candle of the record just read; `None` for a blank line or the header.
+    fn parse_record(&mut self) -> Result<Option<Candle>, CsvError> {
+        let rec = fields(
+            self.rec,
+            &self.buf,
+            &self.ends,
+            &self.out[..self.out_len],
+            &self.core_ends[..self.n_ends],
+        );
+        // Blank lines (and a lone byte-order mark) carry nothing.
+        if rec
+            .iter()
+            .all(|f| f.strip_prefix(BOM).unwrap_or(f).trim_ascii().is_empty())
+        {
+            return Ok(None);
+        }
+        let layout = match self.layout {
+            Some(l) => l,
+            None => {
+                let header = field(&rec, 0)?.parse::<f64>().is_err();
+                let layout = if header {
+                    header_layout(&rec)?
+                } else if rec.len() < 6 || rec.len() > BINANCE.width {
+                    return Err(CsvError::UnknownLayout(rec.len()));
+                } else {
+                    BINANCE
+                };
+                self.layout = Some(layout);
+                self.plan = Plan::new(&layout);
+                if header {
+                    return Ok(None);
+                }
+                layout
+            }
+        };
+        let c = candle(&rec, layout, self.interval)?;
+        self.accept(c).map(Some)
+    }
+
+    /// The checks every candle passes, however it was read: rising open times, a close time,
+    /// the candle's own invariants.
+    fn accept(&mut self, mut c: Candle) -> Result<Candle, CsvError> {
+        if let Some(prev) = self.prev_open
+            && c.open_time <= prev
+        {
+            return Err(CsvError::NonIncreasingTime {
+                time: c.open_time,
+                previous: prev,
             });
         }
-        let open_time = time(rec, layout.time, layout.time_kind)?;
-        Ok(Candle {
-            open_time,
-            close_time: match (layout.close_time, self.interval) {
-                (Some(i), _) if rec.get(i).is_some_and(|s| !s.trim_ascii().is_empty()) => {
-                    time(rec, i, Time::Ms)?
-                }
-                (_, Some(iv)) => iv.close_time(open_time),
-                _ => i64::MIN, // filled in below
-            },
-            open: num(rec, layout.open, "open")?,
-            high: num(rec, layout.high, "high")?,
-            low: num(rec, layout.low, "low")?,
-            close: num(rec, layout.close, "close")?,
-            volume: num(rec, layout.volume, "volume")?,
-        })
+        self.prev_open = Some(c.open_time);
+        if c.close_time == i64::MIN {
+            c.close_time = c.open_time; // provisional: `load` fixes it from the next open
+        }
+        c.validate()?;
+        Ok(c)
     }
 }
 
-impl<R: BufRead> Iterator for CsvCandles<R> {
+impl<R: Read> Iterator for CsvCandles<R> {
     type Item = Result<Candle, CoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if self.done {
-                return None;
-            }
-            match self.read_record() {
-                Ok(true) => {}
-                Ok(false) => {
+        while !self.done {
+            let parsed = match self.read_record() {
+                Ok(Next::End) => {
                     self.done = true;
-                    return None;
+                    break;
                 }
-                Err(e) => return self.err(e),
-            }
-            // Blank lines (and a lone byte-order mark) carry nothing.
-            if self.record.iter().all(|f| {
-                f.strip_prefix(b"\xEF\xBB\xBF")
-                    .unwrap_or(f)
-                    .trim_ascii()
-                    .is_empty()
-            }) {
-                continue;
-            }
-            let layout = match self.layout {
-                Some(l) => l,
-                None => {
-                    let first = match field(&self.record, 0) {
-                        Ok(f) => f,
-                        Err(e) => return self.err(e),
-                    };
-                    if first.parse::<f64>().is_err() {
-                        match header_layout(&self.record) {
-                            Ok(l) => {
-                                self.layout = Some(l);
-                                continue;
-                            }
-                            Err(e) => return self.err(e),
-                        }
-                    }
-                    if self.record.len() < 6 || self.record.len() > BINANCE.width {
-                        return self.err(CsvError::UnknownLayout(self.record.len()));
-                    }
-                    self.layout = Some(BINANCE);
-                    BINANCE
-                }
-            };
-            let mut c = match self.candle(layout) {
-                Ok(c) => c,
+                Ok(Next::Candle(c)) => self.accept(c).map(Some),
+                Ok(Next::Record) => self.parse_record(),
                 Err(e) => return self.err(e),
             };
-            if let Some(prev) = self.prev_open
-                && c.open_time <= prev
-            {
-                return self.err(CsvError::NonIncreasingTime {
-                    time: c.open_time,
-                    previous: prev,
-                });
+            match parsed {
+                Ok(Some(c)) => return Some(Ok(c)),
+                Ok(None) => {}
+                Err(e) => return self.err(e),
             }
-            self.prev_open = Some(c.open_time);
-            let check_close = c.close_time != i64::MIN;
-            if !check_close {
-                c.close_time = c.open_time; // provisional: `load` fixes it from the next open
-            }
-            if let Err(e) = c.validate() {
-                return self.err(e);
-            }
-            return Some(Ok(c));
         }
+        None
     }
 }
 
 /// Reads every candle; close times missing from the file are derived from the interval if
 /// given, else from the step between opens.
-pub fn load<R: BufRead>(reader: R, interval: Option<Interval>) -> Result<Vec<Candle>, CoreError> {
+pub fn load<R: Read>(reader: R, interval: Option<Interval>) -> Result<Vec<Candle>, CoreError> {
     let mut out: Vec<Candle> = CsvCandles::new(reader, interval).collect::<Result<_, _>>()?;
     if interval.is_none() {
         fill_close_times(&mut out);
@@ -729,5 +1122,169 @@ mod tests {
             load(endless, None),
             Err(CoreError::Csv { line: 1, .. })
         ));
+    }
+    #[test]
+    fn quoted_lines_and_line_endings_keep_line_numbers() {
+        // A quoted field spanning two lines is one record; lines are counted through it.
+        let s = "open_time,open,high,low,close,volume\r\n0,1,2,0.5,1,\"1\n\"\r\n60000,1,2,0.5,1,1\r\n0,1,2,0.5,1,1\r\n";
+        match parse(s) {
+            Err(CoreError::Csv { line, reason }) => {
+                assert_eq!(line, 5, "{reason}");
+                assert!(
+                    matches!(reason, CsvError::NonIncreasingTime { .. }),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected a CSV error, got {other:?}"),
+        }
+        // A lone carriage return ends a record (as RFC 4180 readers take it) on the same line.
+        let s = "open_time,open,high,low,close,volume\n0,1,2,0.5,1,1\r60000,1,2,0.5,1,x\n";
+        match parse(s) {
+            Err(CoreError::Csv { line, reason }) => {
+                assert_eq!(line, 2, "{reason}");
+                assert!(
+                    matches!(reason, CsvError::BadNumber { what: "volume", .. }),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected a CSV error, got {other:?}"),
+        }
+    }
+
+    /// A reader handing out one byte per read: every line straddles a refill.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match (self.0.split_first(), buf.first_mut()) {
+                (Some((&b, rest)), Some(slot)) => {
+                    *slot = b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn in_place_and_quoted_readings_agree() {
+        // Plain lines take the in-place reading; the same values quoted, with CRLF, spaces or
+        // exponents take the RFC 4180 reader and `str::parse`: the candles must be identical.
+        let rows: Vec<[String; 6]> = (0..300i64)
+            .map(|i| {
+                let p = 100.0 + (i as f64 * 0.37).sin() * 7.0;
+                [
+                    (1_600_000_000_000 + i * 60_000).to_string(),
+                    format!("{p:.2}"),
+                    format!("{:.3}", p + 1.5),
+                    format!("{:.5}", p - 1.25),
+                    format!("{}", p + 0.1),
+                    format!("{:.8}", 12345.678 + i as f64),
+                ]
+            })
+            .collect();
+        let file = |f: &dyn Fn(usize, &str) -> String, eol: &str| {
+            let mut s = format!("open_time,open,high,low,close,volume{eol}");
+            for r in &rows {
+                let cells: Vec<String> = r.iter().enumerate().map(|(k, v)| f(k, v)).collect();
+                s.push_str(&cells.join(","));
+                s.push_str(eol);
+            }
+            s
+        };
+        let plain = parse(&file(&|_, v| v.to_string(), "\n")).unwrap();
+        assert_eq!(plain.len(), rows.len());
+        let variants = [
+            file(&|_, v| format!("\"{v}\""), "\n"),
+            file(&|_, v| v.to_string(), "\r\n"),
+            file(
+                &|k, v| {
+                    if k == 2 {
+                        format!(" {v} ")
+                    } else {
+                        v.to_string()
+                    }
+                },
+                "\n",
+            ),
+            file(
+                &|k, v| match (k, v.parse::<f64>()) {
+                    (1, Ok(x)) => format!("{x:e}"),
+                    _ => v.to_string(),
+                },
+                "\n",
+            ),
+            format!("\u{feff}{}", file(&|_, v| format!("+{v}"), "\n")),
+        ];
+        for (n, text) in variants.iter().enumerate() {
+            let other = parse(text).unwrap();
+            assert_eq!(other, plain, "variant {n}");
+        }
+        let trickled = load(
+            Trickle(file(&|_, v| v.to_string(), "\r\n").as_bytes()),
+            None,
+        );
+        assert_eq!(trickled.unwrap(), plain);
+    }
+
+    #[test]
+    fn plain_numbers_read_as_str_parse_does() {
+        let cases = [
+            "0",
+            "1",
+            "-1",
+            "+1",
+            "1.",
+            ".5",
+            "-.5",
+            "00012.3400",
+            "9007199254740992",
+            "9007199254740993",
+            "0.1",
+            "0.3",
+            "123456789.123456789",
+            "1234567890123456789",
+            "12345678901234567890",
+            "0.0000000000000000000001",
+            "30010.32",
+            "-0",
+            "1e5",
+            "",
+            ".",
+            "-",
+            "+",
+            "1.2.3",
+            "1,2",
+            " 1",
+            "1 ",
+            "inf",
+            "NaN",
+            "0x10",
+            "1_0",
+        ];
+        for c in cases {
+            let want = c.parse::<f64>().ok().filter(|v| v.is_finite());
+            if let Some(v) = plain_f64(c.as_bytes()) {
+                assert_eq!(Some(v.to_bits()), want.map(f64::to_bits), "{c:?}");
+            }
+            if let Some(v) = plain_i64(c.as_bytes()) {
+                assert_eq!(Ok(v), c.parse::<i64>(), "{c:?}");
+            }
+        }
+        // Every number of up to 15 significant digits as printed by Rust reads back exactly.
+        let mut x = 0.000123f64;
+        for _ in 0..20_000 {
+            x = x * 1.000731 + 0.0137;
+            for s in [format!("{x}"), format!("{x:.2}"), format!("{x:.8}")] {
+                if let Some(v) = plain_f64(s.as_bytes()) {
+                    assert_eq!(v.to_bits(), s.parse::<f64>().unwrap().to_bits(), "{s}");
+                }
+            }
+        }
+        assert!(
+            plain_f64(b"30010.32").is_some(),
+            "the common case takes the fast path"
+        );
     }
 }

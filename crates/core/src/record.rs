@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::confluence::Votes;
+use std::cell::RefCell;
+
+use crate::confluence::{Outcome, Votes};
 use crate::engine::SignalEngine;
 use crate::model::{Action, Candle, Interval};
 
@@ -201,6 +203,46 @@ pub struct RecordWriter {
     entries: Vec<[Vec<u8>; 3]>,
     /// Per strategy: `"id"`, for the `agreeing` list.
     ids: Vec<Vec<u8>>,
+    /// The last record's tail, reused while the views and the outcome stay the same.
+    tail: RefCell<Tail>,
+}
+
+/// What a record takes from the engine after one candle, besides the strategies' views: a
+/// plain copy, so records can be written on another thread while the engine goes on
+/// ([`RecordWriter::write_snapshot`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Snapshot {
+    /// The candle's open time.
+    pub open_time: i64,
+    /// The candle's close.
+    pub close: f64,
+    /// The engine's combined decision.
+    pub outcome: Outcome,
+    /// Whether some strategy was still warming up.
+    pub warming_up: bool,
+}
+
+impl Snapshot {
+    /// The snapshot of `candle`, just fed to `engine`.
+    pub fn of(candle: &Candle, engine: &SignalEngine) -> Snapshot {
+        Snapshot {
+            open_time: candle.open_time,
+            close: candle.close,
+            outcome: engine.last(),
+            warming_up: engine.warming_up(),
+        }
+    }
+}
+
+/// Everything of a record after its close (`,"signals":{..}..}` and the newline), which
+/// depends only on the views, the outcome and the warm-up: on most candles of a history
+/// nothing there changes, and the tail is one copy instead of ~30 pieces and three numbers.
+#[derive(Debug, Clone, Default)]
+struct Tail {
+    actions: Vec<Action>,
+    outcome: Option<Outcome>,
+    warming_up: bool,
+    bytes: Vec<u8>,
 }
 
 fn json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, v: &T) {
@@ -239,20 +281,65 @@ impl RecordWriter {
             }));
             ids.push(id);
         }
-        RecordWriter { head, entries, ids }
+        RecordWriter {
+            head,
+            entries,
+            ids,
+            tail: RefCell::default(),
+        }
     }
 
     /// Appends the record of `candle`, just fed to `engine`, as one JSON line. Callers batch
     /// many records in `buf` before writing it out (one copy per record, not two).
     pub fn write(&self, candle: &Candle, engine: &SignalEngine, buf: &mut Vec<u8>) {
-        let out = engine.last();
+        let snap = Snapshot::of(candle, engine);
+        let actions = engine.decisions().iter().map(|d| d.action);
+        self.write_parts(&snap, actions, buf);
+    }
+
+    /// Appends the record `snap` and `actions` (its strategies' views, in order) describe,
+    /// as [`RecordWriter::write`] would have when they were taken: the same bytes, written
+    /// on another thread than the engine's.
+    pub fn write_snapshot(&self, snap: &Snapshot, actions: &[Action], buf: &mut Vec<u8>) {
+        self.write_parts(snap, actions.iter().copied(), buf);
+    }
+
+    fn write_parts(
+        &self,
+        snap: &Snapshot,
+        actions: impl Iterator<Item = Action> + Clone,
+        buf: &mut Vec<u8>,
+    ) {
         buf.extend_from_slice(&self.head);
-        json(buf, &candle.open_time);
+        json(buf, &snap.open_time);
         buf.extend_from_slice(b",\"close\":");
-        json(buf, &candle.close);
+        json(buf, &snap.close);
+        let mut tail = self.tail.borrow_mut();
+        let same = tail.outcome == Some(snap.outcome)
+            && tail.warming_up == snap.warming_up
+            && tail.actions.iter().copied().eq(actions.clone());
+        if !same {
+            tail.actions.clear();
+            tail.actions.extend(actions.clone());
+            tail.outcome = Some(snap.outcome);
+            tail.warming_up = snap.warming_up;
+            tail.bytes.clear();
+            self.write_tail(snap, actions, &mut tail.bytes);
+        }
+        buf.extend_from_slice(&tail.bytes);
+    }
+
+    /// The record's bytes after the close, through its newline.
+    fn write_tail(
+        &self,
+        snap: &Snapshot,
+        actions: impl Iterator<Item = Action>,
+        buf: &mut Vec<u8>,
+    ) {
+        let out = &snap.outcome;
         buf.extend_from_slice(b",\"signals\":{");
-        for (e, d) in self.entries.iter().zip(engine.decisions()) {
-            let a = match d.action {
+        for (e, action) in self.entries.iter().zip(actions) {
+            let a = match action {
                 Action::Buy => 0,
                 Action::Sell => 1,
                 Action::Hold => 2,
@@ -264,9 +351,9 @@ impl RecordWriter {
         buf.extend_from_slice(b",\"confidence\":");
         json(buf, &out.confidence);
         buf.extend_from_slice(b",\"agreeing\":[");
-        self.write_ids(out.agreeing_indices(), buf);
+        self.write_ids(out.agreeing, buf);
         buf.extend_from_slice(b"],\"events\":[");
-        self.write_ids(out.event_indices(), buf);
+        self.write_ids(out.events, buf);
         buf.extend_from_slice(b"],\"votes\":{\"buy\":");
         json(buf, &out.votes.buy);
         buf.extend_from_slice(b",\"sell\":");
@@ -274,18 +361,25 @@ impl RecordWriter {
         buf.extend_from_slice(b",\"none\":");
         json(buf, &out.votes.none);
         buf.push(b'}');
-        if engine.warming_up() {
+        if snap.warming_up {
             buf.extend_from_slice(b",\"warming_up\":true");
         }
         buf.extend_from_slice(b"}\n");
     }
 
-    fn write_ids(&self, indices: impl Iterator<Item = usize>, buf: &mut Vec<u8>) {
-        for (n, i) in indices.take_while(|&i| i < self.ids.len()).enumerate() {
-            if n > 0 {
+    /// The ids of the strategies whose bit is set in `mask`, ascending, up to the first bit
+    /// past the last strategy (as `Outcome::agreeing_indices` lists them).
+    fn write_ids(&self, mut mask: u64, buf: &mut Vec<u8>) {
+        let mut first = true;
+        while mask != 0 {
+            let i = mask.trailing_zeros() as usize;
+            let Some(id) = self.ids.get(i) else { break };
+            if !first {
                 buf.push(b',');
             }
-            buf.extend_from_slice(&self.ids[i]);
+            first = false;
+            buf.extend_from_slice(id);
+            mask &= mask - 1;
         }
     }
 }
@@ -378,15 +472,23 @@ mod tests {
             let ids = crate::strategy::IDS;
             let mut e = SignalEngine::from_ids(&ids, Rule::new(mode, ids.len())).unwrap();
             let w = RecordWriter::new("ETHUSDT", Interval::M5, &e);
-            let (mut a, mut b) = (Vec::new(), Vec::new());
+            // The same writer from snapshots (as `signals` writes on its own thread).
+            let snapped = w.clone();
+            let (mut a, mut b, mut d) = (Vec::new(), Vec::new(), Vec::new());
             let mut fired = 0;
             for c in &candles {
                 let out = e.on_closed(c);
                 fired += usize::from(out.action != Action::Hold);
                 SignalRecord::from_engine("ETHUSDT", Interval::M5, c, &e).write_json_line(&mut a);
                 w.write(c, &e, &mut b);
+                let actions: Vec<Action> = e.decisions().iter().map(|d| d.action).collect();
+                snapped.write_snapshot(&Snapshot::of(c, &e), &actions, &mut d);
             }
-            assert_eq!(String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+            assert_eq!(
+                String::from_utf8(a).unwrap(),
+                String::from_utf8(b.clone()).unwrap()
+            );
+            assert_eq!(b, d);
             if mode == Mode::Any {
                 assert!(
                     fired > 0,

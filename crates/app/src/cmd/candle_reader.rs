@@ -8,7 +8,6 @@
 //! those (write their records) and then fail naming the line.
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, sync_channel};
 
@@ -32,7 +31,7 @@ fn spawn_csv(file: File, interval: Option<Interval>) -> Receiver<Chunk> {
     let (tx, rx) = sync_channel::<Chunk>(DEPTH);
     std::thread::spawn(move || {
         let mut chunk = Vec::with_capacity(CHUNK);
-        for row in CsvCandles::new(BufReader::with_capacity(1 << 16, file), interval) {
+        for row in CsvCandles::new(file, interval) {
             match row {
                 Ok(c) => {
                     chunk.push(c);
