@@ -3,8 +3,9 @@
 //!
 //! serde_json's derived decoding of [`super::message::WsFrame`] spent ~8,700 instructions on a
 //! 420-byte kline frame (callgrind, `manus demo`): every key matched against every field of
-//! three structs, every ignored value decoded. This scanner reads the same bytes once and picks
-//! the fields it needs (~1,000 instructions). It accepts only what serde would accept with the
+//! three structs, every ignored value decoded. This scanner reads the same bytes once, checking
+//! them as strictly, and picks the fields it needs (~5,400 instructions; the whole frame, candle
+//! included, 10,500 → 7,300). It accepts only what serde would accept with the
 //! same result, and answers `None` for anything else — control answers, errors, escaped
 //! strings, `null`s, duplicate keys, numbers that are not plain integers, a kline event
 //! missing a field — so [`super::ws::parse_frame`] then decodes the frame with serde as before,
