@@ -422,7 +422,7 @@ mod tests {
             format!(r#"{{"stream":null,"data":{{"e":"kline","E":5,"k":{k}}}}}"#),
             format!(r#"{{"data":{{"e":"kline","E":5,"k":{k}}}}}"#),
             format!(r#"{{"stream":"bnbbtc@kline_1m","data":{{"e":"kline","k":{k}}}}}"#),
-            format!(r#"{{"stream":"bnbbtc@kline_1m","data":{{"e":"kline","E":5}}}}"#),
+            r#"{"stream":"bnbbtc@kline_1m","data":{"e":"kline","E":5}}"#.to_string(),
             format!(r#"{{"stream":"bnbbtc@kline_1m","data":{{"E":5,"k":{k}}}}}"#),
             r#"{"e":"kline","E":1,"k":{"t":1672515780000,"s":"BNBBTC","i":"1m","o":"1","c":"2","h":"3","l":"0.5","v":"9"}}"#.into(),
             r#"{"e":"kline","E":1,"k":{"t":1672515780000,"s":"BNBBTC","i":"1m","o":"1","c":"2","h":"3","l":"0.5","v":"9","x":1}}"#.into(),
