@@ -217,6 +217,8 @@ pub struct Pipeline {
     cfg: PipelineConfig,
     streams: Vec<StreamState>,
     index: HashMap<StreamKey, usize>,
+    /// The index [`Self::known`] found last.
+    last_known: usize,
     latency: Latency,
     totals: Totals,
     conn: ConnState,
@@ -239,6 +241,7 @@ impl Pipeline {
             },
             streams: Vec::with_capacity(streams.len()),
             index: HashMap::with_capacity(streams.len()),
+            last_known: 0,
             latency: Latency::default(),
             totals: Totals::default(),
             conn: ConnState::Connecting,
@@ -355,7 +358,15 @@ impl Pipeline {
     }
 
     fn known(&mut self, key: &Arc<StreamKey>) -> Option<usize> {
+        // The stream of the previous event first: comparing a symbol costs far less than
+        // hashing it, and with one stream (or a burst of one stream's events) it is the one.
+        if let Some(st) = self.streams.get(self.last_known)
+            && *st.key == **key
+        {
+            return Some(self.last_known);
+        }
         if let Some(&i) = self.index.get(key.as_ref()) {
+            self.last_known = i;
             return Some(i);
         }
         // A stream nobody asked for: count it once, then serve it like any other so nothing is

@@ -304,16 +304,23 @@ pub async fn run_headless<F: MarketFeed>(
         if pipeline.done() {
             break Stop::MaxCandles;
         }
+        // The feed first: woken for a candle, the loop takes it without polling the signal
+        // handlers (~600 instructions of a cold path before the candle). Shutdown is still
+        // seen at once when the feed is quiet, and after every batch below when it is not.
         let first = tokio::select! {
             biased;
-            _ = shutdown.wait() => break Stop::Shutdown,
             ev = feed.next() => ev,
+            _ = shutdown.wait() => break Stop::Shutdown,
         };
         match pump(feed, pipeline, sink, first) {
             Ok(Some(stop)) => break stop,
             Ok(None) => {}
             Err(e) if e.kind() == ErrorKind::BrokenPipe => break Stop::OutputClosed,
             Err(e) => return Err(e),
+        }
+        // After the batch's records, off their latency; `wait` is cancel-safe.
+        if shutdown.wait().now_or_never().is_some() {
+            break Stop::Shutdown;
         }
     };
     match sink.flush() {

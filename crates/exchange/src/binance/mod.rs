@@ -2,6 +2,7 @@
 //! parses kline frames, [`rest`] builds REST paths and parses answers, [`message`] holds the
 //! serde structs; [`Binance`] is the [`Venue`] over them.
 
+mod fast;
 pub mod message;
 pub mod rest;
 pub mod subscribe;

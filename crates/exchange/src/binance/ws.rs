@@ -14,8 +14,26 @@ pub fn stream_name(key: &StreamKey) -> String {
 /// The event a server about to go away sends (since 2026-05-08).
 const SHUTDOWN: &str = "serverShutdown";
 
-/// Parses a raw or combined frame; a kline is appended to `out`.
+/// Parses a raw or combined frame; a kline is appended to `out`. A kline event takes the fast
+/// path ([`super::fast`]); anything it does not vouch for is decoded by serde.
 pub(crate) fn parse_frame(
+    text: &str,
+    lookup: &Lookup,
+    out: &mut Vec<WsKline>,
+) -> Result<Control, ParseError> {
+    let Some(f) = super::fast::kline_frame(text) else {
+        return parse_frame_serde(text, lookup, out);
+    };
+    let idx = match f.combined {
+        Some(stream) => combined_index(stream, &f.kline, lookup)?,
+        None => raw_index(&f.kline, lookup)?,
+    };
+    push(&f.kline, f.event_time, idx, out)?;
+    Ok(Control::Klines)
+}
+
+/// [`parse_frame`] through serde alone.
+pub(crate) fn parse_frame_serde(
     text: &str,
     lookup: &Lookup,
     out: &mut Vec<WsKline>,
@@ -30,8 +48,8 @@ pub(crate) fn parse_frame(
     if let Some(data) = frame.data {
         return match (data.event, data.kline) {
             ("kline", Some(k)) => {
-                let idx = match frame.stream.and_then(|s| lookup.get(s)) {
-                    Some(&i) => i,
+                let idx = match frame.stream {
+                    Some(stream) => combined_index(stream, &k, lookup)?,
                     None => resolve(&k, lookup)?,
                 };
                 push(&k, data.event_time, idx, out)?;
@@ -44,11 +62,7 @@ pub(crate) fn parse_frame(
     }
     match (frame.event, frame.kline) {
         (Some("kline"), Some(k)) => {
-            let idx = if lookup.len() == 1 {
-                *lookup.values().next().unwrap_or(&0)
-            } else {
-                resolve(&k, lookup)?
-            };
+            let idx = raw_index(&k, lookup)?;
             push(&k, frame.event_time.unwrap_or(0), idx, out)?;
             Ok(Control::Klines)
         }
@@ -60,6 +74,23 @@ pub(crate) fn parse_frame(
         (None, _) => Err(ParseError::Shape(
             "frame is neither a kline event nor a control answer".into(),
         )),
+    }
+}
+
+/// A combined frame's stream: by its name, else by the kline's own symbol and interval.
+fn combined_index(stream: &str, k: &Kline<'_>, lookup: &Lookup) -> Result<usize, ParseError> {
+    match lookup.get(stream) {
+        Some(&i) => Ok(i),
+        None => resolve(k, lookup),
+    }
+}
+
+/// A raw frame's stream: the connection's one stream, else by the kline's symbol and interval.
+fn raw_index(k: &Kline<'_>, lookup: &Lookup) -> Result<usize, ParseError> {
+    if lookup.len() == 1 {
+        Ok(*lookup.values().next().unwrap_or(&0))
+    } else {
+        resolve(k, lookup)
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Feed {
     /// after its stream was removed (or removed and added again on another shard) carries
     /// another `Arc`, and is dropped.
     live: HashMap<StreamKey, (Arc<StreamKey>, u64, usize)>,
+    /// The key [`Feed::wanted`] found running last (cleared by [`Feed::remove`]).
+    last_wanted: Option<Arc<StreamKey>>,
     /// What new shards are made of.
     cfg: FeedConfig,
     rest: RestClient,
@@ -106,6 +108,7 @@ impl Feed {
             shards: HashMap::new(),
             next_shard: 0,
             live: HashMap::new(),
+            last_wanted: None,
             rest,
             pacer: Pacer::new(venue.connection_rate()),
             out,
@@ -238,6 +241,7 @@ impl Feed {
     /// this returns. A connection left with none of its streams closes; one that still carries
     /// others goes on, dropping the removed streams' frames (nothing is fetched for them).
     pub fn remove(&mut self, streams: &[StreamKey]) {
+        self.last_wanted = None;
         for s in streams {
             let Some((_, id, i)) = self.live.remove(s) else {
                 continue;
@@ -273,7 +277,7 @@ impl Feed {
     }
 
     /// False for an event of a stream removed since it was queued.
-    fn wanted(&self, ev: &FeedEvent) -> bool {
+    fn wanted(&mut self, ev: &FeedEvent) -> bool {
         let key = match ev {
             FeedEvent::Update { key, .. }
             | FeedEvent::Closed { key, .. }
@@ -282,9 +286,23 @@ impl Feed {
             | FeedEvent::Correction { key, .. } => key,
             _ => return true,
         };
-        self.live
+        // The stream found wanted last, by pointer: hashing the key is the costlier part of
+        // handing a candle over. `remove` forgets it.
+        if self
+            .last_wanted
+            .as_ref()
+            .is_some_and(|k| Arc::ptr_eq(k, key))
+        {
+            return true;
+        }
+        let wanted = self
+            .live
             .get(key.as_ref())
-            .is_some_and(|(k, _, _)| Arc::ptr_eq(k, key))
+            .is_some_and(|(k, _, _)| Arc::ptr_eq(k, key));
+        if wanted {
+            self.last_wanted = Some(key.clone());
+        }
+        wanted
     }
 
     /// Shared counters for dashboards.
