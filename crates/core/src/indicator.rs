@@ -541,3 +541,43 @@ mod tests {
         }
     }
 }
+
+/// Test support for the in-house transcriptions of `ta-lib` streams.
+#[cfg(test)]
+pub(crate) mod bit_parity {
+    use super::Indicator;
+    use crate::model::Candle;
+
+    /// One field of the seeded synthetic series for each seed.
+    pub fn synthetic_field(seeds: std::ops::Range<u64>, f: fn(&Candle) -> f64) -> Vec<Vec<f64>> {
+        seeds
+            .map(|seed| {
+                crate::testing::synthetic(seed, 5000)
+                    .iter()
+                    .map(f)
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// `mine` equals `theirs` to the bit on every candle, and they share a lookback; returns
+    /// how many values they gave.
+    pub fn assert_same_bits<A, B>(mut mine: A, mut theirs: B, cs: &[Candle], what: &str) -> usize
+    where
+        A: Indicator<Output = f64>,
+        B: Indicator<Output = f64>,
+    {
+        let mut values = 0;
+        for (t, c) in cs.iter().enumerate() {
+            let want = theirs.update(c);
+            assert_eq!(
+                mine.update(c).map(f64::to_bits),
+                want.map(f64::to_bits),
+                "{what} at {t}"
+            );
+            values += usize::from(want.is_some());
+        }
+        assert_eq!(mine.lookback(), theirs.lookback(), "{what}");
+        values
+    }
+}

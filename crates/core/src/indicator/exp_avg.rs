@@ -87,36 +87,19 @@ impl Indicator for ExpAvg {
 mod tests {
     use super::*;
     use crate::indicator::Ema;
+    use crate::indicator::bit_parity::{assert_same_bits, synthetic_field};
     use crate::testing::candles;
 
     #[test]
     fn equals_the_crate_stream_to_the_bit() {
-        let mut series: Vec<Vec<f64>> = (1..4)
-            .map(|seed| {
-                crate::testing::synthetic(seed, 5000)
-                    .iter()
-                    .map(|c| c.close)
-                    .collect()
-            })
-            .collect();
+        let mut series = synthetic_field(1..4, |c| c.close);
         series.push((0..3000).map(|i| 50.0 + ((i * 37) % 23) as f64).collect());
         series.push((0..3000).map(|i| 1e8 + (i % 5) as f64 * 1e-4).collect());
         for xs in &series {
             let cs = candles(xs);
             for n in [2, 3, 4, 5, 9, 12, 20, 26, 50, 200] {
-                let (mut mine, mut theirs) = (ExpAvg::new(n), Ema::new(n));
-                let mut values = 0;
-                for (t, c) in cs.iter().enumerate() {
-                    let want = theirs.update(c);
-                    assert_eq!(
-                        mine.update(c).map(f64::to_bits),
-                        want.map(f64::to_bits),
-                        "{n} at {t}"
-                    );
-                    values += usize::from(want.is_some());
-                }
+                let values = assert_same_bits(ExpAvg::new(n), Ema::new(n), &cs, &n.to_string());
                 assert_eq!(values, cs.len() - (n - 1));
-                assert_eq!(mine.lookback(), theirs.lookback());
             }
         }
     }

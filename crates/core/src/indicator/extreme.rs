@@ -123,6 +123,7 @@ impl<const MAX: bool> Indicator for Extreme<MAX> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::indicator::bit_parity::synthetic_field;
     use crate::indicator::{Highest, Lowest};
     use crate::testing::candles;
 
@@ -130,14 +131,7 @@ mod tests {
     /// with both zeros (where which of equal values is kept shows).
     #[test]
     fn equals_the_crate_streams_to_the_bit() {
-        let mut series: Vec<Vec<f64>> = (1..4)
-            .map(|seed| {
-                crate::testing::synthetic(seed, 5000)
-                    .iter()
-                    .map(|c| c.close)
-                    .collect()
-            })
-            .collect();
+        let mut series = synthetic_field(1..4, |c| c.close);
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let picks = [0.0, -0.0, 1.0, -1.0, 2.0, 0.0, -0.0];
         series.push(

@@ -80,41 +80,19 @@ impl Indicator for Mean {
 mod tests {
     use super::*;
     use crate::indicator::Sma;
+    use crate::indicator::bit_parity::{assert_same_bits, synthetic_field};
     use crate::testing::candles;
 
     #[test]
     fn equals_the_crate_stream_to_the_bit() {
-        let mut series: Vec<Vec<f64>> = (1..4)
-            .map(|seed| {
-                crate::testing::synthetic(seed, 5000)
-                    .iter()
-                    .map(|c| c.volume)
-                    .collect()
-            })
-            .collect();
-        series.push(
-            crate::testing::synthetic(9, 5000)
-                .iter()
-                .map(|c| c.close * 1e3)
-                .collect(),
-        );
+        let mut series = synthetic_field(1..4, |c| c.volume);
+        series.extend(synthetic_field(9..10, |c| c.close * 1e3));
         series.push((0..4000).map(|i| 1e9 + (i % 7) as f64 * 1e-3).collect());
         for xs in &series {
             let cs = candles(xs);
             for n in [2, 3, 9, 20, 50, 200] {
-                let (mut mine, mut theirs) = (Mean::new(n), Sma::new(n));
-                let mut values = 0;
-                for (t, c) in cs.iter().enumerate() {
-                    let want = theirs.update(c);
-                    assert_eq!(
-                        mine.update(c).map(f64::to_bits),
-                        want.map(f64::to_bits),
-                        "{n} at {t}"
-                    );
-                    values += usize::from(want.is_some());
-                }
+                let values = assert_same_bits(Mean::new(n), Sma::new(n), &cs, &n.to_string());
                 assert_eq!(values, cs.len() - (n - 1));
-                assert_eq!(mine.lookback(), theirs.lookback());
             }
         }
     }

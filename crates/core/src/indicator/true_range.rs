@@ -102,6 +102,7 @@ impl Indicator for TrueRangeAvg {
 mod tests {
     use super::*;
     use crate::indicator::Atr;
+    use crate::indicator::bit_parity::assert_same_bits;
 
     #[test]
     fn equals_the_crate_stream_to_the_bit() {
@@ -123,19 +124,9 @@ mod tests {
         ));
         for cs in &series {
             for n in [2, 3, 5, 14, 20, 50] {
-                let (mut mine, mut theirs) = (TrueRangeAvg::new(n), Atr::new(n));
-                let mut values = 0;
-                for (t, c) in cs.iter().enumerate() {
-                    let want = theirs.update(c);
-                    assert_eq!(
-                        mine.update(c).map(f64::to_bits),
-                        want.map(f64::to_bits),
-                        "{n} at {t}"
-                    );
-                    values += usize::from(want.is_some());
-                }
+                let values =
+                    assert_same_bits(TrueRangeAvg::new(n), Atr::new(n), cs, &n.to_string());
                 assert_eq!(values, cs.len() - n);
-                assert_eq!(mine.lookback(), theirs.lookback());
             }
         }
     }
