@@ -253,12 +253,16 @@ fn check_alerts(db: &Db, rows: &[StoredSignal], delivered: &Keys) {
             assert!(resumed, "only resumed candles are skipped: {a:?}");
             skipped += 1;
         } else if resumed {
-            // Sent for a resumed candle: it was recent, so at most two more resumed candles
-            // follow it before the stream is live again (or the run ended).
-            let more_resumed = (3..=4)
-                .filter(|k| backfilled_at(a.open_time + k * MINUTE) == Some(true))
+            // Sent for a resumed candle: it was at most two periods old on the exchange's clock
+            // of the fetch, so few resumed candles follow it before the stream is live again:
+            // the two the fetch could hold, and those that closed while the resume's requests
+            // were in flight (a 40 ms market: up to two more). Counted up to the first live
+            // candle only: the next kill's resume may start soon after.
+            let more_resumed = (1..)
+                .take_while(|k| backfilled_at(a.open_time + k * MINUTE) == Some(true))
                 .count();
-            assert_eq!(more_resumed, 0, "a stale resumed candle alerted: {a:?}");
+            eprintln!("sent resumed candle followed by {more_resumed} resumed");
+            assert!(more_resumed <= 4, "a stale resumed candle alerted: {a:?}");
         }
     }
     eprintln!(
