@@ -174,6 +174,20 @@ pub struct Bands {
     pub lower: f64,
 }
 
+impl Bands {
+    /// The bands of a moving average `mid` and a standard deviation `sd`, in BBANDS' own order
+    /// (the width first, then added and subtracted): TA-Lib's `BBANDS` to the bit.
+    #[inline]
+    pub fn of(mid: f64, sd: f64, k: f64) -> Bands {
+        let w = sd * k;
+        Bands {
+            upper: mid + w,
+            middle: mid,
+            lower: mid - w,
+        }
+    }
+}
+
 /// MACD line, signal line and histogram.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MacdValue {
@@ -530,8 +544,8 @@ mod tests {
                 for (t, c) in cs.iter().enumerate() {
                     let want = bb.update(c).map(|b| (b.upper, b.middle, b.lower));
                     let got = sma.update(c).zip(sd.update(c)).map(|(m, s)| {
-                        let w = s * k;
-                        (m + w, m, m - w)
+                        let b = Bands::of(m, s, k);
+                        (b.upper, b.middle, b.lower)
                     });
                     assert_eq!(bits(got), bits(want), "n {n}, k {k}, bar {t}");
                     values += usize::from(want.is_some());

@@ -7,7 +7,7 @@
 //! whose value is not exactly `1.0` is false — so a condition still warming up is false.
 
 use crate::indicator::{
-    Atr, Dmi, ExpAvg, Extreme, Indicator, Macd, Mean, Rsi, Stddev, Stoch, TrueRangeAvg,
+    Atr, Bands, Dmi, ExpAvg, Extreme, Indicator, Macd, Mean, Rsi, Stddev, Stoch, TrueRangeAvg,
 };
 use crate::model::{Candle, Interval};
 use crate::smc::Side;
@@ -567,12 +567,11 @@ impl Program {
                     if m.is_nan() || s.is_nan() {
                         f64::NAN
                     } else {
-                        // BBANDS' own order: the width first, then added and subtracted.
-                        let w = s * *k;
+                        let b = Bands::of(m, s, *k);
                         match part {
-                            0 => m + w,
-                            1 => m,
-                            _ => m - w,
+                            0 => b.upper,
+                            1 => b.middle,
+                            _ => b.lower,
                         }
                     }
                 }

@@ -69,24 +69,13 @@ impl BollingerBreakout {
     }
 }
 
-/// BBANDS' combination of its SMA and σ, in its order (the width first).
-fn bands(mean: Option<f64>, sigma: Option<f64>, k: f64) -> Option<Bands> {
-    let (m, s) = (mean?, sigma?);
-    let w = s * k;
-    Some(Bands {
-        upper: m + w,
-        middle: m,
-        lower: m - w,
-    })
-}
-
 impl Strategy for BollingerBreakout {
     fn id(&self) -> &'static str {
         ID
     }
     fn on_candle(&mut self, c: &Candle) -> Result<Decision, StrategyError> {
         let (m, s) = (self.mean.update(c), self.sigma.update(c));
-        let Some(b) = bands(m, s, self.k) else {
+        let Some(b) = m.zip(s).map(|(m, s)| Bands::of(m, s, self.k)) else {
             return Ok(Decision::WARMING_UP);
         };
         let half_width = (b.upper - b.middle).max(f64::MIN_POSITIVE);
