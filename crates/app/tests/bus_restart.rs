@@ -14,9 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bus_support::{NatsServer, Stored, read_all};
-use manus_core::Interval;
-use manus_exchange::feed::StreamKey;
-use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
+use manus_exchange::sim::SimExchange;
 use market_manus::bus::publish::{CandleMsg, PRODUCED_TARGET};
 use market_manus::bus::{CANDLES_STREAM, SIGNALS_STREAM};
 
@@ -183,42 +181,9 @@ fn run(test: &str, streams: usize, given_up: bool, down_until: impl Fn(&str, u64
         return;
     };
     let logs = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let history = 300;
-    let start = Interval::M1.floor(now) - history as i64 * MINUTE;
-    let key = StreamKey {
-        symbol: "SIM".into(),
-        interval: Interval::M1,
-    };
-    let sim = rt
-        .block_on(SimExchange::start(SimConfig {
-            symbols: symbols(streams),
-            interval: Interval::M1,
-            candle_ms: CANDLE_MS,
-            updates_per_candle: 2,
-            history,
-            source: SimSource::Replay(market_manus::live::scripted::synthetic_candles(
-                &key,
-                start,
-                history + 5000,
-            )),
-            faults: FaultPlan::default(),
-            ..SimConfig::default()
-        }))
-        .expect("sim starts");
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let rt = bus_support::runtime();
+    let sim = bus_support::worker_market(&rt, symbols(streams), CANDLE_MS);
+    let metrics = bus_support::free_addr();
     let log = logs.path().join("r1.log");
     let mut worker = spawn_worker(&nats.url(), &sim, streams, &metrics, &log);
     let per_candle = 2 * streams as u64; // a candle and a record per stream

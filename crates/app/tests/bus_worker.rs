@@ -15,10 +15,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use bus_support::{NatsServer, read_all};
 use futures_util::TryStreamExt;
-use manus_core::Interval;
 use manus_core::record::SignalRecord;
-use manus_exchange::feed::StreamKey;
-use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
 use market_manus::bus::lease::BUCKET;
 use market_manus::bus::{CANDLES_STREAM, SIGNALS_STREAM};
 
@@ -123,50 +120,14 @@ fn workers_share_streams_fail_over_and_rebalance_without_a_gap() {
         return;
     };
     let logs = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let history = 300;
-    let start = Interval::M1.floor(now) - history as i64 * MINUTE;
-    let key = StreamKey {
-        symbol: "SIM".into(),
-        interval: Interval::M1,
-    };
-    let sim = rt
-        .block_on(SimExchange::start(SimConfig {
-            symbols: symbols(),
-            interval: Interval::M1,
-            candle_ms: CANDLE_MS,
-            updates_per_candle: 2,
-            history,
-            source: SimSource::Replay(market_manus::live::scripted::synthetic_candles(
-                &key,
-                start,
-                history + 5000,
-            )),
-            faults: FaultPlan::default(),
-            ..SimConfig::default()
-        }))
-        .expect("sim starts");
+    let rt = bus_support::runtime();
+    let sim = bus_support::worker_market(&rt, symbols(), CANDLE_MS);
     let (ws, rest) = (sim.ws_url(), sim.rest_url());
     let url = nats.url();
     let log = |id: &str| logs.path().join(format!("{id}.log"));
-    let free_addr = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .to_string()
-    };
     let metrics_of: BTreeMap<&str, String> = ["w1", "w2", "w3", "w4"]
         .into_iter()
-        .map(|id| (id, free_addr()))
+        .map(|id| (id, bus_support::free_addr()))
         .collect();
     let mut workers: BTreeMap<&str, Child> = ["w1", "w2", "w3"]
         .into_iter()
@@ -406,43 +367,10 @@ fn a_bus_restart_mid_run_loses_nothing_the_worker_produced() {
         return;
     };
     let logs = tempfile::tempdir().unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let history = 300;
-    let start = Interval::M1.floor(now) - history as i64 * MINUTE;
-    let key = StreamKey {
-        symbol: "SIM".into(),
-        interval: Interval::M1,
-    };
+    let rt = bus_support::runtime();
     let syms: Vec<String> = symbols().into_iter().take(N).collect();
-    let sim = rt
-        .block_on(SimExchange::start(SimConfig {
-            symbols: syms.clone(),
-            interval: Interval::M1,
-            candle_ms: CANDLE_MS,
-            updates_per_candle: 2,
-            history,
-            source: SimSource::Replay(market_manus::live::scripted::synthetic_candles(
-                &key,
-                start,
-                history + 5000,
-            )),
-            faults: FaultPlan::default(),
-            ..SimConfig::default()
-        }))
-        .expect("sim starts");
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let sim = bus_support::worker_market(&rt, syms.clone(), CANDLE_MS);
+    let metrics = bus_support::free_addr();
     let log = logs.path().join("r1.log");
     let mut w = spawn_worker(
         "r1",

@@ -181,3 +181,57 @@ pub async fn read_all(url: &str, stream: &str) -> Vec<Stored> {
     }
     out
 }
+
+/// The runtime the worker tests drive the simulator and the bus client on.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A simulated Binance market for workers: `symbols` replaying the synthetic 1-minute series
+/// (300 candles of history up to now), a candle every `candle_ms`.
+pub fn worker_market(
+    rt: &tokio::runtime::Runtime,
+    symbols: Vec<String>,
+    candle_ms: u64,
+) -> manus_exchange::sim::SimExchange {
+    use manus_core::Interval;
+    use manus_exchange::sim::{FaultPlan, SimConfig, SimExchange, SimSource};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let history = 300;
+    let start = Interval::M1.floor(now) - history as i64 * 60_000;
+    let key = manus_exchange::feed::StreamKey {
+        symbol: "SIM".into(),
+        interval: Interval::M1,
+    };
+    rt.block_on(SimExchange::start(SimConfig {
+        symbols,
+        interval: Interval::M1,
+        candle_ms,
+        updates_per_candle: 2,
+        history,
+        source: SimSource::Replay(market_manus::live::scripted::synthetic_candles(
+            &key,
+            start,
+            history + 5000,
+        )),
+        faults: FaultPlan::default(),
+        ..SimConfig::default()
+    }))
+    .expect("sim starts")
+}
+
+/// A free loopback address, e.g. for a worker's `--metrics`.
+pub fn free_addr() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string()
+}
