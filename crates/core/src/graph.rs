@@ -35,8 +35,10 @@ impl Default for GraphBuilder {
 impl GraphBuilder {
     /// The graph, ready to be stepped.
     pub fn finish(self) -> Graph {
+        let mut prog = self.c.prog;
+        prog.schedule();
         Graph {
-            prog: self.c.prog,
+            prog,
             faults: Vec::new(),
             tainted: Vec::new(),
         }
@@ -120,7 +122,7 @@ impl Graph {
         if self.tainted.is_empty() {
             return None;
         }
-        match self.tainted[ix as usize] {
+        match self.tainted[self.prog.phys(ix)] {
             0 => None,
             t => Some(self.faults[t as usize - 1].as_str()),
         }
@@ -131,7 +133,7 @@ impl Graph {
         if let Some(f) = self.fault(ix) {
             return Err(f);
         }
-        match &self.prog.nodes[ix as usize] {
+        match &self.prog.nodes[self.prog.phys(ix)] {
             Node::Smc(d, ..) => Ok(d),
             _ => Err("not a detector node"),
         }

@@ -76,7 +76,7 @@ impl RuleStrategy {
         [Some(self.buy), Some(self.sell), self.score]
             .into_iter()
             .flatten()
-            .map(|ix| lb[ix as usize])
+            .map(|ix| lb[prog.phys(ix)])
             .max()
             .unwrap_or(0)
             .saturating_add(1)

@@ -508,6 +508,48 @@ fn count_inds(prog: &eval::Program) -> usize {
 }
 
 #[test]
+fn the_engine_graph_is_scheduled_by_kind_children_first() {
+    use crate::SignalEngine;
+    use crate::confluence::{Mode, Rule};
+    use std::collections::HashSet;
+    let defs = ten();
+    // The same nodes in the order compiled (the builder's program, not scheduled) ...
+    let mut b = crate::graph::GraphBuilder::default();
+    for mut s in boxed(&defs) {
+        assert!(s.share(&mut b));
+    }
+    let compiled = b.c.prog;
+    let e = SignalEngine::new(boxed(&defs), Rule::new(Mode::Any, 10)).unwrap();
+    let prog = &e.graph().prog;
+    let switches = |p: &eval::Program| {
+        p.nodes
+            .windows(2)
+            .filter(|w| w[0].kind() != w[1].kind())
+            .count()
+    };
+    // ... switch kinds at most nodes; scheduled, at far fewer.
+    assert!(
+        switches(prog) * 2 < switches(&compiled),
+        "{} kind switches scheduled, {} compiled",
+        switches(prog),
+        switches(&compiled)
+    );
+    let mut placed = HashSet::new();
+    for (p, n) in prog.nodes.iter().enumerate() {
+        for ch in n.children().into_iter().flatten() {
+            assert!(placed.contains(&ch), "node {p} reads {ch}, placed after it");
+        }
+        placed.insert(p as eval::Ix);
+    }
+    // Every index handed out still names its node.
+    let mut seen: Vec<usize> = (0..prog.nodes.len() as eval::Ix)
+        .map(|ix| prog.phys(ix))
+        .collect();
+    seen.sort_unstable();
+    assert!(seen.iter().copied().eq(0..prog.nodes.len()));
+}
+
+#[test]
 fn strategies_sharing_the_engine_graph_decide_as_alone() {
     use crate::SignalEngine;
     use crate::confluence::{Mode, Rule};
