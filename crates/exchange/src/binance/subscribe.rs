@@ -34,9 +34,16 @@ pub fn in_url(streams: &[StreamKey]) -> usize {
     streams.len()
 }
 
-/// The socket URL under `base`: raw `/ws/<name>` for one stream, combined for many.
+/// The socket URL under `base`: raw `/ws/<name>` for one stream, combined for many. A base
+/// given with Binance's endpoint path (`.../ws` or `.../stream`, as the docs list the base
+/// endpoints) is taken without it: appended to, it would name a stream called `ws` or
+/// `stream`, which connects and never sends a candle.
 pub fn url(base: &str, streams: &[StreamKey]) -> String {
     let base = base.trim_end_matches('/');
+    let base = base
+        .strip_suffix("/ws")
+        .or_else(|| base.strip_suffix("/stream"))
+        .unwrap_or(base);
     let n = in_url(streams);
     match &streams[..n] {
         [one] if streams.len() == 1 => format!("{base}/ws/{}", stream_name(one)),
@@ -82,6 +89,26 @@ mod tests {
         assert!(messages(&streams).is_empty());
         assert!(
             url("ws://h", &streams).starts_with("ws://h/stream?streams=sym0000usdt@kline_15m/")
+        );
+    }
+
+    #[test]
+    fn a_base_with_the_endpoint_path_is_taken_without_it() {
+        for n in [1, 3] {
+            let streams = keys(n, Interval::M1);
+            let want = url("wss://stream.binance.com:9443", &streams);
+            for base in [
+                "wss://stream.binance.com:9443/",
+                "wss://stream.binance.com:9443/ws",
+                "wss://stream.binance.com:9443/ws/",
+                "wss://stream.binance.com:9443/stream",
+            ] {
+                assert_eq!(url(base, &streams), want, "{base}");
+            }
+        }
+        assert_eq!(
+            url("ws://h/ws", &keys(1, Interval::M1)),
+            "ws://h/ws/sym0000usdt@kline_1m"
         );
     }
 
