@@ -61,7 +61,7 @@ impl SignalEngine {
         }
         let n = strategies.len();
         let mut builder = GraphBuilder::default();
-        let slots: Vec<Slot> = strategies
+        let mut slots: Vec<Slot> = strategies
             .into_iter()
             .map(|mut strategy| {
                 strategy.share(&mut builder);
@@ -74,10 +74,14 @@ impl SignalEngine {
                 last_error: None,
             })
             .collect();
+        let graph = builder.finish();
+        for slot in &mut slots {
+            slot.strategy.placed(&graph);
+        }
         let warmup = warmup_of(&slots);
         Ok(SignalEngine {
             slots,
-            graph: builder.finish(),
+            graph,
             decisions: vec![Decision::WARMING_UP; n],
             rule,
             last: Outcome::NONE,

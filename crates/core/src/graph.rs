@@ -36,9 +36,10 @@ impl GraphBuilder {
     /// The graph, ready to be stepped.
     pub fn finish(self) -> Graph {
         let mut prog = self.c.prog;
-        prog.schedule();
+        let placed = prog.schedule();
         Graph {
             prog,
+            placed,
             faults: Vec::new(),
             tainted: Vec::new(),
         }
@@ -49,6 +50,8 @@ impl GraphBuilder {
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
     pub(crate) prog: Program,
+    /// Where each node the builder handed out went when the nodes were scheduled.
+    placed: Vec<Ix>,
     /// What failed on the last candle.
     faults: Vec<String>,
     /// Per node, `1 +` the index in `faults` of a failure it reads, else `0`; empty when
@@ -117,12 +120,20 @@ impl Graph {
         }
     }
 
+    /// Where node `ix`, as the builder handed it out, stands in the finished graph: the index
+    /// [`Graph::fault`], [`Graph::det`] and the values take (see [`Strategy::placed`]).
+    ///
+    /// [`Strategy::placed`]: crate::strategy::Strategy::placed
+    pub fn place(&self, ix: u32) -> u32 {
+        self.placed[ix as usize]
+    }
+
     /// What node `ix` (or a node it reads) failed with on the last candle, if anything.
     pub(crate) fn fault(&self, ix: Ix) -> Option<&str> {
         if self.tainted.is_empty() {
             return None;
         }
-        match self.tainted[self.prog.phys(ix)] {
+        match self.tainted[ix as usize] {
             0 => None,
             t => Some(self.faults[t as usize - 1].as_str()),
         }
@@ -133,7 +144,7 @@ impl Graph {
         if let Some(f) = self.fault(ix) {
             return Err(f);
         }
-        match &self.prog.nodes[self.prog.phys(ix)] {
+        match &self.prog.nodes[ix as usize] {
             Node::Smc(d, ..) => Ok(d),
             _ => Err("not a detector node"),
         }

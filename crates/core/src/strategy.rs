@@ -156,6 +156,10 @@ pub trait Strategy: Send + fmt::Debug {
     fn share(&mut self, _graph: &mut GraphBuilder) -> bool {
         false
     }
+    /// Once the engine's graph is finished, which reorders its nodes for stepping: takes each
+    /// node index [`Strategy::share`] got to its final place ([`Graph::place`]). The default,
+    /// for strategies that keep no index, does nothing.
+    fn placed(&mut self, _graph: &Graph) {}
     /// Decides on a closed candle once the engine stepped its graph over it. The default, for
     /// strategies that do not share, is [`Strategy::on_candle`].
     fn decide(&mut self, c: &Candle, _graph: &Graph) -> Result<Decision, StrategyError> {

@@ -76,7 +76,7 @@ impl RuleStrategy {
         [Some(self.buy), Some(self.sell), self.score]
             .into_iter()
             .flatten()
-            .map(|ix| lb[prog.phys(ix)])
+            .map(|ix| lb[ix as usize])
             .max()
             .unwrap_or(0)
             .saturating_add(1)
@@ -161,6 +161,14 @@ impl Strategy for RuleStrategy {
         self.def = None;
         self.shared = true;
         true
+    }
+
+    fn placed(&mut self, graph: &Graph) {
+        if self.shared {
+            self.buy = graph.place(self.buy);
+            self.sell = graph.place(self.sell);
+            self.score = self.score.map(|ix| graph.place(ix));
+        }
     }
 
     fn decide(&mut self, c: &Candle, graph: &Graph) -> Result<Decision, StrategyError> {

@@ -541,9 +541,9 @@ fn the_engine_graph_is_scheduled_by_kind_children_first() {
         }
         placed.insert(p as eval::Ix);
     }
-    // Every index handed out still names its node.
+    // Every index handed out has one place.
     let mut seen: Vec<usize> = (0..prog.nodes.len() as eval::Ix)
-        .map(|ix| prog.phys(ix))
+        .map(|ix| e.graph().place(ix) as usize)
         .collect();
     seen.sort_unstable();
     assert!(seen.iter().copied().eq(0..prog.nodes.len()));
@@ -665,6 +665,9 @@ impl Strategy for Boom {
         let close = g.c.prog.push(eval::Node::Field(eval::Field::Close));
         self.0 = g.c.prog.push(eval::Node::Panic(close));
         true
+    }
+    fn placed(&mut self, g: &crate::graph::Graph) {
+        self.0 = g.place(self.0);
     }
     fn decide(
         &mut self,

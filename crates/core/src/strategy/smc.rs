@@ -264,6 +264,10 @@ impl Breaks {
         self.shared.is_some()
     }
 
+    fn placed(&mut self, g: &Graph) {
+        self.shared = self.shared.map(|ix| g.place(ix));
+    }
+
     fn decide(&mut self, id: &str, c: &Candle, g: &Graph) -> Result<Decision, StrategyError> {
         let Some(ix) = self.shared else {
             return Ok(self.on_candle(c));
@@ -326,6 +330,9 @@ macro_rules! break_strategy {
             }
             fn share(&mut self, g: &mut GraphBuilder) -> bool {
                 self.0.share(g)
+            }
+            fn placed(&mut self, g: &Graph) {
+                self.0.placed(g)
             }
             fn decide(&mut self, c: &Candle, g: &Graph) -> Result<Decision, StrategyError> {
                 self.0.decide($id, c, g)
@@ -464,6 +471,10 @@ impl Strategy for SmcOrderBlock {
         self.shared = g.c.order_blocks(&self.cfg, 0).ok();
         self.shared.is_some()
     }
+    fn placed(&mut self, g: &Graph) {
+        self.shared = self.shared.map(|ix| g.place(ix));
+    }
+
     fn decide(&mut self, c: &Candle, g: &Graph) -> Result<Decision, StrategyError> {
         let Some(ix) = self.shared else {
             return self.on_candle(c);
@@ -554,6 +565,10 @@ impl Strategy for SmcFvg {
         self.shared = g.c.fvgs(&self.cfg, 0).ok();
         self.shared.is_some()
     }
+    fn placed(&mut self, g: &Graph) {
+        self.shared = self.shared.map(|ix| g.place(ix));
+    }
+
     fn decide(&mut self, c: &Candle, g: &Graph) -> Result<Decision, StrategyError> {
         let Some(ix) = self.shared else {
             return self.on_candle(c);
@@ -657,6 +672,10 @@ impl Strategy for SmcLiquiditySweep {
         self.shared = g.c.liquidity(&self.cfg, 0).ok();
         self.shared.is_some()
     }
+    fn placed(&mut self, g: &Graph) {
+        self.shared = self.shared.map(|ix| g.place(ix));
+    }
+
     fn decide(&mut self, c: &Candle, g: &Graph) -> Result<Decision, StrategyError> {
         let Some(ix) = self.shared else {
             return self.on_candle(c);
