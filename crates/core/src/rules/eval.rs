@@ -731,43 +731,14 @@ impl Program {
     }
 }
 
-impl Node {
-    /// The nodes this one reads (at most three).
-    pub(crate) fn children(&self) -> [Option<Ix>; 3] {
-        match self {
-            Node::Const(_) | Node::Field(_) | Node::Swings(..) | Node::On(_) => [None; 3],
-            Node::Smc(_, _, sw) => [sw.map(|r| r.node), None, None],
-            Node::Neg(a)
-            | Node::Not(a)
-            | Node::Abs(a)
-            | Node::Pick(a, _)
-            | Node::ArithK(_, a, _)
-            | Node::KArith(_, _, a)
-            | Node::CmpK(_, a, _) => [Some(*a), None, None],
-            Node::Arith(_, a, b)
-            | Node::Cmp(_, a, b)
-            | Node::And(a, b)
-            | Node::Or(a, b)
-            | Node::Min(a, b)
-            | Node::Max(a, b)
-            | Node::Cross { a, b, .. } => [Some(*a), Some(*b), None],
-            Node::Band { mid, sd, .. } => [Some(*mid), Some(*sd), None],
-            Node::Clamp(a, b, c) => [Some(*a), Some(*b), Some(*c)],
-            Node::Ind(_, input) => [*input, None, None],
-            Node::Hist(r) => [Some(r.input), None, None],
-            Node::OnValue(on, ..) => [Some(*on), None, None],
-            #[cfg(test)]
-            Node::Panic(a) => [Some(*a), None, None],
-        }
-    }
-}
-
-impl Node {
-    /// The nodes this one reads, to be renumbered.
-    fn children_mut(&mut self) -> [Option<&mut Ix>; 3] {
-        match self {
+/// The child slots of a node, borrowed as the node is (`children_of!(node)` or
+/// `children_of!(node, mut)`): one list for reading and renumbering.
+macro_rules! children_of {
+    ($node:expr $(, $m:tt)?) => {
+        match $node {
             Node::Const(_) | Node::Field(_) | Node::Swings(..) | Node::On(_) => [None, None, None],
-            Node::Smc(_, _, sw) => [sw.as_mut().map(|r| &mut r.node), None, None],
+            Node::Smc(_, _, Some(SwingRef { node, .. })) => [Some(node), None, None],
+            Node::Smc(_, _, None) => [None, None, None],
             Node::Neg(a)
             | Node::Not(a)
             | Node::Abs(a)
@@ -784,13 +755,26 @@ impl Node {
             | Node::Cross { a, b, .. } => [Some(a), Some(b), None],
             Node::Band { mid, sd, .. } => [Some(mid), Some(sd), None],
             Node::Clamp(a, b, c) => [Some(a), Some(b), Some(c)],
-            Node::Ind(_, input) => [input.as_mut(), None, None],
-            Node::Hist(r) => [Some(&mut r.input), None, None],
+            Node::Ind(_, Some(input)) => [Some(input), None, None],
+            Node::Ind(_, None) => [None, None, None],
+            Node::Hist(r) => [Some(&$($m)? r.input), None, None],
             // `root` is a node of the timeframe's own program.
             Node::OnValue(on, ..) => [Some(on), None, None],
             #[cfg(test)]
             Node::Panic(a) => [Some(a), None, None],
         }
+    };
+}
+
+impl Node {
+    /// The nodes this one reads (at most three).
+    pub(crate) fn children(&self) -> [Option<Ix>; 3] {
+        children_of!(self).map(|c| c.copied())
+    }
+
+    /// The nodes this one reads, to be renumbered.
+    fn children_mut(&mut self) -> [Option<&mut Ix>; 3] {
+        children_of!(self, mut)
     }
 
     /// Which code stepping this node runs (the branch taken, and the one under it for
