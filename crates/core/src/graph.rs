@@ -121,7 +121,7 @@ impl Graph {
     }
 
     /// Where node `ix`, as the builder handed it out, stands in the finished graph: the index
-    /// [`Graph::fault`], [`Graph::det`] and the values take (see [`Strategy::placed`]).
+    /// the graph's lookups take from then on (see [`Strategy::placed`]).
     ///
     /// [`Strategy::placed`]: crate::strategy::Strategy::placed
     pub fn place(&self, ix: u32) -> u32 {
