@@ -156,16 +156,23 @@ impl<'a> Scan<'a> {
             self.eat(b':')?;
             self.ws();
             member(self, key)?;
-            self.ws();
-            match self.b.get(self.i)? {
-                b',' => self.i += 1,
-                b'}' => {
-                    self.i += 1;
-                    return Some(());
-                }
-                _ => return None,
+            if self.closes(b'}')? {
+                return Some(());
             }
         }
+    }
+
+    /// After an item of an object or array: past a `,` (false: more follow) or the closing
+    /// `close` (true); anything else is not JSON this scanner vouches for.
+    #[inline]
+    fn closes(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let b = *self.b.get(self.i)?;
+        if b != b',' && b != close {
+            return None;
+        }
+        self.i += 1;
+        Some(b == close)
     }
 
     /// A string without escapes or control characters (serde would not lend an escaped one).
@@ -254,14 +261,8 @@ impl<'a> Scan<'a> {
                 loop {
                     self.ws();
                     self.skip(depth + 1)?;
-                    self.ws();
-                    match self.b.get(self.i)? {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
+                    if self.closes(b']')? {
+                        return Some(());
                     }
                 }
             }
