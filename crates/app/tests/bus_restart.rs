@@ -13,13 +13,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bus_support::{NatsServer, Stored, read_all};
+use bus_support::{MINUTE, NatsServer, Stored, assert_one_candle_apart, read_all};
 use manus_exchange::sim::SimExchange;
 use market_manus::bus::publish::{CandleMsg, PRODUCED_TARGET};
 use market_manus::bus::{CANDLES_STREAM, SIGNALS_STREAM};
 
 const CANDLE_MS: u64 = 500;
-const MINUTE: i64 = 60_000;
 
 fn symbols(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("R{i:02}USDT")).collect()
@@ -159,15 +158,7 @@ fn check(
     }
     assert_eq!(per.len(), streams, "{what}: every stream has messages");
     for (sym, times) in &per {
-        for w in times.windows(2) {
-            assert_eq!(
-                w[1] - w[0],
-                MINUTE,
-                "{what} {sym}: gap or repeat between {} and {} in stored order",
-                w[0],
-                w[1]
-            );
-        }
+        assert_one_candle_apart(&format!("{what} {sym} (stored order)"), times);
     }
     per
 }

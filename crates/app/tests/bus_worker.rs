@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use bus_support::{NatsServer, read_all};
+use bus_support::{MINUTE, NatsServer, assert_one_candle_apart, read_all};
 use futures_util::TryStreamExt;
 use manus_core::record::SignalRecord;
 use market_manus::bus::lease::BUCKET;
@@ -22,7 +22,6 @@ use market_manus::bus::{CANDLES_STREAM, SIGNALS_STREAM};
 const STREAMS: usize = 60;
 const CANDLE_MS: u64 = 1000;
 const TTL: Duration = Duration::from_secs(2);
-const MINUTE: i64 = 60_000;
 
 fn symbols() -> Vec<String> {
     (0..STREAMS).map(|i| format!("S{i:02}USDT")).collect()
@@ -270,15 +269,7 @@ fn workers_share_streams_fail_over_and_rebalance_without_a_gap() {
     let mut backfilled = 0;
     for (sym, recs) in &per {
         let times: Vec<i64> = recs.iter().map(|r| r.0).collect();
-        for w in times.windows(2) {
-            assert_eq!(
-                w[1] - w[0],
-                MINUTE,
-                "{sym}: gap or repeat between {} and {}",
-                w[0],
-                w[1]
-            );
-        }
+        assert_one_candle_apart(sym, &times);
         backfilled += recs.iter().filter(|r| r.1).count();
     }
     // Every stream ran through the whole test, over the kill and the join (about 10
@@ -328,15 +319,7 @@ fn open_times(stored: &[bus_support::Stored]) -> BTreeMap<String, Vec<i64>> {
 fn assert_gapless(what: &str, per: &BTreeMap<String, Vec<i64>>, streams: usize, min_span: i64) {
     assert_eq!(per.len(), streams, "{what}: every stream has messages");
     for (sym, times) in per {
-        for w in times.windows(2) {
-            assert_eq!(
-                w[1] - w[0],
-                MINUTE,
-                "{what} {sym}: gap or repeat between {} and {}",
-                w[0],
-                w[1]
-            );
-        }
+        assert_one_candle_apart(&format!("{what} {sym}"), times);
     }
     let first = per.values().map(|t| t[0]).min().unwrap();
     let last = per.values().map(|t| t[t.len() - 1]).max().unwrap();

@@ -235,3 +235,19 @@ pub fn free_addr() -> String {
         .unwrap()
         .to_string()
 }
+
+/// One candle, in milliseconds of market time (the tests' streams are 1m).
+pub const MINUTE: i64 = 60_000;
+
+/// `times` (one stream's, in stored order) go up one candle at a time: no gap, no repeat.
+pub fn assert_one_candle_apart(what: &str, times: &[i64]) {
+    for w in times.windows(2) {
+        assert_eq!(
+            w[1] - w[0],
+            MINUTE,
+            "{what}: gap or repeat between {} and {}",
+            w[0],
+            w[1]
+        );
+    }
+}
