@@ -10,6 +10,7 @@
 
 pub mod breakdown;
 pub mod pipeline;
+pub mod prewarm;
 pub mod run;
 pub mod scripted;
 

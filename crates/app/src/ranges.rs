@@ -141,6 +141,8 @@ pub const POLL_INTERVAL_MS: Range =
 /// How many periods after its candle closed an alert may still be sent.
 pub const MAX_ALERT_AGE_CANDLES: Range =
     Range::new("[alerts.delivery] max_alert_age_candles", 1.0, 1_000_000.0);
+/// How early a live run starts warming the candle path before a candle is due, µs (0: never).
+pub const PREWARM_US: Range = Range::new("--prewarm-us", 0.0, 1_000_000.0);
 /// Missed candles a restarted run fetches per stream.
 pub const RESUME_MAX: Range = Range::new("--resume-max", 0.0, 100_000.0);
 
@@ -170,6 +172,7 @@ pub const ALL: &[Range] = &[
     POLL_INTERVAL_MS,
     MAX_ALERT_AGE_CANDLES,
     RESUME_MAX,
+    PREWARM_US,
 ];
 
 #[cfg(test)]

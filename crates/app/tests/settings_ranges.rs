@@ -155,6 +155,11 @@ fn cases() -> Vec<Case> {
             &["0"],
         ),
         c(
+            ranges::PREWARM_US,
+            &["demo", "--headless", "--prewarm-us", "{}"],
+            &["1000001"],
+        ),
+        c(
             ranges::RESUME_MAX,
             &["{live}", "--resume-max", "{}"],
             &["100001"],

@@ -297,4 +297,8 @@ pub trait MarketFeed: Send {
     fn next(&mut self) -> impl std::future::Future<Output = Option<FeedEvent>> + Send;
     /// Shared counters for dashboards.
     fn counters(&self) -> Arc<FeedCounters>;
+    /// Runs the path of the next frame once on a sample, sending nothing, so that its code
+    /// and state are in the caches when the frame comes (called just before a closed candle
+    /// is due). By default nothing.
+    fn warm(&mut self) {}
 }

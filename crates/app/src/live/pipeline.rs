@@ -14,8 +14,13 @@ use manus_core::{Action, Candle, SignalEngine};
 use manus_exchange::feed::{Arrival, CountersSnapshot, FeedEvent, Origin, StreamKey};
 
 use super::breakdown::Breakdown;
+use super::prewarm::Prewarm;
 pub use crate::stats::ConnState;
 use crate::stats::StreamStats;
+
+/// Beyond this many streams a pipeline does not warm (their state would not stay in the
+/// caches together anyway, and warming them all would hold the loop too long).
+pub const MAX_WARM_STREAMS: usize = 4;
 
 /// Tunables of a [`Pipeline`].
 #[derive(Debug, Clone, Copy)]
@@ -28,6 +33,9 @@ pub struct PipelineConfig {
     pub log_len: usize,
     /// Time each live candle's stages (`--latency-breakdown`; see [`super::breakdown`]).
     pub breakdown: bool,
+    /// Warm each stream's candle path this long before its next closed candle is due
+    /// ([`super::prewarm`]); zero: never.
+    pub prewarm: Duration,
 }
 
 impl Default for PipelineConfig {
@@ -37,6 +45,7 @@ impl Default for PipelineConfig {
             max_candles: None,
             log_len: 64,
             breakdown: false,
+            prewarm: Duration::from_millis(2),
         }
     }
 }
@@ -80,6 +89,8 @@ pub struct StreamState {
     pub prev_price: Option<f64>,
     /// The latest emitted record.
     pub last_record: Option<SignalRecord>,
+    /// A record refilled by warm-ups, never emitted.
+    scratch: Option<SignalRecord>,
     provisional: Option<(Outcome, Vec<Decision>)>,
     provisional_dirty: bool,
     /// True while the feed reports the stream stale: no signals are shown or emitted.
@@ -109,6 +120,7 @@ impl StreamState {
             forming: None,
             prev_price: None,
             last_record: None,
+            scratch: None,
             provisional: None,
             provisional_dirty: false,
             stale: false,
@@ -227,6 +239,7 @@ pub struct Pipeline {
     feed_lag_ms: Option<i64>,
     started: Instant,
     breakdown: Option<Box<Breakdown>>,
+    prewarm: Prewarm,
 }
 
 impl Pipeline {
@@ -249,6 +262,7 @@ impl Pipeline {
             feed_lag_ms: None,
             started: Instant::now(),
             breakdown: cfg.breakdown.then(Box::default),
+            prewarm: Prewarm::new(cfg.prewarm),
         };
         for k in streams {
             p.stream_index(k, None);
@@ -452,6 +466,10 @@ impl Pipeline {
             // Backfilled rows wait behind a REST round trip; only socket frames measure the
             // engine's own latency.
             self.latency.record(elapsed);
+            // One stream sets the cadence: the streams of a pipeline close together.
+            if i == 0 {
+                self.prewarm.arrived(received_at);
+            }
             if let Some(b) = &mut self.breakdown {
                 b.record_ready(received_at + elapsed);
             }
@@ -471,6 +489,49 @@ impl Pipeline {
             self.push_log(entry);
         }
         self.streams[i].last_record.as_ref()
+    }
+
+    /// When the consumer should wake to warm the candle path ([`super::prewarm`]), if ever.
+    pub fn warm_due(&self) -> Option<Instant> {
+        self.prewarm.due()
+    }
+
+    /// True while the consumer should stay on the CPU for the frame it warmed for.
+    pub fn waiting_warm(&self, now: Instant) -> bool {
+        self.prewarm.waiting(now)
+    }
+
+    /// True when the candle path should be warmed again while waiting.
+    pub fn rewarm_due(&self, now: Instant) -> bool {
+        self.prewarm.rewarm(now)
+    }
+
+    /// Warms the candle path of every stream (up to [`MAX_WARM_STREAMS`]): its engine stepped
+    /// on a scratch copy over its last closed candle, a scratch record refilled from the copy.
+    /// Commits nothing: the streams' engines, records and counters are as they were.
+    pub fn warm(&mut self, now: Instant) {
+        if self.streams.len() <= MAX_WARM_STREAMS {
+            for st in &mut self.streams {
+                let Some(c) = st.window.back().copied() else {
+                    continue;
+                };
+                let mut copy = st.engine.clone();
+                copy.on_closed(&c);
+                match (&mut st.scratch, &st.last_record) {
+                    (Some(r), _) => {
+                        r.refill_from_engine(&st.key.symbol, st.key.interval, &c, &copy);
+                    }
+                    (slot @ None, Some(r)) => *slot = Some(r.clone()),
+                    (None, None) => {}
+                }
+            }
+        }
+        self.prewarm.ran(now);
+    }
+
+    /// Warm-ups run so far.
+    pub fn warm_runs(&self) -> u64 {
+        self.prewarm.runs()
     }
 
     fn push_log(&mut self, e: DecisionEntry) {

@@ -4,12 +4,14 @@
 use std::fs::File;
 use std::io::{self, BufWriter, ErrorKind, Write};
 use std::path::Path;
+use std::time::Instant;
 
 use futures_util::FutureExt;
 use manus_core::record::SignalRecord;
 use manus_exchange::feed::{FeedEvent, MarketFeed};
 
 use super::pipeline::Pipeline;
+use super::prewarm::REWARM;
 
 /// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,10 +309,32 @@ pub async fn run_headless<F: MarketFeed>(
         // The feed first: woken for a candle, the loop takes it without polling the signal
         // handlers (~600 instructions of a cold path before the candle). Shutdown is still
         // seen at once when the feed is quiet, and after every batch below when it is not.
-        let first = tokio::select! {
-            biased;
-            ev = feed.next() => ev,
-            _ = shutdown.wait() => break Stop::Shutdown,
+        let first = if pipeline.waiting_warm(now()) {
+            // Warmed for a closed candle, and an in-progress update came first: go on waiting.
+            match wait_warm(feed, pipeline).await {
+                Some(ev) => ev,
+                None => continue,
+            }
+        } else {
+            let warm = pipeline.warm_due();
+            tokio::select! {
+                biased;
+                ev = feed.next() => ev,
+                _ = shutdown.wait() => break Stop::Shutdown,
+                _ = async {
+                    match warm {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    pipeline.warm(now());
+                    feed.warm();
+                    match wait_warm(feed, pipeline).await {
+                        Some(ev) => ev,
+                        None => continue,
+                    }
+                }
+            }
         };
         match pump(feed, pipeline, sink, first) {
             Ok(Some(stop)) => break stop,
@@ -328,6 +352,36 @@ pub async fn run_headless<F: MarketFeed>(
         Err(e) => Err(e),
         Ok(()) => Ok(stop),
     }
+}
+
+/// After a warm-up ([`super::prewarm`]): waits for the next event, warming again every
+/// [`REWARM`] until it comes (returned) or the wait is over (`None`). The thread sleeps in
+/// between (a busy wait held the core from the other threads, which delayed the very frames
+/// it waited for when they shared it); an event wakes it at once.
+async fn wait_warm<F: MarketFeed>(
+    feed: &mut F,
+    pipeline: &mut Pipeline,
+) -> Option<Option<FeedEvent>> {
+    loop {
+        let now = now();
+        if !pipeline.waiting_warm(now) {
+            return None;
+        }
+        if pipeline.rewarm_due(now) {
+            pipeline.warm(now);
+            feed.warm();
+        }
+        tokio::select! {
+            biased;
+            ev = feed.next() => return Some(ev),
+            _ = tokio::time::sleep(REWARM) => {}
+        }
+    }
+}
+
+/// The runtime's clock (the same as [`Instant::now`] unless a test paused it).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Handles `first` and whatever else is ready right now (up to [`BATCH`]), then flushes.

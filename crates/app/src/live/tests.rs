@@ -458,3 +458,102 @@ fn a_backfill_is_logged_once() {
     assert_eq!(text.matches("backfilled").count(), 1, "{text}");
     assert!(text.contains("SOLUSDT 1m: backfilled 1 candle\n"), "{text}");
 }
+
+/// Closed candles delivered at a steady cadence on the runtime's clock, stamped on delivery
+/// like socket frames; counts the warm-ups asked of it.
+struct PacedFeed {
+    events: std::collections::VecDeque<(std::time::Duration, FeedEvent)>,
+    start: tokio::time::Instant,
+    warms: u64,
+    counters: Arc<manus_exchange::feed::FeedCounters>,
+}
+
+impl manus_exchange::feed::MarketFeed for PacedFeed {
+    async fn next(&mut self) -> Option<FeedEvent> {
+        // Cancel-safe, as `MarketFeed::next` must be: the event is taken only once it is due.
+        let at = self.events.front()?.0;
+        tokio::time::sleep_until(self.start + at).await;
+        let (_, mut ev) = self.events.pop_front()?;
+        if let FeedEvent::Closed { arrival, .. } = &mut ev {
+            arrival.received_at = tokio::time::Instant::now().into_std();
+        }
+        Some(ev)
+    }
+    fn counters(&self) -> Arc<manus_exchange::feed::FeedCounters> {
+        self.counters.clone()
+    }
+    fn warm(&mut self) {
+        self.warms += 1;
+    }
+}
+
+/// Runs 60 bootstrap and 40 live candles, one every 20 ms of the paused clock, through
+/// `run_headless` with `prewarm`; returns the records and the warm-ups of pipeline and feed.
+async fn paced_run(prewarm: std::time::Duration) -> (Vec<SignalRecord>, u64, u64) {
+    use std::time::Duration;
+    let k = key("BTCUSDT", Interval::M1);
+    let cs = synthetic_candles(&k, 0, 100);
+    let events = cs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let (at, origin) = if i < 60 {
+                (Duration::ZERO, Origin::Bootstrap)
+            } else {
+                (Duration::from_millis(20 * (i as u64 - 59)), Origin::Live)
+            };
+            (at, closed(&k, *c, origin))
+        })
+        .collect();
+    let mut feed = PacedFeed {
+        events,
+        start: tokio::time::Instant::now(),
+        warms: 0,
+        counters: Arc::default(),
+    };
+    let cfg = PipelineConfig {
+        prewarm,
+        ..PipelineConfig::default()
+    };
+    let mut p = pipeline(&[&k], cfg);
+    let out = Shared::default();
+    let mut sink = RecordSink::new(Box::new(out.clone()));
+    let (_stopper, mut shutdown) = Shutdown::manual();
+    let stop = run_headless(&mut feed, &mut p, &mut sink, &mut shutdown)
+        .await
+        .unwrap();
+    assert_eq!(stop, Stop::FeedEnded);
+    (out.records(), p.warm_runs(), feed.warms)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_candle_path_is_warmed_before_each_due_candle_and_nothing_changes() {
+    use std::time::Duration;
+    let (warm, runs, feed_warms) = paced_run(Duration::from_millis(3)).await;
+    let (cold, cold_runs, cold_feed_warms) = paced_run(Duration::ZERO).await;
+    assert_eq!(
+        (cold_runs, cold_feed_warms),
+        (0, 0),
+        "zero lead never warms"
+    );
+    // The cadence is known from the second live candle on: every later one is warmed for,
+    // starting 3 ms early and again every REWARM (tokio's 1 ms) until it comes.
+    assert!(runs >= 38 * 3, "{runs} warm-ups for 38 candles");
+    assert!(
+        runs <= 38 * 8,
+        "{runs} warm-ups: the wait must end with the frame"
+    );
+    assert_eq!(
+        feed_warms, runs,
+        "the feed's parser is warmed with the engine"
+    );
+    assert_eq!(warm.len(), 40);
+    assert_eq!(warm.len(), cold.len());
+    for (w, c) in warm.iter().zip(&cold) {
+        let strip = |r: &SignalRecord| SignalRecord {
+            latency_us: None,
+            ..r.clone()
+        };
+        assert_eq!(strip(w), strip(c), "a warm-up changed a record");
+    }
+}

@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tracing::{debug, warn};
 
 use super::keepalive::Keepalive;
-use super::lanes::{Direct, SharedLanes};
+use super::lanes::{Direct, Sample, SharedLanes};
 use super::pacer::Pacer;
 use super::wire::{Control, Lookup, WsKline};
 use super::{CloseReason, FeedCounters, FeedEvent};
@@ -297,6 +297,14 @@ async fn run(id: u64, p: ConnParams, mut stop: oneshot::Receiver<()>) -> CloseRe
                 .last_event_time
                 .fetch_max(kline.event_time.max(0) as u64, Ordering::Relaxed);
             let mut lanes = p.lanes.lock();
+            if lanes.sample.is_none() && kline.closed {
+                lanes.sample = Some(Sample {
+                    text: text.as_str().to_owned(),
+                    venue: p.venue,
+                    lookup: p.lookup.clone(),
+                    buf: Vec::with_capacity(4),
+                });
+            }
             let kline = if lanes.busy || lost {
                 kline
             } else {

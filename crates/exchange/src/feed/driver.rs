@@ -339,6 +339,11 @@ impl MarketFeed for Feed {
     async fn next(&mut self) -> Option<FeedEvent> {
         Feed::next(self).await
     }
+    fn warm(&mut self) {
+        for s in self.shards.values() {
+            s.lanes.lock().warm();
+        }
+    }
     fn counters(&self) -> Arc<FeedCounters> {
         self.counters.clone()
     }
