@@ -29,6 +29,9 @@ pub struct Prewarm {
     last: Option<Instant>,
     /// Smoothed time between live closed candles.
     period: Option<Duration>,
+    /// Smoothed distance of those gaps from `period`; the window starts at least three of it
+    /// early.
+    jitter: Duration,
     /// The first warm-up for the next candle, if one is planned (none once it ran).
     due: Option<Instant>,
     /// Waiting on the CPU for this candle ends here (a late or missing frame).
@@ -46,6 +49,7 @@ impl Prewarm {
             lead,
             last: None,
             period: None,
+            jitter: Duration::ZERO,
             due: None,
             until: None,
             warmed: None,
@@ -65,7 +69,14 @@ impl Prewarm {
                 self.period = Some(match self.period {
                     None => gap,
                     Some(p) if gap > p * 3 / 2 || gap < p / 2 => p,
-                    Some(p) => (p * 7 + gap) / 8,
+                    Some(p) => {
+                        // How far frames stray from the cadence (a real exchange's final
+                        // frame comes tens to hundreds of ms after the close, not always
+                        // alike): the window widens to cover it.
+                        let off = gap.abs_diff(p);
+                        self.jitter = (self.jitter * 7 + off) / 8;
+                        (p * 7 + gap) / 8
+                    }
                 });
             }
         }
@@ -74,7 +85,7 @@ impl Prewarm {
         self.until = None;
         if let Some(p) = self.period {
             // At most half a period early: right after a candle there is nothing to gain.
-            let lead = self.lead.min(p / 2);
+            let lead = self.lead.max(self.jitter * 3).min(p / 2);
             let expected = at + p;
             self.due = Some(expected - lead);
             self.until = Some(expected + (p / 4).min(lead * 2));
@@ -170,6 +181,33 @@ mod tests {
             lead > 1500 * Duration::from_micros(1) && lead < 3 * MS,
             "{lead:?}"
         );
+    }
+
+    #[test]
+    fn frames_that_stray_from_the_cadence_widen_the_window() {
+        let t0 = Instant::now();
+        let mut w = Prewarm::new(2 * MS);
+        // A minute's candles whose frames come 0–400 ms after the close, by turns.
+        let mut t = t0;
+        for k in 0..40u32 {
+            t = t0 + 60_000 * k * MS + (k % 2) * 400 * MS;
+            w.arrived(t);
+        }
+        let (due, until) = (w.due().unwrap(), w.until.unwrap());
+        let expected = t + w.period.unwrap();
+        let lead = expected - due;
+        assert!(lead > 600 * MS && lead < 1300 * MS, "{lead:?}");
+        assert_eq!(
+            until - expected,
+            2 * lead,
+            "waited for as long after as before, twice"
+        );
+        // Frames on the dot keep the window at the lead asked for.
+        let mut w = Prewarm::new(2 * MS);
+        for k in 0..40u32 {
+            w.arrived(t0 + 60_000 * k * MS);
+        }
+        assert_eq!(w.due(), Some(t0 + 40 * 60_000 * MS - 2 * MS));
     }
 
     #[test]
