@@ -266,6 +266,11 @@ async fn event_loop<F: MarketFeed>(
         if app.pipeline.done() {
             return Ok(Stop::MaxCandles);
         }
+        // The candle path warmed before a closed candle is due, as headless runs do
+        // (`live::prewarm`); the dashboard's own wake-ups do not keep it warm.
+        let warm_at = app
+            .pipeline
+            .next_warm(tokio::time::Instant::now().into_std());
         // Biased: shutdown and keys first; the tick fires at most 20 times a second, so the feed
         // gets the rest of the time.
         tokio::select! {
@@ -289,6 +294,15 @@ async fn event_loop<F: MarketFeed>(
                 if let Some(stop) = pump(feed, &mut app.pipeline, sink, ev)? {
                     return Ok(stop);
                 }
+            }
+            _ = async {
+                match warm_at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                app.pipeline.warm(tokio::time::Instant::now().into_std());
+                feed.warm();
             }
         }
     }

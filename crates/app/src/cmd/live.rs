@@ -55,7 +55,7 @@ pub struct Args {
     /// candles per stream, beyond which the oldest stay a gap (listed by `history --gaps`).
     #[arg(long, default_value_t = 1000)]
     pub resume_max: usize,
-    /// Headless: warm the candle path from this many µs before each expected closed candle
+    /// Warm the candle path from this many µs before each expected closed candle
     /// until it comes, for a lower latency at a few µs of CPU per millisecond (0: never).
     #[arg(long, default_value_t = 2000, value_name = "US")]
     pub prewarm_us: u64,

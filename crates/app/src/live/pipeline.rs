@@ -501,6 +501,11 @@ impl Pipeline {
         self.prewarm.waiting(now)
     }
 
+    /// The next warm-up, for a loop that wakes only for it (the dashboard's).
+    pub fn next_warm(&self, now: Instant) -> Option<Instant> {
+        self.prewarm.next(now)
+    }
+
     /// True when the candle path should be warmed again while waiting.
     pub fn rewarm_due(&self, now: Instant) -> bool {
         self.prewarm.rewarm(now)

@@ -118,6 +118,15 @@ impl Prewarm {
                 .is_none_or(|w| now.saturating_duration_since(w) >= REWARM)
     }
 
+    /// The next warm-up, for a loop that only wakes for it: the first for the coming candle,
+    /// or the next while waiting for it.
+    pub fn next(&self, now: Instant) -> Option<Instant> {
+        self.due.or_else(|| {
+            self.waiting(now)
+                .then(|| self.warmed.map_or(now, |w| w + REWARM))
+        })
+    }
+
     /// Warm-ups run so far.
     pub fn runs(&self) -> u64 {
         self.runs
@@ -138,6 +147,7 @@ mod tests {
         assert_eq!(w.due(), None, "one arrival is no cadence");
         w.arrived(t0 + 20 * MS);
         assert_eq!(w.due(), Some(t0 + 38 * MS));
+        assert_eq!(w.next(t0), w.due());
         assert!(!w.waiting(t0 + 37 * MS), "not before the wake-up");
         w.ran(t0 + 38 * MS);
         assert_eq!(w.due(), None);
@@ -151,6 +161,8 @@ mod tests {
             "a missing frame is not waited for forever"
         );
         assert!(!w.rewarm(t0 + 44 * MS));
+        assert_eq!(w.next(t0 + 39 * MS), Some(t0 + 38 * MS + REWARM));
+        assert_eq!(w.next(t0 + 44 * MS), None);
         assert_eq!(w.runs(), 1);
     }
 
