@@ -34,11 +34,11 @@ pub struct Prewarm {
     jitter: Duration,
     /// The first warm-up for the next candle, if one is planned (none once it ran).
     due: Option<Instant>,
-    /// Waiting on the CPU for this candle ends here (a late or missing frame).
+    /// Waiting for this candle's frame ends here (a late or missing frame).
     until: Option<Instant>,
     /// The last warm-up.
     warmed: Option<Instant>,
-    /// Warm-ups run (for the run's summary and the tests).
+    /// Warm-ups run (for the tests).
     runs: u64,
 }
 
