@@ -20,7 +20,7 @@ use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifier
 use manus_exchange::feed::{FeedCounters, MarketFeed};
 use tokio::sync::mpsc;
 
-use crate::live::run::pump;
+use crate::live::run::{now, pump, sleep_until, warm};
 use crate::live::{Pipeline, RecordSink, Shutdown, Stop};
 use crate::tui::screen::{Screen, ScreenWriter};
 pub use crate::wiring::StoreStats;
@@ -268,9 +268,7 @@ async fn event_loop<F: MarketFeed>(
         }
         // The candle path warmed before a closed candle is due, as headless runs do
         // (`live::prewarm`); the dashboard's own wake-ups do not keep it warm.
-        let warm_at = app
-            .pipeline
-            .next_warm(tokio::time::Instant::now().into_std());
+        let warm_at = app.pipeline.next_warm(now());
         // Biased: shutdown and keys first; the tick fires at most 20 times a second, so the feed
         // gets the rest of the time.
         tokio::select! {
@@ -295,15 +293,7 @@ async fn event_loop<F: MarketFeed>(
                     return Ok(stop);
                 }
             }
-            _ = async {
-                match warm_at {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                app.pipeline.warm(tokio::time::Instant::now().into_std());
-                feed.warm();
-            }
+            _ = sleep_until(warm_at) => warm(&mut app.pipeline, feed),
         }
     }
 }

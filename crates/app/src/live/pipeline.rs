@@ -404,6 +404,9 @@ impl Pipeline {
         received_at: Instant,
     ) -> Option<&SignalRecord> {
         let window = self.cfg.window;
+        // One stream sets the warm-up cadence (the streams of a pipeline close together); past
+        // `MAX_WARM_STREAMS` nothing is learned, so nothing is ever due.
+        let sets_cadence = i == 0 && self.streams.len() <= MAX_WARM_STREAMS;
         let st = &mut self.streams[i];
         if st.last_open_time.is_some_and(|t| candle.open_time <= t) {
             self.totals.out_of_order += 1;
@@ -466,8 +469,7 @@ impl Pipeline {
             // Backfilled rows wait behind a REST round trip; only socket frames measure the
             // engine's own latency.
             self.latency.record(elapsed);
-            // One stream sets the cadence: the streams of a pipeline close together.
-            if i == 0 {
+            if sets_cadence {
                 self.prewarm.arrived(received_at);
             }
             if let Some(b) = &mut self.breakdown {
@@ -491,44 +493,27 @@ impl Pipeline {
         self.streams[i].last_record.as_ref()
     }
 
-    /// When the consumer should wake to warm the candle path ([`super::prewarm`]), if ever.
-    pub fn warm_due(&self) -> Option<Instant> {
-        self.prewarm.due()
-    }
-
-    /// True while the consumer should stay on the CPU for the frame it warmed for.
-    pub fn waiting_warm(&self, now: Instant) -> bool {
-        self.prewarm.waiting(now)
-    }
-
-    /// The next warm-up, for a loop that wakes only for it (the dashboard's).
+    /// When the loop should next wake to warm the candle path ([`super::prewarm`]): the first
+    /// warm-up for the coming closed candle, then every [`super::prewarm::REWARM`] until it
+    /// comes; `None` when nothing is due.
     pub fn next_warm(&self, now: Instant) -> Option<Instant> {
         self.prewarm.next(now)
     }
 
-    /// True when the candle path should be warmed again while waiting.
-    pub fn rewarm_due(&self, now: Instant) -> bool {
-        self.prewarm.rewarm(now)
-    }
-
-    /// Warms the candle path of every stream (up to [`MAX_WARM_STREAMS`]): its engine stepped
-    /// on a scratch copy over its last closed candle, a scratch record refilled from the copy.
-    /// Commits nothing: the streams' engines, records and counters are as they were.
+    /// Warms the candle path of every stream: its engine stepped on a scratch copy over its
+    /// last closed candle, a scratch record refilled from the copy. Commits nothing: the
+    /// streams' engines, records and counters are as they were.
     pub fn warm(&mut self, now: Instant) {
-        if self.streams.len() <= MAX_WARM_STREAMS {
-            for st in &mut self.streams {
-                let Some(c) = st.window.back().copied() else {
-                    continue;
-                };
-                let mut copy = st.engine.clone();
-                copy.on_closed(&c);
-                match (&mut st.scratch, &st.last_record) {
-                    (Some(r), _) => {
-                        r.refill_from_engine(&st.key.symbol, st.key.interval, &c, &copy);
-                    }
-                    (slot @ None, Some(r)) => *slot = Some(r.clone()),
-                    (None, None) => {}
-                }
+        for st in &mut self.streams {
+            let Some(c) = st.window.back().copied() else {
+                continue;
+            };
+            let mut copy = st.engine.clone();
+            copy.on_closed(&c);
+            if let Some(r) = &st.last_record {
+                st.scratch
+                    .get_or_insert_with(|| r.clone())
+                    .refill_from_engine(&st.key.symbol, st.key.interval, &c, &copy);
             }
         }
         self.prewarm.ran(now);

@@ -110,16 +110,8 @@ impl Prewarm {
         self.due.is_none() && self.until.is_some_and(|u| now < u)
     }
 
-    /// True when waiting and the last warm-up is [`REWARM`] old.
-    pub fn rewarm(&self, now: Instant) -> bool {
-        self.waiting(now)
-            && self
-                .warmed
-                .is_none_or(|w| now.saturating_duration_since(w) >= REWARM)
-    }
-
-    /// The next warm-up, for a loop that only wakes for it: the first for the coming candle,
-    /// or the next while waiting for it.
+    /// When to warm next: the first warm-up for the coming candle, then [`REWARM`] after the
+    /// last while waiting for it; `None` once the wait is over.
     pub fn next(&self, now: Instant) -> Option<Instant> {
         self.due.or_else(|| {
             self.waiting(now)
@@ -152,15 +144,14 @@ mod tests {
         w.ran(t0 + 38 * MS);
         assert_eq!(w.due(), None);
         assert!(w.waiting(t0 + 39 * MS));
-        assert!(!w.rewarm(t0 + 38 * MS + REWARM / 2));
-        assert!(w.rewarm(t0 + 38 * MS + REWARM));
+        assert!(w.next(t0 + 38 * MS + REWARM / 2) > Some(t0 + 38 * MS + REWARM / 2));
+        assert_eq!(w.next(t0 + 38 * MS + REWARM), Some(t0 + 38 * MS + REWARM));
         // Expected at 40 ms; waited for until 44 ms (twice the lead; a quarter period is 5).
         assert!(w.waiting(t0 + 43 * MS));
         assert!(
             !w.waiting(t0 + 44 * MS),
             "a missing frame is not waited for forever"
         );
-        assert!(!w.rewarm(t0 + 44 * MS));
         assert_eq!(w.next(t0 + 39 * MS), Some(t0 + 38 * MS + REWARM));
         assert_eq!(w.next(t0 + 44 * MS), None);
         assert_eq!(w.runs(), 1);

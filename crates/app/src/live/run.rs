@@ -11,7 +11,6 @@ use manus_core::record::SignalRecord;
 use manus_exchange::feed::{FeedEvent, MarketFeed};
 
 use super::pipeline::Pipeline;
-use super::prewarm::REWARM;
 
 /// Why a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -309,31 +308,16 @@ pub async fn run_headless<F: MarketFeed>(
         // The feed first: woken for a candle, the loop takes it without polling the signal
         // handlers (~600 instructions of a cold path before the candle). Shutdown is still
         // seen at once when the feed is quiet, and after every batch below when it is not.
-        let first = if pipeline.waiting_warm(now()) {
-            // Warmed for a closed candle, and an in-progress update came first: go on waiting.
-            match wait_warm(feed, pipeline).await {
-                Some(ev) => ev,
-                None => continue,
-            }
-        } else {
-            let warm = pipeline.warm_due();
-            tokio::select! {
-                biased;
-                ev = feed.next() => ev,
-                _ = shutdown.wait() => break Stop::Shutdown,
-                _ = async {
-                    match warm {
-                        Some(at) => tokio::time::sleep_until(at.into()).await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    pipeline.warm(now());
-                    feed.warm();
-                    match wait_warm(feed, pipeline).await {
-                        Some(ev) => ev,
-                        None => continue,
-                    }
-                }
+        // Woken between frames only to warm the candle path before a closed candle is due
+        // (`super::prewarm`); a frame wakes the loop at once.
+        let warm_at = pipeline.next_warm(now());
+        let first = tokio::select! {
+            biased;
+            ev = feed.next() => ev,
+            _ = shutdown.wait() => break Stop::Shutdown,
+            _ = sleep_until(warm_at) => {
+                warm(pipeline, feed);
+                continue;
             }
         };
         match pump(feed, pipeline, sink, first) {
@@ -354,33 +338,22 @@ pub async fn run_headless<F: MarketFeed>(
     }
 }
 
-/// After a warm-up ([`super::prewarm`]): waits for the next event, warming again every
-/// [`REWARM`] until it comes (returned) or the wait is over (`None`). The thread sleeps in
-/// between (a busy wait held the core from the other threads, which delayed the very frames
-/// it waited for when they shared it); an event wakes it at once.
-async fn wait_warm<F: MarketFeed>(
-    feed: &mut F,
-    pipeline: &mut Pipeline,
-) -> Option<Option<FeedEvent>> {
-    loop {
-        let now = now();
-        if !pipeline.waiting_warm(now) {
-            return None;
-        }
-        if pipeline.rewarm_due(now) {
-            pipeline.warm(now);
-            feed.warm();
-        }
-        tokio::select! {
-            biased;
-            ev = feed.next() => return Some(ev),
-            _ = tokio::time::sleep(REWARM) => {}
-        }
+/// Warms the candle path once: the pipeline's engines and records, then the feed's parser.
+pub(crate) fn warm<F: MarketFeed>(pipeline: &mut Pipeline, feed: &mut F) {
+    pipeline.warm(now());
+    feed.warm();
+}
+
+/// Sleeps until `at`; without one, forever (a `select!` branch that never fires).
+pub(crate) async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 
 /// The runtime's clock (the same as [`Instant::now`] unless a test paused it).
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
