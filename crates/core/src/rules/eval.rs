@@ -348,10 +348,19 @@ impl On {
         }
     }
 
-    /// One base candle: steps the program over the higher candles it closes. Out of line: it
-    /// is rare in a program, and inlined it cost the common nodes registers.
+    /// One base candle: most only extend the forming higher candle. Out of line: it is rare
+    /// in a program, and inlined it cost the common nodes registers.
     #[inline(never)]
     fn step(&mut self, c: &Candle, htf: &mut [f64]) -> Result<(), NotAMultiple> {
+        if self.agg.absorb(c) {
+            return Ok(());
+        }
+        self.close(c, htf)
+    }
+
+    /// A base candle that may close higher candles: steps the program over those it closes.
+    #[inline(never)]
+    fn close(&mut self, c: &Candle, htf: &mut [f64]) -> Result<(), NotAMultiple> {
         for higher in self.agg.push(c)?.into_iter().flatten() {
             self.prog.step(&higher)?;
             for &(root, slot) in &self.roots {

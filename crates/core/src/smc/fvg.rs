@@ -62,6 +62,7 @@ impl Fvgs {
     }
 
     /// Feeds one closed candle.
+    #[inline]
     pub fn update(&mut self, c: &Candle) -> FvgUpdate {
         let index = self.seen;
         self.seen += 1;
