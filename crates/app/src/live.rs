@@ -9,6 +9,7 @@
 //! another thread would, so the socket task and this loop are the only two that matter.
 
 pub mod breakdown;
+mod fine_timer;
 pub mod pipeline;
 pub mod prewarm;
 pub mod run;

@@ -20,7 +20,7 @@ use crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifier
 use manus_exchange::feed::{FeedCounters, MarketFeed};
 use tokio::sync::mpsc;
 
-use crate::live::run::{now, pump, sleep_until, warm};
+use crate::live::run::{now, pump, warm, warm_timer};
 use crate::live::{Pipeline, RecordSink, Shutdown, Stop};
 use crate::tui::screen::{Screen, ScreenWriter};
 pub use crate::wiring::StoreStats;
@@ -262,13 +262,14 @@ async fn event_loop<F: MarketFeed>(
 ) -> io::Result<Stop> {
     let mut tick = tokio::time::interval(Duration::from_millis(1000 / FPS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut timer = warm_timer();
     loop {
         if app.pipeline.done() {
             return Ok(Stop::MaxCandles);
         }
         // The candle path warmed before a closed candle is due, as headless runs do
         // (`live::prewarm`); the dashboard's own wake-ups do not keep it warm.
-        let warm_at = app.pipeline.next_warm(now());
+        timer.arm(app.pipeline.next_warm(now()));
         // Biased: shutdown and keys first; the tick fires at most 20 times a second, so the feed
         // gets the rest of the time.
         tokio::select! {
@@ -293,7 +294,7 @@ async fn event_loop<F: MarketFeed>(
                     return Ok(stop);
                 }
             }
-            _ = sleep_until(warm_at) => warm(&mut app.pipeline, feed),
+            _ = timer.fired() => warm(&mut app.pipeline, feed),
         }
     }
 }

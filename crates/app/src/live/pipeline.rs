@@ -671,7 +671,7 @@ impl Pipeline {
     pub fn summary(&self) -> String {
         let t = self.totals;
         format!(
-            "{} records ({} live, {} backfilled, {} bootstrap candles) over {} streams; latency p50 {} µs, p99 {} µs, max {} µs; {} strategy failures",
+            "{} records ({} live, {} backfilled, {} bootstrap candles) over {} streams; latency p50 {} µs, p99 {} µs, max {} µs; {} strategy failures; {} warm-ups",
             t.records,
             t.live,
             t.backfilled,
@@ -681,6 +681,7 @@ impl Pipeline {
             self.latency.quantile(0.99),
             self.latency.max(),
             self.strategy_failures(),
+            self.warm_runs(),
         )
     }
 }

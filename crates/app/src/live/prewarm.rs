@@ -13,10 +13,10 @@
 
 use std::time::{Duration, Instant};
 
-/// While waiting for the frame, warm again this often (tokio's timers round it up to their
-/// millisecond): caches cool within a millisecond or two (one warm-up 2 ms early left the
-/// engine step at ≈ 9 µs; warmed again and again it took ≈ 4 µs).
-pub const REWARM: Duration = Duration::from_micros(250);
+/// While waiting for the frame, warm again this often (on Linux's `timerfd`; tokio's timers,
+/// the fallback, round it up to their millisecond): caches cool within a millisecond (one
+/// warm-up 2 ms early left the engine step at ≈ 9 µs; warmed again and again it took ≈ 4 µs).
+pub const REWARM: Duration = Duration::from_micros(100);
 
 /// Periods this long or longer are not learned: a reconnect's gap, not a cadence.
 const MAX_PERIOD: Duration = Duration::from_secs(3600);

@@ -10,6 +10,7 @@ use futures_util::FutureExt;
 use manus_core::record::SignalRecord;
 use manus_exchange::feed::{FeedEvent, MarketFeed};
 
+use super::fine_timer::WarmTimer;
 use super::pipeline::Pipeline;
 
 /// Why a run ended.
@@ -301,6 +302,7 @@ pub async fn run_headless<F: MarketFeed>(
     sink: &mut RecordSink,
     shutdown: &mut Shutdown,
 ) -> io::Result<Stop> {
+    let mut timer = warm_timer();
     let stop = loop {
         if pipeline.done() {
             break Stop::MaxCandles;
@@ -310,12 +312,12 @@ pub async fn run_headless<F: MarketFeed>(
         // seen at once when the feed is quiet, and after every batch below when it is not.
         // Woken between frames only to warm the candle path before a closed candle is due
         // (`super::prewarm`); a frame wakes the loop at once.
-        let warm_at = pipeline.next_warm(now());
+        timer.arm(pipeline.next_warm(now()));
         let first = tokio::select! {
             biased;
             ev = feed.next() => ev,
             _ = shutdown.wait() => break Stop::Shutdown,
-            _ = sleep_until(warm_at) => {
+            _ = timer.fired() => {
                 warm(pipeline, feed);
                 continue;
             }
@@ -344,11 +346,13 @@ pub(crate) fn warm<F: MarketFeed>(pipeline: &mut Pipeline, feed: &mut F) {
     feed.warm();
 }
 
-/// Sleeps until `at`; without one, forever (a `select!` branch that never fires).
-pub(crate) async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
+/// The warm-up's wake-up for a live loop: fine-grained, except in unit tests, which run the
+/// loops on tokio's paused clock.
+pub(crate) fn warm_timer() -> WarmTimer {
+    if cfg!(test) {
+        WarmTimer::coarse()
+    } else {
+        WarmTimer::fine()
     }
 }
 
