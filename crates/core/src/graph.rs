@@ -36,7 +36,15 @@ impl GraphBuilder {
     /// The graph, ready to be stepped.
     pub fn finish(self) -> Graph {
         let mut prog = self.c.prog;
-        let placed = prog.schedule();
+        let scheduled = prog.schedule();
+        let eager: Vec<Ix> = self
+            .c
+            .eager
+            .iter()
+            .map(|&ix| scheduled[ix as usize])
+            .collect();
+        let parted = prog.partition(&eager);
+        let placed = scheduled.iter().map(|&p| parted[p as usize]).collect();
         Graph {
             prog,
             placed,

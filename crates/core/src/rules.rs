@@ -192,6 +192,7 @@ impl RuleDef {
     pub(crate) fn compile_into(&self, c: &mut Compiler) -> Result<Roots, RuleError> {
         let buy = self.one(c, "buy", &self.buy, Ty::Bool)?;
         let sell = self.one(c, "sell", &self.sell, Ty::Bool)?;
+        c.eager.extend([buy, sell]);
         let score = match &self.score {
             Some(s) => Some(self.one(c, "score", s, Ty::Num)?),
             None => None,

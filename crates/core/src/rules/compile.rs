@@ -111,6 +111,9 @@ pub(crate) struct Compiler {
     /// Compiling into an engine's shared graph: the strategies were each checked against
     /// [`MAX_NODES`] alone, their sum is not limited.
     pub(crate) shared: bool,
+    /// The roots read on every candle (`buy` and `sell`): what [`Program::partition`] keeps
+    /// stepped.
+    pub(crate) eager: Vec<Ix>,
 }
 
 impl Compiler {

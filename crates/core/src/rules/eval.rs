@@ -122,37 +122,38 @@ pub(crate) enum Ind {
 }
 
 impl Ind {
-    fn update(&mut self, c: &Candle, out: &mut [f64; OUTS]) {
-        fn one(v: Option<f64>, out: &mut [f64; OUTS]) {
-            out[0] = v.unwrap_or(f64::NAN);
+    /// Steps over `c` and returns output 0; a multi-output indicator leaves all its outputs in
+    /// `outs[i]` (for the nodes picking the others), a single-output one writes nothing there.
+    #[inline]
+    fn update(&mut self, c: &Candle, outs: &mut [[f64; OUTS]], i: usize) -> f64 {
+        fn one(v: Option<f64>) -> f64 {
+            v.unwrap_or(f64::NAN)
         }
+        let mut many = |v: [f64; OUTS]| {
+            outs[i] = v;
+            v[0]
+        };
         match self {
-            Ind::Sma(i) => one(i.update(c), out),
-            Ind::Ema(i) => one(i.update(c), out),
-            Ind::Rsi(i) => one(i.update(c), out),
-            Ind::Stddev(i) => one(i.update(c), out),
-            Ind::Highest(i) => one(i.update(c), out),
-            Ind::Lowest(i) => one(i.update(c), out),
-            Ind::Atr(i) => one(i.update(c), out),
-            Ind::AtrN(i) => one(i.update(c), out),
-            Ind::Dmi(i) => {
-                *out = match i.update_lines(c) {
-                    Some(v) => [v.adx, v.plus_di, v.minus_di, f64::NAN],
-                    None => [f64::NAN; OUTS],
-                }
-            }
-            Ind::Macd(i) => {
-                *out = match i.update(c) {
-                    Some(m) => [m.macd, m.signal, m.hist, f64::NAN],
-                    None => [f64::NAN; OUTS],
-                }
-            }
-            Ind::Stoch(i) => {
-                *out = match i.update(c) {
-                    Some(s) => [s.k, s.d, f64::NAN, f64::NAN],
-                    None => [f64::NAN; OUTS],
-                }
-            }
+            Ind::Sma(x) => one(x.update(c)),
+            Ind::Ema(x) => one(x.update(c)),
+            Ind::Rsi(x) => one(x.update(c)),
+            Ind::Stddev(x) => one(x.update(c)),
+            Ind::Highest(x) => one(x.update(c)),
+            Ind::Lowest(x) => one(x.update(c)),
+            Ind::Atr(x) => one(x.update(c)),
+            Ind::AtrN(x) => one(x.update(c)),
+            Ind::Dmi(x) => many(match x.update_lines(c) {
+                Some(v) => [v.adx, v.plus_di, v.minus_di, f64::NAN],
+                None => [f64::NAN; OUTS],
+            }),
+            Ind::Macd(x) => many(match x.update(c) {
+                Some(m) => [m.macd, m.signal, m.hist, f64::NAN],
+                None => [f64::NAN; OUTS],
+            }),
+            Ind::Stoch(x) => many(match x.update(c) {
+                Some(s) => [s.k, s.d, f64::NAN, f64::NAN],
+                None => [f64::NAN; OUTS],
+            }),
         }
     }
 
@@ -444,6 +445,8 @@ pub(crate) struct Program {
     /// The last stateful node stepping began on: where a panic happened (written only by the
     /// nodes that run foreign code, so the arithmetic stays one store per node).
     pub(crate) at: usize,
+    /// How many nodes at the end stepping leaves out ([`Program::partition`]).
+    pub(crate) lazy: usize,
 }
 
 fn truth(b: bool) -> f64 {
@@ -458,6 +461,7 @@ fn finite(v: f64) -> f64 {
 impl Program {
     /// Appends a node (its children must already be in).
     pub(crate) fn push(&mut self, mut node: Node) -> Ix {
+        debug_assert_eq!(self.lazy, 0, "nodes are added before the partition");
         if let Node::Swings(_, slot) = &mut node {
             *slot = self.swung.len() as u32;
             self.swung.push(Confirmed::default());
@@ -468,9 +472,69 @@ impl Program {
         (self.nodes.len() - 1) as Ix
     }
 
-    /// The value of node `ix` (its place in `nodes`) on the last candle.
+    /// The value of node `ix` (its place in `nodes`) on the last candle; for a node stepping
+    /// leaves out, use [`Program::eval`].
     pub(crate) fn value(&self, ix: Ix) -> f64 {
         self.vals[ix as usize]
+    }
+
+    /// The value of node `ix` on the last candle `c`: computed now if stepping left it out
+    /// ([`Program::partition`]), from the values of the nodes it reads, as stepping would have.
+    pub(crate) fn eval(&self, ix: Ix, c: &Candle) -> f64 {
+        let i = ix as usize;
+        if i < self.nodes.len() - self.lazy {
+            return self.vals[i];
+        }
+        let v = |ix: Ix| self.eval(ix, c);
+        match &self.nodes[i] {
+            Node::Const(x) => *x,
+            Node::Field(f) => field(c, *f),
+            Node::Neg(a) => -v(*a),
+            Node::Abs(a) => v(*a).abs(),
+            Node::Not(a) => not(v(*a)),
+            Node::Arith(op, a, b) => op.eval(v(*a), v(*b)),
+            Node::ArithK(op, a, k) => op.eval(v(*a), *k),
+            Node::KArith(op, k, a) => op.eval(*k, v(*a)),
+            Node::Cmp(op, a, b) => op.eval(v(*a), v(*b)),
+            Node::CmpK(op, a, k) => op.eval(v(*a), *k),
+            Node::And(a, b) => and(v(*a), v(*b)),
+            Node::Or(a, b) => or(v(*a), v(*b)),
+            Node::Min(a, b) => nan_or(v(*a), v(*b), f64::min),
+            Node::Max(a, b) => nan_or(v(*a), v(*b), f64::max),
+            Node::Clamp(x, lo, hi) => clamp(v(*x), v(*lo), v(*hi)),
+            Node::Pick(ix, part) => self.outs[*ix as usize][*part],
+            Node::Band { mid, sd, k, part } => band(v(*mid), v(*sd), *k, *part),
+            Node::OnValue(_, _, slot) => self.htf[*slot as usize],
+            // Only pure nodes are left out (`Node::is_pure`).
+            _ => self.vals[i],
+        }
+    }
+
+    /// Moves to the end, where stepping does not reach, the nodes that no root in `eager` needs:
+    /// pure nodes (no state) read only by other such nodes — a `score` expression, wanted only
+    /// on the candles with a signal, which [`Program::eval`] computes then. Children still come
+    /// first. Returns where each node went (`new[old]`).
+    pub(crate) fn partition(&mut self, eager: &[Ix]) -> Vec<Ix> {
+        let n = self.nodes.len();
+        let mut keep: Vec<bool> = self.nodes.iter().map(|x| !x.is_pure()).collect();
+        for &r in eager {
+            keep[r as usize] = true;
+        }
+        // Readers come after what they read: walking back, a node's readers are settled.
+        for i in (0..n).rev() {
+            if keep[i] {
+                for c in self.nodes[i].children().into_iter().flatten() {
+                    keep[c as usize] = true;
+                }
+            }
+        }
+        let order: Vec<usize> = (0..n)
+            .filter(|&i| keep[i])
+            .chain((0..n).filter(|&i| !keep[i]))
+            .collect();
+        let new = self.reorder(&order);
+        self.lazy = keep.iter().filter(|&&k| !k).count();
+        new
     }
 
     /// Reorders the nodes, children still before parents, so that nodes running the same code
@@ -521,6 +585,12 @@ impl Program {
             }
         }
         debug_assert_eq!(order.len(), n, "a node reads itself");
+        self.reorder(&order)
+    }
+
+    /// Puts node `order[p]` at `p`, renumbering what nodes read; returns `new[old]`.
+    fn reorder(&mut self, order: &[usize]) -> Vec<Ix> {
+        let n = self.nodes.len();
         // new[old] = where old goes.
         let mut new = vec![0 as Ix; n];
         for (p, &i) in order.iter().enumerate() {
@@ -564,98 +634,56 @@ impl Program {
             swung,
             htf,
             at,
+            lazy,
         } = self;
-        for (k, node) in nodes[start..].iter_mut().enumerate() {
+        let end = nodes.len() - *lazy;
+        for (k, node) in nodes[start..end].iter_mut().enumerate() {
             let i = start + k;
             let v = |ix: Ix| vals[ix as usize];
             let value = match node {
                 Node::Const(x) => *x,
-                Node::Field(f) => match f {
-                    Field::Open => c.open,
-                    Field::High => c.high,
-                    Field::Low => c.low,
-                    Field::Close => c.close,
-                    Field::Volume => c.volume,
-                },
+                Node::Field(f) => field(c, *f),
                 Node::Neg(a) => -v(*a),
                 Node::Abs(a) => v(*a).abs(),
-                Node::Not(a) => {
-                    let a = v(*a);
-                    if a.is_nan() { a } else { truth(a != 1.0) }
-                }
+                Node::Not(a) => not(v(*a)),
                 Node::Arith(op, a, b) => op.eval(v(*a), v(*b)),
                 Node::ArithK(op, a, k) => op.eval(v(*a), *k),
                 Node::KArith(op, k, a) => op.eval(*k, v(*a)),
                 Node::Cmp(op, a, b) => op.eval(v(*a), v(*b)),
                 Node::CmpK(op, a, k) => op.eval(v(*a), *k),
-                Node::And(a, b) => {
-                    let (a, b) = (v(*a), v(*b));
-                    if a == 0.0 || b == 0.0 {
-                        0.0
-                    } else if a.is_nan() || b.is_nan() {
-                        f64::NAN
-                    } else {
-                        1.0
-                    }
-                }
-                Node::Or(a, b) => {
-                    let (a, b) = (v(*a), v(*b));
-                    if a == 1.0 || b == 1.0 {
-                        1.0
-                    } else if a.is_nan() || b.is_nan() {
-                        f64::NAN
-                    } else {
-                        0.0
-                    }
-                }
+                Node::And(a, b) => and(v(*a), v(*b)),
+                Node::Or(a, b) => or(v(*a), v(*b)),
                 Node::Min(a, b) => nan_or(v(*a), v(*b), f64::min),
                 Node::Max(a, b) => nan_or(v(*a), v(*b), f64::max),
-                Node::Clamp(x, lo, hi) => {
-                    let (x, lo, hi) = (v(*x), v(*lo), v(*hi));
-                    if x.is_nan() || lo.is_nan() || hi.is_nan() || lo > hi {
-                        f64::NAN
-                    } else {
-                        x.clamp(lo, hi)
-                    }
-                }
+                Node::Clamp(x, lo, hi) => clamp(v(*x), v(*lo), v(*hi)),
                 Node::Ind(ind, input) => {
                     *at = i;
-                    let candle = match input {
-                        None => Some(*c),
+                    match input {
+                        // Over the candle itself: read in place, not copied.
+                        None => ind.update(c, outs, i),
                         Some(ix) => {
                             let x = v(*ix);
-                            // A series that has not started yet is not fed: the indicator's
-                            // warm-up begins with the input's first value, as TA-Lib's batch
-                            // call over a series with leading NaN.
-                            (!x.is_nan()).then_some(Candle {
-                                open: x,
-                                high: x,
-                                low: x,
-                                close: x,
-                                ..*c
-                            })
+                            if x.is_nan() {
+                                // A series that has not started yet is not fed: the
+                                // indicator's warm-up begins with the input's first value, as
+                                // TA-Lib's batch call over a series with leading NaN.
+                                outs[i] = [f64::NAN; OUTS];
+                                f64::NAN
+                            } else {
+                                let cd = Candle {
+                                    open: x,
+                                    high: x,
+                                    low: x,
+                                    close: x,
+                                    ..*c
+                                };
+                                ind.update(&cd, outs, i)
+                            }
                         }
-                    };
-                    match candle {
-                        Some(cd) => ind.update(&cd, &mut outs[i]),
-                        None => outs[i] = [f64::NAN; OUTS],
                     }
-                    outs[i][0]
                 }
                 Node::Pick(ix, part) => outs[*ix as usize][*part],
-                Node::Band { mid, sd, k, part } => {
-                    let (m, s) = (v(*mid), v(*sd));
-                    if m.is_nan() || s.is_nan() {
-                        f64::NAN
-                    } else {
-                        let b = Bands::of(m, s, *k);
-                        match part {
-                            0 => b.upper,
-                            1 => b.middle,
-                            _ => b.lower,
-                        }
-                    }
-                }
+                Node::Band { mid, sd, k, part } => band(v(*mid), v(*sd), *k, *part),
                 Node::Hist(r) => {
                     let x = v(r.input);
                     r.buf[r.pos] = x;
@@ -786,6 +814,39 @@ impl Node {
         children_of!(self, mut)
     }
 
+    /// No state: its value is a function of the candle and of the values of the nodes it reads
+    /// on that candle, so it can be computed when wanted ([`Program::eval`]).
+    pub(crate) fn is_pure(&self) -> bool {
+        match self {
+            Node::Const(_)
+            | Node::Field(_)
+            | Node::Neg(_)
+            | Node::Not(_)
+            | Node::Abs(_)
+            | Node::Arith(..)
+            | Node::ArithK(..)
+            | Node::KArith(..)
+            | Node::Cmp(..)
+            | Node::CmpK(..)
+            | Node::And(..)
+            | Node::Or(..)
+            | Node::Min(..)
+            | Node::Max(..)
+            | Node::Clamp(..)
+            | Node::Pick(..)
+            | Node::Band { .. }
+            | Node::OnValue(..) => true,
+            Node::Ind(..)
+            | Node::Hist(_)
+            | Node::Cross { .. }
+            | Node::Smc(..)
+            | Node::Swings(..)
+            | Node::On(_) => false,
+            #[cfg(test)]
+            Node::Panic(_) => false,
+        }
+    }
+
     /// Which code stepping this node runs (the branch taken, and the one under it for
     /// indicators, operators and detectors), for [`Program::schedule`].
     pub(crate) fn kind(&self) -> u16 {
@@ -841,6 +902,69 @@ impl Node {
             // Early, right after the candle's fields: the isolation tests need nodes after it.
             #[cfg(test)]
             Node::Panic(_) => 9,
+        }
+    }
+}
+
+#[inline(always)]
+fn field(c: &Candle, f: Field) -> f64 {
+    match f {
+        Field::Open => c.open,
+        Field::High => c.high,
+        Field::Low => c.low,
+        Field::Close => c.close,
+        Field::Volume => c.volume,
+    }
+}
+
+#[inline(always)]
+fn not(a: f64) -> f64 {
+    if a.is_nan() { a } else { truth(a != 1.0) }
+}
+
+/// False when either side is, unknown when either side is and neither is false.
+#[inline(always)]
+fn and(a: f64, b: f64) -> f64 {
+    if a == 0.0 || b == 0.0 {
+        0.0
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        1.0
+    }
+}
+
+/// True when either side is, unknown when either side is and neither is true.
+#[inline(always)]
+fn or(a: f64, b: f64) -> f64 {
+    if a == 1.0 || b == 1.0 {
+        1.0
+    } else if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        0.0
+    }
+}
+
+#[inline(always)]
+fn clamp(x: f64, lo: f64, hi: f64) -> f64 {
+    if x.is_nan() || lo.is_nan() || hi.is_nan() || lo > hi {
+        f64::NAN
+    } else {
+        x.clamp(lo, hi)
+    }
+}
+
+#[inline(always)]
+fn band(m: f64, s: f64, k: f64, part: u8) -> f64 {
+    if m.is_nan() || s.is_nan() {
+        f64::NAN
+    } else {
+        let b = Bands::of(m, s, k);
+        match part {
+            0 => b.upper,
+            1 => b.middle,
+            _ => b.lower,
         }
     }
 }

@@ -43,6 +43,11 @@ impl RuleStrategy {
         (buy, sell, score): Roots,
         hold: usize,
     ) -> Self {
+        // A score is wanted only on the candles with a signal: computed then, not stepped.
+        let mut prog = prog;
+        let new = prog.partition(&[buy, sell]);
+        let (buy, sell) = (new[buy as usize], new[sell as usize]);
+        let score = score.map(|ix| new[ix as usize]);
         let has_on = prog.nodes.iter().any(|n| matches!(n, Node::On(_)));
         let mut s = RuleStrategy {
             id: def.id,
@@ -103,7 +108,7 @@ impl RuleStrategy {
         if buy != sell {
             let strength = self
                 .score
-                .map(|ix| prog.value(ix).abs())
+                .map(|ix| prog.eval(ix, c).abs())
                 .filter(|v| !v.is_nan())
                 .unwrap_or(1.0);
             let d = if buy {

@@ -749,3 +749,44 @@ fn rule_predicates_and_built_in_smc_strategies_share_detectors() {
     assert!(fired > 20, "{fired}");
     assert_eq!(e.failures(), 0);
 }
+
+#[test]
+fn scores_are_left_out_of_stepping_and_computed_as_stepped() {
+    use crate::SignalEngine;
+    use crate::confluence::{Mode, Rule};
+    let defs = ten();
+    let mut scored = 0;
+    for d in &defs {
+        let Some(_) = &d.score else { continue };
+        scored += 1;
+        // The strategy's program, partitioned, against the same program with every node stepped.
+        let mut s = d.compile(d.hold).unwrap();
+        let mut c = compile::Compiler::default();
+        let (_, _, root) = d.compile_into(&mut c).unwrap();
+        let (mut whole, root) = (c.prog, root.unwrap());
+        assert_eq!(whole.lazy, 0);
+        assert!(
+            s.prog.lazy >= 3,
+            "{}: {} nodes left out of {}",
+            d.id,
+            s.prog.lazy,
+            s.prog.nodes.len()
+        );
+        let mut known = 0;
+        for cd in &crate::testing::synthetic(5, 3000) {
+            s.on_candle(cd).unwrap();
+            whole.step(cd).unwrap();
+            let (got, want) = (s.prog.eval(s.score.unwrap(), cd), whole.value(root));
+            assert_eq!(got.to_bits(), want.to_bits(), "{}", d.id);
+            known += usize::from(!want.is_nan());
+        }
+        assert!(known > 2000, "{}: the score had values: {known}", d.id);
+    }
+    assert_eq!(
+        scored, 2,
+        "trend_pullback and mean_reversion_htf have scores"
+    );
+    // In an engine's graph too, and the decisions stay those of the strategies alone (above).
+    let e = SignalEngine::new(boxed(&defs), Rule::new(Mode::Any, 10)).unwrap();
+    assert!(e.graph().prog.lazy >= 6, "{}", e.graph().prog.lazy);
+}
