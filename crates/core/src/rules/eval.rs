@@ -124,7 +124,7 @@ pub(crate) enum Ind {
 impl Ind {
     /// Steps over `c` and returns output 0; a multi-output indicator leaves all its outputs in
     /// `outs[i]` (for the nodes picking the others), a single-output one writes nothing there.
-    #[inline]
+    #[inline(always)]
     fn update(&mut self, c: &Candle, outs: &mut [[f64; OUTS]], i: usize) -> f64 {
         fn one(v: Option<f64>) -> f64 {
             v.unwrap_or(f64::NAN)
