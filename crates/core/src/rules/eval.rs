@@ -458,6 +458,37 @@ fn finite(v: f64) -> f64 {
     if v.is_finite() { v } else { f64::NAN }
 }
 
+/// `match $node` with the arms of the pure nodes ([`Node::is_pure`]): their value from the
+/// candle `$c`, the values `$v` of the nodes they read and the outputs `$outs` and `$htf` — one
+/// definition for stepping ([`Program::step_from`]) and for computing on demand
+/// ([`Program::eval`]). A macro, not a function, so that stepping keeps one dispatch per node;
+/// the arms after the others handle the rest.
+macro_rules! pure_or {
+    ($node:expr, $c:expr, $v:ident, $outs:expr, $htf:expr, $($rest:tt)*) => {
+        match $node {
+            Node::Const(x) => *x,
+            Node::Field(f) => field($c, *f),
+            Node::Neg(a) => -$v(*a),
+            Node::Abs(a) => $v(*a).abs(),
+            Node::Not(a) => not($v(*a)),
+            Node::Arith(op, a, b) => op.eval($v(*a), $v(*b)),
+            Node::ArithK(op, a, k) => op.eval($v(*a), *k),
+            Node::KArith(op, k, a) => op.eval(*k, $v(*a)),
+            Node::Cmp(op, a, b) => op.eval($v(*a), $v(*b)),
+            Node::CmpK(op, a, k) => op.eval($v(*a), *k),
+            Node::And(a, b) => and($v(*a), $v(*b)),
+            Node::Or(a, b) => or($v(*a), $v(*b)),
+            Node::Min(a, b) => nan_or($v(*a), $v(*b), f64::min),
+            Node::Max(a, b) => nan_or($v(*a), $v(*b), f64::max),
+            Node::Clamp(x, lo, hi) => clamp($v(*x), $v(*lo), $v(*hi)),
+            Node::Pick(ix, part) => $outs[*ix as usize][*part],
+            Node::Band { mid, sd, k, part } => band($v(*mid), $v(*sd), *k, *part),
+            Node::OnValue(_, _, slot) => $htf[*slot as usize],
+            $($rest)*
+        }
+    };
+}
+
 impl Program {
     /// Appends a node (its children must already be in).
     pub(crate) fn push(&mut self, mut node: Node) -> Ix {
@@ -486,28 +517,10 @@ impl Program {
             return self.vals[i];
         }
         let v = |ix: Ix| self.eval(ix, c);
-        match &self.nodes[i] {
-            Node::Const(x) => *x,
-            Node::Field(f) => field(c, *f),
-            Node::Neg(a) => -v(*a),
-            Node::Abs(a) => v(*a).abs(),
-            Node::Not(a) => not(v(*a)),
-            Node::Arith(op, a, b) => op.eval(v(*a), v(*b)),
-            Node::ArithK(op, a, k) => op.eval(v(*a), *k),
-            Node::KArith(op, k, a) => op.eval(*k, v(*a)),
-            Node::Cmp(op, a, b) => op.eval(v(*a), v(*b)),
-            Node::CmpK(op, a, k) => op.eval(v(*a), *k),
-            Node::And(a, b) => and(v(*a), v(*b)),
-            Node::Or(a, b) => or(v(*a), v(*b)),
-            Node::Min(a, b) => nan_or(v(*a), v(*b), f64::min),
-            Node::Max(a, b) => nan_or(v(*a), v(*b), f64::max),
-            Node::Clamp(x, lo, hi) => clamp(v(*x), v(*lo), v(*hi)),
-            Node::Pick(ix, part) => self.outs[*ix as usize][*part],
-            Node::Band { mid, sd, k, part } => band(v(*mid), v(*sd), *k, *part),
-            Node::OnValue(_, _, slot) => self.htf[*slot as usize],
+        pure_or!(&self.nodes[i], c, v, self.outs, self.htf,
             // Only pure nodes are left out (`Node::is_pure`).
             _ => self.vals[i],
-        }
+        )
     }
 
     /// Moves to the end, where stepping does not reach, the nodes that no root in `eager` needs:
@@ -640,22 +653,7 @@ impl Program {
         for (k, node) in nodes[start..end].iter_mut().enumerate() {
             let i = start + k;
             let v = |ix: Ix| vals[ix as usize];
-            let value = match node {
-                Node::Const(x) => *x,
-                Node::Field(f) => field(c, *f),
-                Node::Neg(a) => -v(*a),
-                Node::Abs(a) => v(*a).abs(),
-                Node::Not(a) => not(v(*a)),
-                Node::Arith(op, a, b) => op.eval(v(*a), v(*b)),
-                Node::ArithK(op, a, k) => op.eval(v(*a), *k),
-                Node::KArith(op, k, a) => op.eval(*k, v(*a)),
-                Node::Cmp(op, a, b) => op.eval(v(*a), v(*b)),
-                Node::CmpK(op, a, k) => op.eval(v(*a), *k),
-                Node::And(a, b) => and(v(*a), v(*b)),
-                Node::Or(a, b) => or(v(*a), v(*b)),
-                Node::Min(a, b) => nan_or(v(*a), v(*b), f64::min),
-                Node::Max(a, b) => nan_or(v(*a), v(*b), f64::max),
-                Node::Clamp(x, lo, hi) => clamp(v(*x), v(*lo), v(*hi)),
+            let value = pure_or!(node, c, v, outs, htf,
                 Node::Ind(ind, input) => {
                     *at = i;
                     match input {
@@ -682,8 +680,6 @@ impl Program {
                         }
                     }
                 }
-                Node::Pick(ix, part) => outs[*ix as usize][*part],
-                Node::Band { mid, sd, k, part } => band(v(*mid), v(*sd), *k, *part),
                 Node::Hist(r) => {
                     let x = v(r.input);
                     r.buf[r.pos] = x;
@@ -721,14 +717,13 @@ impl Program {
                     on.step(c, htf).map_err(|e| (i, e))?;
                     0.0
                 }
-                Node::OnValue(_, _, slot) => htf[*slot as usize],
                 #[cfg(test)]
                 Node::Panic(a) => {
                     *at = i;
                     assert!(v(*a) <= 100.0, "boom at {}", v(*a));
                     0.0
                 }
-            };
+            );
             vals[i] = value;
         }
         Ok(())
