@@ -920,24 +920,25 @@ fn not(a: f64) -> f64 {
 /// False when either side is, unknown when either side is and neither is false.
 #[inline(always)]
 fn and(a: f64, b: f64) -> f64 {
-    if a == 0.0 || b == 0.0 {
-        0.0
-    } else if a.is_nan() || b.is_nan() {
-        f64::NAN
-    } else {
-        1.0
-    }
+    decided_by(a, b, 0.0)
 }
 
 /// True when either side is, unknown when either side is and neither is true.
 #[inline(always)]
 fn or(a: f64, b: f64) -> f64 {
-    if a == 1.0 || b == 1.0 {
-        1.0
+    decided_by(a, b, 1.0)
+}
+
+/// `and` (`wins` = false) and `or` (`wins` = true): `wins` when either side has it, unknown when
+/// either side is, else the other truth value.
+#[inline(always)]
+fn decided_by(a: f64, b: f64, wins: f64) -> f64 {
+    if a == wins || b == wins {
+        wins
     } else if a.is_nan() || b.is_nan() {
         f64::NAN
     } else {
-        0.0
+        1.0 - wins
     }
 }
 
