@@ -8,8 +8,9 @@
 //! scratch copies every [`REWARM`]: the engine stepped on a copy (reading the engine brings its
 //! state in, stepping the copy its code and the branch history), a scratch record refilled,
 //! the feed's parser run on a sample frame. In between it sleeps, and the frame wakes it at
-//! once. Nothing a warm-up does is kept or shown; it costs a few µs per millisecond of the
-//! window.
+//! once. Nothing a warm-up does is kept or shown. Each costs ≈ 20 µs of CPU with its wake-up,
+//! so about a fifth of a core while a frame is awaited: ≈ 2 % at 20 ms candles, next to
+//! nothing on real ones (the window is a few ms, at most half a period).
 
 use std::time::{Duration, Instant};
 
