@@ -39,12 +39,11 @@ pub struct RuleStrategy {
 impl RuleStrategy {
     pub(crate) fn new(
         def: Arc<RuleDef>,
-        prog: Program,
+        mut prog: Program,
         (buy, sell, score): Roots,
         hold: usize,
     ) -> Self {
         // A score is wanted only on the candles with a signal: computed then, not stepped.
-        let mut prog = prog;
         let new = prog.partition(&[buy, sell]);
         let (buy, sell) = (new[buy as usize], new[sell as usize]);
         let score = score.map(|ix| new[ix as usize]);
