@@ -56,6 +56,29 @@ fn rules(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // The same strategy as live and backtests run it: in an engine, its nodes in the engine's
+    // graph, with the engine's bookkeeping and confluence.
+    g.bench_function("trend_pullback_in_engine_per_candle_warm", |b| {
+        let s = pullback.compile(pullback.hold).expect("compiles");
+        let mut engine = SignalEngine::new(
+            vec![Box::new(s) as Box<dyn Strategy>],
+            Rule::new(Mode::Any, 1),
+        )
+        .expect("engine");
+        for c in warm {
+            engine.on_closed(c);
+        }
+        b.iter_batched(
+            || engine.clone(),
+            |mut e| {
+                for c in measured {
+                    black_box(e.on_closed(c));
+                }
+                e
+            },
+            BatchSize::LargeInput,
+        )
+    });
     g.bench_function("ten_rule_strategies_any_per_candle_warm", |b| {
         let strategies: Vec<Box<dyn Strategy>> = ten
             .iter()

@@ -4,6 +4,8 @@
 //! synthetic series through `SignalEngine::on_closed` (MAJORITY); with `skip` it only builds the
 //! series and the engine. (total − skip total) / N is the per-candle count. Rule strategies:
 //! `PROFILE_RULES=FILE[:FILE...]` loads strategy files first, so SELECTION can name their ids.
+//! `PROFILE_ALONE=1` steps the first selected strategy by itself (`Strategy::on_candle`, as the
+//! `rules` bench does), without an engine.
 
 use std::hint::black_box;
 
@@ -26,6 +28,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let ids = strategy::parse_selection(selection)?;
     let candles = manus_core::testing::synthetic(7, n);
+    if std::env::var_os("PROFILE_ALONE").is_some() {
+        let mut s = strategy::build(ids[0], &Default::default())?;
+        for c in candles.iter().filter(|_| !skip) {
+            black_box(s.on_candle(c)?);
+        }
+        return Ok(());
+    }
     let mut engine = SignalEngine::from_ids(&ids, Rule::new(Mode::Majority, ids.len()))?;
     for c in candles.iter().filter(|_| !skip) {
         black_box(engine.on_closed(c));

@@ -790,3 +790,38 @@ fn scores_are_left_out_of_stepping_and_computed_as_stepped() {
     let e = SignalEngine::new(boxed(&defs), Rule::new(Mode::Any, 10)).unwrap();
     assert!(e.graph().prog.lazy >= 6, "{}", e.graph().prog.lazy);
 }
+
+#[test]
+fn two_copies_of_the_node_dispatch_step_as_one() {
+    use crate::SignalEngine;
+    use crate::confluence::{Mode, Rule};
+    let defs = ten();
+    let engine = SignalEngine::new(boxed(&defs), Rule::new(Mode::Any, 10)).unwrap();
+    let mut progs: Vec<(String, eval::Program)> = defs
+        .iter()
+        .map(|d| (d.id.to_string(), d.compile(d.hold).unwrap().prog))
+        .collect();
+    progs.push(("the engine's graph".into(), engine.graph().prog.clone()));
+    // Strategies alone switch node kinds at almost every node (paired); the scheduled graph of
+    // all ten runs long stretches of one kind (single): both loops are covered either way.
+    let paired = progs.iter().filter(|(_, p)| p.paired).count();
+    assert!(paired >= 5, "{paired} of {} programs paired", progs.len());
+    assert!(
+        !progs.last().unwrap().1.paired,
+        "the ten's graph keeps the single loop"
+    );
+    let cs = crate::testing::synthetic(11, 3000);
+    for (id, p) in &mut progs {
+        let mut other = p.clone();
+        other.paired = !p.paired;
+        for c in &cs {
+            p.step(c).unwrap();
+            other.step(c).unwrap();
+            let bits = |p: &eval::Program| -> Vec<u64> {
+                let outs = p.outs.iter().flatten();
+                p.vals.iter().chain(outs).map(|v| v.to_bits()).collect()
+            };
+            assert_eq!(bits(p), bits(&other), "{id}");
+        }
+    }
+}
