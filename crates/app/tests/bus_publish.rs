@@ -194,7 +194,24 @@ fn get(addr: &str, path: &str) -> String {
 
 #[test]
 fn serve_shows_the_streams_on_the_bus() {
-    let Some(nats) = NatsServer::start("serve_shows_the_streams_on_the_bus") else {
+    serve_shows_the_bus("serve_shows_the_streams_on_the_bus", true);
+}
+
+/// `serve --bus` started before the bus is up (a deployment starting both at once) shows the
+/// streams once it is: its reader keeps trying.
+#[test]
+fn serve_started_before_the_bus_shows_it_once_up() {
+    serve_shows_the_bus("serve_started_before_the_bus_shows_it_once_up", false);
+}
+
+/// `serve --bus` with the bus up first (`bus_first`) or started after `serve`, then records
+/// published until the live page lists their stream.
+fn serve_shows_the_bus(test: &str, bus_first: bool) {
+    let Some(mut nats) = (if bus_first {
+        NatsServer::start(test)
+    } else {
+        NatsServer::reserve(test)
+    }) else {
         return;
     };
     let mut serve = Command::new(env!("CARGO_BIN_EXE_manus"))
@@ -224,6 +241,20 @@ fn serve_shows_the_streams_on_the_bus() {
             break rest.trim_end_matches('/').to_string();
         }
     };
+    if !bus_first {
+        // Once serve says its reader failed (nothing to connect to), the bus comes up.
+        loop {
+            let mut line = String::new();
+            assert!(
+                std::io::BufRead::read_line(&mut err, &mut line).unwrap() > 0,
+                "serve exited"
+            );
+            if line.contains("bus reader stopped") {
+                break;
+            }
+        }
+        nats.spawn();
+    }
     let rt = rt();
     let publisher =
         rt.block_on(async { Publisher::start(BusConfig::parse(&nats.url()).unwrap(), "test") });

@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use manus_core::confluence::{Mode, Rule};
 use manus_core::rules::parse_file;
 use manus_core::strategy::Strategy;
@@ -26,6 +26,28 @@ fn warmed(s: &mut dyn Strategy, cs: &[Candle]) {
     for c in cs {
         black_box(s.on_candle(c).expect("no error"));
     }
+}
+
+/// Times `engine` over `measured` once it has seen `warm`.
+fn engine_per_candle(
+    b: &mut Bencher,
+    mut engine: SignalEngine,
+    warm: &[Candle],
+    measured: &[Candle],
+) {
+    for c in warm {
+        engine.on_closed(c);
+    }
+    b.iter_batched(
+        || engine.clone(),
+        |mut e| {
+            for c in measured {
+                black_box(e.on_closed(c));
+            }
+            e
+        },
+        BatchSize::LargeInput,
+    )
 }
 
 fn rules(c: &mut Criterion) {
@@ -60,64 +82,24 @@ fn rules(c: &mut Criterion) {
     // graph, with the engine's bookkeeping and confluence.
     g.bench_function("trend_pullback_in_engine_per_candle_warm", |b| {
         let s = pullback.compile(pullback.hold).expect("compiles");
-        let mut engine = SignalEngine::new(
-            vec![Box::new(s) as Box<dyn Strategy>],
-            Rule::new(Mode::Any, 1),
-        )
-        .expect("engine");
-        for c in warm {
-            engine.on_closed(c);
-        }
-        b.iter_batched(
-            || engine.clone(),
-            |mut e| {
-                for c in measured {
-                    black_box(e.on_closed(c));
-                }
-                e
-            },
-            BatchSize::LargeInput,
-        )
+        let strategies = vec![Box::new(s) as Box<dyn Strategy>];
+        let engine = SignalEngine::new(strategies, Rule::new(Mode::Any, 1)).expect("engine");
+        engine_per_candle(b, engine, warm, measured)
     });
     g.bench_function("ten_rule_strategies_any_per_candle_warm", |b| {
         let strategies: Vec<Box<dyn Strategy>> = ten
             .iter()
             .map(|d| Box::new(d.compile(d.hold).expect("compiles")) as Box<dyn Strategy>)
             .collect();
-        let mut engine = SignalEngine::new(strategies, Rule::new(Mode::Any, 10)).expect("engine");
-        for c in warm {
-            engine.on_closed(c);
-        }
-        b.iter_batched(
-            || engine.clone(),
-            |mut e| {
-                for c in measured {
-                    black_box(e.on_closed(c));
-                }
-                e
-            },
-            BatchSize::LargeInput,
-        )
+        let engine = SignalEngine::new(strategies, Rule::new(Mode::Any, 10)).expect("engine");
+        engine_per_candle(b, engine, warm, measured)
     });
     // The built-ins on the same candles, for a figure independent of the machine's load.
     g.bench_function("builtin_11_strategies_any_per_candle_warm", |b| {
         let n = manus_core::strategy::IDS.len();
-        let mut engine =
-            SignalEngine::from_ids(&manus_core::strategy::IDS, Rule::new(Mode::Any, n))
-                .expect("engine");
-        for c in warm {
-            engine.on_closed(c);
-        }
-        b.iter_batched(
-            || engine.clone(),
-            |mut e| {
-                for c in measured {
-                    black_box(e.on_closed(c));
-                }
-                e
-            },
-            BatchSize::LargeInput,
-        )
+        let engine = SignalEngine::from_ids(&manus_core::strategy::IDS, Rule::new(Mode::Any, n))
+            .expect("engine");
+        engine_per_candle(b, engine, warm, measured)
     });
     g.finish();
 

@@ -112,13 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!(e))?;
         // Bus reader (issue 16): every worker's candles and records onto the live page.
-        let bus_reader = bus.map(|cfg| {
-            tokio::spawn(async move {
-                if let Err(e) = crate::bus::hub::feed_hub(cfg, hub).await {
-                    tracing::error!("the live page's bus reader stopped: {e}");
-                }
-            })
-        });
+        let bus_reader = bus.map(|cfg| tokio::spawn(read_bus(cfg, hub)));
         announce(&server.url(), token.is_some());
         shutdown.wait().await;
         if let Some(r) = bus_reader {
@@ -129,6 +123,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     });
     rt.shutdown_timeout(std::time::Duration::from_millis(200));
     result
+}
+
+/// Feeds the live page from the bus for as long as `serve` runs. The bus may not be up yet
+/// when `serve` starts, or may go away: each time the reader stops it starts again, after a
+/// pause that doubles up to 5 s (back to 100 ms once a reader has run for a minute).
+async fn read_bus(cfg: crate::bus::BusConfig, hub: LiveHub) {
+    use std::time::Duration;
+    const FIRST: Duration = Duration::from_millis(100);
+    let mut pause = FIRST;
+    loop {
+        let began = tokio::time::Instant::now();
+        match crate::bus::hub::feed_hub(cfg.clone(), hub.clone()).await {
+            Ok(()) => tracing::warn!("the live page's bus reader ended; starting it again"),
+            Err(e) => tracing::warn!("the live page's bus reader stopped: {e}; trying again"),
+        }
+        if began.elapsed() > Duration::from_secs(60) {
+            pause = FIRST;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// What the demo market looks like: the simulated exchange in this process.
