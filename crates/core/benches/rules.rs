@@ -5,7 +5,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Bencher, Criterion, Throughput, criterion_group, criterion_main};
 use manus_core::confluence::{Mode, Rule};
-use manus_core::rules::parse_file;
+use manus_core::rules::{RuleDef, parse_file};
 use manus_core::strategy::Strategy;
 use manus_core::{Candle, SignalEngine};
 
@@ -22,10 +22,22 @@ const EXAMPLES: &str = include_str!("../../../docs/examples/strategies.toml");
 /// Six more, so ten in all, covering the other functions.
 const MORE: &str = include_str!("more_rules.toml");
 
-fn warmed(s: &mut dyn Strategy, cs: &[Candle]) {
-    for c in cs {
+/// Times rule strategy `d` alone over `measured` once it has seen `warm`.
+fn alone_per_candle(b: &mut Bencher, d: &RuleDef, warm: &[Candle], measured: &[Candle]) {
+    let mut s = d.compile(d.hold).expect("compiles");
+    for c in warm {
         black_box(s.on_candle(c).expect("no error"));
     }
+    b.iter_batched(
+        || s.clone(),
+        |mut s| {
+            for c in measured {
+                black_box(s.on_candle(c).expect("no error"));
+            }
+            s
+        },
+        BatchSize::LargeInput,
+    )
 }
 
 /// Times `engine` over `measured` once it has seen `warm`.
@@ -65,18 +77,7 @@ fn rules(c: &mut Criterion) {
     let mut g = c.benchmark_group("rules");
     g.throughput(Throughput::Elements(measured.len() as u64));
     g.bench_function("trend_pullback_per_candle_warm", |b| {
-        let mut s = pullback.compile(pullback.hold).expect("compiles");
-        warmed(&mut s, warm);
-        b.iter_batched(
-            || s.clone(),
-            |mut s| {
-                for c in measured {
-                    black_box(s.on_candle(c).expect("no error"));
-                }
-                s
-            },
-            BatchSize::LargeInput,
-        )
+        alone_per_candle(b, pullback, warm, measured)
     });
     // The same strategy as live and backtests run it: in an engine, its nodes in the engine's
     // graph, with the engine's bookkeeping and confluence.
@@ -108,20 +109,7 @@ fn rules(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(measured.len() as u64));
     for d in &ten {
-        g.bench_function(d.id, |b| {
-            let mut s = d.compile(d.hold).expect("compiles");
-            warmed(&mut s, warm);
-            b.iter_batched(
-                || s.clone(),
-                |mut s| {
-                    for c in measured {
-                        black_box(s.on_candle(c).expect("no error"));
-                    }
-                    s
-                },
-                BatchSize::LargeInput,
-            )
-        });
+        g.bench_function(d.id, |b| alone_per_candle(b, d, warm, measured));
     }
     g.finish();
 }

@@ -34,6 +34,7 @@ pub(crate) mod weight;
 pub mod wire;
 
 pub use crate::venue::ExchangeKind;
+pub use backoff::Backoff;
 pub use diag::{CloseReason, FeedWarning};
 pub use driver::Feed;
 pub use error::FeedError;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use manus_core::{Interval, SignalEngine};
+use manus_exchange::feed::Backoff;
 use manus_exchange::sim::{FaultPlan, SimConfig, SimSource};
 
 use crate::exit::bad_input;
@@ -126,12 +127,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Feeds the live page from the bus for as long as `serve` runs. The bus may not be up yet
-/// when `serve` starts, or may go away: each time the reader stops it starts again, after a
-/// pause that doubles up to 5 s (back to 100 ms once a reader has run for a minute).
+/// when `serve` starts, or may go away: each time the reader stops it starts again after the
+/// feeds' reconnect backoff (100 ms doubling to 5 s, jittered; reset once a reader has run for
+/// a minute).
 async fn read_bus(cfg: crate::bus::BusConfig, hub: LiveHub) {
     use std::time::Duration;
-    const FIRST: Duration = Duration::from_millis(100);
-    let mut pause = FIRST;
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let began = tokio::time::Instant::now();
         match crate::bus::hub::feed_hub(cfg.clone(), hub.clone()).await {
@@ -139,10 +140,9 @@ async fn read_bus(cfg: crate::bus::BusConfig, hub: LiveHub) {
             Err(e) => tracing::warn!("the live page's bus reader stopped: {e}; trying again"),
         }
         if began.elapsed() > Duration::from_secs(60) {
-            pause = FIRST;
+            backoff.reset();
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(5));
+        tokio::time::sleep(backoff.next_delay()).await;
     }
 }
 

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-/// Reconnect delays.
+/// Reconnect delays (the feeds', and `serve --bus`'s bus reader's).
 #[derive(Debug, Clone)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     initial: Duration,
     max: Duration,
     attempt: u32,
